@@ -1,0 +1,38 @@
+# attest — the two commands of the README are `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test lint typecheck check completions man docs bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+## run: install into .venv and run the bundled example pipeline
+run: $(STAMP)
+	cd examples && ../$(BIN)/attest run
+
+## test: install into .venv and run the whole test suite
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check attest_cli tests benchmarks
+	$(BIN)/mypy
+
+check: lint test
+
+## completions / man: regenerate from the CLI itself (a test fails when they are stale)
+docs: $(STAMP)
+	$(BIN)/python -m attest_cli.docgen completions man
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/step_overhead.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache examples/.attest examples/dist

@@ -1,0 +1,1 @@
+"""The Typer layer: parse options, call one core function, render the result. No logic."""

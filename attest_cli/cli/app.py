@@ -1,0 +1,132 @@
+"""The root command and the one error boundary of attest.
+
+Every exception becomes one ``attest: error: ...`` line and the exit code its type
+carries; a traceback only with ``-v`` or ``ATTEST_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import typer
+
+from attest_cli import __version__
+from attest_cli.cli import (
+    analyze,
+    benchmark,
+    cache,
+    config,
+    health,
+    history,
+    init,
+    keys,
+    monitoring,
+    pipeline,
+    receipt,
+    run,
+    serve,
+    verify,
+)
+from attest_cli.context import AppContext
+from attest_cli.errors import AttestError, ExitCode
+
+app = typer.Typer(
+    name="attest",
+    help="Run pipelines whose every step is cached, signed and observable.",
+    no_args_is_help=True,
+    rich_markup_mode=None,  # plain help: keeps `attest --help` from importing rich
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"attest {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True,
+                                help="More output: step output and debug logs; -vv for trace."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors and the final result."),
+    config_file: Path | None = typer.Option(None, "--config", envvar="ATTEST_CONFIG",
+                                            help="Extra configuration file (above project)."),
+    working_dir: Path | None = typer.Option(None, "--working-dir", "-C",
+                                            help="Run as if started in this directory."),
+    version: bool = typer.Option(False, "--version", "-V", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    workdir = (working_dir or Path.cwd()).resolve()
+    if working_dir is not None and not workdir.is_dir():
+        raise AttestError(f"-C {working_dir}: not a directory")
+    ctx.obj = AppContext(workdir=workdir, config_file=config_file, verbose=verbose, quiet=quiet)
+
+
+app.command("run", help=run.HELP)(run.run)
+app.command("init", help=init.HELP)(init.init)
+app.add_typer(pipeline.app, name="pipeline", help=pipeline.HELP)
+app.add_typer(config.app, name="config", help=config.HELP)
+app.add_typer(cache.app, name="cache", help=cache.HELP)
+app.add_typer(keys.app, name="keys", help=keys.HELP)
+app.command("verify", help=verify.HELP)(verify.verify)
+app.add_typer(receipt.app, name="receipt", help=receipt.HELP)
+app.command("history", help=history.HELP)(history.history)
+app.command("serve", help=serve.HELP)(serve.serve)
+app.command("health", help=health.HELP)(health.health)
+app.add_typer(monitoring.app, name="monitoring", help=monitoring.HELP)
+app.command("analyze", help=analyze.HELP)(analyze.analyze)
+app.add_typer(benchmark.app, name="benchmark", help=benchmark.HELP)
+
+
+def _debug(argv: list[str]) -> bool:
+    if os.environ.get("ATTEST_DEBUG") == "1":
+        return True
+    for arg in argv:
+        if arg == "--":
+            break
+        if arg == "--verbose" or (arg.startswith("-") and not arg.startswith("--")
+                                  and "v" in arg[1:] and arg[1:].isalpha()):
+            return True
+    return False
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the app and map every outcome to an exit code."""
+    from typer._click import exceptions as click_exc
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = typer.main.get_command(app)
+    code: int
+    try:
+        rv = command.main(args=args, prog_name="attest", standalone_mode=False)
+        code = rv if isinstance(rv, int) else 0
+    except AttestError as exc:
+        if _debug(args):
+            traceback.print_exc()
+        sys.stderr.write(f"attest: error: {exc}\n")
+        code = int(exc.exit_code)
+    except click_exc.ClickException as exc:
+        exc.show()
+        code = ExitCode.USAGE if exc.exit_code in (1, 2) else exc.exit_code
+    except (click_exc.TyperException, typer.Abort):
+        code = ExitCode.FAILURE
+    except KeyboardInterrupt:
+        sys.stderr.write("attest: interrupted\n")
+        code = ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        code = ExitCode.FAILURE
+    except Exception as exc:  # the last line of defence: still one line, unless -v
+        if _debug(args):
+            traceback.print_exc()
+        sys.stderr.write(f"attest: internal error: {type(exc).__name__}: {exc} "
+                         "(run with -v for the traceback)\n")
+        code = ExitCode.FAILURE
+    sys.stdout.flush()
+    sys.exit(code)

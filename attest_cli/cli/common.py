@@ -1,0 +1,53 @@
+"""Small pieces every command module shares: the context, logging set-up, output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import typer
+
+from attest_cli.config.layers import Settings
+from attest_cli.context import AppContext
+from attest_cli.errors import NotAvailableError
+from attest_cli.observability import logging as attest_logging
+
+
+def app_context(ctx: typer.Context) -> AppContext:
+    """The :class:`AppContext` built by the root callback (a default one in isolation)."""
+    obj = ctx.find_root().obj
+    if isinstance(obj, AppContext):
+        return obj
+    return AppContext()
+
+
+def configure_logging(app: AppContext, settings: Settings | None = None, *,
+                      level: str | None = None, log_format: str | None = None) -> str:
+    """Apply the log level precedence: ``--log-level`` > ``-v``/``-q`` > env > config."""
+    chosen = level
+    if chosen is None and app.verbose:
+        chosen = "trace" if app.verbose > 1 else "debug"
+    if chosen is None and app.quiet:
+        chosen = "error"
+    if chosen is None:
+        if settings is not None:
+            chosen = settings["log_level"]
+        else:
+            env = app.environ.get("ATTEST_LOG_LEVEL", "").lower()
+            chosen = env if env in attest_logging.LEVELS else "info"
+    fmt = log_format or (settings["log_format"] if settings is not None else
+                         app.environ.get("ATTEST_LOG_FORMAT", "auto"))
+    if fmt not in ("auto", "text", "json"):
+        fmt = "auto"
+    return attest_logging.configure(chosen, fmt, stream=None)
+
+
+def not_available(what: str, issue: int) -> None:
+    """Registered but not built yet: say so and exit 2 rather than pretend."""
+    raise NotAvailableError(f"'{what}' is not available yet in this version of attest "
+                            f"(tracked as issue #{issue})")
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")

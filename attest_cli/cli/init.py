@@ -1,0 +1,20 @@
+"""``attest init``: write a sample pipeline and project configuration."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from attest_cli.cli.common import app_context
+
+HELP = "Write a sample attest.yaml and .attest/config.yaml (refuses to overwrite)."
+
+
+def init(ctx: typer.Context, force: bool = typer.Option(False, "--force",
+                                                        help="Overwrite existing files.")) -> None:
+    from attest_cli.scaffold import write_scaffold
+
+    app = app_context(ctx)
+    for path in write_scaffold(app.workdir, force=force):
+        sys.stdout.write(f"wrote {app.display(path)}\n")

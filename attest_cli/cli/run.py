@@ -1,0 +1,152 @@
+"""``attest run``: parse the options, delegate to :mod:`attest_cli.run`, map the outcome."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from attest_cli.cli.common import app_context, configure_logging, not_available
+
+HELP = "Execute the pipeline's steps as a DAG, in parallel, skipping unchanged steps."
+
+
+class Profile(str, Enum):
+    cpu = "cpu"
+    memory = "memory"
+
+
+class LogFormat(str, Enum):
+    auto = "auto"
+    text = "text"
+    json = "json"
+
+
+class LogLevel(str, Enum):
+    trace = "trace"
+    debug = "debug"
+    info = "info"
+    warn = "warn"
+    error = "error"
+
+
+def run(
+    ctx: typer.Context,
+    pipeline: Path | None = typer.Option(None, "--pipeline", "-p",
+                                         help="Pipeline file [default: attest.yaml]."),
+    parallel: int | None = typer.Option(None, "--parallel", "-j", min=1,
+                                        help="Steps at once [default: CPU count]."),
+    step: list[str] = typer.Option([], "--step", help="Run only this step and its needs "
+                                   "(repeatable)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; run nothing."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Neither look up nor store."),
+    keep_going: bool = typer.Option(False, "--keep-going", help="After a failure, still run "
+                                    "every step that does not depend on it."),
+    timeout: float | None = typer.Option(None, "--timeout", min=0.001, help="Seconds each step "
+                                         "may run when it sets no timeout of its own."),
+    sign: bool = typer.Option(False, "--sign", help="Write an Ed25519-signed receipt."),
+    verify: bool = typer.Option(False, "--verify", help="Verify the run's receipt at the end; "
+                                "fail the run if verification fails."),
+    policy: Path | None = typer.Option(None, "--policy", help="Policy file for --verify."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Also write the receipt "
+                                       "here (.yaml or .json)."),
+    expires_in: str | None = typer.Option(None, "--expires-in", help="Receipt lifetime "
+                                          "(e.g. 30d)."),
+    report: Path | None = typer.Option(None, "--report", help="Also write the run report JSON "
+                                       "here."),
+    trace: bool = typer.Option(False, "--trace", help="Export an OpenTelemetry trace."),
+    profile: Profile | None = typer.Option(None, "--profile", help="Profile attest itself: "
+                                           "cpu (pyinstrument) or memory (memray)."),
+    profile_output: Path | None = typer.Option(None, "--profile-output",
+                                               help="Where the profile goes."),
+    native: bool = typer.Option(False, "--native", help="memray: record native frames."),
+    log_level: LogLevel | None = typer.Option(None, "--log-level", help="Lowest level logged."),
+    log_format: LogFormat | None = typer.Option(None, "--log-format", help="auto, text or json."),
+    metrics_file: Path | None = typer.Option(None, "--metrics-file", help="Write Prometheus "
+                                             "text format here (textfile collector)."),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True,
+                                help="Stream step output and debug logs (-vv: trace)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only failures and errors."),
+) -> None:
+    from attest_cli import run as run_service
+    from attest_cli.errors import Interrupted, PipelineFailed
+
+    app = app_context(ctx)
+    app.verbose = max(app.verbose, verbose)
+    app.quiet = app.quiet or quiet
+    # Options whose feature has not landed yet refuse to run instead of being ignored.
+    unbuilt = {"--sign": (sign or expires_in is not None, 5), "--verify": (verify, 5),
+               "--policy": (policy is not None, 5), "--output": (output is not None, 5),
+               "--trace": (trace, 7), "--profile": (profile is not None, 8),
+               "--metrics-file": (metrics_file is not None, 6)}
+    for flag, (used, issue) in unbuilt.items():
+        if used:
+            not_available(f"attest run {flag}", issue)
+    options = run_service.RunOptions(
+        pipeline=str(pipeline) if pipeline else None, parallel=parallel, steps=list(step),
+        dry_run=dry_run, no_cache=no_cache, keep_going=keep_going, timeout=timeout, sign=sign,
+        verify=verify, policy=str(policy) if policy else None,
+        output=str(output) if output else None, report=str(report) if report else None,
+        trace=trace, profile=profile.value if profile else None,
+        profile_output=str(profile_output) if profile_output else None,
+        metrics_file=str(metrics_file) if metrics_file else None, expires_in=expires_in,
+    )
+    configure_logging(app, level=log_level.value if log_level else None,
+                      log_format=log_format.value if log_format else None)
+    loaded = run_service.load(app, options)
+    configure_logging(app, loaded[1], level=log_level.value if log_level else None,
+                      log_format=log_format.value if log_format else None)
+    if dry_run:
+        _print_plan(app, options)
+        return
+    if profile is not None:
+        from attest_cli.profiling.session import profiled
+
+        report_obj = profiled(app, options, loaded, native=native,
+                              view_factory=lambda: _view(app))
+    else:
+        report_obj = _execute(app, options, loaded)
+    if report_obj.status == "interrupted":
+        raise Interrupted(report_obj.interrupted_by or 2)
+    if report_obj.status != "success":
+        failed = [s.name for s in report_obj.steps if s.status == "failure"]
+        raise PipelineFailed(f"pipeline '{report_obj.pipeline}' failed"
+                             + (f": {', '.join(failed)}" if failed else ""))
+
+
+def _view(app):  # type: ignore[no-untyped-def]
+    from attest_cli.ui.progress import choose_view
+
+    return choose_view(sys.stderr, quiet=app.quiet, verbose=bool(app.verbose),
+                       environ=app.environ)
+
+
+def _execute(app, options, loaded):  # type: ignore[no-untyped-def]
+    from attest_cli import run as run_service
+    from attest_cli.ui.progress import LiveView
+
+    view = _view(app)
+    if isinstance(view, LiveView):
+        view.start()
+    try:
+        return run_service.execute(app, options, view=view, loaded=loaded)
+    finally:
+        if isinstance(view, LiveView):
+            view.stop()
+
+
+def _print_plan(app, options) -> None:  # type: ignore[no-untyped-def]
+    from attest_cli import run as run_service
+
+    pipeline, steps = run_service.plan(app, options)
+    out = sys.stdout
+    out.write(f"{pipeline.name}: {len(steps)} step(s) would run (dry run, nothing executed)\n")
+    for s in steps:
+        needs = f"  needs: {', '.join(s.needs)}" if s.needs else ""
+        extra = [] if s.cache else ["cache off"]
+        if s.timeout:
+            extra.append(f"timeout {s.timeout:g}s")
+        suffix = f"  ({', '.join(extra)})" if extra else ""
+        out.write(f"  [{s.level + 1}] {s.name}: {s.command}{needs}{suffix}\n")

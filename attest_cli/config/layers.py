@@ -1,0 +1,213 @@
+"""The configuration layers and their merge (SPEC §4), remembering each value's origin.
+
+Lowest first: defaults < user file < sections of ``attest.yaml`` < project file
+(``.attest/config.yaml``) < ``--config``/``ATTEST_CONFIG`` < environment < flags.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from attest_cli.atomic import write_atomic
+from attest_cli.config.schema import ENV_ALIASES, KEYS, env_name, lookup, suggest
+from attest_cli.errors import ConfigError, InputError
+from attest_cli.yamlfile import LocatedYAML, load_yaml
+
+PROJECT_FILE = Path(".attest") / "config.yaml"
+
+
+def user_config_path(environ: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_CONFIG_HOME/attest/config.yaml`` (``~/.config`` when unset)."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".config")
+    return Path(base) / "attest" / "config.yaml"
+
+
+@dataclass
+class Settings:
+    """The merged configuration: a typed value and an origin for every key."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    origins: dict[str, str] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> Any:
+        lookup(key)
+        return self.values[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def section(self, prefix: str) -> dict[str, Any]:
+        """Values under ``prefix.`` with the prefix stripped."""
+        p = prefix + "."
+        return {k[len(p):]: v for k, v in self.values.items() if k.startswith(p)}
+
+    def set(self, key: str, value: Any, origin: str) -> None:
+        spec = lookup(key)
+        try:
+            self.values[key] = spec.coerce(value)
+        except ValueError as exc:
+            raise ConfigError(f"{origin}: {key}: {exc}") from None
+        self.origins[key] = origin
+
+
+def defaults() -> Settings:
+    s = Settings()
+    for key, spec in KEYS.items():
+        s.values[key] = spec.coerce(spec.default) if spec.default != "" else spec.default
+        s.origins[key] = "default"
+    return s
+
+
+def flatten_sections(doc: LocatedYAML, data: Mapping[str, Any], *, prefix: tuple[str, ...] = (),
+                     allowed_top: set[str] | None = None) -> dict[str, tuple[Any, int | None]]:
+    """Turn nested sections into ``{dotted.key: (raw value, line)}``, rejecting unknown keys."""
+    out: dict[str, tuple[Any, int | None]] = {}
+    for raw_key, value in data.items():
+        key = str(raw_key)
+        path = (*prefix, key)
+        dotted = ".".join(path)
+        if not prefix and allowed_top is not None and key not in allowed_top:
+            continue
+        if dotted in KEYS:
+            out[dotted] = (value, doc.line(*path))
+            continue
+        children = [k for k in KEYS if k.startswith(dotted + ".")]
+        if children and isinstance(value, dict):
+            out.update(flatten_sections(doc, value, prefix=path))
+            continue
+        if children:
+            raise doc.error("expected a mapping of settings", *path)
+        candidates = [k for k in KEYS if k.count(".") == dotted.count(".")]
+        raise doc.error(f"unknown configuration key{suggest(dotted, candidates)}", *path)
+    return out
+
+
+def apply_file(settings: Settings, doc: LocatedYAML, origin: str,
+               *, allowed_top: set[str] | None = None) -> None:
+    if doc.data is None:
+        return
+    if not isinstance(doc.data, dict):
+        raise InputError("expected a mapping of settings", path=doc.path, line=1)
+    for key, (raw, line) in flatten_sections(doc, doc.data, allowed_top=allowed_top).items():
+        spec = KEYS[key]
+        try:
+            settings.values[key] = spec.coerce(raw)
+        except ValueError as exc:
+            raise InputError(str(exc), path=doc.path, line=line, key=key) from None
+        settings.origins[key] = origin
+
+
+def apply_env(settings: Settings, environ: Mapping[str, str]) -> None:
+    names = {env_name(k): k for k in KEYS}
+    names.update(ENV_ALIASES)
+    for var, key in names.items():
+        if var in environ and environ[var] != "":
+            try:
+                settings.values[key] = KEYS[key].coerce(environ[var])
+            except ValueError as exc:
+                raise ConfigError(f"environment {var}: {exc}") from None
+            settings.origins[key] = f"env {var}"
+
+
+@dataclass
+class ConfigSources:
+    """Where each layer lives for one invocation (built once by the CLI, passed down)."""
+
+    workdir: Path
+    explicit: Path | None = None  # --config or ATTEST_CONFIG
+    pipeline_doc: LocatedYAML | None = None
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    flags: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def project_file(self) -> Path:
+        return self.workdir / PROJECT_FILE
+
+    @property
+    def user_file(self) -> Path:
+        return user_config_path(self.environ)
+
+
+# Sections of attest.yaml that configure attest rather than describe the pipeline.
+PIPELINE_SECTIONS = {"cache", "monitoring", "tracing", "health", "signing", "history", "profiling"}
+
+
+def load_settings(sources: ConfigSources) -> Settings:
+    """Merge every layer; errors name the file, line and key."""
+    settings = defaults()
+    if sources.user_file.is_file():
+        apply_file(settings, load_yaml(sources.user_file), f"user {sources.user_file}")
+    if sources.pipeline_doc is not None and isinstance(sources.pipeline_doc.data, dict):
+        apply_file(settings, sources.pipeline_doc, f"pipeline {sources.pipeline_doc.path}",
+                   allowed_top=PIPELINE_SECTIONS)
+    if sources.project_file.is_file():
+        apply_file(settings, load_yaml(sources.project_file), f"project {sources.project_file}")
+    explicit = sources.explicit
+    if explicit is None and sources.environ.get("ATTEST_CONFIG"):
+        explicit = Path(sources.environ["ATTEST_CONFIG"])
+    if explicit is not None:
+        apply_file(settings, load_yaml(explicit), f"file {explicit}")
+    apply_env(settings, sources.environ)
+    for key, value in sources.flags.items():
+        if value is not None:
+            settings.set(key, value, "flag")
+    return settings
+
+
+def _read_plain(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    doc = load_yaml(path)
+    if doc.data is None:
+        return {}
+    if not isinstance(doc.data, dict):
+        raise InputError("expected a mapping of settings", path=str(path), line=1)
+    return doc.data
+
+
+def write_key(path: Path, key: str, value: Any | None) -> Any:
+    """Set (or with ``value=None`` remove) ``key`` in the nested YAML file at ``path``.
+
+    The value is validated against the schema first, so a file is never left holding a
+    value attest would later reject.
+    """
+    spec = lookup(key)
+    data = _read_plain(path)
+    parts = key.split(".")
+    node = data
+    coerced = None
+    if value is not None:
+        try:
+            coerced = spec.coerce(value)
+        except ValueError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[parts[-1]] = coerced
+    else:
+        trail = []
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                raise ConfigError(f"{key} is not set in {path}")
+            trail.append((node, part))
+            node = child
+        if parts[-1] not in node:
+            raise ConfigError(f"{key} is not set in {path}")
+        del node[parts[-1]]
+        for parent, part in reversed(trail):
+            if not parent[part]:
+                del parent[part]
+    write_atomic(path, yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
+    return coerced

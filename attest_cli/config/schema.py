@@ -1,0 +1,243 @@
+"""Every configuration key attest knows, with its type, default and meaning.
+
+This table is the single source of truth: validation, ``attest config list``, the README's
+key reference and completion of key names are all derived from it. Keys are dotted paths
+mirroring the nested YAML sections of the seed (``monitoring.prometheus.enabled``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from attest_cli.errors import ConfigError
+
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_DURATION_UNITS = {"": 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0,
+                   "w": 7 * 86400.0}
+
+
+def parse_size(value: Any) -> int:
+    """Parse ``10GB``/``512MiB``/``1000`` into bytes (decimal and binary units)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as 10GB")
+    if isinstance(value, int):
+        return value
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(value))
+    if not m or m.group(2).lower() not in _SIZE_UNITS:
+        raise ValueError("expected a size such as 10GB, 512MiB or a byte count")
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+
+
+def parse_duration(value: Any) -> float:
+    """Parse ``90``, ``1.5s``, ``250ms``, ``24h``, ``7d`` into seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s or 24h")
+    if isinstance(value, int | float):
+        return float(value)
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(value))
+    if not m or m.group(2).lower() not in _DURATION_UNITS:
+        raise ValueError("expected a duration such as 30s, 15m, 24h or 7d")
+    return float(m.group(1)) * _DURATION_UNITS[m.group(2).lower()]
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"true", "yes", "on", "1"}:
+        return True
+    if text in {"false", "no", "off", "0"}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("expected an integer")
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise ValueError("expected an integer") from None
+
+
+def _float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("expected a number")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError("expected a number") from None
+
+
+def _str(value: Any) -> str:
+    if isinstance(value, dict | list):
+        raise ValueError("expected a string")
+    return "" if value is None else str(value)
+
+
+def _str_list(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
+        return [str(v) for v in value]
+    raise ValueError("expected a list of strings (or a comma-separated string)")
+
+
+def _str_map(value: Any) -> dict[str, str]:
+    if isinstance(value, str):
+        out: dict[str, str] = {}
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            if "=" not in part:
+                raise ValueError("expected key=value pairs separated by commas")
+            k, v = part.split("=", 1)
+            out[k.strip()] = v.strip()
+        return out
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items()}
+    raise ValueError("expected a mapping (or key=value,key2=value2)")
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key: how to parse it, its default and what it is for."""
+
+    name: str
+    kind: str  # bool, int, float, str, size, duration, list, map, enum
+    default: Any
+    doc: str
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    secret: bool = False
+    parse: Callable[[Any], Any] = field(default=_str, repr=False, compare=False)
+
+    def coerce(self, value: Any) -> Any:
+        """Parse a raw value (from YAML, env or the command line) or raise ``ValueError``."""
+        if self.kind == "enum":
+            text = str(value).strip().lower() if not isinstance(value, bool) else str(value)
+            if text not in self.choices:
+                raise ValueError(f"expected one of {', '.join(self.choices)}")
+            return text
+        parsed = self.parse(value)
+        if self.minimum is not None and parsed < self.minimum:
+            raise ValueError(f"must be >= {self.minimum:g}")
+        if self.maximum is not None and parsed > self.maximum:
+            raise ValueError(f"must be <= {self.maximum:g}")
+        return parsed
+
+
+_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "bool": _bool, "int": _int, "float": _float, "str": _str, "size": parse_size,
+    "duration": parse_duration, "list": _str_list, "map": _str_map, "enum": _str,
+}
+
+
+def _k(name: str, kind: str, default: Any, doc: str, **kw: Any) -> Key:
+    return Key(name=name, kind=kind, default=default, doc=doc, parse=_PARSERS[kind], **kw)
+
+
+LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
+
+KEYS: dict[str, Key] = {k.name: k for k in [
+    _k("log_level", "enum", "info", "Lowest level logged (trace, debug, info, warn, error).",
+       choices=LOG_LEVELS),
+    _k("log_format", "enum", "auto", "auto: JSON when stderr is not a terminal, else text.",
+       choices=("auto", "text", "json")),
+    _k("parallel", "int", 0, "Steps run at once; 0 means the CPU count.", minimum=0),
+    _k("cache.enabled", "bool", True, "Use the step cache at all."),
+    _k("cache.backend", "enum", "local", "Where entries live: local, redis or s3.",
+       choices=("local", "redis", "s3")),
+    _k("cache.dir", "str", ".attest/cache", "Local cache directory (first tier of remotes)."),
+    _k("cache.max_size", "size", "10GB", "Local cache size; least recently used entries go."),
+    _k("cache.retention_days", "int", 30, "Entries unused this long are pruned (and Redis TTL).",
+       minimum=0),
+    _k("cache.compression", "enum", "none", "Compress stored blobs: none or zstd.",
+       choices=("none", "zstd")),
+    _k("cache.endpoint", "str", "", "Redis endpoint: host:port, redis:// or rediss:// URL."),
+    _k("cache.bucket", "str", "", "S3 bucket of the s3 backend."),
+    _k("cache.region", "str", "", "S3 region (default: the AWS chain's)."),
+    _k("cache.prefix", "str", "attest/", "Key prefix inside the bucket or Redis database."),
+    _k("cache.endpoint_url", "str", "", "S3-compatible endpoint URL (MinIO, moto, ...)."),
+    _k("cache.timeout", "duration", 5.0, "Timeout of each remote cache call, in seconds.",
+       minimum=0),
+    _k("cache.mode", "enum", "read-write", "read-write, or read-only for untrusted builds.",
+       choices=("read-write", "read-only")),
+    _k("cache.required", "bool", False, "Fail the run when the remote backend is unreachable."),
+    _k("monitoring.prometheus.enabled", "bool", False, "Serve /metrics live during attest run."),
+    _k("monitoring.prometheus.endpoint", "str", ":9090", "host:port or :port to listen on."),
+    _k("monitoring.prometheus.path", "str", "/metrics", "HTTP path of the metrics."),
+    _k("monitoring.prometheus.namespace", "str", "attest", "Prefix of every metric name."),
+    _k("monitoring.prometheus.pushgateway", "str", "", "Pushgateway URL; push after every run."),
+    _k("monitoring.prometheus.job", "str", "attest", "Pushgateway job label."),
+    _k("monitoring.prometheus.instance", "str", "", "Runner identity for pushes (default: host)."),
+    _k("history.path", "str", ".attest/history.db", "SQLite run history."),
+    _k("history.retention_days", "int", 90, "Runs older than this are deleted.", minimum=0),
+    _k("tracing.enabled", "bool", False, "Export OpenTelemetry traces of every run."),
+    _k("tracing.service_name", "str", "attest", "service.name resource attribute."),
+    _k("tracing.exporter.type", "enum", "otlp", "otlp, jaeger, zipkin, console or file.",
+       choices=("otlp", "jaeger", "zipkin", "console", "file")),
+    _k("tracing.exporter.endpoint", "str", "", "Collector URL (file: the output path)."),
+    _k("tracing.exporter.protocol", "enum", "http/protobuf", "OTLP protocol.",
+       choices=("http/protobuf", "grpc")),
+    _k("tracing.exporter.headers", "map", {}, "Extra exporter headers (key=value,...).",
+       secret=True),
+    _k("tracing.exporter.timeout", "duration", 5.0, "Bound on export and shutdown flush.",
+       minimum=0),
+    _k("tracing.sampling.rate", "float", 1.0, "Fraction of traces kept (0..1).",
+       minimum=0.0, maximum=1.0),
+    _k("tracing.sampling.always_sample_errors", "bool", True,
+       "Keep every trace with an error, whatever the rate."),
+    _k("tracing.max_buffered_spans", "int", 10000,
+       "Spans held per trace while the keep/drop decision waits.", minimum=1),
+    _k("health.enabled", "bool", True, "Serve the health endpoints beside /metrics."),
+    _k("health.endpoints.liveness", "str", "/health/live", "Liveness path."),
+    _k("health.endpoints.readiness", "str", "/health/ready", "Readiness path."),
+    _k("health.endpoints.metrics", "str", "/metrics", "Metrics path on the health server."),
+    _k("health.timeout", "duration", 2.0, "Timeout of each readiness check.", minimum=0),
+    _k("signing.key", "str", ".attest/keys/private.key", "Ed25519 private key used by --sign."),
+    _k("signing.trusted_keys", "list", [], "Public keys whose receipts are trusted."),
+    _k("signing.expires_in", "str", "", "Receipt lifetime, e.g. 30d (empty: never expires)."),
+    _k("profiling.interval", "duration", 0.001, "pyinstrument sampling interval (seconds).",
+       minimum=0.0001),
+    _k("profiling.native", "bool", False, "memray: record native stack frames."),
+]}
+
+# Environment variables named in the SPEC that are shorter than the generic ATTEST_A__B form.
+ENV_ALIASES: dict[str, str] = {
+    "ATTEST_LOG_LEVEL": "log_level",
+    "ATTEST_LOG_FORMAT": "log_format",
+    "ATTEST_CACHE_DIR": "cache.dir",
+    "ATTEST_SIGNING_KEY": "signing.key",
+    "ATTEST_PARALLEL": "parallel",
+}
+
+
+def env_name(key: str) -> str:
+    """The generic environment variable of a key: ``cache.dir`` -> ``ATTEST_CACHE__DIR``."""
+    return "ATTEST_" + key.upper().replace(".", "__")
+
+
+def lookup(key: str) -> Key:
+    """Return the schema entry for ``key`` or raise with a did-you-mean hint."""
+    try:
+        return KEYS[key]
+    except KeyError:
+        raise ConfigError(f"unknown configuration key '{key}'{suggest(key, KEYS)}") from None
+
+
+def suggest(word: str, candidates: Any) -> str:
+    """A ``(did you mean 'x'?)`` suffix, or an empty string when nothing is close."""
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def section_names() -> set[str]:
+    """Top-level section names (``cache``, ``monitoring``...) that may appear in files."""
+    return {k.split(".", 1)[0] for k in KEYS}

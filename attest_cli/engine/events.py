@@ -1,0 +1,125 @@
+"""Typed, immutable run events and the bus that delivers them to observers.
+
+The engine publishes; progress views, logs, metrics, traces, history and the run report
+observe. An observer that raises is reported once and never breaks the run (the same rule
+as OpenTelemetry's span processors).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from attest_cli.engine.report import RunReport, StepResult
+    from attest_cli.pipeline.model import Pipeline
+
+log = logging.getLogger("attest.engine")
+
+
+@dataclass(frozen=True)
+class Event:
+    at: float = field(default_factory=time.time, kw_only=True)
+
+
+@dataclass(frozen=True)
+class RunStarted(Event):
+    run_id: str
+    pipeline: Pipeline
+    selected: tuple[str, ...]
+    parallel: int
+    report: RunReport
+
+
+@dataclass(frozen=True)
+class StepStarted(Event):
+    run_id: str
+    step: str
+    command: str  # secrets masked
+    slot: int
+
+
+@dataclass(frozen=True)
+class StepOutput(Event):
+    step: str
+    line: str  # one line, without the newline, secrets masked
+
+
+@dataclass(frozen=True)
+class CacheChecked(Event):
+    step: str
+    backend: str
+    hit: bool
+    key: str | None
+    reason: str | None  # on a miss: what differs from the last stored entry
+    duration: float
+    components: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class CacheStored(Event):
+    step: str
+    backend: str
+    key: str
+    bytes: int
+    duration: float
+    stored: bool = True
+    reason: str | None = None  # why not stored, when stored is False
+
+
+@dataclass(frozen=True)
+class StepFinished(Event):
+    run_id: str
+    result: StepResult
+
+
+@dataclass(frozen=True)
+class RunFinished(Event):
+    report: RunReport
+
+
+@dataclass(frozen=True)
+class VerificationFinished(Event):
+    """One verification: ``kind`` is signature, receipt or policy."""
+
+    kind: str
+    ok: bool
+    reason: str | None
+    duration: float
+
+
+@dataclass(frozen=True)
+class ReceiptSigned(Event):
+    path: str
+    duration: float
+
+
+Observer = Callable[[Event], None]
+
+
+class EventBus:
+    """Synchronous, serialized delivery: observers see events one at a time, in order."""
+
+    def __init__(self) -> None:
+        self._observers: list[Observer] = []
+        self._lock = threading.RLock()
+        self._broken: set[int] = set()
+
+    def subscribe(self, observer: Observer) -> None:
+        self._observers.append(observer)
+
+    def publish(self, event: Event) -> None:
+        with self._lock:
+            for observer in self._observers:
+                try:
+                    observer(event)
+                except Exception as exc:
+                    if id(observer) not in self._broken:
+                        self._broken.add(id(observer))
+                        name = getattr(observer, "__qualname__", type(observer).__name__)
+                        log.warning("observer %s failed and was skipped: %s", name, exc,
+                                    exc_info=log.isEnabledFor(logging.DEBUG))

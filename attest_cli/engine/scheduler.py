@@ -1,0 +1,239 @@
+"""Run the selected steps of a pipeline as a DAG, at most ``parallel`` at a time.
+
+The main thread schedules; each started step runs in its own worker thread (which mostly
+waits on its process). A failure stops scheduling new steps unless ``keep_going``; steps
+whose needs failed are ``skipped``. Everything observable is published on the event bus.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from attest_cli.engine.events import (
+    CacheChecked,
+    CacheStored,
+    EventBus,
+    StepFinished,
+    StepOutput,
+    StepStarted,
+)
+from attest_cli.engine.interfaces import CacheDecision, EnvProvider, StepCache, StepContext
+from attest_cli.engine.masking import SecretMasker
+from attest_cli.engine.process import ProcessRegistry, run_command
+from attest_cli.engine.report import RunReport, StepResult
+from attest_cli.pipeline.model import Pipeline, Step
+
+log = logging.getLogger("attest.pipeline")
+
+
+@dataclass
+class SchedulerOptions:
+    parallel: int
+    logs_dir: Path
+    keep_going: bool = False
+    default_timeout: float | None = None  # --timeout: for steps without their own
+    use_cache: bool = True
+    base_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+class Scheduler:
+    """Executes one run; create a new instance per run."""
+
+    def __init__(self, pipeline: Pipeline, order: Sequence[str], report: RunReport,
+                 bus: EventBus, options: SchedulerOptions, *, cache: StepCache | None = None,
+                 env_providers: Sequence[EnvProvider] = (),
+                 masker: SecretMasker | None = None) -> None:
+        self.pipeline = pipeline
+        self.order = list(order)
+        self.report = report
+        self.bus = bus
+        self.options = options
+        self.cache = cache
+        self.env_providers = list(env_providers)
+        self.masker = masker or SecretMasker()
+        self.registry = ProcessRegistry()
+        self.interrupted: int | None = None
+        self._done: queue.Queue[tuple[str, StepResult]] = queue.Queue()
+
+    # -- signals -------------------------------------------------------------------------
+    def interrupt(self, signum: int) -> None:
+        """Stop starting steps and kill running process groups (safe from a signal handler)."""
+        if self.interrupted is None:
+            self.interrupted = signum
+        threading.Thread(target=self.registry.terminate_all, name="attest-terminate",
+                         daemon=True).start()
+
+    # -- main loop -----------------------------------------------------------------------
+    def run(self) -> RunReport:
+        selected = set(self.order)
+        pending = list(self.order)
+        results: dict[str, StepResult] = {}
+        running: dict[str, int] = {}  # step -> slot
+        free_slots = list(range(self.options.parallel))
+        stop_reason: str | None = None
+        while pending or running:
+            if self.interrupted is not None and stop_reason is None:
+                stop_reason = "the run was interrupted"
+            for name in list(pending):
+                step = self.pipeline.steps[name]
+                needs = [d for d in step.needs if d in selected]
+                bad = [d for d in needs if d in results and not results[d].ok]
+                if bad or stop_reason:
+                    reason = (f"needs '{bad[0]}', which did not succeed" if bad
+                              else f"not started: {stop_reason}")
+                    results[name] = self._skip(step, reason)
+                    pending.remove(name)
+                    continue
+                if len(running) >= self.options.parallel:
+                    continue
+                if all(d in results for d in needs):
+                    slot = free_slots.pop(0)
+                    running[name] = slot
+                    pending.remove(name)
+                    upstream = {d: results[d] for d in needs}
+                    threading.Thread(target=self._work, args=(step, slot, upstream),
+                                     name=f"attest-step-{name}", daemon=True).start()
+            if not running:
+                continue
+            try:
+                name, result = self._done.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            free_slots.append(running.pop(name))
+            free_slots.sort()
+            results[name] = result
+            self.bus.publish(StepFinished(run_id=self.report.run_id, result=result))
+            if result.status == "failure" and not self.options.keep_going and not stop_reason:
+                stop_reason = f"step '{name}' failed"
+        self.report.steps = [results[n] for n in self.order if n in results]
+        return self.report
+
+    def _skip(self, step: Step, reason: str) -> StepResult:
+        result = StepResult(name=step.name, command=self.masker(step.run), status="skipped",
+                            reason=reason)
+        self.bus.publish(StepFinished(run_id=self.report.run_id, result=result))
+        return result
+
+    # -- one step (worker thread) --------------------------------------------------------
+    def _env_for(self, step: Step) -> dict[str, str]:
+        env = dict(self.options.base_env)
+        env.update(self.pipeline.env)
+        env.update(step.env)
+        env["ATTEST_RUN_ID"] = self.report.run_id
+        env["ATTEST_STEP"] = step.name
+        env["ATTEST_PIPELINE"] = self.pipeline.name
+        return env
+
+    def _work(self, step: Step, slot: int, upstream: dict[str, StepResult]) -> None:
+        try:
+            result = self._run_step(step, slot, upstream)
+        except Exception as exc:  # never lose a step: report it as failed
+            log.error("step %s could not run: %s", step.name, exc,
+                      exc_info=log.isEnabledFor(logging.DEBUG))
+            result = StepResult(name=step.name, command=self.masker(step.run), status="failure",
+                                exit_code=None, slot=slot, reason=f"internal error: {exc}")
+        self._done.put((step.name, result))
+
+    def _run_step(self, step: Step, slot: int, upstream: dict[str, StepResult]) -> StepResult:
+        masked_cmd = self.masker(step.run)
+        log_path = self.options.logs_dir / f"{step.name}.log"
+        result = StepResult(name=step.name, command=masked_cmd, slot=slot,
+                            started_at=time.time(), log_file=str(log_path))
+        self.bus.publish(StepStarted(run_id=self.report.run_id, step=step.name,
+                                     command=masked_cmd, slot=slot))
+        env = self._env_for(step)
+        ctx = StepContext(run_id=self.report.run_id, pipeline=self.pipeline, step=step, env=env,
+                          workdir=self.pipeline.root, upstream=upstream)
+        decision = self._lookup(ctx)
+        if decision is not None and decision.hit:
+            return self._replay(step, result, decision, log_path)
+        for provider in self.env_providers:
+            env.update(provider(step.name))
+        timeout = step.timeout or self.options.default_timeout
+        outcome = run_command(
+            step.run, cwd=self.pipeline.root, env=env, log_path=log_path, timeout=timeout,
+            registry=self.registry, mask=self.masker,
+            on_line=lambda line: self.bus.publish(StepOutput(step=step.name, line=line)),
+        )
+        result.finished_at = time.time()
+        result.exit_code = outcome.exit_code
+        result.wall_seconds = outcome.wall_seconds
+        result.cpu_user_seconds = outcome.cpu_user_seconds
+        result.cpu_system_seconds = outcome.cpu_system_seconds
+        result.max_rss_bytes = outcome.max_rss_bytes
+        result.timed_out = outcome.timed_out
+        result.signal = outcome.signal
+        if outcome.exit_code == 0 and not outcome.timed_out:
+            result.status = "success"
+        else:
+            result.status = "failure"
+            if outcome.timed_out:
+                result.reason = f"timed out after {timeout:g}s"
+            elif self.interrupted is not None:
+                result.reason = "killed by interrupt"
+            else:
+                result.reason = f"exit code {outcome.exit_code}"
+        if decision is not None:
+            result.cache_key = decision.key
+            result.cache_backend = decision.backend
+            result.cache_miss_reason = decision.reason
+            result.inputs = decision.inputs
+            if result.status == "success" and self.interrupted is None:
+                self._store(ctx, decision, result, log_path)
+        return result
+
+    def _lookup(self, ctx: StepContext) -> CacheDecision | None:
+        if self.cache is None or not self.options.use_cache or not ctx.step.cache:
+            return None
+        t0 = time.monotonic()
+        try:
+            decision = self.cache.lookup(ctx)
+        except Exception as exc:
+            log.warning("cache lookup for %s failed, running the step: %s", ctx.step.name, exc)
+            return None
+        self.bus.publish(CacheChecked(step=ctx.step.name, backend=decision.backend,
+                                      hit=decision.hit, key=decision.key, reason=decision.reason,
+                                      duration=time.monotonic() - t0,
+                                      components=decision.components))
+        return decision
+
+    def _store(self, ctx: StepContext, decision: CacheDecision, result: StepResult,
+               log_path: Path) -> None:
+        assert self.cache is not None
+        t0 = time.monotonic()
+        try:
+            stored = self.cache.store(ctx, decision, result, log_path)
+        except Exception as exc:
+            log.warning("cache store for %s failed: %s", ctx.step.name, exc)
+            return
+        result.output_digest = stored.output_digest
+        result.outputs = stored.outputs
+        self.bus.publish(CacheStored(step=ctx.step.name, backend=decision.backend,
+                                     key=decision.key or "", bytes=stored.bytes,
+                                     duration=time.monotonic() - t0, stored=stored.stored,
+                                     reason=stored.reason))
+
+    def _replay(self, step: Step, result: StepResult, decision: CacheDecision,
+                log_path: Path) -> StepResult:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.write_text(decision.log_text, encoding="utf-8")
+        for line in decision.log_text.splitlines():
+            self.bus.publish(StepOutput(step=step.name, line=line))
+        result.finished_at = time.time()
+        result.status = "cached"
+        result.exit_code = 0
+        result.wall_seconds = result.finished_at - (result.started_at or result.finished_at)
+        result.cache_hit = True
+        result.cache_key = decision.key
+        result.cache_backend = decision.backend
+        result.output_digest = decision.output_digest
+        result.outputs = decision.outputs
+        result.inputs = decision.inputs
+        return result

@@ -1,0 +1,1 @@
+"""Logs, metrics, traces, history and health: observers of the engine's events."""

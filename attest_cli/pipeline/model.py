@@ -1,0 +1,60 @@
+"""Immutable description of a pipeline, as loaded from ``attest.yaml``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step: a shell command with its dependencies and cache declarations."""
+
+    name: str
+    run: str
+    needs: tuple[str, ...] = ()
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    timeout: float | None = None
+    cache: bool = True
+    cache_env: tuple[str, ...] = ()
+    cache_exclude_env: tuple[str, ...] = ()
+    secrets: tuple[str, ...] = ()
+    line: int | None = None
+
+    def canonical(self) -> dict[str, Any]:
+        """A JSON-ready, key-sorted form (used for hashing the pipeline definition)."""
+        return {
+            "name": self.name, "run": self.run, "needs": sorted(self.needs),
+            "inputs": list(self.inputs), "outputs": list(self.outputs),
+            "env": dict(sorted(self.env.items())), "timeout": self.timeout, "cache": self.cache,
+            "cache_env": sorted(self.cache_env), "cache_exclude_env": sorted(self.cache_exclude_env),
+            "secrets": sorted(self.secrets),
+        }
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A loaded pipeline. ``root`` is the directory steps run in (the file's directory)."""
+
+    name: str
+    path: Path
+    root: Path
+    steps: dict[str, Step]
+    version: str = "0.1"
+    env: dict[str, str] = field(default_factory=dict)
+
+    def canonical(self) -> dict[str, Any]:
+        return {
+            "version": self.version, "name": self.name, "env": dict(sorted(self.env.items())),
+            "steps": [self.steps[n].canonical() for n in sorted(self.steps)],
+        }
+
+    @property
+    def secret_names(self) -> set[str]:
+        names: set[str] = set()
+        for step in self.steps.values():
+            names.update(step.secrets)
+        return names

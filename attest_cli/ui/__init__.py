@@ -1,0 +1,1 @@
+"""Terminal presentation: progress views are observers of run events, like the others."""

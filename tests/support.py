@@ -1,0 +1,70 @@
+"""Shared test helpers: run the real CLI in a subprocess, find binaries and free ports."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def attest(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120,
+           input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m attest_cli ARGS`` as a user would; never through in-process shortcuts."""
+    full_env = {k: v for k, v in os.environ.items()
+                if not k.startswith(("ATTEST_", "OTEL_", "TRACEPARENT", "TRACESTATE",
+                                     "GITHUB_"))}
+    full_env["XDG_CONFIG_HOME"] = str(cwd / ".xdg")  # never read the developer's config
+    full_env.pop("CI", None)
+    if env:
+        full_env.update(env)
+    return subprocess.run([sys.executable, "-m", "attest_cli", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout, input=input)
+
+
+def write_pipeline(root: Path, text: str, name: str = "attest.yaml") -> Path:
+    path = root / name
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return path
+
+
+def require_binary(name: str) -> str:
+    """The binary's path; skip with a reason when missing, but fail under CI=true."""
+    path = shutil.which(name)
+    if path:
+        return path
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{name} is required under CI=true (.ci/run installs it)")
+    pytest.skip(f"{name} not installed")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> bool:
+    def up() -> bool:
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            return s.connect_ex(("127.0.0.1", port)) == 0
+    return wait_for(up, timeout)
