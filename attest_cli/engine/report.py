@@ -47,6 +47,7 @@ class StepResult:
     output_digest: str | None = None  # digest of the declared outputs (feeds downstream keys)
     outputs: list[dict[str, str]] = field(default_factory=list)  # [{path, hash}]
     inputs: list[dict[str, str]] = field(default_factory=list)
+    needs: list[str] = field(default_factory=list)  # what it waited for (critical path)
 
     @property
     def ok(self) -> bool:

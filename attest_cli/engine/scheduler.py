@@ -113,6 +113,8 @@ class Scheduler:
             if result.status == "failure" and not self.options.keep_going and not stop_reason:
                 stop_reason = f"step '{name}' failed"
         self.report.steps = [results[n] for n in self.order if n in results]
+        for r in self.report.steps:  # recorded so analyses can rebuild the DAG
+            r.needs = list(self.pipeline.steps[r.name].needs)
         return self.report
 
     def _skip(self, step: Step, reason: str) -> StepResult:
