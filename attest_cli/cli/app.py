@@ -30,7 +30,6 @@ from attest_cli.cli import (
     serve,
     verify,
 )
-from attest_cli.context import AppContext
 from attest_cli.errors import AttestError, ExitCode
 
 app = typer.Typer(
@@ -53,7 +52,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    verbose: int = typer.Option(0, "--verbose", "-v", count=True,
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, show_default=False,
                                 help="More output: step output and debug logs; -vv for trace."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors and the final result."),
     config_file: Path | None = typer.Option(None, "--config", envvar="ATTEST_CONFIG",
@@ -63,6 +62,8 @@ def root(
     version: bool = typer.Option(False, "--version", "-V", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
 ) -> None:
+    from attest_cli.context import AppContext
+
     workdir = (working_dir or Path.cwd()).resolve()
     if working_dir is not None and not workdir.is_dir():
         raise AttestError(f"-C {working_dir}: not a directory")

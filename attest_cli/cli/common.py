@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from attest_cli.config.layers import Settings
-from attest_cli.context import AppContext
 from attest_cli.errors import NotAvailableError
-from attest_cli.observability import logging as attest_logging
+
+if TYPE_CHECKING:  # imported lazily: `attest --help` must not pay for YAML and config
+    from attest_cli.config.layers import Settings
+    from attest_cli.context import AppContext
 
 
 def app_context(ctx: typer.Context) -> AppContext:
     """The :class:`AppContext` built by the root callback (a default one in isolation)."""
+    from attest_cli.context import AppContext
+
     obj = ctx.find_root().obj
     if isinstance(obj, AppContext):
         return obj
@@ -25,6 +28,8 @@ def app_context(ctx: typer.Context) -> AppContext:
 def configure_logging(app: AppContext, settings: Settings | None = None, *,
                       level: str | None = None, log_format: str | None = None) -> str:
     """Apply the log level precedence: ``--log-level`` > ``-v``/``-q`` > env > config."""
+    from attest_cli.observability import logging as attest_logging
+
     chosen = level
     if chosen is None and app.verbose:
         chosen = "trace" if app.verbose > 1 else "debug"

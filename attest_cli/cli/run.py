@@ -66,7 +66,7 @@ def run(
     log_format: LogFormat | None = typer.Option(None, "--log-format", help="auto, text or json."),
     metrics_file: Path | None = typer.Option(None, "--metrics-file", help="Write Prometheus "
                                              "text format here (textfile collector)."),
-    verbose: int = typer.Option(0, "--verbose", "-v", count=True,
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, show_default=False,
                                 help="Stream step output and debug logs (-vv: trace)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only failures and errors."),
 ) -> None:

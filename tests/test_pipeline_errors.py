@@ -1,0 +1,88 @@
+"""Every kind of bad pipeline file: one line naming file, line and key; exit 2; no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support import attest, write_pipeline
+
+CASES = [
+    ("yaml_syntax", "steps:\n  a:\n    run: [unclosed\n", "attest.yaml:4", "YAML syntax error"),
+    ("unknown_step_key", "steps:\n  a:\n    run: 'true'\n    neds: [b]\n",
+     "attest.yaml:4: steps.a.neds", "did you mean 'needs'?"),
+    ("unknown_top_key", "stepz:\n  a: {run: 'true'}\n", "attest.yaml:1: stepz",
+     "did you mean 'steps'?"),
+    ("wrong_type_timeout", "steps:\n  a:\n    run: 'true'\n    timeout: soon\n",
+     "attest.yaml:4: steps.a.timeout", "expected a duration"),
+    ("wrong_type_cache", "steps:\n  a:\n    run: 'true'\n    cache: maybe\n",
+     "attest.yaml:4: steps.a.cache", "expected true or false"),
+    ("wrong_type_needs", "steps:\n  a:\n    run: 'true'\n    needs: {b: 1}\n",
+     "attest.yaml:4: steps.a.needs", "expected a list of strings"),
+    ("unknown_needs", "steps:\n  build:\n    run: 'true'\n  test:\n    run: 'true'\n"
+     "    needs: [biuld]\n", "attest.yaml:6: steps.test.needs", "did you mean 'build'?"),
+    ("cycle", "steps:\n  a:\n    run: 'true'\n    needs: [c]\n  b:\n    run: 'true'\n"
+     "    needs: [a]\n  c:\n    run: 'true'\n    needs: [b]\n", "attest.yaml:4: steps.a.needs",
+     "dependency cycle: a -> c -> b -> a"),
+    ("missing_run", "steps:\n  a:\n    needs: []\n", "attest.yaml:2: steps.a",
+     "missing 'run'"),
+    ("empty_file", "", "attest.yaml", "the file is empty"),
+    ("not_a_mapping", "- just\n- a list\n", "attest.yaml:1", "expected a mapping"),
+    ("duplicate_key", "steps:\n  a: {run: 'true'}\n  a: {run: 'false'}\n", "attest.yaml:3",
+     "duplicate key 'a'"),
+    ("bad_env_name", "env:\n  1BAD: x\nsteps:\n  a: {run: 'true'}\n", "attest.yaml:2: env.1BAD",
+     "not a valid variable name"),
+    ("bad_config_section", "cache:\n  backnd: redis\nsteps:\n  a: {run: 'true'}\n",
+     "attest.yaml:2: cache.backnd", "did you mean 'cache.backend'?"),
+    ("bad_config_value", "cache:\n  backend: floppy\nsteps:\n  a: {run: 'true'}\n",
+     "attest.yaml:2: cache.backend", "expected one of local, redis, s3"),
+    ("alias_bomb", "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+     "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
+     "g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]\nsteps: {x: {run: 'true'}}\n",
+     "attest.yaml", "alias bomb"),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "where", "what"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("command", [["run"], ["pipeline", "validate"]])
+def test_bad_pipeline_is_one_located_line(project: Path, name: str, text: str, where: str,
+                                          what: str, command: list[str]) -> None:
+    (project / "attest.yaml").write_text(text)
+    proc = attest(*command, cwd=project)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"attest: error: {where}"), lines[0]
+    assert what in lines[0]
+    assert "Traceback" not in proc.stderr
+    assert not (project / ".attest" / "runs").exists()  # nothing ran
+
+
+def test_traceback_only_with_verbose(project: Path) -> None:
+    write_pipeline(project, "steps:\n  a:\n    run: 'true'\n    neds: [b]\n")
+    quiet = attest("run", cwd=project)
+    loud = attest("-v", "run", cwd=project)
+    assert "Traceback" not in quiet.stderr
+    assert "Traceback" in loud.stderr and loud.returncode == 2
+
+
+def test_missing_pipeline_file_names_it(project: Path) -> None:
+    proc = attest("run", "-p", "nope.yaml", cwd=project)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "attest: error: nope.yaml: no such file"
+
+
+def test_unknown_step_selection_hints(project: Path) -> None:
+    write_pipeline(project, "steps:\n  build: {run: 'true'}\n")
+    proc = attest("run", "--step", "biuld", cwd=project)
+    assert proc.returncode == 2
+    assert "--step biuld: no such step" in proc.stderr and "did you mean 'build'?" in proc.stderr
+
+
+def test_bad_flag_value_is_usage_error(project: Path) -> None:
+    write_pipeline(project, "steps:\n  build: {run: 'true'}\n")
+    proc = attest("run", "--log-level", "loud", cwd=project)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "loud" in proc.stderr
