@@ -1,0 +1,242 @@
+"""Statistics for benchmark samples, in the standard library only.
+
+Timings are skewed (a process can only be delayed, never sped up, by noise) and small
+samples are the rule, so the summaries include robust figures (median, MAD) next to the
+mean, outliers are found with the median-based modified z-score, and two sides are compared
+with a rank test (Mann-Whitney U) that assumes no normal distribution. The confidence
+interval of the change in mean is a percentile bootstrap with a fixed seed, so the same
+samples always give the same interval.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# Iglewicz & Hoaglin's modified z-score M = 0.6745 (x - median) / MAD. Their usual cut-off
+# (3.5) flags ordinary scheduler jitter when the MAD of a sleep-bound step is microseconds;
+# hyperfine flags |x - median| / MAD > 14.826 (about ten standard deviations), i.e. M > 10.
+OUTLIER_THRESHOLD = 10.0
+HIGH_VARIANCE_CV = 0.10  # pyperf warns when the standard deviation exceeds 10% of the mean
+SHORT_SECONDS = 0.005  # hyperfine: "Command took less than 5 ms to complete"
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 20240917
+EXACT_MAX = 8  # exact U distribution when a side has at most this many samples and no ties
+
+
+@dataclass
+class Summary:
+    """Descriptive statistics of one series of samples."""
+
+    n: int
+    mean: float
+    stdev: float
+    median: float
+    min: float
+    max: float
+    p95: float
+    mad: float
+    outliers: list[int] = field(default_factory=list)  # indices into the samples
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default, R type 7)."""
+    data = sorted(values)
+    if not data:
+        raise ValueError("percentile of no data")
+    pos = (len(data) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(data) - 1)
+    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
+
+
+def mad(values: Sequence[float]) -> float:
+    """Median absolute deviation from the median (unscaled)."""
+    med = statistics.median(values)
+    return statistics.median(abs(v - med) for v in values)
+
+
+def modified_zscores(values: Sequence[float]) -> list[float]:
+    """0.6745 (x - median) / MAD; with a zero MAD the mean absolute deviation stands in
+    (scaled so both estimate the same sigma), and all-equal data has no outliers."""
+    med = statistics.median(values)
+    spread = mad(values)
+    if spread > 0:
+        return [0.6745 * (v - med) / spread for v in values]
+    meanad = statistics.fmean(abs(v - med) for v in values)
+    if meanad > 0:
+        return [(v - med) / (1.253314 * meanad) for v in values]
+    return [0.0 for _ in values]
+
+
+def outliers(values: Sequence[float], threshold: float = OUTLIER_THRESHOLD) -> list[int]:
+    if len(values) < 3:
+        return []
+    return [i for i, z in enumerate(modified_zscores(values)) if abs(z) > threshold]
+
+
+def summarize(values: Sequence[float]) -> Summary:
+    if not values:
+        raise ValueError("no samples")
+    data = [float(v) for v in values]
+    return Summary(
+        n=len(data), mean=statistics.fmean(data),
+        stdev=statistics.stdev(data) if len(data) > 1 else 0.0,
+        median=statistics.median(data), min=min(data), max=max(data),
+        p95=percentile(data, 95), mad=mad(data), outliers=outliers(data),
+    )
+
+
+def warnings_for(name: str, values: Sequence[float], *, unit: str = "s") -> list[str]:
+    """hyperfine-style advice about one series of wall-clock samples."""
+    out: list[str] = []
+    if len(values) < 2:
+        return out
+    summary = summarize(values)
+    scores = modified_zscores(values)
+    if scores[0] > OUTLIER_THRESHOLD:
+        out.append(f"{name}: the first iteration was much slower than the rest "
+                   f"({values[0]:.4g}{unit} vs a median of {summary.median:.4g}{unit}); "
+                   "caches may have been cold: consider --warmup")
+    elif summary.outliers:
+        out.append(f"{name}: {len(summary.outliers)} statistical outlier(s) among "
+                   f"{summary.n} iterations; other programs may have disturbed the "
+                   "benchmark: consider a quieter system or more iterations")
+    if summary.mean > 0 and summary.stdev / summary.mean > HIGH_VARIANCE_CV:
+        out.append(f"{name}: high variance (standard deviation is "
+                   f"{100 * summary.stdev / summary.mean:.0f}% of the mean); "
+                   "results may not be reliable")
+    if unit == "s" and summary.mean < SHORT_SECONDS:
+        out.append(f"{name}: took less than {SHORT_SECONDS * 1000:.0f} ms; timings this "
+                   "short are dominated by start-up noise")
+    return out
+
+
+# -- Mann-Whitney U ---------------------------------------------------------------------
+
+@dataclass
+class RankTest:
+    """A two-sided Mann-Whitney U test of ``baseline`` against ``current``."""
+
+    u: float  # U of the baseline sample (scipy's ``statistic``)
+    p_value: float
+    method: str  # exact | asymptotic
+    current_larger: bool  # current values tend to be larger (a slowdown for timings)
+
+
+def _ranks(values: Sequence[float]) -> tuple[list[float], list[int]]:
+    """Average ranks (1-based) and the sizes of the tie groups."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    ties: list[int] = []
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        avg = (i + j) / 2 + 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = avg
+        ties.append(j - i + 1)
+        i = j + 1
+    return ranks, ties
+
+
+def u_distribution(n1: int, n2: int) -> list[int]:
+    """How many of the C(n1+n2, n1) arrangements give U = 0, 1, ..., n1*n2.
+
+    These are the coefficients of the Gaussian binomial [n1+n2 choose n1]_q, built by
+    multiplying by (1 - q^(n2+i)) and dividing by (1 - q^i) for i = 1..n1, in integers.
+    """
+    size = n1 * n2 + 1
+    coef = [0] * size
+    coef[0] = 1
+    for i in range(1, n1 + 1):
+        m = n2 + i
+        for j in range(size - 1, m - 1, -1):  # multiply by (1 - q^m)
+            coef[j] -= coef[j - m]
+        for j in range(i, size):  # divide by (1 - q^i): running sum with stride i
+            coef[j] += coef[j - i]
+    return coef
+
+
+def mann_whitney_u(baseline: Sequence[float], current: Sequence[float], *,
+                   method: str = "auto") -> RankTest:
+    """Two-sided test; matches ``scipy.stats.mannwhitneyu`` (continuity-corrected normal
+    approximation with tie correction; exact when a side has at most 8 samples and there
+    are no ties)."""
+    n1, n2 = len(baseline), len(current)
+    if n1 < 1 or n2 < 1:
+        raise ValueError("both samples need at least one value")
+    ranks, ties = _ranks([*baseline, *current])
+    u1 = sum(ranks[:n1]) - n1 * (n1 + 1) / 2
+    u2 = n1 * n2 - u1
+    u = max(u1, u2)
+    if method == "auto":
+        method = "exact" if (min(n1, n2) <= EXACT_MAX and all(t == 1 for t in ties)) \
+            else "asymptotic"
+    if method == "exact":
+        counts = u_distribution(n1, n2)
+        total = sum(counts)
+        p = 2 * sum(counts[math.ceil(u - 1e-9):]) / total
+    else:
+        n = n1 + n2
+        tie_term = sum(t ** 3 - t for t in ties)
+        sigma = math.sqrt(n1 * n2 / 12 * ((n + 1) - tie_term / (n * (n - 1))))
+        if sigma == 0:
+            p = 1.0
+        else:
+            z = (u - n1 * n2 / 2 - 0.5) / sigma
+            p = 2 * 0.5 * math.erfc(z / math.sqrt(2))
+    return RankTest(u=u1, p_value=min(1.0, max(0.0, p)), method=method,
+                    current_larger=u2 > u1)
+
+
+def min_p_value(n1: int, n2: int) -> float:
+    """The smallest two-sided p-value the test can give for these sample sizes: below
+    this no difference can ever be significant."""
+    if n1 < 1 or n2 < 1:
+        return 1.0
+    return mann_whitney_u(list(range(n1)), list(range(n1, n1 + n2))).p_value
+
+
+# -- change in mean, with a bootstrap interval -----------------------------------------
+
+@dataclass
+class Change:
+    pct: float  # 100 * (mean(current) / mean(baseline) - 1)
+    ci_low: float
+    ci_high: float
+    level: float  # e.g. 0.95
+
+
+def relative_change(baseline: Sequence[float], current: Sequence[float], *,
+                    level: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES,
+                    seed: int = BOOTSTRAP_SEED) -> Change:
+    """Change of the mean in percent, with a percentile-bootstrap confidence interval
+    (each side resampled with replacement; the seed makes it reproducible)."""
+    mb, mc = statistics.fmean(baseline), statistics.fmean(current)
+    if mb == 0:
+        same = mc == 0
+        return Change(0.0 if same else math.inf, 0.0 if same else math.inf,
+                      0.0 if same else math.inf, level)
+    pct = 100.0 * (mc / mb - 1)
+    rng = random.Random(seed)
+    nb, nc = len(baseline), len(current)
+    draws: list[float] = []
+    for _ in range(resamples):
+        b = math.fsum(rng.choices(baseline, k=nb)) / nb
+        c = math.fsum(rng.choices(current, k=nc)) / nc
+        if b > 0:
+            draws.append(100.0 * (c / b - 1))
+    if not draws:
+        return Change(pct, pct, pct, level)
+    tail = (1 - level) / 2 * 100
+    return Change(pct, percentile(draws, tail), percentile(draws, 100 - tail), level)

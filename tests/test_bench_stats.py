@@ -1,0 +1,131 @@
+"""The statistics behind `attest benchmark`, checked against scipy and by simulation."""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+
+import pytest
+
+from attest_cli.bench import stats
+
+scipy_stats = pytest.importorskip("scipy.stats")
+
+
+def _samples(rng: random.Random, n: int, shift: float = 0.0, ties: bool = False) -> list[float]:
+    # Timing-like: a floor plus a right-skewed (log-normal) delay.
+    values = [1.0 + shift + rng.lognormvariate(-3, 0.5) for _ in range(n)]
+    return [round(v, 2) for v in values] if ties else values
+
+
+def test_mann_whitney_matches_scipy_on_many_inputs() -> None:
+    rng = random.Random(7)
+    methods = set()
+    for _ in range(400):
+        n1, n2 = rng.randint(1, 14), rng.randint(1, 14)
+        ties = rng.random() < 0.5
+        a = _samples(rng, n1, ties=ties)
+        b = _samples(rng, n2, shift=rng.choice([0.0, 0.02, 0.1]), ties=ties)
+        ours = stats.mann_whitney_u(a, b)
+        ref = scipy_stats.mannwhitneyu(a, b, alternative="two-sided")
+        methods.add(ours.method)
+        assert ours.u == pytest.approx(float(ref.statistic), abs=1e-9)
+        assert ours.p_value == pytest.approx(float(ref.pvalue), rel=1e-9, abs=1e-12)
+    assert methods == {"exact", "asymptotic"}
+
+
+def test_exact_distribution_counts_every_arrangement() -> None:
+    for n1, n2 in [(1, 1), (3, 4), (5, 5), (8, 3)]:
+        counts = stats.u_distribution(n1, n2)
+        assert sum(counts) == math.comb(n1 + n2, n1)
+        assert counts == counts[::-1]  # U is symmetric around n1*n2/2
+    assert stats.u_distribution(2, 2) == [1, 1, 2, 1, 1]
+
+
+def test_direction_of_a_slowdown() -> None:
+    test = stats.mann_whitney_u([1.0, 1.1, 0.9, 1.05, 1.02], [1.3, 1.32, 1.28, 1.31, 1.29])
+    assert test.current_larger and test.p_value < 0.05
+    test = stats.mann_whitney_u([1.3, 1.32, 1.28, 1.31, 1.29], [1.0, 1.1, 0.9, 1.05, 1.02])
+    assert not test.current_larger and test.p_value < 0.05
+
+
+def test_identical_constant_samples_are_not_significant() -> None:
+    assert stats.mann_whitney_u([5.0] * 6, [5.0] * 6).p_value == 1.0
+
+
+def test_false_positive_rate_matches_alpha_for_identical_distributions() -> None:
+    rng = random.Random(11)
+    trials, alpha = 2000, 0.05
+    hits = sum(stats.mann_whitney_u(_samples(rng, 10), _samples(rng, 10)).p_value < alpha
+               for _ in range(trials))
+    rate = hits / trials
+    # The test is slightly conservative (continuity correction); 2000 trials put the
+    # binomial standard error near 0.5 percentage points.
+    assert 0.025 <= rate <= 0.065, rate
+
+
+def test_a_30_percent_slowdown_is_detected_with_ten_samples() -> None:
+    rng = random.Random(3)
+    detected = 0
+    for _ in range(200):
+        base = [0.1 * (1 + rng.gauss(0, 0.05)) for _ in range(10)]
+        cur = [0.13 * (1 + rng.gauss(0, 0.05)) for _ in range(10)]
+        t = stats.mann_whitney_u(base, cur)
+        detected += t.p_value < 0.05 and t.current_larger
+    assert detected == 200
+
+
+def test_min_p_value_says_when_a_test_can_never_be_significant() -> None:
+    assert stats.min_p_value(3, 3) == pytest.approx(0.1)
+    assert stats.min_p_value(4, 4) == pytest.approx(2 / math.comb(8, 4))
+    assert stats.min_p_value(10, 10) < 0.001
+
+
+def test_summary_matches_numpy_style_definitions() -> None:
+    np = pytest.importorskip("numpy")
+    data = [0.31, 0.29, 0.35, 0.30, 0.33, 0.28, 0.90, 0.32]
+    s = stats.summarize(data)
+    assert s.mean == pytest.approx(float(np.mean(data)))
+    assert s.stdev == pytest.approx(float(np.std(data, ddof=1)))
+    assert s.median == pytest.approx(float(np.median(data)))
+    assert s.p95 == pytest.approx(float(np.percentile(data, 95)))
+    assert s.mad == pytest.approx(float(np.median(np.abs(np.array(data) - np.median(data)))))
+    assert (s.min, s.max, s.n) == (0.28, 0.90, 8)
+    assert s.outliers == [6]  # 0.90 is ~30 MADs from the median
+
+
+def test_outlier_rule_ignores_ordinary_jitter() -> None:
+    assert stats.outliers([0.100, 0.101, 0.102, 0.1005, 0.1015, 0.103]) == []
+    assert stats.outliers([1.0] * 5) == []
+
+
+def test_warnings_like_hyperfine() -> None:
+    slow_first = stats.warnings_for("total", [2.0, 1.0, 1.01, 0.99, 1.0, 1.02])
+    assert any("first iteration was much slower" in w for w in slow_first)
+    outlier = stats.warnings_for("total", [1.0, 1.01, 0.99, 1.0, 1.02, 3.0])
+    assert any("outlier" in w for w in outlier)
+    noisy = stats.warnings_for("total", [1.0, 1.5, 0.7, 1.2, 0.8])
+    assert any("high variance" in w for w in noisy)
+    assert stats.warnings_for("total", [1.0, 1.01, 0.99, 1.0]) == []
+
+
+def test_bootstrap_interval_contains_the_true_change_about_95_percent_of_the_time() -> None:
+    rng = random.Random(5)
+    covered = 0
+    trials = 150
+    for _ in range(trials):
+        base = [rng.gauss(1.0, 0.05) for _ in range(20)]
+        cur = [rng.gauss(1.2, 0.05) for _ in range(20)]
+        change = stats.relative_change(base, cur, resamples=400)
+        covered += change.ci_low <= 20.0 <= change.ci_high
+        assert change.ci_low <= change.pct <= change.ci_high
+    assert covered / trials >= 0.85  # percentile bootstrap under-covers a little at n=20
+
+
+def test_bootstrap_is_reproducible() -> None:
+    a, b = [1.0, 1.1, 0.95, 1.05], [1.2, 1.25, 1.18, 1.3]
+    assert stats.relative_change(a, b) == stats.relative_change(a, b)
+    change = stats.relative_change(a, b)
+    expected = 100 * (statistics.fmean(b) / statistics.fmean(a) - 1)
+    assert change.pct == pytest.approx(expected)
