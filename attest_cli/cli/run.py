@@ -79,7 +79,7 @@ def run(
     # Options whose feature has not landed yet refuse to run instead of being ignored.
     unbuilt = {"--sign": (sign or expires_in is not None, 5), "--verify": (verify, 5),
                "--policy": (policy is not None, 5), "--output": (output is not None, 5),
-               "--trace": (trace, 7), "--profile": (profile is not None, 8),
+               "--trace": (trace, 7),
                "--metrics-file": (metrics_file is not None, 6)}
     for flag, (used, issue) in unbuilt.items():
         if used:
@@ -104,8 +104,9 @@ def run(
     if profile is not None:
         from attest_cli.profiling.session import profiled
 
-        report_obj = profiled(app, options, loaded, native=native,
-                              view_factory=lambda: _view(app))
+        report_obj, outcome = profiled(app, options, loaded, native=native,
+                                       execute=lambda: _execute(app, options, loaded))
+        _print_profile(app, outcome)
     else:
         report_obj = _execute(app, options, loaded)
     if report_obj.status == "interrupted":
@@ -135,6 +136,26 @@ def _execute(app, options, loaded):  # type: ignore[no-untyped-def]
     finally:
         if isinstance(view, LiveView):
             view.stop()
+
+
+def _print_profile(app, outcome) -> None:  # type: ignore[no-untyped-def]
+    """Where the profile went and what profiling cost (stderr: stdout stays machine-readable)."""
+    where = app.display(outcome.path)
+    if outcome.error:
+        sys.stderr.write(f"attest: warning: {outcome.kind} profile not written to {where}: "
+                         f"{outcome.error}\n")
+        return
+    facts = outcome.facts
+    if outcome.kind == "cpu":
+        what = (f"{facts.get('samples', 0)} samples in {facts.get('threads', 1)} thread(s) "
+                f"over {facts.get('duration_seconds', 0):.2f}s")
+    else:
+        what = (f"peak {facts.get('peak_memory_bytes', 0) / 2**20:.1f} MiB, "
+                f"{facts.get('allocations', 0)} allocations")
+    sys.stderr.write(f"{outcome.kind} profile ({outcome.tool}): {where} ({what}; profiler "
+                     f"overhead {outcome.overhead_seconds * 1000:.0f}ms to start, stop and "
+                     f"write)\n  analyze it: attest analyze {where} --format html "
+                     f"--output {outcome.kind}-analysis.html\n")
 
 
 def _print_plan(app, options) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,76 @@
+"""The answer a CPU profile gives: where attest's sampled time went, by function."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from typing import Any
+
+IDENTIFIER_SEP = "\x00"  # pyinstrument's frame_info: function NUL file NUL line [SOH attrs]
+ATTRIBUTES_SEP = "\x01"
+
+
+@dataclass
+class FunctionCost:
+    function: str
+    file: str
+    line: int | None
+    self_seconds: float
+    total_seconds: float
+    share: float  # self time over all sampled time (every thread)
+
+
+@dataclass
+class CpuSummary:
+    duration_seconds: float  # wall time of the main thread's recording
+    sampled_seconds: float  # summed over every recorded thread
+    samples: int
+    threads: list[str]
+    cpu_seconds: float
+    interval: float
+    hottest: list[FunctionCost]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _split(frame_info: str) -> tuple[str, str, int | None]:
+    ident = frame_info.split(ATTRIBUTES_SEP, 1)[0]
+    parts = ident.split(IDENTIFIER_SEP)
+    function = parts[0]
+    file = parts[1] if len(parts) > 1 else ""
+    try:
+        line = int(parts[2]) if len(parts) > 2 else None
+    except ValueError:
+        line = None
+    return function, file, line
+
+
+def summarize(session: Any, *, top: int = 15, wall: float | None = None) -> CpuSummary:
+    """Self and total time per function, from the raw samples (threads as tree roots)."""
+    self_time: dict[tuple[str, str, int | None], float] = defaultdict(float)
+    total_time: dict[tuple[str, str, int | None], float] = defaultdict(float)
+    threads: list[str] = []
+    sampled = 0.0
+    for stack, seconds in session.frame_records:
+        sampled += seconds
+        frames = [_split(info) for info in stack]
+        if frames and frames[0][1] == "<thread>":
+            if frames[0][0] not in threads:
+                threads.append(frames[0][0])
+            frames = frames[1:]
+        if not frames:
+            continue
+        self_time[frames[-1]] += seconds
+        for key in set(frames):
+            total_time[key] += seconds
+    ranked = sorted(self_time.items(), key=lambda kv: (-kv[1], kv[0][0]))[:top]
+    hottest = [FunctionCost(function=f, file=session.shorten_path(file) if file else file,
+                            line=line, self_seconds=round(sec, 6),
+                            total_seconds=round(total_time[(f, file, line)], 6),
+                            share=round(sec / sampled, 4) if sampled else 0.0)
+               for (f, file, line), sec in ranked]
+    return CpuSummary(duration_seconds=round(wall if wall is not None else session.duration, 6),
+                      sampled_seconds=round(sampled, 6), samples=int(session.sample_count),
+                      threads=threads, cpu_seconds=round(float(session.cpu_time or 0), 6),
+                      interval=float(session.min_interval), hottest=hottest)
