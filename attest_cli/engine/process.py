@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import threading
@@ -80,8 +81,13 @@ def run_command(command: str, *, cwd: Path, env: Mapping[str, str], log_path: Pa
                 timeout: float | None, registry: ProcessRegistry,
                 on_line: Callable[[str], None] | None = None,
                 mask: Callable[[str], str] | None = None) -> ProcessOutcome:
-    """Run ``command`` to completion; its merged stdout/stderr go to ``log_path``."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    """Run ``command`` to completion; its merged stdout/stderr go to ``log_path``.
+
+    One thread does everything (read output, enforce the timeout, reap): a step costs one
+    thread, which keeps the per-step overhead close to make's. The read loop wakes up only
+    on output, at the deadline, or every ``_IDLE`` seconds to notice a child that exited
+    while a background grandchild still holds the pipe open.
+    """
     started = time.monotonic()
     proc = subprocess.Popen(
         ["/bin/sh", "-c", command], cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
@@ -89,41 +95,66 @@ def run_command(command: str, *, cwd: Path, env: Mapping[str, str], log_path: Pa
     )
     registry.add(proc.pid)
     assert proc.stdout is not None
-    reader = threading.Thread(target=_pump, args=(proc.stdout, log_path, on_line, mask),
-                              name=f"attest-log-{proc.pid}", daemon=True)
-    reader.start()
-    timed_out = threading.Event()
-    timer: threading.Timer | None = None
-    if timeout:
-        def expire() -> None:
-            timed_out.set()
-            kill_group(proc.pid, signal.SIGTERM)
-            killer = threading.Timer(KILL_GRACE_SECONDS, kill_group, (proc.pid, signal.SIGKILL))
-            killer.daemon = True
-            killer.start()
-        timer = threading.Timer(timeout, expire)
-        timer.daemon = True
-        timer.start()
+    fd = proc.stdout.fileno()
+    deadline = started + timeout if timeout else None
+    timed_out = False
+    kill_at: float | None = None  # when to SIGKILL after a SIGTERM
+    exited_at: float | None = None
+    pending = b""
     try:
-        while True:
-            try:
-                _, status, usage = os.wait4(proc.pid, 0)
-                break
-            except InterruptedError:  # pragma: no cover - PEP 475 retries for us
-                continue
+        with open(log_path, "w", encoding="utf-8") as log:
+            def emit(chunk: bytes, final: bool = False) -> bytes:
+                lines = chunk.split(b"\n")
+                rest = b"" if final else lines.pop()
+                for raw in lines:
+                    if final and not raw:
+                        continue
+                    text = raw.decode("utf-8", errors="replace")
+                    if mask is not None:
+                        text = mask(text)
+                    log.write(text + "\n")
+                    if on_line is not None:
+                        on_line(text.rstrip("\r"))
+                return rest
+
+            while True:
+                now = time.monotonic()
+                wait = _IDLE
+                if deadline is not None and not timed_out:
+                    wait = max(0.0, min(wait, deadline - now))
+                ready, _, _ = select.select([fd], [], [], wait)
+                if ready:
+                    chunk = os.read(fd, 65536)
+                    if not chunk:
+                        break
+                    pending = emit(pending + chunk)
+                    continue
+                now = time.monotonic()
+                if deadline is not None and not timed_out and now >= deadline:
+                    timed_out = True
+                    kill_group(proc.pid, signal.SIGTERM)
+                    kill_at = now + KILL_GRACE_SECONDS
+                if kill_at is not None and now >= kill_at:
+                    kill_group(proc.pid, signal.SIGKILL)
+                    kill_at = None
+                if exited_at is None and _has_exited(proc.pid):
+                    exited_at = now
+                if exited_at is not None and now - exited_at > _ORPHAN_GRACE:
+                    # The shell is gone but something it left behind holds our pipe.
+                    kill_group(proc.pid, signal.SIGTERM)
+                    kill_at = kill_at or now + KILL_GRACE_SECONDS
+            if pending:
+                emit(pending, final=True)
     finally:
-        if timer:
-            timer.cancel()
+        proc.stdout.close()
+    while True:
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+            break
+        except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+            continue
     wall = time.monotonic() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
-    # A background child may still hold the pipe open; give it a moment, then end the group.
-    reader.join(timeout=0.5)
-    if reader.is_alive():
-        kill_group(proc.pid, signal.SIGTERM)
-        reader.join(timeout=KILL_GRACE_SECONDS)
-        if reader.is_alive():
-            kill_group(proc.pid, signal.SIGKILL)
-            reader.join()
     registry.discard(proc.pid)
     code = proc.returncode
     sig = -code if code < 0 else None
@@ -133,19 +164,19 @@ def run_command(command: str, *, cwd: Path, env: Mapping[str, str], log_path: Pa
         cpu_user_seconds=usage.ru_utime,
         cpu_system_seconds=usage.ru_stime,
         max_rss_bytes=usage.ru_maxrss * 1024,  # Linux reports KiB
-        timed_out=timed_out.is_set(),
+        timed_out=timed_out,
         signal=sig,
     )
 
 
-def _pump(stream: object, log_path: Path, on_line: Callable[[str], None] | None,
-          mask: Callable[[str], str] | None) -> None:
-    with open(log_path, "w", encoding="utf-8") as log:
-        for raw in stream:  # type: ignore[attr-defined]
-            text = raw.decode("utf-8", errors="replace")
-            if mask is not None:
-                text = mask(text)
-            log.write(text)
-            if on_line is not None:
-                on_line(text.rstrip("\r\n"))
-    stream.close()  # type: ignore[attr-defined]
+_IDLE = 0.1
+_ORPHAN_GRACE = 0.5
+
+
+def _has_exited(pid: int) -> bool:
+    """True once ``pid`` has exited, without reaping it (we still want its rusage)."""
+    try:
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return True
+    return info is not None

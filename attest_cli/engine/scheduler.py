@@ -7,6 +7,7 @@ whose needs failed are ``skipped``. Everything observable is published on the ev
 
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import queue
@@ -72,35 +73,67 @@ class Scheduler:
 
     # -- main loop -----------------------------------------------------------------------
     def run(self) -> RunReport:
+        """Schedule until every selected step has a result.
+
+        Bookkeeping is incremental (remaining needs per step, a ready heap in file order), so
+        a finished step costs work proportional to its dependents, not to the whole pipeline.
+        """
+        self.options.logs_dir.mkdir(parents=True, exist_ok=True)
+        index = {name: i for i, name in enumerate(self.order)}
         selected = set(self.order)
-        pending = list(self.order)
+        remaining = {n: {d for d in self.pipeline.steps[n].needs if d in selected}
+                     for n in self.order}
+        dependents: dict[str, list[str]] = {n: [] for n in self.order}
+        for n, needs in remaining.items():
+            for d in needs:
+                dependents[d].append(n)
+        ready = [index[n] for n in self.order if not remaining[n]]
+        heapq.heapify(ready)
         results: dict[str, StepResult] = {}
         running: dict[str, int] = {}  # step -> slot
         free_slots = list(range(self.options.parallel))
         stop_reason: str | None = None
-        while pending or running:
+
+        def settle(name: str) -> None:
+            """A step has a result: release or skip its dependents."""
+            todo = [name]
+            while todo:
+                done = todo.pop()
+                for dep in dependents[done]:
+                    if dep in results:
+                        continue
+                    if results[done].ok:
+                        remaining[dep].discard(done)
+                        if not remaining[dep]:
+                            heapq.heappush(ready, index[dep])
+                    else:
+                        reason = f"needs '{done}', which did not succeed"
+                        results[dep] = self._skip(self.pipeline.steps[dep], reason)
+                        todo.append(dep)
+
+        while len(results) < len(self.order):
             if self.interrupted is not None and stop_reason is None:
                 stop_reason = "the run was interrupted"
-            for name in list(pending):
-                step = self.pipeline.steps[name]
-                needs = [d for d in step.needs if d in selected]
-                bad = [d for d in needs if d in results and not results[d].ok]
-                if bad or stop_reason:
-                    reason = (f"needs '{bad[0]}', which did not succeed" if bad
-                              else f"not started: {stop_reason}")
-                    results[name] = self._skip(step, reason)
-                    pending.remove(name)
+            if stop_reason:
+                for name in self.order:
+                    if name not in results and name not in running:
+                        results[name] = self._skip(self.pipeline.steps[name],
+                                                   f"not started: {stop_reason}")
+                ready.clear()
+            while ready and len(running) < self.options.parallel:
+                name = self.order[heapq.heappop(ready)]
+                if name in results:
                     continue
-                if len(running) >= self.options.parallel:
-                    continue
-                if all(d in results for d in needs):
-                    slot = free_slots.pop(0)
-                    running[name] = slot
-                    pending.remove(name)
-                    upstream = {d: results[d] for d in needs}
-                    threading.Thread(target=self._work, args=(step, slot, upstream),
-                                     name=f"attest-step-{name}", daemon=True).start()
+                slot = free_slots.pop(0)
+                running[name] = slot
+                upstream = {d: results[d] for d in self.pipeline.steps[name].needs
+                            if d in results}
+                threading.Thread(target=self._work, args=(self.pipeline.steps[name], slot,
+                                                          upstream),
+                                 name=f"attest-step-{name}", daemon=True).start()
             if not running:
+                if len(results) < len(self.order) and not ready:  # pragma: no cover - defensive
+                    raise RuntimeError("scheduler stalled: no step is ready or running")
                 continue
             try:
                 name, result = self._done.get(timeout=0.2)
@@ -112,6 +145,7 @@ class Scheduler:
             self.bus.publish(StepFinished(run_id=self.report.run_id, result=result))
             if result.status == "failure" and not self.options.keep_going and not stop_reason:
                 stop_reason = f"step '{name}' failed"
+            settle(name)
         self.report.steps = [results[n] for n in self.order if n in results]
         for r in self.report.steps:  # recorded so analyses can rebuild the DAG
             r.needs = list(self.pipeline.steps[r.name].needs)
