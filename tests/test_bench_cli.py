@@ -1,0 +1,224 @@
+"""`attest benchmark` end to end: real pipelines of `sleep` steps, real git, real hyperfine."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support import attest, require_binary, write_pipeline
+
+PIPELINE = """
+version: "0.1"
+name: demo
+steps:
+  fetch:
+    run: sleep 0.1
+  build:
+    run: sleep {build}
+    needs: [fetch]
+"""
+
+
+def _pipeline(root: Path, build: float = 0.1) -> None:
+    write_pipeline(root, PIPELINE.format(build=build))
+
+
+def _ok(proc: subprocess.CompletedProcess[str], code: int = 0) -> None:
+    assert proc.returncode == code, proc.stdout + proc.stderr
+
+
+def _bench(root: Path, *args: str) -> dict:
+    proc = attest("benchmark", "pipeline", "--format", "json", *args, cwd=root)
+    _ok(proc)
+    return json.loads(proc.stdout)
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def _rows(comparison: dict) -> dict[str, dict]:
+    return {r["name"]: r for r in comparison["rows"]}
+
+
+def test_pipeline_records_samples_statistics_and_environment(project: Path) -> None:
+    _pipeline(project)
+    proc = attest("benchmark", "pipeline", "--iterations", "4", "--output", "benchmark.json",
+                  cwd=project)
+    _ok(proc)
+    assert "fetch" in proc.stdout and "mean ± σ" in proc.stdout
+    data = json.loads((project / "benchmark.json").read_text())
+    assert data["schema"] == "attest.benchmark" and data["schema_version"] == 1
+    assert data["pipeline"]["name"] == "demo" and data["pipeline"]["steps"] == ["fetch", "build"]
+    assert data["pipeline"]["hash"].startswith("blake3:")
+    assert data["settings"]["iterations"] == 4 and data["settings"]["cache"] == "cold"
+    env = data["environment"]
+    for key in ("attest_version", "python", "os", "cpu_count", "load_average", "hostname"):
+        assert env[key], key
+    assert env["git"] is None  # not a git repository
+    for name in ("fetch", "build"):
+        walls = data["samples"]["steps"][name]["wall"]
+        assert len(walls) == 4 and all(w >= 0.1 for w in walls)
+        st = data["statistics"]["steps"][name]["wall"]
+        assert st["min"] <= st["median"] <= st["max"] and st["n"] == 4
+        assert set(st) >= {"mean", "stdev", "median", "min", "max", "p95", "mad", "outliers"}
+        assert data["samples"]["steps"][name]["rss"][0] > 0
+    totals = data["samples"]["total"]["wall"]
+    assert all(t >= 0.2 for t in totals)
+    # Stored by label (no git here: the attest version) and listed.
+    stored = project / ".attest" / "benchmarks" / f"{data['label']}.json"
+    assert data["label"] == "attest-0.1.0" and stored.is_file()
+    listing = attest("benchmark", "list", "--format", "json", cwd=project)
+    _ok(listing)
+    assert [e["label"] for e in json.loads(listing.stdout)] == ["attest-0.1.0"]
+
+
+def test_prepare_runs_before_every_iteration_and_step_selects(project: Path) -> None:
+    _pipeline(project)
+    data = _bench(project, "-n", "3", "--warmup", "0", "--prepare", "echo x >> prepared.txt",
+                  "--step", "fetch", "--label", "only-fetch")
+    assert (project / "prepared.txt").read_text().count("x") == 3
+    assert data["pipeline"]["steps"] == ["fetch"] and data["label"] == "only-fetch"
+    failing = attest("benchmark", "pipeline", "-n", "2", "--prepare", "exit 3", cwd=project)
+    _ok(failing, 1)
+    assert "--prepare command failed with exit code 3" in failing.stderr
+
+
+def test_identical_results_show_no_significant_change_and_pass_the_gate(project: Path) -> None:
+    _pipeline(project)
+    _bench(project, "-n", "5", "--output", "b.json")
+    proc = attest("benchmark", "compare", "--baseline", "b.json", "--current", "b.json",
+                  "--format", "json", "--fail-on-regression", "0", cwd=project)
+    _ok(proc)
+    data = json.loads(proc.stdout)
+    assert {r["verdict"] for r in data["rows"]} == {"no significant change"}
+    assert data["gate"] == {"threshold_pct": 0.0, "failed": False, "regressions": []}
+    assert data["test"].startswith("Mann-Whitney U")
+
+
+def test_git_refs_are_benchmarked_interleaved_and_a_slow_step_is_found(project: Path) -> None:
+    """Two tags in a real repository; the 30% slower step is the only slower step."""
+    _pipeline(project, build=0.1)
+    (project / ".gitignore").write_text(".attest/\n")
+    _git(project, "init", "-q")
+    _git(project, "-c", "user.email=t@example.com", "-c", "user.name=t", "add", ".")
+    _git(project, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "one")
+    _git(project, "tag", "v0.1.0")
+    _pipeline(project, build=0.13)
+    _git(project, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qam", "two")
+    _git(project, "tag", "v0.2.0")
+    proc = attest("benchmark", "compare", "--baseline", "v0.1.0", "--current", "v0.2.0",
+                  "--format", "json", "--iterations", "8", "--alpha", "0.01", cwd=project)
+    _ok(proc)
+    data = json.loads(proc.stdout)
+    rows = _rows(data)
+    assert rows["build"]["verdict"] == "slower" and rows["build"]["p_value"] < 0.01
+    assert 20 < rows["build"]["change_pct"] < 40
+    assert rows["fetch"]["verdict"] == "no significant change"
+    # The total also carries the engine's own overhead, whose noise can hide +15% at n=8.
+    assert rows["total"]["verdict"] != "faster" and rows["total"]["change_pct"] > 0
+    for role in ("baseline", "current"):
+        assert data[role]["source"]["kind"] == "git-ref"
+        assert data[role]["iterations"] == 8
+    assert "temporary worktree" in " ".join(data["notes"].values())
+    assert "interleaved" in data["notes"]["baseline"]
+    assert "pipeline definitions differ" in proc.stderr
+    # The worktrees are gone, the user's tree untouched, and both sides stored by tag.
+    assert _git(project, "worktree", "list").count("\n") == 0
+    assert _git(project, "status", "--porcelain") == ""
+    assert {p.stem for p in (project / ".attest" / "benchmarks").glob("*.json")} == {
+        "v0.1.0", "v0.2.0"}
+    # Seed command, now from the stored labels, and the CI gate on top of it.
+    table = attest("benchmark", "compare", "--baseline", "v0.1.0", "--current", "v0.2.0",
+                   "--format", "table", cwd=project)
+    _ok(table)
+    assert "stored result" in table.stdout and "slower" in table.stdout
+    gate = attest("benchmark", "compare", "--baseline", "v0.1.0", "--current", "v0.2.0",
+                  "--fail-on-regression", "10", "--alpha", "0.01", cwd=project)
+    _ok(gate, 1)
+    assert "performance regression above 10%:" in gate.stderr and "build" in gate.stderr
+    lenient = attest("benchmark", "compare", "--baseline", "v0.1.0", "--current", "v0.2.0",
+                     "--fail-on-regression", "60", "--format", "markdown", cwd=project)
+    _ok(lenient)
+    assert "| `build` |" in lenient.stdout and "gate passed" in lenient.stdout
+    # A git ref against the working tree ('.', the default current side).
+    work = attest("benchmark", "compare", "--baseline", "v0.2.0", "--fresh", "-n", "4",
+                  "--format", "json", cwd=project)
+    _ok(work)
+    assert json.loads(work.stdout)["current"]["source"]["kind"] == "worktree"
+
+
+def test_total_mean_agrees_with_hyperfine(project: Path) -> None:
+    hyperfine = require_binary("hyperfine")
+    write_pipeline(project, """
+        version: "0.1"
+        name: one
+        steps:
+          nap:
+            run: sleep 0.3
+    """)
+    data = _bench(project, "-n", "5")
+    subprocess.run([hyperfine, "-N", "--warmup", "1", "--runs", "5", "--export-json",
+                    "h.json", "sh -c 'sleep 0.3'"], cwd=project, check=True,
+                   capture_output=True)
+    theirs = json.loads((project / "h.json").read_text())["results"][0]["mean"]
+    step = data["statistics"]["steps"]["nap"]["wall"]["mean"]
+    total = data["statistics"]["total"]["wall"]["mean"]
+    # A cross-check, not a timing threshold: the same command timed two ways.
+    assert step == pytest.approx(theirs, rel=0.05)
+    assert total == pytest.approx(theirs, rel=0.10)
+
+
+BAD_RESULT = {"schema": "attest.benchmark", "schema_version": 99}
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["compare", "--baseline", "nope"], "--baseline nope: not a result file, a stored label"),
+    (["compare", "--baseline", "missing.json"], "missing.json: no such file"),
+    (["compare", "--baseline", "garbage.json"], "garbage.json: not valid JSON"),
+    (["compare", "--baseline", "v99.json"], "schema_version 99 is not supported"),
+    (["compare", "--baseline", "other.json", "--current", "small.json"], "share no step"),
+    (["compare", "--baseline", "small.json", "--current", "small.json"], "too few samples"),
+    (["compare", "--baseline", "small.json", "--alpha", "0.9"], "--alpha 0.9"),
+    (["compare", "--baseline", "small.json", "--metric", "joules"], "joules"),
+    (["pipeline", "--iterations", "1"], "--iterations must be at least 2"),
+    (["pipeline", "--label", "../escape"], "--label '../escape'"),
+    (["pipeline", "--cache", "tepid"], "tepid"),
+    (["pipeline", "--step", "nosuch"], "--step nosuch: no such step"),
+])
+def test_bad_input_is_one_line_and_exit_2(project: Path, args: list[str], message: str) -> None:
+    _pipeline(project)
+    (project / "garbage.json").write_text("{not json")
+    (project / "v99.json").write_text(json.dumps(BAD_RESULT))
+    small = {"schema": "attest.benchmark", "schema_version": 1, "label": "s",
+             "pipeline": {"name": "demo"}, "settings": {"cache": "cold"},
+             "environment": {},
+             "samples": {"total": {m: [1.0, 1.1, 1.2] for m in ("wall", "cpu", "rss")},
+                         "steps": {"fetch": {m: [1.0, 1.1, 1.2] for m in ("wall", "cpu",
+                                                                            "rss")}}}}
+    (project / "small.json").write_text(json.dumps(small))
+    other = json.loads(json.dumps(small))
+    other["samples"]["steps"] = {"lint": other["samples"]["steps"]["fetch"]}
+    (project / "other.json").write_text(json.dumps(other))
+    proc = attest("benchmark", *args, cwd=project)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_failing_pipeline_stops_the_benchmark_with_exit_1(project: Path) -> None:
+    write_pipeline(project, """
+        version: "0.1"
+        name: broken
+        steps:
+          boom:
+            run: exit 4
+    """)
+    proc = attest("benchmark", "pipeline", "-n", "2", cwd=project)
+    _ok(proc, 1)
+    assert "the pipeline failed during the benchmark: boom (exit code 4)" in proc.stderr
+    assert not (project / ".attest" / "benchmarks").exists()
