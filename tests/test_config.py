@@ -44,7 +44,8 @@ def test_layers_and_origins(project: Path, tmp_path: Path) -> None:
                   cwd=project, env={"ATTEST_CACHE_DIR": "/tmp/elsewhere"})
     assert proc.returncode == 0, proc.stderr
     shown = json.loads(proc.stdout)
-    assert shown["log_level"]["value"] == "error" and shown["log_level"]["origin"].startswith("user")
+    assert shown["log_level"]["value"] == "error"
+    assert shown["log_level"]["origin"].startswith("user")
     assert shown["cache.retention_days"] == {"value": 9,
                                              "origin": "project " + str(project / ".attest" /
                                                                         "config.yaml")}

@@ -37,7 +37,8 @@ CASES = [
      "attest.yaml:2: cache.backnd", "did you mean 'cache.backend'?"),
     ("bad_config_value", "cache:\n  backend: floppy\nsteps:\n  a: {run: 'true'}\n",
      "attest.yaml:2: cache.backend", "expected one of local, redis, s3"),
-    ("alias_bomb", "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+    ("alias_bomb", "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+     "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
      "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
      "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
      "g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]\nsteps: {x: {run: 'true'}}\n",

@@ -170,9 +170,10 @@ def test_sigterm_exits_143(project: Path) -> None:
 
 def test_resource_figures_are_recorded_per_step(project: Path) -> None:
     py = sys.executable
+    touch = "b = bytearray(80 * 1024 * 1024); b[::4096] = bytes(len(b[::4096]))"
     write_pipeline(project, f"""
         steps:
-          memory: {{run: "{py} -c 'b = bytearray(80 * 1024 * 1024); b[::4096] = bytes(len(b[::4096]))'"}}
+          memory: {{run: "{py} -c '{touch}'"}}
           cpu: {{run: "{py} -c 'sum(i * i for i in range(3_000_000))'"}}
     """)
     assert attest("run", cwd=project).returncode == 0

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 
 from attest_cli.cli.common import app_context
+
+if TYPE_CHECKING:
+    from attest_cli.config.layers import Settings
 
 HELP = "Get, set and inspect the layered configuration."
 app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
@@ -21,7 +25,7 @@ def _display(value: object) -> str:
     return str(value)
 
 
-def _settings(ctx: typer.Context):  # type: ignore[no-untyped-def]
+def _settings(ctx: typer.Context) -> Settings:
     app_ = app_context(ctx)
     return app_.settings(pipeline_doc=app_.pipeline_doc())
 

@@ -88,14 +88,14 @@ class TextFormatter(logging.Formatter):
         return msg
 
 
-class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ignore]
     """Writes to whatever ``sys.stderr`` is *now* (rich's live view swaps it)."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__(stream)
         self._fixed = stream
 
-    @property  # type: ignore[override]
+    @property  # type: ignore[override,unused-ignore]
     def stream(self) -> TextIO:
         return self._fixed or sys.stderr
 

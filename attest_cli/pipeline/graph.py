@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
@@ -112,7 +113,7 @@ def render(pipeline: Pipeline, fmt: str, durations: Mapping[str, float] | None =
     """Draw the DAG as ``ascii``, ``mermaid``, ``dot`` or ``json``, marking the critical path."""
     path, total = critical_path(pipeline, durations)
     crit = set(path)
-    crit_edges = set(zip(path, path[1:], strict=False))
+    crit_edges = set(itertools.pairwise(path))
     if fmt == "json":
         return json.dumps({
             "pipeline": pipeline.name,

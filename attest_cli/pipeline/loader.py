@@ -47,6 +47,7 @@ def load_pipeline(path: str | Path, *, doc: LocatedYAML | None = None) -> Pipeli
         raise InputError("missing 'steps'", path=doc.path, line=1, key="steps")
     raw_steps = data["steps"]
     steps: dict[str, Step] = {}
+    items: list[tuple[str, Any, tuple[str, ...]]]
     if isinstance(raw_steps, dict):
         items = [(str(k), v, ("steps", str(k))) for k, v in raw_steps.items()]
     elif isinstance(raw_steps, list):
@@ -61,15 +62,15 @@ def load_pipeline(path: str | Path, *, doc: LocatedYAML | None = None) -> Pipeli
         raise doc.error("expected a mapping of step name to step (or a list)", "steps")
     if not items:
         raise doc.error("the pipeline has no steps", "steps")
-    for step_name, body, where in items:
+    for step_name, body, item_where in items:
         if step_name in steps:
-            raise doc.error(f"duplicate step name '{step_name}'", *where)
-        steps[step_name] = _step(doc, step_name, body, where)
+            raise doc.error(f"duplicate step name '{step_name}'", *item_where)
+        steps[step_name] = _step(doc, step_name, body, item_where)
     for step in steps.values():
         for need in step.needs:
             if need not in steps:
-                where = _where(doc, step, "needs")
-                raise doc.error(f"unknown step '{need}'{suggest(need, steps)}", *where)
+                raise doc.error(f"unknown step '{need}'{suggest(need, steps)}",
+                                *_where(doc, step, "needs"))
     cycle = find_cycle({n: s.needs for n, s in steps.items()})
     if cycle:
         first = steps[cycle[0]]

@@ -30,7 +30,8 @@ class Step:
             "name": self.name, "run": self.run, "needs": sorted(self.needs),
             "inputs": list(self.inputs), "outputs": list(self.outputs),
             "env": dict(sorted(self.env.items())), "timeout": self.timeout, "cache": self.cache,
-            "cache_env": sorted(self.cache_env), "cache_exclude_env": sorted(self.cache_exclude_env),
+            "cache_env": sorted(self.cache_env),
+            "cache_exclude_env": sorted(self.cache_exclude_env),
             "secrets": sorted(self.secrets),
         }
 

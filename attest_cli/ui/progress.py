@@ -10,7 +10,7 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from attest_cli.engine.events import Event, RunFinished, StepFinished, StepOutput, StepStarted
 from attest_cli.engine.report import RunReport, StepResult
@@ -173,7 +173,8 @@ class LiveView:
             def __rich__(self) -> object:
                 return self.view._render()
 
-        live = Live(_Renderable(self), console=self.console, refresh_per_second=10,
+        renderable: Any = _Renderable(self)
+        live = Live(renderable, console=self.console, refresh_per_second=10,
                     transient=True, redirect_stderr=False, redirect_stdout=False)
         live.start()
         self.live = live
