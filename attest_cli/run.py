@@ -41,7 +41,9 @@ from attest_cli.pipeline.model import Pipeline
 log = logging.getLogger("attest.pipeline")
 
 # "module:function" of every feature that can attach to a run, in attach order.
-FEATURES: list[str] = []
+FEATURES: list[str] = [
+    "attest_cli.attestation.runhook:attach",
+]
 
 
 @dataclass

@@ -2,33 +2,118 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import typer
 
-from attest_cli.cli.common import not_available
+from attest_cli.cli.common import app_context, configure_logging
+
+if TYPE_CHECKING:
+    from attest_cli.config.layers import Settings
+    from attest_cli.context import AppContext
+    from attest_cli.yamlfile import LocatedYAML
 
 HELP = "Manage Ed25519 signing keys and trusted public keys."
 app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
 
 
+def _settings(ctx: typer.Context) -> tuple[AppContext, Settings]:
+    app_ctx = app_context(ctx)
+    configure_logging(app_ctx)
+    return app_ctx, app_ctx.settings(pipeline_doc=_pipeline_doc(app_ctx))
+
+
+def _pipeline_doc(app_ctx: AppContext) -> LocatedYAML | None:
+    from attest_cli.errors import InputError
+
+    try:
+        return app_ctx.pipeline_doc()
+    except InputError:
+        return None  # keys do not depend on the pipeline; a broken one is reported elsewhere
+
+
 @app.command("generate")
-def generate(ctx: typer.Context) -> None:
-    """Create a key pair (private key 0600)."""
-    not_available("attest keys generate", 5)
+def generate(
+    ctx: typer.Context,
+    output: Path | None = typer.Option(None, "--output", "-o", help="Directory for private.key "
+                                       "and public.key [default: the directory of signing.key]."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing key pair."),
+) -> None:
+    """Create a key pair (private key 0600; it is never printed)."""
+    from attest_cli.attestation import keys
+
+    app_ctx, settings = _settings(ctx)
+    directory = app_ctx.path(output) if output else app_ctx.path(settings["signing.key"]).parent
+    made = keys.generate(directory, force=force)
+    sys.stdout.write(f"private key: {app_ctx.display(made.private)} (mode 0600, keep it secret)\n"
+                     f"public key:  {app_ctx.display(made.public)}\n"
+                     f"             {keys.public_text(made.public_key)}\n")
 
 
 @app.command("list")
-def list_keys(ctx: typer.Context) -> None:
-    """List keys."""
-    not_available("attest keys list", 5)
+def list_keys(
+    ctx: typer.Context,
+    trusted: bool = typer.Option(False, "--trusted", help="Only the trusted public keys."),
+) -> None:
+    """List the project's own key and the trusted public keys."""
+    from attest_cli.attestation import keys
+
+    app_ctx, settings = _settings(ctx)
+    found = [] if trusted else [k for k in [keys.own_key(app_ctx.path(settings["signing.key"]))]
+                                if k is not None]
+    found += keys.trusted_keys(app_ctx.state_dir, list(settings["signing.trusted_keys"]),
+                               app_ctx.workdir)
+    if not found:
+        sys.stdout.write("no keys (create one with 'attest keys generate')\n" if not trusted else
+                         "no trusted keys (add one with 'attest keys trust FILE')\n")
+        return
+    for k in found:
+        sys.stdout.write(f"{k.origin:<8} {k.fingerprint}  {k.text}  {k.source}\n")
 
 
 @app.command("trust")
-def trust(ctx: typer.Context, pubkey: str = typer.Argument(...)) -> None:
-    """Add a public key to the trust store."""
-    not_available("attest keys trust", 5)
+def trust(ctx: typer.Context, pubkey: str = typer.Argument(..., metavar="PUBKEY_FILE",
+                                                          help="A public key file (PEM or "
+                                                          "'ed25519:<hex>'), or the key text.")
+          ) -> None:
+    """Add a public key to the trust store (.attest/keys/trusted/)."""
+    from attest_cli.attestation import keys
+
+    app_ctx, _ = _settings(ctx)
+    path = app_ctx.path(pubkey)
+    if not path.exists() and pubkey.startswith(keys.KEY_PREFIX):
+        raw = keys.parse_public_text(pubkey, source="PUBKEY")
+    else:
+        raw = keys.load_public_key(path)
+    stored, new = keys.trust(app_ctx.state_dir, raw)
+    state = "trusted" if new else "already trusted"
+    sys.stdout.write(f"{state}: {keys.fingerprint(raw)} {keys.public_text(raw)} "
+                     f"({app_ctx.display(stored)})\n")
 
 
 @app.command("export")
-def export(ctx: typer.Context) -> None:
-    """Print the public key."""
-    not_available("attest keys export", 5)
+def export(
+    ctx: typer.Context,
+    fmt: str = typer.Option("pem", "--format", help="pem or hex ('ed25519:<hex>')."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write here instead of "
+                                       "stdout."),
+) -> None:
+    """Print the public key of signing.key (never the private key)."""
+    from attest_cli.atomic import write_atomic
+    from attest_cli.attestation import keys
+    from attest_cli.errors import UsageError
+
+    if fmt not in ("pem", "hex"):
+        raise UsageError(f"--format {fmt}: expected pem or hex")
+    app_ctx, settings = _settings(ctx)
+    own = keys.own_key(app_ctx.path(settings["signing.key"]))
+    if own is None:
+        raise UsageError(f"no signing key at {settings['signing.key']}; create one with "
+                         "'attest keys generate'")
+    text = keys.public_pem(own.raw) if fmt == "pem" else own.text + "\n"
+    if output is not None:
+        write_atomic(app_ctx.path(output), text)
+    else:
+        sys.stdout.write(text)

@@ -1,0 +1,53 @@
+"""The canonical serialization that signatures and the pipeline hash cover.
+
+A receipt may be stored as YAML or JSON; both must verify identically, so the signature
+never covers the file's bytes but this canonical form of its data: JSON with keys sorted,
+no insignificant whitespace, UTF-8 (not ``\\u`` escapes), integers as integers, floats in
+Python's shortest round-trip form, and no NaN or infinity. It is the JSON Canonicalization
+Scheme (RFC 8785) restricted to the value types receipts contain.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from attest_cli.digest import bytes_digest
+
+
+class NotCanonicalizable(ValueError):
+    """The value holds something JSON cannot carry exactly (a date, NaN, a set...)."""
+
+
+def _check(value: Any, where: str) -> None:
+    if value is None or isinstance(value, bool | int | str):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise NotCanonicalizable(f"{where}: not a finite number")
+        return
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _check(item, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise NotCanonicalizable(f"{where}: key {key!r} is not a string")
+            _check(item, f"{where}.{key}" if where else key)
+        return
+    raise NotCanonicalizable(f"{where or 'value'}: {type(value).__name__} is not allowed "
+                             "(strings, numbers, booleans, null, lists and mappings only)")
+
+
+def canonical_bytes(value: Any) -> bytes:
+    """The one byte string that stands for ``value`` (raises :class:`NotCanonicalizable`)."""
+    _check(value, "")
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode("utf-8")
+
+
+def canonical_digest(value: Any) -> str:
+    """``blake3:<hex>`` of the canonical form (the pipeline hash uses this)."""
+    return bytes_digest(canonical_bytes(value))

@@ -1,0 +1,134 @@
+"""in-toto Statement v1 in a DSSE envelope: the same facts as a receipt, for other tools.
+
+The envelope is signed over DSSE's pre-authentication encoding, ``PAE(payloadType,
+payload)``, so the payload type is part of the signed bytes: changing it breaks the
+signature (checking it outside the signature was cosign's CVE-2022-35929).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from attest_cli.attestation.keys import KEY_PREFIX, fingerprint, raw_public
+from attest_cli.attestation.receipt import LoadedReceipt, validate_body
+from attest_cli.digest import file_digest
+from attest_cli.errors import InputError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+PAYLOAD_TYPE = "application/vnd.in-toto+json"
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PREDICATE_TYPE = "https://attest.dev/receipt/v1"
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE v1 pre-authentication encoding: what the envelope's signature covers."""
+    kind = payload_type.encode("utf-8")
+    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
+
+
+def subjects(receipt: LoadedReceipt, root: Path) -> list[dict[str, Any]]:
+    """One subject per output file, with sha256 (what in-toto tools expect) and blake3.
+
+    The sha256 is computed from the workspace file, so the file must still be the one the
+    receipt names; otherwise the export would attest to something that was never signed.
+    """
+    latest: dict[str, str] = {}
+    for step in receipt.steps:
+        for entry in step["outputs"]:
+            latest[entry["path"]] = entry["hash"]
+    out = []
+    for path, digest in sorted(latest.items()):
+        full = root / path
+        if not full.is_file():
+            raise InputError(f"output {path} named in the receipt is missing from the "
+                             "workspace; cannot compute its sha256", path=receipt.path)
+        if file_digest(full) != digest:
+            raise InputError(f"output {path} changed since the receipt was signed",
+                             path=receipt.path)
+        sha = hashlib.sha256()
+        with full.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                sha.update(chunk)
+        out.append({"name": path, "digest": {"sha256": sha.hexdigest(),
+                                              "blake3": digest.split(":", 1)[1]}})
+    return out
+
+
+def statement(receipt: LoadedReceipt, root: Path) -> dict[str, Any]:
+    return {"_type": STATEMENT_TYPE, "subject": subjects(receipt, root),
+            "predicateType": PREDICATE_TYPE, "predicate": receipt.body}
+
+
+def envelope(receipt: LoadedReceipt, root: Path, key: Ed25519PrivateKey) -> dict[str, Any]:
+    """The signed DSSE envelope of ``receipt`` (which must have been signed by ``key``)."""
+    raw = raw_public(key)
+    if receipt.signer != raw:
+        raise InputError("the receipt was signed by another key than signing.key; export it "
+                         "with the key that signed it", path=receipt.path)
+    payload = json.dumps(statement(receipt, root), sort_keys=True, separators=(",", ":"),
+                         ensure_ascii=False).encode("utf-8")
+    sig = key.sign(pae(PAYLOAD_TYPE, payload))
+    return {"payloadType": PAYLOAD_TYPE,
+            "payload": base64.b64encode(payload).decode("ascii"),
+            "signatures": [{"keyid": fingerprint(raw),
+                            "sig": base64.b64encode(sig).decode("ascii")}]}
+
+
+def _b64(value: Any, what: str, path: str) -> bytes:
+    if not isinstance(value, str):
+        raise InputError(f"{what}: expected a base64 string", path=path)
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise InputError(f"{what}: not valid base64", path=path) from None
+
+
+def load_envelope(data: dict[str, Any], *, path: str) -> LoadedReceipt:
+    """Read a DSSE envelope as a receipt whose signed message is the PAE."""
+    for key in data:
+        if key not in ("payloadType", "payload", "signatures"):
+            raise InputError("unknown DSSE envelope field", path=path, key=str(key))
+    payload_type = data.get("payloadType")
+    if not isinstance(payload_type, str):
+        raise InputError("expected a string", path=path, key="payloadType")
+    payload = _b64(data.get("payload"), "payload", path)
+    sigs = data.get("signatures")
+    if not isinstance(sigs, list) or not sigs:
+        raise InputError("expected a non-empty list", path=path, key="signatures")
+    try:
+        stmt = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise InputError("the payload is not a JSON in-toto Statement", path=path,
+                         key="payload") from None
+    if not isinstance(stmt, dict) or stmt.get("_type") != STATEMENT_TYPE:
+        raise InputError(f"the payload is not an in-toto Statement ({STATEMENT_TYPE})",
+                         path=path, key="payload._type")
+    if stmt.get("predicateType") != PREDICATE_TYPE:
+        raise InputError(f"predicateType {stmt.get('predicateType')!r} is not an attest "
+                         f"receipt ({PREDICATE_TYPE})", path=path, key="payload.predicateType")
+    if not isinstance(stmt.get("subject"), list):
+        raise InputError("expected a list", path=path, key="payload.subject")
+    body = validate_body(stmt.get("predicate"), path=path, prefix=("payload", "predicate"),
+                         signed=False)
+    signer = bytes.fromhex(body["signer_public_key"][len(KEY_PREFIX):])
+    chosen = None
+    for i, entry in enumerate(sigs):
+        if not isinstance(entry, dict) or not isinstance(entry.get("sig"), str):
+            raise InputError("expected {keyid, sig}", path=path, key=f"signatures.{i}")
+        if chosen is None or entry.get("keyid") == fingerprint(signer):
+            chosen = entry
+    assert chosen is not None
+    sig = _b64(chosen["sig"], "signatures.sig", path)
+    problems = []
+    if payload_type != PAYLOAD_TYPE:
+        problems.append(f"payloadType {payload_type!r} is not {PAYLOAD_TYPE}")
+    return LoadedReceipt(path=path, body=body, signature=sig, signer=signer,
+                         signed_message=pae(payload_type, payload), form="dsse",
+                         payload_type=payload_type, problems=problems)

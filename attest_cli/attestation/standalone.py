@@ -1,0 +1,159 @@
+"""``attest verify`` as a service: resolve receipts, keys, pipeline and policy; verify.
+
+The CLI module parses flags into a :class:`VerifyRequest` and renders the results; this
+module does the rest, publishing every verification on an event bus that the run
+history (and so ``attest_verifications_total``) observes.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from attest_cli.attestation import keys as keyfiles
+from attest_cli.attestation.policy import load_policy
+from attest_cli.attestation.receipt import LoadedReceipt, load, pipeline_hash
+from attest_cli.attestation.verify import (
+    MALFORMED,
+    ReceiptVerifier,
+    VerificationResult,
+    VerifyOptions,
+)
+from attest_cli.config.layers import Settings
+from attest_cli.context import AppContext
+from attest_cli.engine.events import EventBus, VerificationFinished
+from attest_cli.errors import AttestError, InputError, UsageError
+from attest_cli.pathspec import is_glob
+
+log = logging.getLogger("attest.verify")
+
+
+@dataclass
+class VerifyRequest:
+    receipts: list[str]
+    public_key: str | None = None
+    trusted_keys: list[str] = field(default_factory=list)
+    trusted_only: bool = False
+    policy: str | None = None
+    check_signatures: bool = True
+    check_pipeline: bool = True
+    pipeline: str | None = None
+
+
+def expand_receipts(ctx: AppContext, patterns: list[str]) -> list[Path]:
+    """Files named or matched by ``patterns`` (shell globs allowed, quoted or not)."""
+    out: list[Path] = []
+    for pattern in patterns:
+        if is_glob(pattern):
+            matches = sorted(glob.glob(str(ctx.path(pattern)), recursive=True))
+            if not matches:
+                raise UsageError(f"no receipt matches '{pattern}'")
+            out.extend(Path(m) for m in matches)
+        else:
+            out.append(ctx.path(pattern))
+    seen: set[Path] = set()
+    return [p for p in out if not (p in seen or seen.add(p))]  # type: ignore[func-returns-value]
+
+
+def trusted_set(ctx: AppContext, settings: Settings, request: VerifyRequest
+                ) -> tuple[list[keyfiles.KnownKey], bytes | None]:
+    """Acceptable signers and the key the signature must verify under (if any).
+
+    ``--public-key`` names the one signer; ``--trusted-keys`` names the acceptable ones;
+    otherwise the trust store, ``signing.trusted_keys`` and the project's own key are
+    trusted. ``--trusted-only`` keeps only keys in the trust store or configuration.
+    """
+    required = None
+    explicit: list[keyfiles.KnownKey] = []
+    if request.public_key:
+        path = ctx.path(request.public_key)
+        required = keyfiles.load_public_key(path)
+        explicit.append(keyfiles.KnownKey(required, "--public-key", str(path)))
+    for item in request.trusted_keys:
+        path = ctx.path(item)
+        explicit.append(keyfiles.KnownKey(keyfiles.load_public_key(path), "--trusted-keys",
+                                          str(path)))
+    configured = keyfiles.trusted_keys(ctx.state_dir, list(settings["signing.trusted_keys"]),
+                                       ctx.workdir)
+    if explicit:
+        chosen = explicit
+    else:
+        own = keyfiles.own_key(ctx.path(settings["signing.key"]))
+        chosen = [*configured, *([own] if own else [])]
+    if request.trusted_only:
+        allowed = {k.raw for k in configured}
+        chosen = [k for k in chosen if k.raw in allowed]
+    return chosen, required
+
+
+def _pipeline_state(ctx: AppContext, request: VerifyRequest, options: VerifyOptions) -> None:
+    if not request.check_pipeline:
+        return
+    from attest_cli.pipeline.loader import load_pipeline
+
+    path = ctx.pipeline_path(request.pipeline)
+    options.pipeline_label = ctx.display(path)
+    if not path.is_file():
+        options.pipeline_problem = (f"no pipeline file {ctx.display(path)} to compare with "
+                                    "(run in the project, or pass --no-pipeline)")
+        return
+    pipeline = load_pipeline(path, doc=ctx.pipeline_doc(request.pipeline, required=True))
+    options.pipeline_hash = pipeline_hash(pipeline)
+    options.root = pipeline.root
+
+
+def _settings(ctx: AppContext, request: VerifyRequest) -> Settings:
+    try:
+        doc = ctx.pipeline_doc(request.pipeline)
+    except InputError:
+        if request.check_pipeline:
+            raise
+        doc = None  # a broken attest.yaml does not matter when the pipeline is not checked
+    return ctx.settings(pipeline_doc=doc)
+
+
+def observe(bus: EventBus, ctx: AppContext, settings: Settings) -> None:
+    """Let the run history record these verifications, when that feature is installed."""
+    try:
+        from attest_cli.observability.history import attach_standalone
+    except (ImportError, AttributeError):
+        return
+    try:
+        attach_standalone(bus, ctx, settings)
+    except AttestError as exc:
+        log.warning("verifications will not be recorded in the run history: %s", exc)
+
+
+def verify_receipts(ctx: AppContext, request: VerifyRequest) -> list[VerificationResult]:
+    """Verify every receipt the request names; InputError (exit 2) on unusable input."""
+    if not request.receipts:
+        raise UsageError("name at least one receipt file (globs allowed)")
+    settings = _settings(ctx, request)
+    bus = EventBus()
+    observe(bus, ctx, settings)
+    paths = expand_receipts(ctx, request.receipts)
+    options = VerifyOptions(root=ctx.workdir, check_signatures=request.check_signatures)
+    if request.check_signatures:
+        options.trusted, options.required_key = trusted_set(ctx, settings, request)
+    if request.policy:
+        options.policy = load_policy(ctx.path(request.policy),
+                                     label=ctx.display(ctx.path(request.policy)))
+    _pipeline_state(ctx, request, options)
+    loaded: list[LoadedReceipt] = []
+    for path in paths:
+        t0 = time.perf_counter()
+        try:
+            loaded.append(load(path, label=ctx.display(path)))
+        except InputError:
+            bus.publish(VerificationFinished(kind="receipt", ok=False, reason=MALFORMED,
+                                             duration=time.perf_counter() - t0))
+            raise
+    verifier = ReceiptVerifier(options, bus)
+    results = [verifier.verify(r) for r in loaded]
+    for r in results:
+        log.debug("receipt %s %s", r.path, "verified" if r.ok else "failed verification",
+                 extra={"fields": {"receipt": r.path, "ok": r.ok, "reasons": r.reasons}})
+    return results
