@@ -275,3 +275,25 @@ def test_report_file_has_the_documented_schema(project: Path) -> None:
                 "cpu_system_seconds", "max_rss_bytes", "log_file"):
         assert key in step
     assert rep == last_report(project)
+
+
+def test_working_dir_option_runs_elsewhere(project: Path, tmp_path: Path) -> None:
+    write_pipeline(project, "steps:\n  a: {run: 'pwd > where.txt'}\n")
+    proc = attest("-C", str(project), "run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (project / "where.txt").read_text().strip() == str(project.resolve())
+    bad = attest("-C", str(tmp_path / "missing"), "run", cwd=tmp_path)
+    assert bad.returncode == 2 and "not a directory" in bad.stderr
+
+
+def test_concurrent_runs_in_one_project_keep_separate_records(project: Path) -> None:
+    write_pipeline(project, "steps:\n  a: {run: 'sleep 0.3; echo $ATTEST_RUN_ID'}\n")
+    procs = [_start(project) for _ in range(3)]
+    for p in procs:
+        p.communicate(timeout=60)
+        assert p.returncode == 0
+    reports = [json.loads(p.read_text()) for p in (project / ".attest" / "runs").glob("*.json")]
+    assert len({r["run_id"] for r in reports}) == 3
+    for r in reports:
+        log = Path(r["steps"][0]["log_file"]).read_text()
+        assert log.strip() == r["run_id"]
