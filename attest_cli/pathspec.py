@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
@@ -62,3 +63,55 @@ def expand(root: Path, patterns: Iterable[str]) -> list[str]:
 
 def _rel(root: Path, path: Path) -> str:
     return Path(os.path.relpath(path, root)).as_posix()
+
+
+def covers(patterns: Iterable[str], rel: str) -> bool:
+    """Whether a declaration covers the relative POSIX path ``rel`` (as :func:`expand` would).
+
+    Used to check paths that come from elsewhere (a cache entry being restored) against what
+    a step declares, without touching the file system.
+    """
+    for pattern in patterns:
+        if is_glob(pattern):
+            if _glob_regex(pattern).fullmatch(rel):
+                return True
+            continue
+        base = pattern.rstrip("/")
+        if rel == base or rel.startswith(base + "/") or base in ("", "."):
+            return True
+    return False
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """``glob.glob(recursive=True)`` semantics as a regex: ``**`` spans directories."""
+    out: list[str] = []
+    parts = pattern.rstrip("/").split("/")
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if part == "**":
+            out.append(".*" if last else "(?:[^/]+/)*")
+            continue
+        piece = _part_regex(part)
+        out.append(piece + ("" if last else "/"))
+    # a directory matched by the pattern covers everything below it
+    return re.compile("".join(out) + "(?:/.*)?", re.S)
+
+
+def _part_regex(part: str) -> str:
+    """One path component of a glob: ``*`` and ``?`` never cross a ``/``."""
+    out, i = [], 0
+    while i < len(part):
+        c = part[i]
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif (c == "[" and "]" in part[i + 2:]) or (c == "[" and part[i + 1:i + 2] == "]"):
+            end = part.index("]", i + 2)
+            body = part[i + 1:end]
+            out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
+            i = end
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out)

@@ -1,40 +1,139 @@
-"""``attest cache``: inspect and maintain the step cache."""
+"""``attest cache``: inspect and maintain the step cache (core in ``attest_cli.cache.service``)."""
 
 from __future__ import annotations
 
+import sys
+import time
+from enum import Enum
+from pathlib import Path
+
 import typer
 
-from attest_cli.cli.common import not_available
+from attest_cli.cli.common import app_context, configure_logging, print_json
+from attest_cli.errors import AttestError, ExitCode
 
 HELP = "Inspect and maintain the step cache (stats, verify, clear, prune, explain)."
 app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
 
 
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{n} B"
+
+
 @app.command("stats")
-def stats(ctx: typer.Context, fmt: str = typer.Option("table", "--format")) -> None:
-    """Entries, bytes and hit rate per backend."""
-    not_available("attest cache stats", 4)
+def stats(ctx: typer.Context, fmt: Format = typer.Option(Format.table, "--format",
+                                                          help="table or json.")) -> None:
+    """Entries, bytes and hit rate (from the run history) per backend."""
+    from attest_cli.cache import service
+
+    app_ctx = app_context(ctx)
+    configure_logging(app_ctx)
+    rows = service.stats(app_ctx)
+    if fmt is Format.json:
+        print_json({"backends": rows})
+        return
+    out = sys.stdout
+    out.write(f"{'backend':<8} {'entries':>8} {'size':>10} {'hits':>6} {'misses':>7} "
+              f"{'hit rate':>9}\n")
+    for r in rows:
+        rate = "-" if r["hit_rate"] is None else f"{r['hit_rate'] * 100:.1f}%"
+        out.write(f"{r['backend']:<8} {r['entries']:>8} {_size(r['bytes']):>10} {r['hits']:>6} "
+                  f"{r['misses']:>7} {rate:>9}\n")
+        if r["error"]:
+            out.write(f"  ({r['backend']} unavailable: {r['error']})\n")
 
 
 @app.command("verify")
-def verify(ctx: typer.Context, repair: bool = typer.Option(False, "--repair")) -> None:
-    """Check every entry against its digests."""
-    not_available("attest cache verify", 4)
+def verify(ctx: typer.Context, repair: bool = typer.Option(
+        False, "--repair", help="Delete entries that fail (they become misses).")) -> None:
+    """Check every entry's manifest and blobs against their digests (exit 1 on problems)."""
+    from attest_cli.cache import service
+
+    app_ctx = app_context(ctx)
+    configure_logging(app_ctx)
+    outcome = service.verify(app_ctx, repair=repair)
+    out = sys.stdout
+    for p in outcome.problems:
+        action = "removed" if repair else "corrupt"
+        out.write(f"{action}: {p.backend} entry {p.key[:16]}: {'; '.join(p.problems)}\n")
+    out.write(f"{outcome.checked} entr{'y' if outcome.checked == 1 else 'ies'} checked, "
+              f"{len(outcome.problems)} with problems"
+              + (" (repaired)" if repair and outcome.problems else "") + "\n")
+    if outcome.problems and not repair:
+        raise AttestError("cache verification failed (run 'attest cache verify --repair' "
+                          "to remove the broken entries)", exit_code=ExitCode.FAILURE)
 
 
 @app.command("clear")
-def clear(ctx: typer.Context, all_: bool = typer.Option(False, "--all")) -> None:
-    """Delete cache entries."""
-    not_available("attest cache clear", 4)
+def clear(ctx: typer.Context, all_: bool = typer.Option(
+        False, "--all", help="Also empty the remote backend (under cache.prefix).")) -> None:
+    """Delete the local cache entries (and with --all the remote ones)."""
+    from attest_cli.cache import service
+
+    app_ctx = app_context(ctx)
+    configure_logging(app_ctx)
+    removed = service.clear(app_ctx, everything=all_)
+    for backend, n in removed.items():
+        sys.stdout.write(f"{backend}: removed {n} object(s)\n")
 
 
 @app.command("prune")
 def prune(ctx: typer.Context) -> None:
-    """Apply retention and size limits now."""
-    not_available("attest cache prune", 4)
+    """Apply cache.retention_days and cache.max_size now (and drop unreferenced blobs)."""
+    from attest_cli.cache import service
+
+    app_ctx = app_context(ctx)
+    configure_logging(app_ctx)
+    for backend, r in service.prune(app_ctx).items():
+        sys.stdout.write(f"{backend}: removed {r.entries_removed} entr"
+                         f"{'y' if r.entries_removed == 1 else 'ies'} and {r.blobs_removed} "
+                         f"blob(s), freed {_size(r.bytes_freed)}, {_size(r.bytes_left)} left\n")
 
 
 @app.command("explain")
-def explain(ctx: typer.Context, step: str = typer.Argument(...)) -> None:
+def explain(ctx: typer.Context, step: str = typer.Argument(..., help="The step to explain."),
+            pipeline: Path | None = typer.Option(None, "--pipeline", "-p",
+                                                 help="Pipeline file [default: attest.yaml]."),
+            fmt: Format = typer.Option(Format.table, "--format", help="table or json.")) -> None:
     """Show a step's cache key components and what changed since the last stored entry."""
-    not_available("attest cache explain", 4)
+    from attest_cli.cache import service
+
+    app_ctx = app_context(ctx)
+    configure_logging(app_ctx)
+    data = service.explain(app_ctx, step, str(pipeline) if pipeline else None)
+    if fmt is Format.json:
+        print_json(data)
+        return
+    out = sys.stdout
+    out.write(f"step {data['step']}: key {data['key']}\n")
+    if not data["cacheable"]:
+        out.write("  cache: false - this step is never looked up\n")
+    for name, value in sorted(data["components"].items()):
+        out.write(f"  {name:<40} {value}\n")
+    where = ", ".join(f"{b}: {'present' if v is True else 'absent' if v is False else v}"
+                      for b, v in data["in_cache"].items())
+    out.write(f"in cache: {where}\n")
+    last = data["last_entry"]
+    if last is None:
+        out.write("last stored entry: none recorded for this step\n")
+    else:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last["at"] or 0))
+        out.write(f"last stored entry: {str(last['key'])[:16]} ({when})\n")
+        if data["changes"]:
+            out.write("differs from it in:\n")
+            for change in data["changes"]:
+                out.write(f"  - {change}\n")
+        else:
+            out.write("no component differs from it\n")
+    out.write("next run: " + ("hit (restored, not executed)" if data["would_hit"]
+                              else "miss (the step will run)") + "\n")

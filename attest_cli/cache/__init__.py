@@ -1,0 +1,1 @@
+"""The content-addressed step cache: keys, stat index, manifests, safe restore, backends."""

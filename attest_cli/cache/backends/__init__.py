@@ -1,0 +1,1 @@
+"""Cache backends behind one small interface (:mod:`.base`): local, redis, s3."""

@@ -1,0 +1,157 @@
+"""The cache key of a step: BLAKE3 over a canonical, length-prefixed, sorted encoding.
+
+A key is built from named *components* (``command``, ``env:NAME``, ``input:PATH``,
+``needs:STEP``, ``platform``, ``format``), each a short string. The components are sorted
+by name and every string is length-prefixed before hashing, so neither the order of a YAML
+mapping nor a value containing a separator can change or collide a key. Keeping the
+components (not just the key) lets ``attest cache explain`` and ``attest run -v`` say which
+one differs from the last stored entry.
+
+What is deliberately *not* in the key: the ambient environment (it differs on every machine
+and would kill sharing; a step opts variables in with ``cache_env``), the values of
+``secrets`` (a key must not be a way to test guesses of a secret), timestamps, the absolute
+path of the project, and the step's name (two identical steps share an entry).
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from attest_cli.digest import bytes_digest
+
+FORMAT_VERSION = "1"
+
+# Variables a command may reference without them being part of the key: they locate tools
+# and the user, not the build's meaning. Anything else referenced but undeclared is warned.
+_BENIGN_VARS = frozenset({"PATH", "HOME", "PWD", "USER", "LOGNAME", "SHELL", "TMPDIR", "TMP",
+                          "TEMP", "TERM", "LANG", "LC_ALL", "HOSTNAME", "OLDPWD", "SHLVL"})
+_VAR_REF = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def encode(pairs: Iterable[tuple[str, str]]) -> bytes:
+    """Canonical bytes of name/value pairs: sorted, each string 8-byte length-prefixed."""
+    out = bytearray()
+    items = sorted(pairs)
+    out += len(items).to_bytes(8, "big")
+    for name, value in items:
+        for text in (name, value):
+            raw = text.encode("utf-8", "surrogateescape")
+            out += len(raw).to_bytes(8, "big")
+            out += raw
+    return bytes(out)
+
+
+def platform_tag() -> str:
+    """OS and architecture: binaries built on one are not outputs for the other."""
+    return f"{platform.system().lower()}/{platform.machine().lower()}"
+
+
+def key_env(pipeline_env: Mapping[str, str], step_env: Mapping[str, str],
+            cache_env: Iterable[str], exclude: Iterable[str], secrets: Iterable[str],
+            environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables whose values enter the key.
+
+    Pipeline and step ``env`` (step wins), plus the ambient variables listed in
+    ``cache_env``; minus ``cache_exclude_env``; never a ``secrets`` entry's value.
+    """
+    merged: dict[str, str] = {}
+    for name in cache_env:
+        if name in environ:
+            merged[name] = environ[name]
+    merged.update(pipeline_env)
+    merged.update(step_env)
+    hidden = set(exclude) | set(secrets)
+    return {k: v for k, v in merged.items() if k not in hidden}
+
+
+def undeclared_variables(command: str, declared: Iterable[str],
+                         environ: Mapping[str, str]) -> list[str]:
+    """Ambient variables the command references that are not in the key (stale-hit risk)."""
+    known = set(declared)
+    seen: list[str] = []
+    for name in _VAR_REF.findall(command):
+        if (name in environ and name not in known and name not in _BENIGN_VARS
+                and not name.startswith("ATTEST_") and name not in seen):
+            seen.append(name)
+    return seen
+
+
+@dataclass(frozen=True)
+class InputState:
+    """One declared input as it enters the key."""
+
+    path: str  # relative POSIX path
+    executable: bool
+    digest: str  # blake3:<hex> of the content (of the link text for a symlink)
+    symlink: bool = False
+
+    def component(self) -> str:
+        kind = "l" if self.symlink else ("x" if self.executable else "-")
+        return f"{kind}:{self.digest}"
+
+
+@dataclass(frozen=True)
+class KeyParts:
+    """Every component of one step's key, by name; the key is a digest of all of them."""
+
+    items: dict[str, str]
+
+    @property
+    def key(self) -> str:
+        return bytes_digest(encode(self.items.items())).removeprefix("blake3:")
+
+    def summary(self) -> dict[str, str]:
+        """Short form for events and logs: inputs and env folded into one digest each."""
+        out: dict[str, str] = {}
+        groups: dict[str, list[tuple[str, str]]] = {"input": [], "env": []}
+        for name, value in self.items.items():
+            head, _, _ = name.partition(":")
+            if head in groups:
+                groups[head].append((name, value))
+            else:
+                out[name] = value
+        for head, pairs in groups.items():
+            out[head + "s"] = (f"{len(pairs)} " + ("file(s) " if head == "input" else "var(s) ")
+                               + bytes_digest(encode(pairs))[7:23])
+        return out
+
+    def diff(self, previous: Mapping[str, str]) -> list[str]:
+        """What changed since ``previous`` (the components of the last stored entry)."""
+        changes: list[str] = []
+        for name in sorted(set(self.items) | set(previous)):
+            old, new = previous.get(name), self.items.get(name)
+            if old == new:
+                continue
+            head, _, rest = name.partition(":")
+            what = {"input": f"input {rest}", "env": f"env {rest}",
+                    "needs": f"output of needed step '{rest}'"}.get(head, head)
+            if old is None:
+                changes.append(f"{what} added")
+            elif new is None:
+                changes.append(f"{what} removed")
+            else:
+                changes.append(f"{what} changed")
+        return changes
+
+
+def build_parts(*, command: str, env: Mapping[str, str], inputs: Iterable[InputState],
+                upstream: Mapping[str, str]) -> KeyParts:
+    """Assemble the components; ``upstream`` maps each needed step to its output digest."""
+    items = {"format": FORMAT_VERSION, "platform": platform_tag(),
+             "command": bytes_digest(command.encode("utf-8", "surrogateescape"))}
+    for name, value in env.items():
+        items[f"env:{name}"] = bytes_digest(value.encode("utf-8", "surrogateescape"))
+    for state in inputs:
+        items[f"input:{state.path}"] = state.component()
+    for step, digest in upstream.items():
+        items[f"needs:{step}"] = digest
+    return KeyParts(items)
+
+
+def explain_changes(changes: list[str], limit: int = 3) -> str:
+    """One line for a log field: the first few changes and how many more."""
+    head = "; ".join(changes[:limit])
+    return head + (f" (+{len(changes) - limit} more)" if len(changes) > limit else "")

@@ -1,0 +1,172 @@
+"""The manifest of a cache entry: what a step produced, by content digest (Bazel-style).
+
+An entry is one small JSON manifest plus one content-addressed blob per distinct file
+content (and one for the captured log). Blobs are shared between entries, each is checked
+against its digest when read, and restoring needs no archive parsing at all.
+
+A manifest may come from a shared remote cache, so :func:`parse` trusts nothing: every
+field is type-checked and every path must be a plain relative path (no ``/`` prefix, no
+``..``, no empty or ``.`` component, no NUL). Anything else makes the entry corrupt.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+from attest_cli.cache.keys import encode
+from attest_cli.digest import bytes_digest
+
+MANIFEST_VERSION = 1
+_DIGEST = re.compile(r"^blake3:[0-9a-f]{64}$")
+
+
+class CorruptEntry(Exception):
+    """A manifest or blob that cannot be trusted; the entry is deleted and treated as a miss."""
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    path: str
+    kind: str  # file | symlink | dir
+    mode: int = 0o644
+    digest: str = ""  # files: blake3 of content; symlinks: blake3 of the link text
+    size: int = 0
+    target: str | None = None  # symlinks only
+
+
+@dataclass
+class Manifest:
+    key: str
+    step: str
+    files: list[OutputFile]
+    log_digest: str
+    log_size: int
+    exit_code: int = 0
+    wall_seconds: float = 0.0
+    created_at: float = 0.0
+    components: dict[str, str] = field(default_factory=dict)
+    version: int = MANIFEST_VERSION
+
+    @property
+    def output_digest(self) -> str:
+        return outputs_digest(self.files)
+
+    @property
+    def blob_digests(self) -> set[str]:
+        return {f.digest for f in self.files if f.kind == "file"} | {self.log_digest}
+
+    @property
+    def stored_bytes(self) -> int:
+        return sum(f.size for f in self.files if f.kind == "file") + self.log_size
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
+
+
+def outputs_digest(files: list[OutputFile]) -> str:
+    """One digest of a step's outputs: what downstream keys depend on (``needs:STEP``)."""
+    pairs = []
+    for f in files:
+        if f.kind == "dir":
+            continue  # directories carry no content; their files do
+        exe = "x" if f.kind == "file" and f.mode & 0o111 else "-"
+        pairs.append((f.path, f"{f.kind}:{exe}:{f.digest}"))
+    return bytes_digest(encode(pairs))
+
+
+def check_path(rel: Any) -> str:
+    """A manifest path must be a normalized relative POSIX path."""
+    if not isinstance(rel, str) or not rel or "\0" in rel or "\\" in rel:
+        raise CorruptEntry(f"bad path {rel!r}")
+    p = PurePosixPath(rel)
+    if p.is_absolute() or rel.startswith("/"):
+        raise CorruptEntry(f"absolute path {rel!r}")
+    parts = rel.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise CorruptEntry(f"path {rel!r} is not a plain relative path")
+    return rel
+
+
+def check_link(rel: str, target: Any) -> str:
+    """A symlink may only point inside the workspace, by a relative path."""
+    if not isinstance(target, str) or not target or "\0" in target:
+        raise CorruptEntry(f"bad symlink target for {rel!r}")
+    if target.startswith("/"):
+        raise CorruptEntry(f"symlink {rel!r} points to an absolute path")
+    depth = len(rel.split("/")) - 1
+    for part in target.split("/"):
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                raise CorruptEntry(f"symlink {rel!r} points outside the workspace")
+        elif part not in ("", "."):
+            depth += 1
+    return target
+
+
+def parse(raw: bytes, *, key: str) -> Manifest:
+    """Validate an untrusted manifest; raise :class:`CorruptEntry` on anything odd."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CorruptEntry(f"manifest is not JSON ({exc})") from None
+    if not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION:
+        raise CorruptEntry("unknown manifest version")
+    if data.get("key") != key:
+        raise CorruptEntry("manifest belongs to another key")
+    files = []
+    seen: set[str] = set()
+    links: list[str] = []
+    for item in _typed(data, "files", list):
+        if not isinstance(item, dict):
+            raise CorruptEntry("bad file entry")
+        rel = check_path(item.get("path"))
+        if rel in seen:
+            raise CorruptEntry(f"duplicate path {rel!r}")
+        seen.add(rel)
+        kind = item.get("kind")
+        mode = item.get("mode")
+        if kind not in ("file", "symlink", "dir") or not isinstance(mode, int) or \
+                not 0 <= mode <= 0o7777:
+            raise CorruptEntry(f"bad kind or mode for {rel!r}")
+        digest, size, target = item.get("digest", ""), item.get("size", 0), item.get("target")
+        if kind != "dir" and (not isinstance(digest, str) or not _DIGEST.match(digest)):
+            raise CorruptEntry(f"bad digest for {rel!r}")
+        if not isinstance(size, int) or size < 0:
+            raise CorruptEntry(f"bad size for {rel!r}")
+        if kind == "symlink":
+            check_link(rel, target)
+            links.append(rel)
+        files.append(OutputFile(path=rel, kind=kind, mode=mode & 0o7777, digest=digest or "",
+                                size=size, target=target if kind == "symlink" else None))
+    # No entry may live below a symlink of the same entry (writing through a planted link).
+    for link in links:
+        below = link + "/"
+        if any(f.path.startswith(below) for f in files):
+            raise CorruptEntry(f"entry writes below its own symlink {link!r}")
+    log_digest = _typed(data, "log_digest", str)
+    if not _DIGEST.match(log_digest):
+        raise CorruptEntry("bad log digest")
+    components = _typed(data, "components", dict)
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in components.items()):
+        raise CorruptEntry("bad components")
+    try:
+        return Manifest(key=key, step=_typed(data, "step", str), files=files,
+                        log_digest=log_digest, log_size=_typed(data, "log_size", int),
+                        exit_code=_typed(data, "exit_code", int),
+                        wall_seconds=float(_typed(data, "wall_seconds", (int, float))),
+                        created_at=float(_typed(data, "created_at", (int, float))),
+                        components=components)
+    except (TypeError, ValueError) as exc:
+        raise CorruptEntry(str(exc)) from None
+
+
+def _typed(data: dict[str, Any], name: str, kind: Any) -> Any:
+    value = data.get(name)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise CorruptEntry(f"manifest field {name!r} is missing or of the wrong type")
+    return value

@@ -1,0 +1,46 @@
+"""What a step's declared outputs are on disk now, as manifest entries.
+
+The same description serves the store (what to save), a downstream step's key (the output
+digest of each step it needs, computed from the files themselves, so it is right whether the
+upstream step ran, was restored, or is uncached) and ``attest cache explain``.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Sequence
+from pathlib import Path
+
+from attest_cli.cache.manifest import OutputFile, outputs_digest
+from attest_cli.cache.statindex import StatIndex
+from attest_cli.pathspec import expand, is_glob
+
+
+def describe(root: Path, patterns: Sequence[str], index: StatIndex
+             ) -> tuple[list[OutputFile], list[str]]:
+    """The files, symlinks and directories the patterns cover; and declared paths missing."""
+    files = [OutputFile(path=s.path, kind=s.kind, mode=s.mode, digest=s.digest, size=s.size,
+                        target=s.target)
+             for s in index.scan(root, expand(root, patterns))]
+    dirs: dict[str, OutputFile] = {}
+    missing: list[str] = []
+    for pattern in patterns:
+        if is_glob(pattern):
+            continue
+        base = root / pattern
+        if not base.exists() and not base.is_symlink():
+            missing.append(pattern)
+            continue
+        if base.is_dir() and not base.is_symlink():
+            for dirpath, dirnames, _files in os.walk(base):
+                here = Path(dirpath)
+                rel = here.relative_to(root).as_posix()
+                dirs[rel] = OutputFile(path=rel, kind="dir",
+                                       mode=stat.S_IMODE(here.stat().st_mode))
+                dirnames[:] = [d for d in dirnames if not (here / d).is_symlink()]
+    return sorted(dirs.values(), key=lambda f: f.path) + files, missing
+
+
+def output_digest(root: Path, patterns: Sequence[str], index: StatIndex) -> str:
+    return outputs_digest(describe(root, patterns, index)[0])

@@ -1,0 +1,153 @@
+"""Write restored outputs into the workspace without ever leaving it.
+
+Manifest paths were already checked to be plain relative paths (:mod:`.manifest`). Here
+every directory on the way is opened relative to its parent with ``O_NOFOLLOW``, so a
+symlink already in the workspace - planted by an earlier entry, or by anyone - is never
+followed while writing: the restore refuses instead. Files are written to a temp name in
+their directory and renamed over the target, which replaces (never follows) a link there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+
+from attest_cli.cache.manifest import OutputFile
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+class UnsafeRestore(Exception):
+    """A restore would have written outside the workspace or through a symlink."""
+
+
+class WorkspaceWriter:
+    """Creates files, links and directories below ``root``, refusing every symlink on the way."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+
+    def close(self) -> None:
+        os.close(self._root_fd)
+
+    def __enter__(self) -> WorkspaceWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _parent(self, rel: str, *, create: bool = True) -> tuple[int, str]:
+        """An fd of the directory holding ``rel`` (opened without following links), and the name."""
+        parts = rel.split("/")
+        fd = os.dup(self._root_fd)
+        try:
+            for part in parts[:-1]:
+                try:
+                    nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(part, 0o755, dir_fd=fd)
+                    nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                        raise UnsafeRestore(f"refusing to write {rel!r}: '{part}' on its way "
+                                            "is a symlink or not a directory") from None
+                    raise
+                os.close(fd)
+                fd = nfd
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, parts[-1]
+
+    def write_file(self, rel: str, mode: int, fill: Callable[[int], None]) -> None:
+        """Create ``rel`` atomically; ``fill(fd)`` writes the content."""
+        dfd, name = self._parent(rel)
+        tmp = f".{name}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600,
+                         dir_fd=dfd)
+            try:
+                fill(fd)
+                os.fchmod(fd, mode & 0o7777)
+            finally:
+                os.close(fd)
+            self._replace(dfd, tmp, name, rel)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp, dir_fd=dfd)
+            raise
+        finally:
+            os.close(dfd)
+
+    def write_symlink(self, rel: str, target: str) -> None:
+        dfd, name = self._parent(rel)
+        tmp = f".{name}.{secrets.token_hex(4)}.tmp"
+        try:
+            os.symlink(target, tmp, dir_fd=dfd)
+            self._replace(dfd, tmp, name, rel)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp, dir_fd=dfd)
+            raise
+        finally:
+            os.close(dfd)
+
+    def make_dir(self, rel: str, mode: int) -> None:
+        dfd, name = self._parent(rel)
+        try:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(name, 0o700, dir_fd=dfd)
+            fd = os.open(name, _DIR_FLAGS, dir_fd=dfd)
+            try:
+                os.fchmod(fd, mode & 0o7777)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise UnsafeRestore(f"refusing to restore directory {rel!r}: a symlink or "
+                                    "file is in the way") from None
+            raise
+        finally:
+            os.close(dfd)
+
+    def _replace(self, dfd: int, tmp: str, name: str, rel: str) -> None:
+        try:
+            os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except IsADirectoryError:
+            raise UnsafeRestore(f"refusing to restore {rel!r}: a directory is in the "
+                                "way") from None
+
+
+def restore_files(root: Path, files: list[OutputFile], blob: Callable[[OutputFile], bytes]
+                  ) -> None:
+    """Restore ``files`` below ``root``; ``blob`` returns the verified content of a file."""
+    with WorkspaceWriter(root) as writer:
+        for f in sorted(files, key=lambda f: (f.kind != "dir", f.path)):
+            if f.kind == "dir":
+                writer.make_dir(f.path, f.mode)
+            elif f.kind == "symlink":
+                assert f.target is not None
+                writer.write_symlink(f.path, f.target)
+        for f in files:
+            if f.kind != "file":
+                continue
+            data = blob(f)
+
+            def fill(fd: int, data: bytes = data) -> None:
+                _write_all(fd, data)
+            writer.write_file(f.path, f.mode, fill)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]

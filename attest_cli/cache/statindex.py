@@ -1,0 +1,146 @@
+"""Don't re-hash what did not change: a persistent (dev, inode, size, mtime, ctime) -> digest index.
+
+A re-run over unchanged inputs only ``lstat``s them. ``ctime`` is in the signature because
+extracting an archive and ``mv``-ing it into place can leave size, mtime and even the inode
+number as they were, but never the ctime. Files modified in the last two seconds are hashed
+but not remembered ("racily clean", as git calls it): their mtime may not have ticked yet
+when they change again.
+
+The index is a JSON file written atomically at the end of a run; two concurrent runs simply
+race to write it (it is only an accelerator, every entry is re-validated against ``lstat``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from attest_cli.atomic import write_atomic
+from attest_cli.digest import bytes_digest, file_digest
+
+log = logging.getLogger("attest.cache")
+
+INDEX_VERSION = 1
+RACY_SECONDS = 2.0
+# Small files are hashed from one read(); big ones through digest.file_digest (mmap, threads).
+_SMALL = 1 << 20
+
+Signature = tuple[int, int, int, int, int]
+
+
+@dataclass(frozen=True)
+class FileState:
+    """A file as it is now: what the key and the manifest need to know about it."""
+
+    path: str  # relative POSIX path
+    kind: str  # file | symlink
+    mode: int  # permission bits
+    size: int
+    digest: str
+    signature: Signature
+    target: str | None = None  # link text of a symlink
+
+    @property
+    def executable(self) -> bool:
+        return bool(self.mode & 0o111)
+
+
+def signature_of(st: os.stat_result) -> Signature:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class StatIndex:
+    """Thread-safe digest memo keyed by absolute path and validated by the stat signature."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[Signature, str]] = {}
+        self._dirty = False
+        self.hashed = 0  # files whose content was read this run (for tests and benchmarks)
+        if path is not None:
+            self._load(path)
+
+    def _load(self, path: Path) -> None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("version") == INDEX_VERSION:
+                for name, (sig, digest) in data["entries"].items():
+                    self._entries[name] = (tuple(sig), digest)
+        except FileNotFoundError:
+            pass
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.debug("ignoring unreadable stat index %s: %s", path, exc)
+            self._entries.clear()
+
+    def save(self) -> None:
+        if self.path is None or not self._dirty:
+            return
+        with self._lock:
+            payload = json.dumps({"version": INDEX_VERSION, "entries": {
+                k: [list(sig), d] for k, (sig, d) in self._entries.items()}},
+                separators=(",", ":"))
+            self._dirty = False
+        write_atomic(self.path, payload)
+
+    def digest(self, full: Path, st: os.stat_result) -> str:
+        sig = signature_of(st)
+        name = str(full)
+        with self._lock:
+            known = self._entries.get(name)
+        if known is not None and known[0] == sig:
+            return known[1]
+        digest = _hash(full, st.st_size)
+        with self._lock:
+            self.hashed += 1
+            if time.time() - st.st_mtime_ns / 1e9 >= RACY_SECONDS:
+                self._entries[name] = (sig, digest)
+                self._dirty = True
+        return digest
+
+    def scan(self, root: Path, rels: Sequence[str], *, workers: int | None = None
+             ) -> list[FileState]:
+        """The state of every path (files hashed in parallel, unchanged ones not at all)."""
+        if len(rels) < 16:
+            return [self.state(root, rel) for rel in rels]
+        workers = workers or min(32, 2 * (os.cpu_count() or 1))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="attest-hash") as pool:
+            return list(pool.map(lambda rel: self.state(root, rel), rels, chunksize=64))
+
+    def state(self, root: Path, rel: str) -> FileState:
+        full = root / rel
+        st = full.lstat()
+        if stat.S_ISLNK(st.st_mode):
+            target = os.readlink(full)
+            return FileState(path=rel, kind="symlink", mode=0o777, size=0,
+                             digest=bytes_digest(os.fsencode(target)), signature=signature_of(st),
+                             target=target)
+        return FileState(path=rel, kind="file", mode=stat.S_IMODE(st.st_mode), size=st.st_size,
+                         digest=self.digest(full, st), signature=signature_of(st))
+
+
+def _hash(full: Path, size: int) -> str:
+    if size >= _SMALL:
+        return file_digest(full)
+    with open(full, "rb") as fh:
+        return bytes_digest(fh.read())
+
+
+def restat(root: Path, states: Sequence[FileState]) -> list[str]:
+    """Paths whose stat signature differs from ``states`` now (changed while a step ran)."""
+    changed = []
+    for s in states:
+        try:
+            if signature_of((root / s.path).lstat()) != s.signature:
+                changed.append(s.path)
+        except FileNotFoundError:
+            changed.append(s.path)
+    return changed
