@@ -77,8 +77,7 @@ def run(
     app.verbose = max(app.verbose, verbose)
     app.quiet = app.quiet or quiet
     # Options whose feature has not landed yet refuse to run instead of being ignored.
-    unbuilt = {"--trace": (trace, 7),
-               "--metrics-file": (metrics_file is not None, 6)}
+    unbuilt = {"--metrics-file": (metrics_file is not None, 6)}
     for flag, (used, issue) in unbuilt.items():
         if used:
             not_available(f"attest run {flag}", issue)
