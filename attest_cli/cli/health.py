@@ -2,12 +2,42 @@
 
 from __future__ import annotations
 
+import sys
+from enum import Enum
+
 import typer
 
-from attest_cli.cli.common import not_available
+from attest_cli.cli.common import app_context, print_json
 
 HELP = "Run the health checks once; exit 0 when healthy, 1 when not."
 
 
-def health(ctx: typer.Context) -> None:
-    not_available("attest health", 6)
+class Format(str, Enum):
+    text = "text"
+    json = "json"
+
+
+def health(
+    ctx: typer.Context,
+    fmt: Format = typer.Option(Format.text, "--format", help="text or json."),
+) -> None:
+    from attest_cli.observability.health import Readiness
+
+    app = app_context(ctx)
+    settings = app.settings(pipeline_doc=app.pipeline_doc())
+    readiness = Readiness(app, settings)
+    try:
+        report = readiness.evaluate()
+    finally:
+        readiness.close()
+    if fmt is Format.json:
+        print_json(report.to_dict())
+    else:
+        out = [report.status]
+        width = max((len(n) for n in report.checks), default=0)
+        for name, r in report.checks.items():
+            out.append(f"  {name.ljust(width)}  {r.status.ljust(9)}  {r.detail}  "
+                       f"({r.duration_ms:.1f} ms)")
+        sys.stdout.write("\n".join(out) + "\n")
+    if not report.ok:
+        raise typer.Exit(1)

@@ -2,12 +2,37 @@
 
 from __future__ import annotations
 
+import sys
+from enum import Enum
+
 import typer
 
-from attest_cli.cli.common import not_available
+from attest_cli.cli.common import app_context, print_json
 
 HELP = "List past runs from the run history."
 
 
-def history(ctx: typer.Context) -> None:
-    not_available("attest history", 6)
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+
+
+def history(
+    ctx: typer.Context,
+    limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many runs, newest first."),
+    pipeline: str | None = typer.Option(None, "--pipeline", help="Only runs of this pipeline."),
+    failures_only: bool = typer.Option(False, "--failures-only",
+                                       help="Only failed and interrupted runs."),
+    fmt: Format = typer.Option(Format.table, "--format", help="table or json."),
+) -> None:
+    from attest_cli.observability.history import open_history
+    from attest_cli.observability.history_view import as_json, as_table
+
+    app = app_context(ctx)
+    settings = app.settings(pipeline_doc=app.pipeline_doc())
+    records = open_history(app, settings).runs(limit=limit, pipeline=pipeline,
+                                               failures_only=failures_only)
+    if fmt is Format.json:
+        print_json(as_json(records))
+    else:
+        sys.stdout.write(as_table(records))

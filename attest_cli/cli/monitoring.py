@@ -2,21 +2,55 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import typer
 
-from attest_cli.cli.common import not_available
+from attest_cli.cli.common import app_context
 
 HELP = "Generate the Grafana dashboard and the Prometheus alert rules."
 app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
 
 
+def _emit(text: str, output: Path | None, ctx: typer.Context) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        return
+    from attest_cli.atomic import write_atomic
+
+    path = write_atomic(app_context(ctx).path(output), text)
+    sys.stderr.write(f"wrote {path}\n")
+
+
+def _namespace(ctx: typer.Context) -> str:
+    from attest_cli.observability.metrics import namespace
+
+    app = app_context(ctx)
+    return namespace(app.settings(pipeline_doc=app.pipeline_doc()))
+
+
 @app.command("dashboard")
-def dashboard(ctx: typer.Context) -> None:
-    """Write the Grafana dashboard JSON."""
-    not_available("attest monitoring dashboard", 6)
+def dashboard(
+    ctx: typer.Context,
+    output: Path | None = typer.Option(None, "--output", "-o",
+                                       help="Write here instead of stdout."),
+) -> None:
+    """Write the Grafana dashboard JSON (import it in Grafana 10+)."""
+    import json
+
+    from attest_cli.observability.dashboards import dashboard as build
+
+    _emit(json.dumps(build(_namespace(ctx)), indent=2) + "\n", output, ctx)
 
 
 @app.command("alerts")
-def alerts(ctx: typer.Context) -> None:
-    """Write the Prometheus rule file."""
-    not_available("attest monitoring alerts", 6)
+def alerts(
+    ctx: typer.Context,
+    output: Path | None = typer.Option(None, "--output", "-o",
+                                       help="Write here instead of stdout."),
+) -> None:
+    """Write the Prometheus rule file (recording rules and alerts)."""
+    from attest_cli.observability.alerts import render
+
+    _emit(render(_namespace(ctx)), output, ctx)

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
-from attest_cli.cli.common import not_available
+from attest_cli.cli.common import app_context, configure_logging
 
 HELP = "Serve /metrics and health endpoints derived from the run history."
 
 
-def serve(ctx: typer.Context) -> None:
-    not_available("attest serve", 6)
+def serve(
+    ctx: typer.Context,
+    endpoint: str | None = typer.Option(None, "--endpoint", help="HOST:PORT or :PORT to listen "
+                                        "on [default: monitoring.prometheus.endpoint]."),
+) -> None:
+    from attest_cli.observability.exporter import Exporter
+
+    app = app_context(ctx)
+    settings = app.settings(pipeline_doc=app.pipeline_doc())
+    configure_logging(app, settings)
+    exporter = Exporter(app, settings, endpoint)
+    sys.stderr.write(f"attest serve: listening on {exporter.url} "
+                     f"({', '.join(exporter.paths)}); stop with Ctrl-C\n")
+    sys.stderr.flush()
+    exporter.run_until_signalled()
