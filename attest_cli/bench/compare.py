@@ -107,11 +107,13 @@ def comparability(baseline: BenchmarkResult, current: BenchmarkResult) -> list[s
         raise InputError(f"the results share no step ({baseline.label}: "
                          f"{', '.join(baseline.step_names)}; {current.label}: "
                          f"{', '.join(current.step_names)}): they are from different pipelines")
+    warnings = []
     bcache, ccache = baseline.settings.get("cache"), current.settings.get("cache")
     if bcache != ccache:
-        raise InputError(f"{baseline.label} was measured with a {bcache} cache and "
-                         f"{current.label} with a {ccache} cache: not comparable")
-    warnings = []
+        # Meaningful only as "what does the cache save", never as a regression check.
+        warnings.append(f"{baseline.label} was measured with a {bcache} cache and "
+                        f"{current.label} with a {ccache} cache: this compares cache modes, "
+                        "not versions")
     bname, cname = baseline.pipeline.get("name"), current.pipeline.get("name")
     if bname != cname:
         warnings.append(f"different pipeline names ({bname!r} vs {cname!r})")
