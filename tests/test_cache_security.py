@@ -1,0 +1,191 @@
+"""Restores never leave the workspace; keys are canonical; unchanged files are not re-read."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from attest_cli.cache.keys import build_parts, encode, key_env
+from attest_cli.cache.manifest import CorruptEntry, Manifest, OutputFile, parse
+from attest_cli.cache.restore import UnsafeRestore, restore_files
+from attest_cli.cache.statindex import StatIndex
+from attest_cli.digest import bytes_digest
+from tests.support import attest, write_pipeline
+
+PIPELINE = """
+name: victim
+steps:
+  build:
+    run: mkdir -p .count && echo x >> .count/build && mkdir -p out && echo real > out/file.txt
+    outputs: [out/]
+"""
+
+
+def plant(project: Path, files: list[dict], blobs: dict[str, bytes]) -> str:
+    """Write a hand-made entry for the step's current key into the local cache."""
+    explain = attest("cache", "explain", "build", "--format", "json", cwd=project)
+    assert explain.returncode == 0, explain.stderr
+    key = json.loads(explain.stdout)["key"]
+    cache = project / ".attest" / "cache"
+    log = b"planted log\n"
+    blobs = {**blobs, bytes_digest(log): log}
+    for digest, data in blobs.items():
+        hexd = digest.removeprefix("blake3:")
+        path = cache / "blobs" / hexd[:2] / hexd
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    manifest = {"version": 1, "key": key, "step": "build", "files": files,
+                "log_digest": bytes_digest(log), "log_size": len(log), "exit_code": 0,
+                "wall_seconds": 0.1, "created_at": time.time(), "components": {}}
+    (cache / "entries").mkdir(parents=True, exist_ok=True)
+    (cache / "entries" / key).write_text(json.dumps(manifest))
+    return key
+
+
+def file_entry(path: str, data: bytes) -> dict:
+    return {"path": path, "kind": "file", "mode": 0o644, "digest": bytes_digest(data),
+            "size": len(data), "target": None}
+
+
+def run_victim(project: Path) -> tuple[str, dict]:
+    report = project / ".attest" / "r.json"
+    proc = attest("run", "--log-format", "json", "--report", str(report), cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stderr, json.loads(report.read_text())["steps"][0]
+
+
+@pytest.mark.parametrize("path", ["/tmp/attest-escape.txt", "../escape.txt", "out/../../x",
+                                  "out//x", "out/./x"])
+def test_entry_with_a_path_outside_the_workspace_is_rejected(project: Path, path: str) -> None:
+    write_pipeline(project, PIPELINE)
+    key = plant(project, [file_entry(path, b"evil\n")], {bytes_digest(b"evil\n"): b"evil\n"})
+    _, result = run_victim(project)
+    assert result["status"] == "success"  # executed instead
+    assert "corrupt entry deleted" in result["cache_miss_reason"]
+    assert not Path("/tmp/attest-escape.txt").exists()
+    assert not (project.parent / "escape.txt").exists()
+    # the planted entry was deleted; the step's real result took its place
+    stored = json.loads((project / ".attest" / "cache" / "entries" / key).read_text())
+    assert [f["path"] for f in stored["files"]] == ["out", "out/file.txt"]
+
+
+def test_entry_writing_outside_the_declared_outputs_is_rejected(project: Path) -> None:
+    write_pipeline(project, PIPELINE)
+    plant(project, [file_entry(".git/hooks/pre-commit", b"evil\n")],
+          {bytes_digest(b"evil\n"): b"evil\n"})
+    _, result = run_victim(project)
+    assert "not among the step's declared outputs" in result["cache_miss_reason"]
+    assert not (project / ".git").exists()
+
+
+def test_symlink_planted_in_the_workspace_is_never_written_through(project: Path,
+                                                                   tmp_path: Path) -> None:
+    """The tar-cache attack: a link (from an earlier entry, or anyone) then a write through it."""
+    write_pipeline(project, PIPELINE)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (project / "out").mkdir()
+    (project / "out" / "evil").symlink_to(outside)
+    plant(project, [file_entry("out/evil/pwned", b"evil\n")],
+          {bytes_digest(b"evil\n"): b"evil\n"})
+    _, result = run_victim(project)
+    assert "symlink" in result["cache_miss_reason"]
+    assert list(outside.iterdir()) == []
+
+
+def test_entry_with_escaping_or_absolute_symlinks_is_rejected(project: Path) -> None:
+    write_pipeline(project, PIPELINE)
+    link = {"path": "out/l", "kind": "symlink", "mode": 0o777,
+            "digest": bytes_digest(b"../../etc"), "size": 0, "target": "../../etc"}
+    plant(project, [link], {})
+    _, result = run_victim(project)
+    assert "points outside the workspace" in result["cache_miss_reason"]
+    assert not (project / "out" / "l").is_symlink()
+
+
+def test_one_entry_cannot_write_below_its_own_symlink() -> None:
+    files = [{"path": "out/l", "kind": "symlink", "mode": 0o777,
+              "digest": bytes_digest(b"."), "size": 0, "target": "."},
+             file_entry("out/l/x", b"x")]
+    raw = json.dumps({"version": 1, "key": "k", "step": "s", "files": files,
+                      "log_digest": bytes_digest(b""), "log_size": 0, "exit_code": 0,
+                      "wall_seconds": 0.0, "created_at": 0.0, "components": {}}).encode()
+    with pytest.raises(CorruptEntry, match="below its own symlink"):
+        parse(raw, key="k")
+
+
+def test_restore_refuses_a_symlinked_parent_and_replaces_a_symlinked_file(tmp_path: Path
+                                                                          ) -> None:
+    root = tmp_path / "ws"
+    (root / "out").mkdir(parents=True)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("keep\n")
+    (root / "out" / "file.txt").symlink_to(secret)  # a link where a file is restored
+    data = b"restored\n"
+    restore_files(root, [OutputFile(path="out/file.txt", kind="file", mode=0o600,
+                                    digest=bytes_digest(data), size=len(data))],
+                  lambda f: data)
+    assert secret.read_text() == "keep\n"
+    assert not (root / "out" / "file.txt").is_symlink()
+    assert (root / "out" / "file.txt").read_bytes() == data
+    assert oct((root / "out" / "file.txt").stat().st_mode & 0o777) == oct(0o600)
+    (root / "sub").symlink_to(tmp_path)
+    with pytest.raises(UnsafeRestore):
+        restore_files(root, [OutputFile(path="sub/x", kind="file", mode=0o644,
+                                        digest=bytes_digest(b"x"), size=1)], lambda f: b"x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_manifest_round_trips_and_rejects_another_key() -> None:
+    m = Manifest(key="abc", step="s", files=[OutputFile(path="a/b", kind="file", mode=0o755,
+                                                        digest=bytes_digest(b"1"), size=1)],
+                 log_digest=bytes_digest(b""), log_size=0)
+    again = parse(m.to_json(), key="abc")
+    assert again.files == m.files and again.output_digest == m.output_digest
+    with pytest.raises(CorruptEntry):
+        parse(m.to_json(), key="other")
+
+
+def test_encoding_is_length_prefixed_and_order_independent() -> None:
+    assert encode([("a", "bc")]) != encode([("ab", "c")])
+    assert encode([("x", "1"), ("y", "2")]) == encode([("y", "2"), ("x", "1")])
+    env_a = key_env({"A": "1", "B": "2"}, {}, [], [], [], {})
+    env_b = key_env({"B": "2", "A": "1"}, {}, [], [], [], {})
+    a = build_parts(command="c", env=env_a, inputs=[], upstream={"u": "d", "v": "e"})
+    b = build_parts(command="c", env=env_b, inputs=[], upstream={"v": "e", "u": "d"})
+    assert a.key == b.key
+    assert build_parts(command="c ", env=env_a, inputs=[], upstream={}).key != \
+        build_parts(command="c", env=env_a, inputs=[], upstream={}).key
+
+
+def test_unchanged_files_are_not_read_again_and_ctime_catches_sneaky_edits(tmp_path: Path
+                                                                           ) -> None:
+    root = tmp_path / "ws"
+    root.mkdir()
+    old = time.time() - 3600
+    for i in range(40):
+        p = root / f"f{i}.txt"
+        p.write_text(f"content {i}\n")
+        os.utime(p, (old, old))
+    index_path = tmp_path / "index.json"
+    first = StatIndex(index_path)
+    rels = sorted(p.name for p in root.iterdir())
+    states = {s.path: s.digest for s in first.scan(root, rels)}
+    assert first.hashed == 40
+    first.save()
+    second = StatIndex(index_path)
+    assert {s.path: s.digest for s in second.scan(root, rels)} == states
+    assert second.hashed == 0
+    # same size, same mtime put back: only the ctime tells
+    p = root / "f3.txt"
+    p.write_text("CONTENT 3\n")
+    os.utime(p, (old, old))
+    third = StatIndex(index_path)
+    changed = {s.path: s.digest for s in third.scan(root, rels)}
+    assert third.hashed == 1
+    assert changed["f3.txt"] != states["f3.txt"]
+    assert changed["f4.txt"] == states["f4.txt"]
