@@ -132,7 +132,7 @@ def _processor(always: bool, max_buffered: int = 100):  # type: ignore[no-untype
             pass
 
     memory = Memory()
-    queue = ExportQueue(memory)
+    queue = ExportQueue(lambda: memory)
     proc = TailSamplingProcessor(queue, always_sample_errors=always, max_buffered=max_buffered)
     provider = TracerProvider(sampler=ALWAYS_ON, shutdown_on_exit=False)
     provider.add_span_processor(proc)

@@ -43,36 +43,52 @@ def head_decision(trace_id: int, rate: float, parent: TraceParent | None,
 
 
 class ExportQueue:
-    """Exports batches on one daemon thread; shutdown waits at most ``timeout`` seconds."""
+    """Exports batches on one daemon thread; shutdown waits at most ``timeout`` seconds.
 
-    def __init__(self, exporter: Any, *, max_queue: int = 100_000, batch_size: int = 512,
-                 explain: Callable[[], str | None] = lambda: None) -> None:
-        self.exporter = exporter
+    The exporter is *built* on that thread too: loading an exporter library (OTLP pulls in
+    protobuf and requests or grpc) takes ~100 ms, which then overlaps the run instead of
+    delaying its start.
+    """
+
+    def __init__(self, make_exporter: Callable[[], Any], *, max_queue: int = 100_000,
+                 batch_size: int = 512, explain: Callable[[], str | None] = lambda: None
+                 ) -> None:
+        self.make_exporter = make_exporter
+        self.exporter: Any = None
         self.explain = explain  # the reason behind a FAILURE result, when the exporter logged it
         self.max_queue = max_queue
         self.batch_size = batch_size
         self._items: deque[ReadableSpan] = deque()
         self._cond = threading.Condition()
         self._closing = False
-        self._thread: threading.Thread | None = None
         self.exported = 0
         self.failed = 0
         self.dropped = 0  # queue overflow
         self.first_error: str | None = None
+        self._thread = threading.Thread(target=self._run, name="attest-trace-export",
+                                        daemon=True)
+        self._thread.start()
 
     def put(self, spans: Sequence[ReadableSpan]) -> None:
         with self._cond:
             room = self.max_queue - len(self._items)
             self._items.extend(spans[:max(0, room)])
             self.dropped += max(0, len(spans) - max(0, room))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="attest-trace-export",
-                                                daemon=True)
-                self._thread.start()
             if len(self._items) >= self.batch_size:
                 self._cond.notify()
 
     def _run(self) -> None:
+        try:
+            self.exporter = self.make_exporter()
+        except Exception as exc:
+            self.first_error = f"could not set up the exporter: {exc}"
+            log.debug("building the trace exporter failed", exc_info=True)
+            with self._cond:
+                while not self._closing:
+                    self._cond.wait()
+                self.failed += len(self._items)
+                self._items.clear()
+            return
         while True:
             with self._cond:
                 while not self._closing and len(self._items) < self.batch_size:
@@ -109,13 +125,7 @@ class ExportQueue:
         with self._cond:
             self._closing = True
             self._cond.notify_all()
-            thread = self._thread
-        if thread is None:
-            try:
-                self.exporter.shutdown()
-            except Exception as exc:
-                log.debug("trace exporter shutdown failed: %s", exc)
-            return 0
+        thread = self._thread
         thread.join(timeout)
         if thread.is_alive():
             with self._cond:

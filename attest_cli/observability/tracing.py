@@ -126,7 +126,7 @@ class RunTracer:
         self.cfg = cfg
         self.masker = masker
         self.pipeline_root = pipeline_root
-        self.queue = ExportQueue(build_exporter(cfg, workdir),
+        self.queue = ExportQueue(lambda: build_exporter(cfg, workdir),
                                  explain=lambda: _ForwardToDebug.last_problem)
         self.processor = TailSamplingProcessor(self.queue,
                                                always_sample_errors=cfg.always_sample_errors,
@@ -149,6 +149,8 @@ class RunTracer:
         self.head = True
         self.steps: dict[str, Any] = {}
         self._thread_span = threading.local()
+        self._vcs: dict[str, str] = {}
+        self._vcs_thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     # -- helpers -------------------------------------------------------------------------
@@ -207,8 +209,7 @@ class RunTracer:
                  "cicd.pipeline.run.id": report.run_id,
                  "service.version": __version__,
                  "attest.pipeline.file": report.pipeline_file,
-                 "host.name": report.hostname,
-                 **vcs_attributes(self.pipeline_root)}
+                 "host.name": report.hostname}
         self.root = self.tracer.start_span(self.masker(f"run {report.pipeline}"),
                                            context=parent_ctx, start_time=_ns(report.started_at),
                                            attributes=self._attrs(attrs))
@@ -218,6 +219,13 @@ class RunTracer:
         self.processor.begin(sc.trace_id, sc.span_id, self.head)
         self.root_context = trace.set_span_in_context(self.root)
         report.trace_id = f"{sc.trace_id:032x}"
+        # `git rev-parse` takes tens of ms: ask while the run goes, add it when the root ends
+        self._vcs_thread = threading.Thread(target=self._ask_vcs, name="attest-trace-vcs",
+                                            daemon=True)
+        self._vcs_thread.start()
+
+    def _ask_vcs(self) -> None:
+        self._vcs = vcs_attributes(self.pipeline_root)
 
     def _run_started(self, event: RunStarted) -> None:
         self.root.set_attributes({"attest.run.parallel": event.parallel,
@@ -296,6 +304,9 @@ class RunTracer:
             "attest.run.cache_hit_rate": report.cache_hit_rate,
             "attest.run.failed_steps": ",".join(failed) or None,
         }))
+        if self._vcs_thread is not None:
+            self._vcs_thread.join(5)
+            root.set_attributes(self._attrs(self._vcs))
         dropped = self.processor.buffer_dropped(root.get_span_context().trace_id)
         if dropped:
             root.set_attribute("attest.trace.dropped_spans", dropped)
@@ -344,7 +355,7 @@ class RunTracer:
             self.root.end()
         left = self.queue.shutdown(self.cfg.timeout)
         q = self.queue
-        if q.failed or left or q.dropped:
+        if q.failed or left or q.dropped or (q.exporter is None and q.first_error):
             lost = q.failed + left + q.dropped
             why = q.first_error or f"export did not finish within {self.cfg.timeout:g}s"
             log.warning("could not export %d span(s) to %s (%s): %s; the run's result is "

@@ -121,11 +121,11 @@ def resolve(settings: Settings, environ: Mapping[str, str], *, trace_flag: bool)
         kind = cfg.protocol if otlp else ""
         cfg.endpoint = DEFAULT_ENDPOINTS.get((cfg.exporter, kind), "")
     cfg.headers = dict(settings["tracing.exporter.headers"])
-    if default("tracing.exporter.headers"):
+    if default("tracing.exporter.headers") and cfg.wire.startswith("otlp"):
         cfg.headers = parse_key_values(environ.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
                                        or environ.get("OTEL_EXPORTER_OTLP_HEADERS") or "")
     cfg.timeout = float(settings["tracing.exporter.timeout"])
-    if default("tracing.exporter.timeout"):
+    if default("tracing.exporter.timeout") and cfg.wire.startswith("otlp"):
         raw = environ.get("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") or environ.get(
             "OTEL_EXPORTER_OTLP_TIMEOUT")
         if raw:  # seconds, as the Python SDK reads it
