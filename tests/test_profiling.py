@@ -166,3 +166,14 @@ def test_a_plain_run_imports_neither_profiler(project: Path) -> None:
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_sampling_interval_comes_from_profiling_interval(project: Path) -> None:
+    write_pipeline(project, 'version: "0.1"\nname: p\nsteps:\n  a:\n    run: echo a\n')
+    out = attest("run", "--profile", "cpu", "--profile-output", "cpu.prof", cwd=project,
+                 env={"ATTEST_PROFILING__INTERVAL": "0.005"})
+    assert out.returncode == 0, out.stderr
+    session = json.loads((project / "cpu.prof").read_text())
+    assert session["min_interval"] == pytest.approx(0.005)
+    link = json.loads((project / "cpu.prof.attest.json").read_text())
+    assert link["profiler"]["interval"] == pytest.approx(0.005)

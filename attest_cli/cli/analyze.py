@@ -20,7 +20,8 @@ def analyze(
     fmt: str | None = typer.Option(
         None, "--format", "-f",
         help="text (default), html (default for --output *.html), json, speedscope (CPU), "
-             "flamegraph|table|stats (memory), chrome-trace (run report)."),
+             "flamegraph|table|stats (memory), chrome-trace (run report), markdown "
+             "(benchmark)."),
     output: Path | None = typer.Option(None, "--output", "-o",
                                        help="Write here instead of stdout."),
 ) -> None:
