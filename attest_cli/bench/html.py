@@ -10,18 +10,10 @@ from html import escape
 from attest_cli.bench.render import describe_result, fmt_value
 from attest_cli.bench.result import METRICS, TOTAL, BenchmarkResult
 from attest_cli.bench.stats import percentile, summarize
+from attest_cli.reports.html import CSS as REPORT_CSS
 
-CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#1d2330;
-background:#f6f7f9}
-header{background:#1d2330;color:#fff;padding:14px 24px}
-header h1{margin:0;font-size:20px} header p{margin:4px 0 0;color:#c6cbd6}
-main{padding:8px 24px 24px;max-width:1200px}
-section{background:#fff;border:1px solid #dde1e8;border-radius:6px;margin:16px 0;padding:12px 16px}
-h2{font-size:16px;margin:0 0 8px}
-table{border-collapse:collapse;width:100%} th,td{text-align:left;padding:4px 8px;
-border-bottom:1px solid #eef0f4} th{color:#5b6475;font-weight:600}
-td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+# The page shares the look of ``attest analyze``'s other HTML reports.
+CSS = REPORT_CSS + """
 .warn{color:#8a5a00} svg text{font:11px system-ui,sans-serif;fill:#5b6475}
 """
 

@@ -113,7 +113,7 @@ def compare(
     baseline: str = typer.Option(..., "--baseline", "-b", help="Result file, stored label "
                                  "or git ref."),
     current: str = typer.Option(".", "--current", "-c", help="Result file, stored label, git "
-                                "ref, or '.' for the working tree [default: .]."),
+                                "ref, or '.' for the working tree."),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, json or markdown."),
     metric: Metric = typer.Option(Metric.wall, "--metric", help="wall, cpu or rss."),
     fail_on_regression: float | None = typer.Option(
