@@ -7,9 +7,12 @@ the profilers' own command lines, as a user would.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -177,3 +180,34 @@ def test_sampling_interval_comes_from_profiling_interval(project: Path) -> None:
     assert session["min_interval"] == pytest.approx(0.005)
     link = json.loads((project / "cpu.prof.attest.json").read_text())
     assert link["profiler"]["interval"] == pytest.approx(0.005)
+
+
+def test_profiling_native_config_applies_to_memory_only(project: Path) -> None:
+    write_pipeline(project, 'version: "0.1"\nname: p\nsteps:\n  a:\n    run: echo a\n')
+    env = {"ATTEST_PROFILING__NATIVE": "true"}
+    cpu = attest("run", "--profile", "cpu", "--profile-output", "c.prof", cwd=project, env=env)
+    assert cpu.returncode == 0, cpu.stderr
+    mem = attest("run", "--profile", "memory", "--profile-output", "m.prof", cwd=project,
+                 env=env)
+    assert mem.returncode == 0, mem.stderr
+    link = json.loads((project / "m.prof.attest.json").read_text())
+    assert link["profiler"]["native"] is True
+
+
+def test_an_interrupted_profiled_run_exits_130_and_keeps_its_profile(project: Path) -> None:
+    write_pipeline(project, 'version: "0.1"\nname: p\nsteps:\n  long:\n    run: sleep 30\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTEST_")}
+    env["XDG_CONFIG_HOME"] = str(project / ".xdg")
+    proc = subprocess.Popen([sys.executable, "-m", "attest_cli", "run", "--profile", "cpu",
+                             "--profile-output", "cpu.prof"], cwd=project, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    logs = project / ".attest" / "logs"
+    deadline = time.monotonic() + 30
+    while not list(logs.glob("*/long.log")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    link = json.loads((project / "cpu.prof.attest.json").read_text())
+    assert link["run"]["status"] == "interrupted"
+    assert json.loads((project / "cpu.prof").read_text())["sample_count"] > 0

@@ -64,10 +64,10 @@ def profiled(app: AppContext, options: RunOptions,
     """Run ``execute`` under the profiler named by ``options.profile``; write and link it."""
     kind = options.profile or "cpu"
     settings = loaded[1]
-    native = native or bool(settings["profiling.native"])
     if kind == "cpu" and native:
         raise UsageError("--native records native frames with memray: use it with "
                          "--profile memory")
+    native = native or bool(settings["profiling.native"])  # the config key is memray's only
     requested = app.path(options.profile_output) if options.profile_output else None
     staging = requested or app.state_dir / "profiles" / f"{kind}.prof"
     _check_target(staging, options.profile_output)
