@@ -111,10 +111,14 @@ def test_git_refs_are_benchmarked_interleaved_and_a_slow_step_is_found(project: 
     _pipeline(project, build=0.13)
     _git(project, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qam", "two")
     _git(project, "tag", "v0.2.0")
+    # The uncommitted project config applies to the worktrees too.
+    _ok(attest("config", "set", "parallel", "1", cwd=project))
     proc = attest("benchmark", "compare", "--baseline", "v0.1.0", "--current", "v0.2.0",
                   "--format", "json", "--iterations", "8", "--alpha", "0.01", cwd=project)
     _ok(proc)
     data = json.loads(proc.stdout)
+    stored = json.loads((project / ".attest" / "benchmarks" / "v0.1.0.json").read_text())
+    assert stored["settings"]["parallel"] == 1
     rows = _rows(data)
     assert rows["build"]["verdict"] == "slower" and rows["build"]["p_value"] < 0.01
     assert 20 < rows["build"]["change_pct"] < 40

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from attest_cli.atomic import write_atomic
 from attest_cli.bench import gitref, store
 from attest_cli.bench.result import BenchmarkResult
 from attest_cli.bench.runner import BenchmarkSettings, Progress, Subject, benchmark
@@ -60,6 +62,15 @@ def _label(ctx: AppContext, side: Side) -> str:
     return store.clean_label(described or side.spec)
 
 
+def _share_project_config(ctx: AppContext, workdir: Path) -> None:
+    """The project file ``.attest/config.yaml`` is usually not committed; give the
+    worktree the same one so that both sides run with the same settings."""
+    source = ctx.state_dir / "config.yaml"
+    target = workdir / ".attest" / "config.yaml"
+    if source.is_file() and not target.exists():
+        write_atomic(target, source.read_bytes())
+
+
 def obtain(ctx: AppContext, baseline: Side, current: Side, settings: BenchmarkSettings,
            progress: Progress | None = None) -> tuple[BenchmarkResult, BenchmarkResult]:
     """Benchmark the sides that need it (interleaved) and return both results."""
@@ -90,6 +101,7 @@ def obtain(ctx: AppContext, baseline: Side, current: Side, settings: BenchmarkSe
             if not (tree / rel_pipeline).is_file():
                 raise InputError(f"--{side.role} {side.spec}: {rel_pipeline} does not exist "
                                  "at that commit")
+            _share_project_config(ctx, workdir)
             sub_ctx = AppContext(workdir=workdir, environ=dict(ctx.environ),
                                  config_file=ctx.config_file, verbose=ctx.verbose,
                                  quiet=ctx.quiet)
