@@ -98,6 +98,15 @@ def test_identical_results_show_no_significant_change_and_pass_the_gate(project:
     assert {r["verdict"] for r in data["rows"]} == {"no significant change"}
     assert data["gate"] == {"threshold_pct": 0.0, "failed": False, "regressions": []}
     assert data["test"].startswith("Mann-Whitney U")
+    for metric in ("cpu", "rss"):
+        other = attest("benchmark", "compare", "--baseline", "b.json", "--current", "b.json",
+                       "--metric", metric, "--format", "json", cwd=project)
+        _ok(other)
+        rows = _rows(json.loads(other.stdout))
+        assert rows["build"]["change_pct"] == 0 and rows["build"]["p_value"] == 1.0
+    listing = attest("benchmark", "list", cwd=project)
+    _ok(listing)
+    assert "attest-0.1.0" in listing.stdout and "cold" in listing.stdout
 
 
 def test_git_refs_are_benchmarked_interleaved_and_a_slow_step_is_found(project: Path) -> None:

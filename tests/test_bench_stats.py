@@ -129,3 +129,17 @@ def test_bootstrap_is_reproducible() -> None:
     change = stats.relative_change(a, b)
     expected = 100 * (statistics.fmean(b) / statistics.fmean(a) - 1)
     assert change.pct == pytest.approx(expected)
+
+
+def test_change_from_a_zero_baseline_is_json_safe() -> None:
+    import json
+
+    from attest_cli.bench.compare import Row
+
+    change = stats.relative_change([0.0, 0.0, 0.0], [0.1, 0.1, 0.2])
+    assert math.isinf(change.pct)
+    row = Row("build", stats.summarize([0.0, 0.0, 0.0]), stats.summarize([0.1, 0.1, 0.2]),
+              change=change)
+    data = json.loads(json.dumps(row.to_dict(), allow_nan=False))
+    assert data["change_pct"] is None and data["ci_low_pct"] is None
+    assert stats.relative_change([0.0, 0.0], [0.0, 0.0]).pct == 0.0

@@ -9,6 +9,7 @@ interval above the threshold, so a noisy runner does not fail a build by chance.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,11 @@ from attest_cli.errors import InputError, UsageError
 TEST_NAME = "Mann-Whitney U (two-sided)"
 CI_NAME = "percentile bootstrap of the change in mean"
 FASTER, SLOWER, SAME = "faster", "slower", "no significant change"
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no infinity (a change from a zero baseline, e.g. CPU of a cache hit)."""
+    return value if math.isfinite(value) else None
 
 
 @dataclass
@@ -54,9 +60,9 @@ class Row:
         return {
             "name": self.name, "kind": self.kind,
             "baseline": side(self.baseline), "current": side(self.current),
-            "change_pct": self.change.pct if self.change else None,
-            "ci_low_pct": self.change.ci_low if self.change else None,
-            "ci_high_pct": self.change.ci_high if self.change else None,
+            "change_pct": _finite(self.change.pct) if self.change else None,
+            "ci_low_pct": _finite(self.change.ci_low) if self.change else None,
+            "ci_high_pct": _finite(self.change.ci_high) if self.change else None,
             "p_value": self.test.p_value if self.test else None,
             "test_method": self.test.method if self.test else None,
             "significant": self.significant, "verdict": self.verdict,
