@@ -11,9 +11,7 @@ and encoded with the ``thrift`` runtime's binary protocol (its ``TBase`` reads a
 
 from __future__ import annotations
 
-import logging
-import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from thrift.protocol import TBinaryProtocol
@@ -21,7 +19,7 @@ from thrift.protocol.TBase import TBase
 from thrift.Thrift import TType
 from thrift.transport import TTransport
 
-log = logging.getLogger("attest.tracing")
+from attest_cli.observability.exporters.base import HTTPPostExporter
 
 # enum TagType { STRING, DOUBLE, BOOL, LONG, BINARY }
 TAG_STRING, TAG_DOUBLE, TAG_BOOL, TAG_LONG, TAG_BINARY = range(5)
@@ -29,7 +27,19 @@ TAG_STRING, TAG_DOUBLE, TAG_BOOL, TAG_LONG, TAG_BINARY = range(5)
 CHILD_OF, FOLLOWS_FROM = 0, 1
 
 
-class Tag(TBase):
+class _Struct(TBase):
+    """A struct whose fields are its ``__slots__``, set by keyword (unset fields stay None
+    and are not written)."""
+
+    __slots__: tuple[str, ...] = ()
+    thrift_spec: tuple[Any, ...] = ()
+
+    def __init__(self, **fields: Any) -> None:
+        for name in self.__slots__:
+            setattr(self, name, fields.get(name))
+
+
+class Tag(_Struct):
     __slots__ = ("key", "vBinary", "vBool", "vDouble", "vLong", "vStr", "vType")
     thrift_spec: tuple[Any, ...] = (
         None,
@@ -42,15 +52,8 @@ class Tag(TBase):
         (7, TType.STRING, "vBinary", "BINARY", None),
     )
 
-    def __init__(self, key: str | None = None, vType: int | None = None,
-                 vStr: str | None = None, vDouble: float | None = None,
-                 vBool: bool | None = None, vLong: int | None = None,
-                 vBinary: bytes | None = None) -> None:
-        self.key, self.vType, self.vStr, self.vDouble = key, vType, vStr, vDouble
-        self.vBool, self.vLong, self.vBinary = vBool, vLong, vBinary
 
-
-class Log(TBase):
+class Log(_Struct):
     __slots__ = ("fields", "timestamp")
     thrift_spec: tuple[Any, ...] = (
         None,
@@ -58,11 +61,8 @@ class Log(TBase):
         (2, TType.LIST, "fields", (TType.STRUCT, (Tag, Tag.thrift_spec), False), None),
     )
 
-    def __init__(self, timestamp: int | None = None, fields: list[Tag] | None = None) -> None:
-        self.timestamp, self.fields = timestamp, fields
 
-
-class SpanRef(TBase):
+class SpanRef(_Struct):
     __slots__ = ("refType", "spanId", "traceIdHigh", "traceIdLow")
     thrift_spec: tuple[Any, ...] = (
         None,
@@ -72,13 +72,8 @@ class SpanRef(TBase):
         (4, TType.I64, "spanId", None, None),
     )
 
-    def __init__(self, refType: int | None = None, traceIdLow: int | None = None,
-                 traceIdHigh: int | None = None, spanId: int | None = None) -> None:
-        self.refType, self.traceIdLow, self.traceIdHigh, self.spanId = (
-            refType, traceIdLow, traceIdHigh, spanId)
 
-
-class Span(TBase):
+class Span(_Struct):
     __slots__ = ("duration", "flags", "logs", "operationName", "parentSpanId", "references",
                  "spanId", "startTime", "tags", "traceIdHigh", "traceIdLow")
     thrift_spec: tuple[Any, ...] = (
@@ -97,12 +92,8 @@ class Span(TBase):
         (11, TType.LIST, "logs", (TType.STRUCT, (Log, Log.thrift_spec), False), None),
     )
 
-    def __init__(self, **kw: Any) -> None:
-        for name in self.__slots__:
-            setattr(self, name, kw.get(name))
 
-
-class Process(TBase):
+class Process(_Struct):
     __slots__ = ("serviceName", "tags")
     thrift_spec: tuple[Any, ...] = (
         None,
@@ -110,23 +101,14 @@ class Process(TBase):
         (2, TType.LIST, "tags", (TType.STRUCT, (Tag, Tag.thrift_spec), False), None),
     )
 
-    def __init__(self, serviceName: str | None = None, tags: list[Tag] | None = None) -> None:
-        self.serviceName, self.tags = serviceName, tags
 
-
-class Batch(TBase):
-    __slots__ = ("process", "seqNo", "spans", "stats")
+class Batch(_Struct):
+    __slots__ = ("process", "spans")
     thrift_spec: tuple[Any, ...] = (
         None,
         (1, TType.STRUCT, "process", (Process, Process.thrift_spec), None),
         (2, TType.LIST, "spans", (TType.STRUCT, (Span, Span.thrift_spec), False), None),
-        (3, TType.I64, "seqNo", None, None),
-        # 4: optional ClientStats stats -- never sent
     )
-
-    def __init__(self, process: Process | None = None, spans: list[Span] | None = None,
-                 seqNo: int | None = None) -> None:
-        self.process, self.spans, self.seqNo, self.stats = process, spans, seqNo, None
 
 
 def signed64(value: int) -> int:
@@ -195,34 +177,10 @@ def encode_batch(spans: Sequence[Any]) -> bytes:
     return buf.getvalue()
 
 
-class JaegerThriftExporter:
-    """A SpanExporter (duck-typed) that POSTs ``application/x-thrift`` batches."""
+class JaegerThriftExporter(HTTPPostExporter):
+    """POSTs one binary Thrift ``Batch`` per export as ``application/x-thrift``."""
 
-    def __init__(self, endpoint: str, *, headers: Mapping[str, str], timeout: float) -> None:
-        self.endpoint = endpoint
-        self.headers = dict(headers)
-        self.timeout = timeout
-        self.last_error: str | None = None
+    content_type = "application/x-thrift"
 
-    def export(self, spans: Sequence[Any]) -> Any:
-        from opentelemetry.sdk.trace.export import SpanExportResult
-
-        if not spans:
-            return SpanExportResult.SUCCESS
-        request = urllib.request.Request(
-            self.endpoint, data=encode_batch(spans), method="POST",
-            headers={"Content-Type": "application/x-thrift", **self.headers})
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                response.read()
-        except Exception as exc:
-            self.last_error = str(exc) or type(exc).__name__
-            log.debug("jaeger export to %s failed: %s", self.endpoint, exc)
-            return SpanExportResult.FAILURE
-        return SpanExportResult.SUCCESS
-
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
+    def encode(self, spans: Sequence[Any]) -> bytes:
+        return encode_batch(spans)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from attest_cli.atomic import write_atomic
+from attest_cli.observability.exporters.base import SpanExporterBase
 
 _KIND = {0: "internal", 1: "server", 2: "client", 3: "producer", 4: "consumer"}
 _STATUS = {0: "unset", 1: "ok", 2: "error"}
@@ -51,8 +52,8 @@ def to_record(span: Any) -> dict[str, Any]:
     }
 
 
-class JSONLinesFileExporter:
-    """A SpanExporter (duck-typed) writing JSON lines to ``path``."""
+class JSONLinesFileExporter(SpanExporterBase):
+    """Writes JSON lines to ``path``."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -75,12 +76,7 @@ class JSONLinesFileExporter:
                 write_atomic(self.path, old + lines)
             finally:
                 os.close(fd)  # releases the lock
-        except OSError:
+        except OSError as exc:
+            self.last_error = str(exc)
             return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
-
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True

@@ -7,12 +7,10 @@ rather than adding a dependency for it.
 from __future__ import annotations
 
 import json
-import logging
-import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-log = logging.getLogger("attest.tracing")
+from attest_cli.observability.exporters.base import HTTPPostExporter
 
 _KIND = {1: "SERVER", 2: "CLIENT", 3: "PRODUCER", 4: "CONSUMER"}  # INTERNAL: no kind
 
@@ -55,35 +53,10 @@ def to_zipkin(span: Any) -> dict[str, Any]:
     return doc
 
 
-class ZipkinJSONExporter:
-    """A SpanExporter (duck-typed) for Zipkin's v2 JSON API."""
+class ZipkinJSONExporter(HTTPPostExporter):
+    """POSTs a JSON array of v2 spans."""
 
-    def __init__(self, endpoint: str, *, headers: Mapping[str, str], timeout: float) -> None:
-        self.endpoint = endpoint
-        self.headers = dict(headers)
-        self.timeout = timeout
-        self.last_error: str | None = None
+    content_type = "application/json"
 
-    def export(self, spans: Sequence[Any]) -> Any:
-        from opentelemetry.sdk.trace.export import SpanExportResult
-
-        if not spans:
-            return SpanExportResult.SUCCESS
-        body = json.dumps([to_zipkin(s) for s in spans]).encode("utf-8")
-        request = urllib.request.Request(
-            self.endpoint, data=body, method="POST",
-            headers={"Content-Type": "application/json", **self.headers})
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                response.read()
-        except Exception as exc:
-            self.last_error = str(exc) or type(exc).__name__
-            log.debug("zipkin export to %s failed: %s", self.endpoint, exc)
-            return SpanExportResult.FAILURE
-        return SpanExportResult.SUCCESS
-
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
+    def encode(self, spans: Sequence[Any]) -> bytes:
+        return json.dumps([to_zipkin(s) for s in spans]).encode("utf-8")
