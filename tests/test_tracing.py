@@ -417,3 +417,49 @@ def test_console_exporter_writes_spans_to_stderr_not_stdout(project: Path) -> No
     assert proc.returncode == 0, proc.stderr
     assert '"name": "step one"' in proc.stderr
     assert "trace_id" not in proc.stdout
+
+
+def test_root_span_carries_the_git_revision(project: Path) -> None:
+    import subprocess
+
+    pipeline(project, file_tracing(1.0, True), steps=OK_STEPS)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    for args in (["init", "-q", "-b", "main"], ["add", "attest.yaml"],
+                 ["commit", "-q", "-m", "init"]):
+        subprocess.run([*git, *args], cwd=project, check=True, capture_output=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, check=True,
+                          capture_output=True, text=True).stdout.strip()
+    proc = attest("run", "--trace", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    root = by_name(exported(project))["run build-test-deploy"]
+    assert root["attrs"]["vcs.ref.head.revision"] == head
+    assert root["attrs"]["vcs.ref.head.name"] == "main"
+
+
+def test_interrupted_run_ends_its_trace_as_cancelled(project: Path) -> None:
+    import os
+    import signal
+    import subprocess
+
+    pipeline(project, file_tracing(0.0, True), steps="""
+        slow: {run: 'touch started; sleep 30'}
+    """)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ATTEST_", "OTEL_"))}
+    env["XDG_CONFIG_HOME"] = str(project / ".xdg")
+    child = subprocess.Popen([sys.executable, "-m", "attest_cli", "run", "--trace"],
+                             cwd=project, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (project / "started").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        child.send_signal(signal.SIGINT)
+        child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 130
+    spans = by_name(exported(project))  # rate 0, but an interrupted run is an error: kept
+    root = spans["run build-test-deploy"]
+    assert root["error"] and root["attrs"]["cicd.pipeline.result"] == "cancellation"
+    assert spans["step slow"]["error"]
