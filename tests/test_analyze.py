@@ -94,9 +94,16 @@ def test_cpu_profile_answers_steps_and_hottest_functions(made: Path) -> None:
     shares = [f["share"] for f in cpu["hottest"]]
     assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1.0001
     assert data["profiler"]["attest_process"]["cpu_user_seconds"] > 0
+    work = {w["step"]: w for w in cpu["per_step"]}
+    assert "slow" in work and set(work) <= STEPS  # each step's worker thread was sampled
+    for w in work.values():
+        assert 0 <= w["attest_seconds"] <= w["thread_seconds"]
+    # the slow step's thread mostly waited for `sleep`: that is not attest's own work
+    assert work["slow"]["attest_seconds"] < work["slow"]["thread_seconds"]
     text = analyze(made, "cpu.prof")
     assert text.returncode == 0
     assert "critical path:" in text.stdout
+    assert "attest's own work per step" in text.stdout
     assert cpu["hottest"][0]["function"] in text.stdout
     for step in STEPS:
         assert step in text.stdout

@@ -6,6 +6,9 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from typing import Any
 
+STEP_THREAD_PREFIX = "attest-step-"  # how the scheduler names each step's worker thread
+# Leaves where a step's worker thread only waits: for the step's process, or for a lock.
+WAITING = {"wait4", "waitpid", "lock.acquire", "sleep", "select", "poll"}
 IDENTIFIER_SEP = "\x00"  # pyinstrument's frame_info: function NUL file NUL line [SOH attrs]
 ATTRIBUTES_SEP = "\x01"
 
@@ -21,6 +24,16 @@ class FunctionCost:
 
 
 @dataclass
+class StepWork:
+    """attest's own work for one step, from its worker thread's samples."""
+
+    step: str
+    thread_seconds: float  # everything sampled in the step's worker thread
+    attest_seconds: float  # minus waiting for the step's process (cache, spawn, hashing...)
+    top_function: str  # where most of attest_seconds went
+
+
+@dataclass
 class CpuSummary:
     duration_seconds: float  # wall time of the main thread's recording
     sampled_seconds: float  # summed over every recorded thread
@@ -29,6 +42,7 @@ class CpuSummary:
     cpu_seconds: float
     interval: float
     hottest: list[FunctionCost]
+    per_step: list[StepWork]  # most attest work first
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -52,16 +66,25 @@ def summarize(session: Any, *, top: int = 15, wall: float | None = None) -> CpuS
     total_time: dict[tuple[str, str, int | None], float] = defaultdict(float)
     threads: list[str] = []
     sampled = 0.0
+    step_total: dict[str, float] = defaultdict(float)
+    step_busy: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for stack, seconds in session.frame_records:
         sampled += seconds
         frames = [_split(info) for info in stack]
+        thread = ""
         if frames and frames[0][1] == "<thread>":
-            if frames[0][0] not in threads:
-                threads.append(frames[0][0])
+            thread = frames[0][0]
+            if thread not in threads:
+                threads.append(thread)
             frames = frames[1:]
         if not frames:
             continue
         self_time[frames[-1]] += seconds
+        if thread.startswith(STEP_THREAD_PREFIX):
+            step = thread[len(STEP_THREAD_PREFIX):]
+            step_total[step] += seconds
+            if frames[-1][0] not in WAITING:
+                step_busy[step][frames[-1][0]] += seconds
         for key in set(frames):
             total_time[key] += seconds
     ranked = sorted(self_time.items(), key=lambda kv: (-kv[1], kv[0][0]))[:top]
@@ -70,7 +93,14 @@ def summarize(session: Any, *, top: int = 15, wall: float | None = None) -> CpuS
                             total_seconds=round(total_time[(f, file, line)], 6),
                             share=round(sec / sampled, 4) if sampled else 0.0)
                for (f, file, line), sec in ranked]
+    per_step = [StepWork(step=step, thread_seconds=round(total, 6),
+                         attest_seconds=round(sum(step_busy[step].values()), 6),
+                         top_function=max(step_busy[step].items(), key=lambda kv: kv[1])[0]
+                         if step_busy[step] else "")
+                for step, total in step_total.items()]
+    per_step.sort(key=lambda w: (-w.attest_seconds, w.step))
     return CpuSummary(duration_seconds=round(wall if wall is not None else session.duration, 6),
                       sampled_seconds=round(sampled, 6), samples=int(session.sample_count),
                       threads=threads, cpu_seconds=round(float(session.cpu_time or 0), 6),
-                      interval=float(session.min_interval), hottest=hottest)
+                      interval=float(session.min_interval), hottest=hottest,
+                      per_step=per_step)

@@ -182,12 +182,21 @@ def _hottest(a: Answers) -> str:
         f"<td class=num>{seconds(f.self_seconds)}</td><td class=num>{share(f.share)}</td>"
         f"<td>{_bar(f.share)}</td><td class=num>{seconds(f.total_seconds)}</td></tr>"
         for f in c.hottest)
+    work = "".join(
+        f"<tr><td>{escape(w.step)}</td><td class=num>{seconds(w.attest_seconds)}</td>"
+        f"<td class=num>{seconds(w.thread_seconds)}</td><td>{escape(w.top_function or '-')}"
+        "</td></tr>" for w in c.per_step)
+    if work:
+        work = ("<h2>attest's own work per step</h2><p>Time in each step's worker thread "
+                "that was not spent waiting for the step's process (cache, spawning, "
+                "hashing).</p><table><thead><tr><th>step</th><th>in attest</th><th>thread"
+                f"</th><th>mostly in</th></tr></thead><tbody>{work}</tbody></table>")
     return ("<section><h2>Hottest functions inside attest</h2>"
             f"<p>{c.samples} samples in {len(c.threads) or 1} thread(s); "
             f"{seconds(c.duration_seconds)} wall, {seconds(c.sampled_seconds)} sampled over "
             "all threads. Share = self time over sampled time.</p>"
             "<table><thead><tr><th>function</th><th>self</th><th>share</th><th></th>"
-            f"<th>total</th></tr></thead><tbody>{rows}</tbody></table></section>")
+            f"<th>total</th></tr></thead><tbody>{rows}</tbody></table>{work}</section>")
 
 
 def _allocators(a: Answers) -> str:

@@ -75,6 +75,12 @@ def _cpu(a: Answers) -> list[str]:
     for f in c.hottest:
         out.append(f"  {seconds(f.self_seconds):>9} {share(f.share):>7} "
                    f"{seconds(f.total_seconds):>9}  {f.function}  {location(f.file, f.line)}")
+    if c.per_step:
+        out += ["attest's own work per step (its worker thread, not waiting for the process):",
+                f"  {'step':<24} {'in attest':>9} {'thread':>9}  mostly in"]
+        for w in c.per_step[:TOP_STEPS]:
+            out.append(f"  {w.step[:24]:<24} {seconds(w.attest_seconds):>9} "
+                       f"{seconds(w.thread_seconds):>9}  {w.top_function or '-'}")
     return out
 
 
