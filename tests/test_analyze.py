@@ -371,3 +371,29 @@ def test_seed_command_writes_cpu_analysis_html(made: Path) -> None:
     page = (made / "cpu-analysis.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and "Slowest steps" in page
     assert "fonts.googleapis" not in page
+
+
+def test_profiles_made_by_the_profilers_themselves_are_analyzed_without_a_run(
+        tmp_path: Path) -> None:
+    bindir = Path(sys.executable).parent
+    script = tmp_path / "work.py"
+    script.write_text("def crunch():\n    return sum(i * i for i in range(400000))\n"
+                      "data = [bytearray(4096) for _ in range(2000)]\ncrunch()\n")
+    made = [subprocess.run([str(bindir / "pyinstrument"), "-r", "session", "-o", "own.prof",
+                            str(script)], cwd=tmp_path, capture_output=True, timeout=60),
+            subprocess.run([str(bindir / "memray"), "run", "-q", "-o", "own.bin", str(script)],
+                           cwd=tmp_path, capture_output=True, timeout=60)]
+    assert [m.returncode for m in made] == [0, 0], [m.stderr for m in made]
+    cpu = json.loads(attest("analyze", "own.prof", "-f", "json", cwd=tmp_path).stdout)
+    assert cpu["kind"] == "cpu" and cpu["run"] is None and cpu["profiler"] is None
+    assert any(f["function"] in ("crunch", "<genexpr>") for f in cpu["cpu"]["hottest"])
+    mem = json.loads(attest("analyze", "own.bin", "-f", "json", cwd=tmp_path).stdout)
+    assert mem["kind"] == "memory" and mem["run"] is None
+    assert mem["memory"]["peak_bytes"] >= 2000 * 4096
+    top = mem["memory"]["top_allocators"][0]
+    assert (top["function"], top["line"]) == ("<listcomp>", 3)
+    assert top["file"].endswith("work.py") and top["share"] > 0.5
+    text = attest("analyze", "own.bin", cwd=tmp_path).stdout
+    assert "no run linked" in text
+    page = attest("analyze", "own.prof", "-o", "own.html", cwd=tmp_path)
+    assert page.returncode == 0 and "No run is linked" in (tmp_path / "own.html").read_text()
