@@ -251,10 +251,14 @@ def remote_references(page: str) -> list[str]:
 
 # Chromium's own background services, which it contacts even with background networking
 # disabled (component updater, account and time services); a page never references them.
-BROWSER_OWN_HOSTS = {"update.googleapis.com", "accounts.google.com", "clients2.google.com",
+BROWSER_OWN_HOSTS = {"update.googleapis.com", "accounts.google.com", "clients1.google.com",
+                     "clients2.google.com", "clients4.google.com", "www.google.com",
                      "clientservices.googleapis.com", "safebrowsing.googleapis.com",
-                     "optimizationguide-pa.googleapis.com", "redirector.gvt1.com",
-                     "edgedl.me.gvt1.com", "android.clients.google.com"}
+                     "safebrowsingohttpgateway.googleapis.com", "chromewebstore.googleapis.com",
+                     "optimizationguide-pa.googleapis.com", "content-autofill.googleapis.com",
+                     "redirector.gvt1.com", "edgedl.me.gvt1.com", "dl.google.com",
+                     "android.clients.google.com", "mtalk.google.com",
+                     "clients2.googleusercontent.com", "www.gstatic.com"}
 
 
 def requested_host(request: bytes) -> str:
