@@ -201,6 +201,8 @@ def _bad_files(made: Path) -> dict[str, bytes | None]:
     mem = (made / "memory.prof").read_bytes()
     session = json.loads(cpu)
     session["frame_records"] = "nonsense"
+    late = json.loads(cpu)
+    late["frame_records"] = [*late["frame_records"][:3], [42, "x"]]
     return {
         "empty.prof": b"",
         "random.bin": bytes(range(256)) * 4,
@@ -209,6 +211,7 @@ def _bad_files(made: Path) -> dict[str, bytes | None]:
         "corrupt-memory.prof": mem[:8] + b"\x00" * 64,
         "other.json": b'{"hello": "world"}',
         "bad-session.prof": json.dumps(session).encode(),
+        "bad-late-record.prof": json.dumps(late).encode(),
         "old-report.json": json.dumps({"schema": "attest.run-report",
                                        "schema_version": 99}).encode(),
         "cpu.prof.attest.json": None,  # the link file itself

@@ -9,9 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from attest_cli.errors import InputError
-from attest_cli.reports.detect import KINDS, MEMORY, detect
+from attest_cli.reports.detect import CPU, KINDS, MEMORY, detect
 from attest_cli.reports.registry import renderer
 from attest_cli.reports.subject import load_subject
+
+# Damage that only shows once a renderer reads the whole file, per kind: what to say.
+DAMAGE: dict[str, tuple[tuple[type[Exception], ...], str]] = {
+    MEMORY: ((OSError, ValueError, RuntimeError), "truncated or corrupt memray capture"),
+    CPU: ((TypeError, ValueError, KeyError, IndexError, AttributeError),
+          "malformed pyinstrument session"),
+}
 
 
 def default_format(output: Path | None) -> str:
@@ -26,10 +33,10 @@ def analyze(path: Path, fmt: str | None = None, output: Path | None = None) -> s
     kind, raw = detect(path)
     render = renderer(kind, fmt or default_format(output), KINDS[kind])
     subject = load_subject(path, kind, raw)
-    if kind != MEMORY:
+    if kind not in DAMAGE:
         return render(subject)
     try:
         return render(subject)
-    except (OSError, ValueError, RuntimeError) as exc:  # memray reads records lazily
-        raise InputError(f"truncated or corrupt memray capture ({' '.join(str(exc).split())})",
+    except DAMAGE[kind][0] as exc:  # records are read (memray) or walked (pyinstrument) late
+        raise InputError(f"{DAMAGE[kind][1]} ({' '.join(str(exc).split())[:200]})",
                          path=str(path)) from None
