@@ -81,6 +81,10 @@ def test_run_report_answers_slowest_steps_and_critical_path(made: Path) -> None:
         assert row["share"] == pytest.approx(walls[row["name"]] / total, abs=1e-4)
         assert row["critical"] == (row["name"] in (first, "package"))
     assert data["cpu"] is None and data["memory"] is None
+    first = min(s["started_at"] for s in report["steps"])
+    last = max(s["finished_at"] for s in report["steps"])
+    assert run["before_first_step"] == pytest.approx(first - report["started_at"], abs=1e-5)
+    assert run["after_last_step"] == pytest.approx(report["finished_at"] - last, abs=1e-5)
 
 
 def test_cpu_profile_answers_steps_and_hottest_functions(made: Path) -> None:

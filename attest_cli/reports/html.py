@@ -147,7 +147,9 @@ def _steps(s: StepsSummary) -> str:
             f"<p>Critical path: <span class=crit>{path}</span> = "
             f"{seconds(s.critical_seconds)} ({share(s.critical_share)} of the "
             f"{seconds(s.duration_seconds)} run). Share = of the summed step wall time "
-            f"({seconds(s.step_wall_total)}).</p>"
+            f"({seconds(s.step_wall_total)}). attest alone: "
+            f"{seconds(s.before_first_step)} before the first step, "
+            f"{seconds(s.after_last_step)} after the last.</p>"
             "<table><thead><tr><th>step</th><th>wall</th><th>share</th><th></th>"
             "<th>CPU user</th><th>CPU system</th><th>peak RSS</th><th>status</th></tr>"
             f"</thead><tbody>{''.join(rows)}</tbody></table></section>")

@@ -38,6 +38,8 @@ class StepsSummary:
     critical_seconds: float
     critical_share: float  # of the run's wall time
     step_wall_total: float
+    before_first_step: float  # attest's own time: run start to the first step's start
+    after_last_step: float  # and the last step's end to the run's end (reports, receipts)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,8 +66,14 @@ def summarize(report: RunReport) -> StepsSummary:
             for s in report.steps]
     rows.sort(key=lambda r: (-r.wall_seconds, r.name))
     duration = report.duration_seconds
+    starts = [s.started_at for s in report.steps if s.started_at]
+    ends = [s.finished_at or s.started_at for s in report.steps if s.started_at]
+    end = report.finished_at or report.started_at
+    before = max(0.0, min(starts) - report.started_at) if starts else duration
+    after = max(0.0, end - max(e for e in ends if e is not None)) if ends else 0.0
     return StepsSummary(run_id=report.run_id, pipeline=report.pipeline, status=report.status,
                         duration_seconds=round(duration, 6), parallel=report.parallel,
                         steps=rows, critical_path=path, critical_seconds=round(crit_total, 6),
                         critical_share=round(min(crit_total / duration, 1.0), 4)
-                        if duration else 0.0, step_wall_total=round(total, 6))
+                        if duration else 0.0, step_wall_total=round(total, 6),
+                        before_first_step=round(before, 6), after_last_step=round(after, 6))

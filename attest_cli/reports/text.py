@@ -51,6 +51,8 @@ def _steps(a: Answers) -> list[str]:
            f"{seconds(s.duration_seconds)}, {len(s.steps)} step(s), parallel {s.parallel}",
            f"critical path: {' -> '.join(s.critical_path) or '(none)'} = "
            f"{seconds(s.critical_seconds)} ({share(s.critical_share)} of the run)",
+           f"attest alone: {seconds(s.before_first_step)} before the first step, "
+           f"{seconds(s.after_last_step)} after the last",
            "slowest steps:",
            f"  {'step':<24} {'wall':>9} {'share':>7} {'cpu user':>9} {'cpu sys':>9} "
            f"{'peak RSS':>9}  status"]
