@@ -38,31 +38,70 @@ def expand(root: Path, patterns: Iterable[str]) -> list[str]:
     matches nothing contributes nothing (the caller decides whether that is an error).
     """
     root = root.resolve()
+    base = str(root)
     found: set[str] = set()
+    walked: set[str] = set()  # directories already covered entirely
     for pattern in patterns:
         check_relative(pattern)
-        if is_glob(pattern):
-            matches = glob.glob(pattern, root_dir=root, recursive=True, include_hidden=False)
+        head = pattern.rstrip("/")[:-3] if pattern.rstrip("/").endswith("/**") else ""
+        head_path = os.path.join(base, head)
+        if head and not is_glob(head) and os.path.isdir(head_path) and \
+                not os.path.islink(head_path):
+            # ``dir/**`` matches ``dir`` itself, which covers everything below it (as ``dir/``
+            # does; links inside are recorded, not followed): no need for a slow glob
+            matches = [head]
+        elif is_glob(pattern):
+            matches = sorted(glob.glob(pattern, root_dir=root, recursive=True,
+                                       include_hidden=False))
         else:
-            matches = [pattern.rstrip("/")] if (root / pattern).exists() or \
-                (root / pattern).is_symlink() else []
+            literal = pattern.rstrip("/") or "."
+            matches = [literal] if os.path.lexists(os.path.join(base, literal)) \
+                else []
         for rel in matches:
-            full = root / rel
-            if full.is_dir() and not full.is_symlink():
-                for dirpath, dirnames, filenames in os.walk(full):
-                    dirnames.sort()
-                    for name in filenames:
-                        found.add(_rel(root, Path(dirpath) / name))
-                    for name in dirnames:
-                        if (Path(dirpath) / name).is_symlink():
-                            found.add(_rel(root, Path(dirpath) / name))
+            rel = os.path.normpath(rel)
+            if rel in found:
+                continue
+            full = os.path.normpath(os.path.join(base, rel))
+            if not os.path.lexists(full):
+                continue  # glob answers "missing/" for "missing/**"
+            if os.path.isdir(full) and not os.path.islink(full):
+                # ``dir/**`` matches the directory and each subdirectory: walk each tree once
+                if _under(rel, walked):
+                    continue
+                walked.add(rel)
+                _walk(base, full, found)
             else:
-                found.add(_rel(root, full))
+                found.add(_rel_str(base, full))
     return sorted(found)
 
 
-def _rel(root: Path, path: Path) -> str:
-    return Path(os.path.relpath(path, root)).as_posix()
+def _under(rel: str, walked: set[str]) -> bool:
+    if rel in walked or "." in walked:
+        return True
+    parts = rel.split("/")
+    return any("/".join(parts[:i]) in walked for i in range(1, len(parts)))
+
+
+def _walk(base: str, top: str, found: set[str]) -> None:
+    """Add every file (and symlink, to a directory too) below ``top``; string ops only, as
+    this is the hot path of an unchanged re-run over thousands of inputs."""
+    for dirpath, dirnames, filenames in os.walk(top):
+        dirnames.sort()
+        prefix = _rel_str(base, dirpath)
+        prefix = "" if prefix == "." else prefix + "/"
+        for name in filenames:
+            found.add(prefix + name)
+        for name in dirnames:
+            if os.path.islink(os.path.join(dirpath, name)):
+                found.add(prefix + name)
+
+
+def _rel_str(base: str, full: str) -> str:
+    if full == base:
+        return "."
+    if full.startswith(base + "/"):
+        return full[len(base) + 1:]
+    return Path(os.path.relpath(full, base)).as_posix()
 
 
 def covers(patterns: Iterable[str], rel: str) -> bool:

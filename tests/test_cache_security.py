@@ -189,3 +189,22 @@ def test_unchanged_files_are_not_read_again_and_ctime_catches_sneaky_edits(tmp_p
     assert third.hashed == 1
     assert changed["f3.txt"] != states["f3.txt"]
     assert changed["f4.txt"] == states["f4.txt"]
+
+
+def test_expand_and_covers_agree_on_directories_globs_and_links(tmp_path: Path) -> None:
+    from attest_cli.pathspec import covers, expand
+
+    for rel in ("src/a.py", "src/.hidden.py", "src/sub/b.py", "src/sub/c.txt", "top.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(rel)
+    (tmp_path / "src" / "link").symlink_to("sub")
+    everything = ["src/.hidden.py", "src/a.py", "src/link", "src/sub/b.py", "src/sub/c.txt"]
+    assert expand(tmp_path, ["src/"]) == everything
+    assert expand(tmp_path, ["src/**"]) == everything
+    assert expand(tmp_path, ["src/**", "src/sub"]) == everything
+    # a glob below a directory follows links to directories (Python glob semantics)
+    assert expand(tmp_path, ["src/**/*.py"]) == ["src/a.py", "src/link/b.py", "src/sub/b.py"]
+    assert expand(tmp_path, ["*.txt", "missing", "missing/**"]) == ["top.txt"]
+    assert all(covers(["src/"], p) for p in everything)
+    assert covers(["src/**/*.py"], "src/sub/b.py") and not covers(["src/**/*.py"], "src/x.txt")
+    assert not covers(["src/"], "srcx/a") and not covers(["top.txt"], "top.txt2")
