@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from attest_cli.observability.health import HealthStatus, run_checks
-from tests.support import REPO, attest, free_port, require_binary, wait_for_port
-from tests.test_metrics import get, start_attest, stop
+from tests.support import REPO, attest, free_port, require_binary, wait_for_port, write_pipeline
+from tests.test_metrics import get, samples, start_attest, stop
 
 
 def health_json(project: Path, env: dict[str, str] | None = None) -> tuple[int, dict]:
@@ -76,6 +76,19 @@ def test_redis_cache_backend_up_then_down(project: Path, redis_port: int) -> Non
                                        "detail": f"redis: 127.0.0.1:{redis_port}"}
     code, body = ready(project, up)
     assert code == 200 and body["checks"]["cache"]["status"] == "healthy"
+
+    # a run stores into Redis; the size gauge asks each backend for its own size
+    write_pipeline(project, "name: app\nsteps:\n  a: {run: 'echo x > o.txt', outputs: [o.txt]}\n")
+    assert attest("run", cwd=project, env=up).returncode == 0
+    port = free_port()
+    proc = start_attest(project, "serve", "--endpoint", f"127.0.0.1:{port}", env=up)
+    try:
+        assert wait_for_port(port, 20), stop(proc)
+        sizes = samples(get(f"http://127.0.0.1:{port}/metrics")[1])
+    finally:
+        stop(proc)
+    assert sizes['attest_cache_size_bytes{backend="redis"}'] > 0
+    assert sizes['attest_cache_size_bytes{backend="local"}'] > 0
 
     down = {**up, "ATTEST_CACHE__ENDPOINT": f"127.0.0.1:{free_port()}"}
     code, body = health_json(project, down)

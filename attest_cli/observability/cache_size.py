@@ -1,11 +1,13 @@
 """How many bytes the step cache holds, for the ``cache_size_bytes`` gauge.
 
-The local tier is measured on disk (``cache.dir``); remote tiers are not walked per scrape.
-A measurement is reused for a few seconds, so 50 scrapers do not walk the tree 50 times.
+The local tier is measured on disk (``cache.dir``); a remote tier is asked for its size by
+the cache package's backend. A measurement is reused for a few seconds, so 50 scrapers do
+not walk the tree (or scan Redis) 50 times.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -14,6 +16,8 @@ from pathlib import Path
 
 from attest_cli.config.layers import Settings
 from attest_cli.context import AppContext
+
+log = logging.getLogger("attest.metrics")
 
 
 def directory_bytes(root: Path) -> int:
@@ -38,6 +42,37 @@ def local_cache_sizes(ctx: AppContext, settings: Settings) -> Callable[[], dict[
         if not enabled or not root.is_dir():
             return {}
         return {"local": directory_bytes(root)}
+    return measure
+
+
+def cache_sizes(ctx: AppContext, settings: Settings) -> Callable[[], dict[str, int]]:
+    """Every configured backend's size, asked of the cache backends themselves.
+
+    The local tier is always measured; a remote one (redis, s3) is asked through the cache
+    package's own backend (its ``size()``), and left out when it cannot answer: a gauge
+    that is missing is honest, a zero would not be.
+    """
+    local = local_cache_sizes(ctx, settings)
+    if not settings["cache.enabled"] or settings["cache.backend"] == "local":
+        return local
+
+    def measure() -> dict[str, int]:
+        sizes = local()
+        try:
+            from attest_cli.cache.setup import open_remote
+        except ImportError:
+            return sizes
+        try:
+            remote = open_remote(settings, ctx.environ)
+            if remote is not None:
+                try:
+                    sizes[remote.name] = int(remote.size())
+                finally:
+                    remote.close()
+        except Exception as exc:  # unreachable remote, bad config: no gauge for it
+            log.debug("cache size of the %s backend unknown: %s", settings["cache.backend"],
+                      exc)
+        return sizes
     return measure
 
 

@@ -12,7 +12,7 @@ import threading
 
 from attest_cli.config.layers import Settings
 from attest_cli.context import AppContext
-from attest_cli.observability.cache_size import Reused, local_cache_sizes
+from attest_cli.observability.cache_size import Reused, cache_sizes
 from attest_cli.observability.health import Readiness
 from attest_cli.observability.history import HistorySnapshots, open_history
 from attest_cli.observability.metrics import exposition, namespace, registry_for
@@ -32,7 +32,7 @@ class Exporter:
         host, port = parse_endpoint(value, where)
         db = open_history(app, settings)
         registry = registry_for(HistorySnapshots(db), ns,
-                                Reused(local_cache_sizes(app, settings), ttl=10.0))
+                                Reused(cache_sizes(app, settings), ttl=10.0))
         self.readiness = Readiness(app, settings) if settings["health.enabled"] else None
         routes = routes_for(settings, lambda: (200, TEXT_FORMAT, exposition(registry)),
                             self.readiness.evaluate if self.readiness else None)

@@ -113,6 +113,10 @@ class CacheHealthCheck:
             return HealthStatus.healthy("cache disabled")
         backend = s["cache.backend"]
         try:
+            if backend in ("redis", "s3"):
+                answer = self._remote(s)
+                if answer is not None:
+                    return answer
             if backend == "redis":
                 return self._redis(s)
             if backend == "s3":
@@ -131,6 +135,22 @@ class CacheHealthCheck:
         if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
             return HealthStatus.unhealthy(f"Cache unavailable: {root} is not writable")
         return HealthStatus.healthy(f"local: {root}")
+
+    def _remote(self, s: Settings) -> HealthStatus | None:
+        """Ping through the cache package's own backend (same endpoint, auth and prefix)."""
+        try:
+            from attest_cli.cache.setup import open_remote
+        except ImportError:
+            return None
+        backend = open_remote(s, self.hctx.app.environ)
+        if backend is None:
+            return None
+        try:
+            backend.ping()
+        finally:
+            backend.close()
+        where = s["cache.endpoint"] if backend.name == "redis" else s["cache.bucket"]
+        return HealthStatus.healthy(f"{backend.name}: {where}")
 
     def _redis(self, s: Settings) -> HealthStatus:
         import redis

@@ -33,11 +33,11 @@ def attach(setup: RunSetup) -> None:
     textfile = setup.options.metrics_file
     if not (live or gateway or textfile):
         return
-    from attest_cli.observability.cache_size import Reused, local_cache_sizes
+    from attest_cli.observability.cache_size import Reused, cache_sizes
     from attest_cli.observability.metrics import namespace
 
     ns = namespace(s)  # a bad prefix fails before anything runs
-    sizes = Reused(local_cache_sizes(setup.ctx, s), ttl=5.0)
+    sizes = Reused(cache_sizes(setup.ctx, s), ttl=5.0)
     if live:
         _start_live_endpoint(setup, db, recorder, ns, sizes)
     if gateway or textfile:
