@@ -463,3 +463,15 @@ def test_interrupted_run_ends_its_trace_as_cancelled(project: Path) -> None:
     root = spans["run build-test-deploy"]
     assert root["error"] and root["attrs"]["cicd.pipeline.result"] == "cancellation"
     assert spans["step slow"]["error"]
+
+
+@pytest.mark.parametrize("kind", ["otlp-http", "otlp-grpc", "zipkin", "jaeger-thrift"])
+def test_exporter_headers_reach_the_collector(project: Path, kind: str) -> None:
+    exporter, factory, extra = RECEIVERS[kind]
+    with factory() as (got, endpoint):
+        pipeline(project, seed_tracing(exporter, endpoint, extra
+                                       + "\n            headers: {X-Tenant: acme}"),
+                 steps=OK_STEPS)
+        proc = attest("run", "--trace", cwd=project, env={"TRACEPARENT": SEED_TRACEPARENT})
+        assert proc.returncode == 0, proc.stderr
+    assert got.headers and all(h.get("x-tenant") == "acme" for h in got.headers)

@@ -55,6 +55,7 @@ class _Collected:
         self.spans: list[Span] = []
         self.requests = 0
         self.content_types: list[str] = []
+        self.headers: list[dict[str, str]] = []
         self.lock = threading.Lock()
 
     def add(self, spans: list[Span], content_type: str = "") -> None:
@@ -73,6 +74,7 @@ def _http_receiver(decode: Any, reply: bytes = b"", reply_type: str = "text/plai
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             got.add(decode(body, self.path), self.headers.get("Content-Type", ""))
+            got.headers.append({k.lower(): v for k, v in self.headers.items()})
             self.send_response(200 if self.path != "/wrong" else 404)
             self.send_header("Content-Type", reply_type)
             self.send_header("Content-Length", str(len(reply)))
@@ -121,6 +123,7 @@ def otlp_grpc_receiver() -> Iterator[tuple[_Collected, str]]:
     class Servicer(pbg.TraceServiceServicer):
         def Export(self, request: Any, context: Any) -> Any:
             got.add(spans_from_otlp(request), "application/grpc")
+            got.headers.append(dict(context.invocation_metadata()))
             return pb.ExportTraceServiceResponse()
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
