@@ -211,3 +211,18 @@ def test_an_interrupted_profiled_run_exits_130_and_keeps_its_profile(project: Pa
     link = json.loads((project / "cpu.prof.attest.json").read_text())
     assert link["run"]["status"] == "interrupted"
     assert json.loads((project / "cpu.prof").read_text())["sample_count"] > 0
+
+
+def test_memory_profiling_inside_memray_run_is_one_clear_error(project: Path) -> None:
+    write_pipeline(project, 'version: "0.1"\nname: p\nsteps:\n  a:\n    run: echo a\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTEST_")}
+    env["XDG_CONFIG_HOME"] = str(project / ".xdg")
+    out = subprocess.run([tool("memray"), "run", "-q", "-o", "outer.bin", "-m", "attest_cli",
+                          "run", "--profile", "memory", "--profile-output", "inner.prof"],
+                         cwd=project, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1].startswith(
+        "attest: error: --profile memory: memray ")
+    assert "could not start" in out.stderr
+    assert not list(project.glob("*inner.prof*"))
+    assert not (project / ".attest" / "runs").exists()

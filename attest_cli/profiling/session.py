@@ -73,7 +73,12 @@ def profiled(app: AppContext, options: RunOptions,
     _check_target(staging, options.profile_output)
     recorder = _recorder(kind, staging, settings, native)
     began = time.perf_counter()
-    recorder.start()
+    try:
+        recorder.start()
+    except Exception as exc:  # e.g. memray allows one tracker per process
+        recorder.discard()
+        raise UsageError(f"--profile {kind}: {recorder.tool} could not start "
+                         f"({' '.join(str(exc).split()) or type(exc).__name__})") from None
     overhead = time.perf_counter() - began
     try:
         report = execute()
