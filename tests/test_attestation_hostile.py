@@ -81,6 +81,7 @@ def test_truncated_receipts_are_refused(project: Path) -> None:
 @pytest.mark.parametrize(("mutate", "words"), [
     (lambda d: d.update(steps="all of them"), ["steps", "expected a list"]),
     (lambda d: d.update(total_duration_secs="fast"), ["total_duration_secs"]),
+    (lambda d: d.update(total_duration_secs=float("nan")), ["total_duration_secs"]),
     (lambda d: d["steps"][0].update(exit_code="0"), ["steps.0.exit_code"]),
     (lambda d: d["steps"][0].update(status="great"), ["unknown step status"]),
     (lambda d: d.update(signature="ed25519:" + "zz" * 64), ["signature", "malformed"]),

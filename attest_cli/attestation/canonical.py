@@ -42,10 +42,17 @@ def _check(value: Any, where: str) -> None:
 
 
 def canonical_bytes(value: Any) -> bytes:
-    """The one byte string that stands for ``value`` (raises :class:`NotCanonicalizable`)."""
-    _check(value, "")
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+    """The one byte string that stands for ``value`` (raises :class:`NotCanonicalizable`).
+
+    The encoder itself refuses NaN and non-JSON types; the slower walk that names the bad
+    value runs only then (it also refuses non-string keys, which ``json`` would coerce)."""
+    try:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False)
+    except (TypeError, ValueError):
+        _check(value, "")
+        raise NotCanonicalizable("value cannot be serialized canonically") from None
+    return text.encode("utf-8")
 
 
 def canonical_digest(value: Any) -> str:
