@@ -408,3 +408,27 @@ def test_profiles_made_by_the_profilers_themselves_are_analyzed_without_a_run(
     assert "no run linked" in text
     page = attest("analyze", "own.prof", "-o", "own.html", cwd=tmp_path)
     assert page.returncode == 0 and "No run is linked" in (tmp_path / "own.html").read_text()
+
+
+def test_renderer_plugins_come_from_entry_points(tmp_path: Path) -> None:
+    """A package declaring ``attest.renderers`` adds a format; a broken one only warns."""
+    dist = tmp_path / "attest_extra-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: attest-extra\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[attest.renderers]\nsteps-csv = attest_extra:register\nbroken = attest_extra:nope\n")
+    (tmp_path / "attest_extra.py").write_text(
+        "def csv(subject):\n"
+        "    return ''.join(f'{s.name},{s.wall_seconds}\\n' for s in subject.run.steps)\n"
+        "def register(add):\n    add('run', 'csv', csv)\n")
+    report = {"schema": "attest.run-report", "schema_version": 1, "run_id": "r",
+              "pipeline": "p", "pipeline_file": "attest.yaml", "started_at": 1.0,
+              "finished_at": 2.0, "status": "success", "steps": [
+                  {"name": "only", "command": "true", "status": "success",
+                   "wall_seconds": 0.5, "started_at": 1.1, "slot": 0}]}
+    (tmp_path / "run.json").write_text(json.dumps(report))
+    out = attest("analyze", "run.json", "--format", "csv", cwd=tmp_path,
+                 env={"PYTHONPATH": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "only,0.5\n"
+    assert "broken" in out.stderr and "could not load" in out.stderr

@@ -3,11 +3,14 @@
 Each built-in format module calls :func:`register` when imported; a new format (or a new
 kind, such as benchmark results in ``reports/benchmark.py``) only has to do the same.
 Modules are imported on first lookup, and each imports its heavy library lazily.
+Third-party packages add renderers through the entry-point group ``attest.renderers``: each
+entry point is a callable taking :func:`register`; one that fails is a warning, not a crash.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -22,6 +25,9 @@ FORMATS = ("text", "json", "html", "speedscope", "flamegraph", "table", "stats",
            "chrome-trace")
 BUILTIN_MODULES = ("text", "json_summary", "html", "speedscope", "flamegraph", "table",
                    "stats", "chrome_trace", "benchmark")
+
+log = logging.getLogger("attest.reports")
+ENTRY_POINT_GROUP = "attest.renderers"
 
 _renderers: dict[tuple[str, str], Renderer] = {}
 _loaded = False
@@ -38,6 +44,13 @@ def _load() -> None:
         _loaded = True
         for name in BUILTIN_MODULES:
             importlib.import_module(f"attest_cli.reports.{name}")
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                ep.load()(register)
+            except Exception as exc:
+                log.warning("report renderer plug-in %s could not load: %s", ep.name, exc)
 
 
 def formats_for(kind: str) -> list[str]:
