@@ -43,6 +43,7 @@ log = logging.getLogger("attest.pipeline")
 # "module:function" of every feature that can attach to a run, in attach order.
 FEATURES: list[str] = [
     "attest_cli.observability.runhook:attach",
+    "attest_cli.attestation.runhook:attach",
 ]
 
 

@@ -77,9 +77,7 @@ def run(
     app.verbose = max(app.verbose, verbose)
     app.quiet = app.quiet or quiet
     # Options whose feature has not landed yet refuse to run instead of being ignored.
-    unbuilt = {"--sign": (sign or expires_in is not None, 5), "--verify": (verify, 5),
-               "--policy": (policy is not None, 5), "--output": (output is not None, 5),
-               "--trace": (trace, 7)}
+    unbuilt = {"--trace": (trace, 7)}
     for flag, (used, issue) in unbuilt.items():
         if used:
             not_available(f"attest run {flag}", issue)
