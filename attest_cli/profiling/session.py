@@ -86,10 +86,10 @@ def profiled(app: AppContext, options: RunOptions,
         recorder.discard()
         raise
     began = time.perf_counter()
-    recorder.stop()
     target = requested or default_output(app.state_dir, report.run_id, kind)
     outcome = ProfileOutcome(kind=kind, path=target)
     try:
+        recorder.stop()
         outcome.tool = recorder.tool
         outcome.facts = recorder.save(target)
         run_report = app.state_dir / "runs" / f"{report.run_id}.json"
