@@ -367,3 +367,38 @@ def test_zstd_compression_round_trips(project: Path, value: str) -> None:
     _, report = run(project, env=env)
     assert set(statuses(report).values()) == {"cached"}
     assert (project / "out" / "a.txt").read_text() == "alpha\n"
+
+
+def test_least_recently_used_entries_are_evicted_first(tmp_path: Path) -> None:
+    from attest_cli.cache import store as entries
+    from attest_cli.cache.backends.local import LocalBackend
+    from attest_cli.cache.maintenance import prune
+    from attest_cli.cache.manifest import Manifest, OutputFile
+    from attest_cli.digest import bytes_digest
+
+    local = LocalBackend(tmp_path / "cache")
+    now = 1_000_000.0
+    for i, key in enumerate(["old", "middle", "recent"]):
+        data = bytes([i]) * 1000
+        digest = bytes_digest(data)
+        entries.put_blob(local, digest, data)
+        entries.put_manifest(local, Manifest(
+            key=key, step="s", files=[OutputFile(path="f", kind="file", mode=0o644,
+                                                 digest=digest, size=len(data))],
+            log_digest=digest, log_size=0))
+        for path in (local.root / entries.entry_key(key), local.root / entries.blob_key(digest)):
+            os.utime(path, (now - 100 + i, now - 100 + i))
+    size = local.size()
+    result = prune(local, max_size=size - 1, retention_days=0, now=now)
+    assert result.entries_removed == 1
+    assert sorted(entries.entry_keys(local)) == ["middle", "recent"]
+    result = prune(local, max_size=None, retention_days=1, now=now + 86400 - 98.5)
+    assert sorted(entries.entry_keys(local)) == ["recent"]
+
+
+def test_run_over_the_size_limit_evicts_and_still_succeeds(project: Path) -> None:
+    make_project(project)
+    _, report = run(project, env={"ATTEST_CACHE__MAX_SIZE": "1"})
+    assert report["status"] == "success"
+    entries = project / ".attest" / "cache" / "entries"
+    assert not list(entries.iterdir())

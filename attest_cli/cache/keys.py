@@ -19,6 +19,8 @@ import platform
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
+from typing import NamedTuple
 
 from attest_cli.digest import bytes_digest
 
@@ -33,15 +35,15 @@ _VAR_REF = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 
 def encode(pairs: Iterable[tuple[str, str]]) -> bytes:
     """Canonical bytes of name/value pairs: sorted, each string 8-byte length-prefixed."""
-    out = bytearray()
     items = sorted(pairs)
-    out += len(items).to_bytes(8, "big")
+    parts = [len(items).to_bytes(8, "big")]
+    append = parts.append
     for name, value in items:
         for text in (name, value):
             raw = text.encode("utf-8", "surrogateescape")
-            out += len(raw).to_bytes(8, "big")
-            out += raw
-    return bytes(out)
+            append(len(raw).to_bytes(8, "big"))
+            append(raw)
+    return b"".join(parts)
 
 
 def platform_tag() -> str:
@@ -79,8 +81,7 @@ def undeclared_variables(command: str, declared: Iterable[str],
     return seen
 
 
-@dataclass(frozen=True)
-class InputState:
+class InputState(NamedTuple):
     """One declared input as it enters the key."""
 
     path: str  # relative POSIX path
@@ -99,7 +100,7 @@ class KeyParts:
 
     items: dict[str, str]
 
-    @property
+    @cached_property
     def key(self) -> str:
         return bytes_digest(encode(self.items.items())).removeprefix("blake3:")
 
@@ -108,14 +109,17 @@ class KeyParts:
         out: dict[str, str] = {}
         groups: dict[str, list[tuple[str, str]]] = {"input": [], "env": []}
         for name, value in self.items.items():
-            head, _, _ = name.partition(":")
-            if head in groups:
-                groups[head].append((name, value))
+            if name.startswith("input:"):
+                groups["input"].append((name, value))
+            elif name.startswith("env:"):
+                groups["env"].append((name, value))
             else:
                 out[name] = value
         for head, pairs in groups.items():
+            # display only (not the key): a plain join is enough to tell two sets apart
+            folded = "\0".join(f"{n}\0{v}" for n, v in sorted(pairs))
             out[head + "s"] = (f"{len(pairs)} " + ("file(s) " if head == "input" else "var(s) ")
-                               + bytes_digest(encode(pairs))[7:23])
+                               + bytes_digest(folded.encode("utf-8", "surrogateescape"))[7:23])
         return out
 
     def diff(self, previous: Mapping[str, str]) -> list[str]:

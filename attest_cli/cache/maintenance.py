@@ -125,12 +125,22 @@ def prune(backend: CacheBackend, *, max_size: int | None, retention_days: int,
     return result
 
 
-def enforce_limits(local: LocalBackend, settings: Settings) -> PruneResult | None:
-    """After a run that stored something: prune only when over the size limit."""
+def enforce_limits(local: LocalBackend, settings: Settings, *, stored: bool,
+                   every: float = 86400.0) -> PruneResult | None:
+    """At the end of a run: the full prune (retention too) once a day; otherwise only when
+    this run stored something and the cache is over ``cache.max_size``."""
     limit = int(settings["cache.max_size"])
-    if local.size() <= limit:
+    marker = local.root / ".last-prune"  # dot-names are not cache objects
+    try:
+        due = time.time() - marker.stat().st_mtime > every
+    except FileNotFoundError:
+        due = True
+    if not due and not (stored and local.size() > limit):
         return None
-    return prune(local, max_size=limit, retention_days=int(settings["cache.retention_days"]))
+    result = prune(local, max_size=limit, retention_days=int(settings["cache.retention_days"]))
+    local.root.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    return result
 
 
 @dataclass

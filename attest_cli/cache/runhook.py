@@ -33,11 +33,11 @@ def attach(setup: RunSetup) -> None:
                       cache.backend_name, cache.required_failure)
             report.status = "failure"
             report.exit_code = 1
-        if any(row.get("stored_bytes") for row in cache.counts.values()):
-            try:
-                enforce_limits(cache.local, setup.settings)
-            except OSError as exc:
-                log.warning("could not apply the cache size limit: %s", exc)
+        stored = any(row.get("stored_bytes") for row in cache.counts.values())
+        try:
+            enforce_limits(cache.local, setup.settings, stored=stored)
+        except OSError as exc:
+            log.warning("could not apply the cache size and retention limits: %s", exc)
 
     setup.before_finish.append(finish)
     setup.closers.append(cache.close)

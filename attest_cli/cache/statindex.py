@@ -20,8 +20,8 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from attest_cli.atomic import write_atomic
 from attest_cli.digest import bytes_digest, file_digest
@@ -37,9 +37,11 @@ _SMALL = 8 << 20
 Signature = tuple[int, int, int, int, int]
 
 
-@dataclass(frozen=True)
-class FileState:
-    """A file as it is now: what the key and the manifest need to know about it."""
+class FileState(NamedTuple):
+    """A file as it is now: what the key and the manifest need to know about it.
+
+    A named tuple, not a frozen dataclass: thousands are made per lookup and a frozen
+    dataclass's ``__init__`` costs several times more."""
 
     path: str  # relative POSIX path
     kind: str  # file | symlink
@@ -124,8 +126,9 @@ class StatIndex:
         out: list[FileState | None] = [None] * len(rels)
         todo: list[tuple[int, str, str, os.stat_result]] = []
         entries = self._entries
+        prefix = base.rstrip("/") + "/"
         for i, rel in enumerate(rels):
-            full = os.path.join(base, rel)
+            full = prefix + rel
             st = os.lstat(full)
             if stat.S_ISLNK(st.st_mode):
                 target = os.readlink(full)
