@@ -12,13 +12,11 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from attest_cli.observability.health import HealthStatus, run_checks
-from tests.support import REPO, attest, free_port, require_binary, wait_for_port, write_pipeline
+from tests.support import REPO, attest, free_port, wait_for_port, write_pipeline
+from tests.test_cache_remote import redis_server  # noqa: F401 (a fixture)
 from tests.test_metrics import get, samples, start_attest, stop
 
 
@@ -41,21 +39,6 @@ def ready(project: Path, env: dict[str, str] | None = None) -> tuple[int, dict]:
         stop(proc)
 
 
-@pytest.fixture
-def redis_port(tmp_path: Path) -> Iterator[int]:
-    binary = require_binary("redis-server")
-    port = free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(tmp_path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        assert wait_for_port(port, 20)
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
 def test_health_reports_each_builtin_check(project: Path) -> None:
     code, body = health_json(project)
     assert code == 0
@@ -68,7 +51,10 @@ def test_health_reports_each_builtin_check(project: Path) -> None:
     assert text.returncode == 0 and text.stdout.startswith("healthy\n")
 
 
-def test_redis_cache_backend_up_then_down(project: Path, redis_port: int) -> None:
+def test_redis_cache_backend_up_then_down(
+        project: Path, redis_server: tuple[int, subprocess.Popen[bytes]],  # noqa: F811
+) -> None:
+    redis_port = redis_server[0]
     up = {"ATTEST_CACHE__BACKEND": "redis", "ATTEST_CACHE__ENDPOINT": f"127.0.0.1:{redis_port}"}
     code, body = health_json(project, up)
     assert code == 0, body

@@ -7,16 +7,11 @@ from dataclasses import asdict
 from typing import Any
 
 from attest_cli.observability.history import RunRecord
+from attest_cli.ui.progress import _fmt_duration as fmt_duration
 
 
 def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    if seconds < 120:
-        return f"{seconds:.1f}s"
-    return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    return "-" if seconds is None else fmt_duration(seconds)
 
 
 def _verifications(rec: RunRecord) -> str:
