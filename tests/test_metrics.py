@@ -238,6 +238,18 @@ def test_bad_endpoint_value_is_a_config_error(demo: Path) -> None:
     assert "--endpoint" in proc.stderr and "host:port" in proc.stderr
 
 
+def test_endpoint_forms() -> None:
+    from attest_cli.errors import ConfigError
+    from attest_cli.observability.server import parse_endpoint
+
+    assert parse_endpoint(":9090", "k") == ("", 9090)  # every interface, as in the seed
+    assert parse_endpoint("127.0.0.1:9100", "k") == ("127.0.0.1", 9100)
+    assert parse_endpoint("[::1]:9100", "k") == ("::1", 9100)
+    for bad in ("9090", "host:", "host:99999", ":http"):
+        with pytest.raises(ConfigError, match=r"^k: "):
+            parse_endpoint(bad, "k")
+
+
 # -- attest serve ----------------------------------------------------------------------------
 def test_serve_counts_runs_of_other_processes_and_stays_monotonic_across_restarts(
         demo: Path, serve_proc: tuple[subprocess.Popen[str], int]) -> None:
@@ -310,6 +322,20 @@ def test_each_run_pushes_cumulative_totals_grouped_by_pipeline_and_instance(
         s[f'attest_pipeline_last_success_timestamp_seconds{{{group}}}']
     hits, _misses = cache_counts(demo)
     assert s.get(f'attest_cache_hits_total{{backend="local",{group}}}', 0) == hits
+
+    # an interrupted run pushes too (as a failure)
+    (demo / "attest.yaml").write_text((demo / "attest.yaml").read_text().replace(
+        """run: 'test -z "$FAIL"'""", """run: 'touch started; sleep 60'"""))
+    proc = start_attest(demo, "run", env=env)
+    assert wait_for(lambda: (demo / "started").exists(), 30)
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.communicate(timeout=60)
+    finally:
+        stop(proc)
+    assert proc.returncode == 130
+    s = samples(get(f"http://127.0.0.1:{pushgateway}/metrics")[1])
+    assert s[f'attest_pipeline_executions_total{{{group},status="failure"}}'] == 2
     assert s[f'push_time_seconds{{{group}}}'] > 0
 
 
