@@ -179,6 +179,7 @@ def test_resource_figures_are_recorded_per_step(project: Path) -> None:
     assert attest("run", cwd=project).returncode == 0
     s = steps_by_name(last_report(project))
     assert s["memory"]["max_rss_bytes"] > 80 * 1024 * 1024
+    assert s["memory"]["max_rss_bytes"] > s["memory"]["max_rss_floor_bytes"]  # exact figure
     assert s["cpu"]["cpu_user_seconds"] > 0.05
     for step in s.values():
         assert step["wall_seconds"] > 0

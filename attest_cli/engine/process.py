@@ -29,6 +29,9 @@ class ProcessOutcome:
     cpu_user_seconds: float
     cpu_system_seconds: float
     max_rss_bytes: int
+    # attest's own peak RSS when it spawned the step. Linux charges a child with its parent's
+    # high-water mark at exec, so a reported peak at or below this is an upper bound only.
+    max_rss_floor_bytes: int | None = None
     timed_out: bool = False
     signal: int | None = None
 
@@ -88,6 +91,7 @@ def run_command(command: str, *, cwd: Path, env: Mapping[str, str], log_path: Pa
     on output, at the deadline, or every ``_IDLE`` seconds to notice a child that exited
     while a background grandchild still holds the pipe open.
     """
+    floor = own_peak_rss()
     started = time.monotonic()
     proc = subprocess.Popen(
         ["/bin/sh", "-c", command], cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
@@ -164,9 +168,22 @@ def run_command(command: str, *, cwd: Path, env: Mapping[str, str], log_path: Pa
         cpu_user_seconds=usage.ru_utime,
         cpu_system_seconds=usage.ru_stime,
         max_rss_bytes=usage.ru_maxrss * 1024,  # Linux reports KiB
+        max_rss_floor_bytes=floor,
         timed_out=timed_out,
         signal=sig,
     )
+
+
+def own_peak_rss() -> int | None:
+    """This process's peak RSS (VmHWM), which a child inherits as its rusage floor."""
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
 
 
 _IDLE = 0.1

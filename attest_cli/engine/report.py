@@ -35,6 +35,9 @@ class StepResult:
     cpu_user_seconds: float = 0.0
     cpu_system_seconds: float = 0.0
     max_rss_bytes: int = 0
+    # Linux charges a spawned child with attest's own peak RSS at exec: when max_rss_bytes
+    # is <= this floor the step's true peak is at most that, not exactly that.
+    max_rss_floor_bytes: int | None = None
     slot: int | None = None  # which parallel slot ran it (for timelines)
     log_file: str | None = None
     timed_out: bool = False
@@ -48,6 +51,12 @@ class StepResult:
     outputs: list[dict[str, str]] = field(default_factory=list)  # [{path, hash}]
     inputs: list[dict[str, str]] = field(default_factory=list)
     needs: list[str] = field(default_factory=list)  # what it waited for (critical path)
+
+    @property
+    def max_rss_exact(self) -> bool:
+        """False when the figure is only the inherited floor (an upper bound)."""
+        floor = self.max_rss_floor_bytes
+        return floor is None or self.max_rss_bytes > floor
 
     @property
     def ok(self) -> bool:

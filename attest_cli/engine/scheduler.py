@@ -204,6 +204,7 @@ class Scheduler:
         result.cpu_user_seconds = outcome.cpu_user_seconds
         result.cpu_system_seconds = outcome.cpu_system_seconds
         result.max_rss_bytes = outcome.max_rss_bytes
+        result.max_rss_floor_bytes = outcome.max_rss_floor_bytes
         result.timed_out = outcome.timed_out
         result.signal = outcome.signal
         if outcome.exit_code == 0 and not outcome.timed_out:

@@ -211,6 +211,13 @@ class LiveView:
             self.console.print(summary_table(event.report))
 
 
+def _rss(s: StepResult) -> str:
+    if not s.max_rss_bytes:
+        return ""
+    bound = "" if s.max_rss_exact else "≤"
+    return f"{bound}{s.max_rss_bytes / 2**20:.1f} MiB"
+
+
 def summary_table(report: RunReport) -> object:
     from rich.table import Table
 
@@ -224,7 +231,7 @@ def summary_table(report: RunReport) -> object:
         note = s.reason or (f"{s.cache_backend} hit" if s.cache_hit else "")
         table.add_row(s.name, f"{SYMBOLS[s.status]} {s.status}", _fmt_duration(s.wall_seconds),
                       _fmt_duration(s.cpu_user_seconds + s.cpu_system_seconds),
-                      f"{s.max_rss_bytes / 2**20:.1f} MiB" if s.max_rss_bytes else "",
+                      _rss(s),
                       note or "")
     table.caption = f"run {report.run_id}"
     return table
