@@ -288,3 +288,35 @@ def test_analyze_renders_a_result_as_text_json_markdown_and_html(project: Path) 
     broken = attest("analyze", "broken.json", cwd=project)
     _ok(broken, 2)
     assert "broken.json: pipeline: missing or not a dict" in broken.stderr
+
+
+def test_interrupt_keeps_the_iterations_measured_so_far(project: Path) -> None:
+    import os
+    import signal
+    import sys
+
+    write_pipeline(project, """
+        version: "0.1"
+        name: long
+        steps:
+          nap:
+            run: sleep 0.2
+    """)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTEST_")}
+    env["XDG_CONFIG_HOME"] = str(project / ".xdg")
+    proc = subprocess.Popen([sys.executable, "-m", "attest_cli", "benchmark", "pipeline",
+                             "-n", "50", "--label", "cut", "--output", "cut.json"],
+                            cwd=project, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:  # progress lines, one per iteration (stderr is not a tty)
+        if "iteration 3/50" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "kept" in err and "measured iterations as 'cut'" in err
+    data = json.loads((project / "cut.json").read_text())
+    assert 3 <= len(data["samples"]["total"]["wall"]) < 50
+    assert any(w.startswith("interrupted: only") for w in data["warnings"])
+    assert (project / ".attest" / "benchmarks" / "cut.json").is_file()

@@ -13,7 +13,9 @@ lands on both sides instead of looking like a regression.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
+import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -109,6 +111,7 @@ class _Side:
         self.runs: list[str] = []
         self.parallel = 1
         self.misses: Counter[str] = Counter()
+        self.interrupted_after: int | None = None
 
     def _prepare(self) -> None:
         cmd = self.settings.prepare
@@ -117,6 +120,8 @@ class _Side:
         proc = subprocess.run(cmd, shell=True, cwd=self.pipeline.root,
                               env=self.subject.ctx.environ, stdin=subprocess.DEVNULL,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if proc.returncode < 0 and -proc.returncode in (signal.SIGINT, signal.SIGTERM):
+            raise Interrupted(-proc.returncode)  # Ctrl-C reached the prepare command too
         if proc.returncode != 0:
             tail = (proc.stderr.strip().splitlines() or [""])[-1]
             raise AttestError(f"{self.subject.label}: --prepare command failed with exit code "
@@ -160,6 +165,9 @@ class _Side:
 
     def result(self, started_at: str, interleaved_with: list[str]) -> BenchmarkResult:
         warnings = []
+        if self.interrupted_after is not None:
+            warnings.append(f"interrupted: only {self.interrupted_after} of "
+                            f"{self.settings.iterations} iterations were measured")
         load = self.environment.get("load_average")
         cpus = self.environment.get("cpu_count") or 1
         if load and load[0] > cpus:
@@ -197,18 +205,71 @@ def benchmark(subjects: Sequence[Subject], settings: BenchmarkSettings,
     sides = [_Side(s, settings) for s in subjects]
     warmup = settings.effective_warmup
     progress.start(len(sides) * (warmup + settings.iterations))
+    labels = [s.label for s in subjects]
+
+    def results() -> list[BenchmarkResult]:
+        return [side.result(started_at, [lb for lb in labels if lb != side.subject.label])
+                for side in sides]
+    stop = _StopRequest()
     try:
-        for i in range(warmup):
+        with stop:
+            for i in range(warmup):
+                for side in sides:
+                    progress.advance(side.subject.label, "warm-up", i + 1, warmup,
+                                     side.once(measured=False))
+                    stop.check()
+            for i in range(settings.iterations):
+                ordered = sides if i % 2 == 0 else list(reversed(sides))
+                for side in ordered:
+                    progress.advance(side.subject.label, "iteration", i + 1,
+                                     settings.iterations, side.once(measured=True))
+                    stop.check()
+    except (Interrupted, KeyboardInterrupt) as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else 2
+        done = min(len(side.runs) for side in sides)
+        partial = None
+        if done >= 2:  # enough for statistics: keep what was measured
             for side in sides:
-                progress.advance(side.subject.label, "warm-up", i + 1, warmup,
-                                 side.once(measured=False))
-        for i in range(settings.iterations):
-            ordered = sides if i % 2 == 0 else list(reversed(sides))
-            for side in ordered:
-                progress.advance(side.subject.label, "iteration", i + 1, settings.iterations,
-                                 side.once(measured=True))
+                side.interrupted_after = len(side.runs)
+            partial = results()
+        raise BenchmarkInterrupted(signum, partial) from None
     finally:
         progress.stop()
-    labels = [s.label for s in subjects]
-    return [side.result(started_at, [lb for lb in labels if lb != side.subject.label])
-            for side in sides]
+    return results()
+
+
+class _StopRequest:
+    """SIGINT/SIGTERM between the runs of iterations end the benchmark after the current
+    iteration instead of raising wherever the main thread happens to be (a run's set-up
+    code must not see a KeyboardInterrupt). While a run's steps execute, the run service
+    installs its own handler, which stops the steps; that run then reports the signal."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        self.signum = self.signum or signum
+
+    def check(self) -> None:
+        if self.signum is not None:
+            raise Interrupted(self.signum)
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+class BenchmarkInterrupted(Interrupted):
+    """Stopped by a signal; ``partial`` holds the iterations measured so far (when there
+    were at least two per side), so the caller can still keep them."""
+
+    def __init__(self, signum: int, partial: list[BenchmarkResult] | None) -> None:
+        super().__init__(signum)
+        self.partial = partial

@@ -16,7 +16,13 @@ from pathlib import Path
 from attest_cli.atomic import write_atomic
 from attest_cli.bench import gitref, store
 from attest_cli.bench.result import BenchmarkResult
-from attest_cli.bench.runner import BenchmarkSettings, Progress, Subject, benchmark
+from attest_cli.bench.runner import (
+    BenchmarkInterrupted,
+    BenchmarkSettings,
+    Progress,
+    Subject,
+    benchmark,
+)
 from attest_cli.context import AppContext
 from attest_cli.errors import InputError
 
@@ -43,10 +49,10 @@ def resolve(ctx: AppContext, role: str, spec: str, *, fresh: bool = False) -> Si
         return Side(role, spec, result=BenchmarkResult.load(path),
                     note=f"read from {spec}")
     stored = None if fresh else store.find(ctx, spec)
-    commit = gitref.resolve(ctx.workdir, spec)
     if stored is not None:
         return Side(role, spec, result=BenchmarkResult.load(stored),
                     note=f"stored result {ctx.display(stored)}")
+    commit = gitref.resolve(ctx.workdir, spec)
     if commit is not None:
         return Side(role, spec, commit=commit,
                     note=f"git ref {spec} ({commit[:12]}) checked out into a "
@@ -108,7 +114,12 @@ def obtain(ctx: AppContext, baseline: Side, current: Side, settings: BenchmarkSe
             subjects.append(Subject(label, sub_ctx,
                                     {"kind": "git-ref", "ref": side.spec, "commit": side.commit},
                                     pipeline=str(tree / rel_pipeline)))
-        results = benchmark(subjects, settings, progress)
+        try:
+            results = benchmark(subjects, settings, progress)
+        except BenchmarkInterrupted as exc:
+            for partial in exc.partial or []:  # keep what was measured; compare nothing
+                store.save(ctx, partial)
+            raise
     for side, result in zip(todo, results, strict=True):
         side.result = result
         store.save(ctx, result)

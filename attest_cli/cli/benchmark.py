@@ -79,7 +79,12 @@ def pipeline(
     """Run the pipeline N times and report statistics per step."""
     from attest_cli.atomic import write_atomic
     from attest_cli.bench import render, store
-    from attest_cli.bench.runner import BenchmarkSettings, Subject, benchmark
+    from attest_cli.bench.runner import (
+        BenchmarkInterrupted,
+        BenchmarkSettings,
+        Subject,
+        benchmark,
+    )
     from attest_cli.ui.bench_progress import choose
 
     app = app_context(ctx)
@@ -89,8 +94,17 @@ def pipeline(
                                  pipeline=str(pipeline_file) if pipeline_file else None)
     settings.check()
     chosen = store.check_label(label) if label else store.default_label(app.workdir)
-    result = benchmark([Subject(chosen, app, {"kind": "worktree"})], settings,
-                       choose(sys.stderr, quiet=app.quiet))[0]
+    try:
+        result = benchmark([Subject(chosen, app, {"kind": "worktree"})], settings,
+                           choose(sys.stderr, quiet=app.quiet))[0]
+    except BenchmarkInterrupted as exc:
+        if exc.partial:  # keep the iterations measured so far
+            kept = store.save(app, exc.partial[0])
+            if output:
+                write_atomic(app.path(output), exc.partial[0].to_json())
+            sys.stderr.write(f"attest: kept {exc.partial[0].iterations} measured iterations "
+                             f"as '{exc.partial[0].label}' ({app.display(kept)})\n")
+        raise
     stored = store.save(app, result)
     if output:
         write_atomic(app.path(output), result.to_json())
