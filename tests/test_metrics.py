@@ -153,6 +153,15 @@ def test_metrics_file_holds_cumulative_history_values_and_passes_promtool(demo: 
     assert not list((demo / "m").glob(".*tmp")), "temp file left behind"
 
 
+def test_unwritable_metrics_file_is_a_usage_error_before_the_run(demo: Path) -> None:
+    (demo / "plain").write_text("a file, not a directory")
+    proc = attest("run", "--metrics-file", "plain/attest.prom", cwd=demo)
+    assert proc.returncode == 2 and "--metrics-file" in proc.stderr
+    assert not (demo / "out.txt").exists()  # nothing ran
+    proc = attest("run", "--metrics-file", ".", cwd=demo)
+    assert proc.returncode == 2 and "is a directory" in proc.stderr
+
+
 def test_namespace_setting_prefixes_every_metric(demo: Path) -> None:
     (demo / ".attest").mkdir(exist_ok=True)
     (demo / ".attest" / "config.yaml").write_text(

@@ -9,6 +9,8 @@ at the end of the run (``monitoring.prometheus.pushgateway``) and the textfile
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from attest_cli.engine.events import Event, RunFinished
@@ -37,11 +39,26 @@ def attach(setup: RunSetup) -> None:
     from attest_cli.observability.metrics import namespace
 
     ns = namespace(s)  # a bad prefix fails before anything runs
+    if textfile:
+        _check_writable(setup.ctx.path(textfile))
     sizes = Reused(cache_sizes(setup.ctx, s), ttl=5.0)
     if live:
         _start_live_endpoint(setup, db, recorder, ns, sizes)
     if gateway or textfile:
         setup.bus.subscribe(_Finisher(setup, db, recorder, ns, sizes))
+
+
+def _check_writable(path: Path) -> None:
+    """``--metrics-file`` that can never be written is a usage error before the run."""
+    from attest_cli.errors import UsageError
+
+    if path.is_dir():
+        raise UsageError(f"--metrics-file {path}: is a directory")
+    probe = path.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"--metrics-file {path}: cannot create a file in {probe}")
 
 
 def _totals(db: HistoryDB, pipeline: str | None) -> Tally:
