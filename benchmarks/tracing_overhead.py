@@ -61,6 +61,39 @@ def write_pipeline(root: Path, n: int, tracing: str) -> None:
     (root / "attest.yaml").write_text("\n".join(lines) + "\n" + tracing)
 
 
+def in_process_cost(steps: int = 2000) -> tuple[float, float]:
+    """CPU seconds per step of attest's span bookkeeping (start, TRACEPARENT, finish) and per
+    span of exporting, measured in-process: what a loaded machine's noise cannot blur."""
+    from attest_cli.engine.events import RunFinished, StepFinished, StepStarted
+    from attest_cli.engine.masking import SecretMasker
+    from attest_cli.engine.report import RunReport, StepResult
+    from attest_cli.observability.tracing import RunTracer
+    from attest_cli.observability.tracing_config import TracingConfig
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        cfg = TracingConfig(enabled=True, exporter="file", endpoint=str(root / "t.jsonl"))
+        tracer = RunTracer(cfg, workdir=root, environ={}, masker=SecretMasker(["s3cr3t"]),
+                           pipeline_root=root)
+        report = RunReport(run_id="r", pipeline="p", pipeline_file="attest.yaml",
+                           started_at=time.time())
+        tracer.start_root(report)
+        t0 = time.process_time()
+        for i in range(steps):
+            tracer(StepStarted(run_id="r", step=f"s{i}", command="true", slot=0))
+            tracer.step_environment(f"s{i}")
+            now = time.time()
+            tracer(StepFinished(run_id="r", result=StepResult(
+                name=f"s{i}", command="true", status="success", exit_code=0, started_at=now,
+                finished_at=now)))
+        t1 = time.process_time()
+        report.status, report.finished_at = "success", time.time()
+        tracer(RunFinished(report=report))
+        tracer.close()
+        t2 = time.process_time()
+    return (t1 - t0) / steps, (t2 - t1) / (steps + 1)
+
+
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
     runs = int(sys.argv[2]) if len(sys.argv) > 2 else 5
@@ -76,40 +109,47 @@ def main() -> None:
         "rate 0.1": f"tracing:\n  enabled: true\n  exporter: {{type: otlp, endpoint: "
                     f"'{receiver.endpoint}'}}\n  sampling: {{rate: 0.1}}\n",
     }
-    # rounds interleave the variants, so load from anything else on the machine hits all alike
-    dirs = {name: Path(tempfile.mkdtemp()) for name in variants}
-    for name, tracing in variants.items():
-        write_pipeline(dirs[name], n, tracing)
-    samples: dict[str, list[float]] = {name: [] for name in variants}
-    cpu: dict[str, list[float]] = {name: [] for name in variants}
-    spans = dict.fromkeys(variants, 0)
+    # rounds interleave the variants, so load from anything else on the machine hits all alike;
+    # a 1-step pipeline beside the N-step one splits the cost into per-run and per-step parts
+    keys = [(name, size) for name in variants for size in (n, 1)]
+    dirs = {key: Path(tempfile.mkdtemp()) for key in keys}
+    for (name, size), path in dirs.items():
+        write_pipeline(path, size, variants[name])
+    wall: dict[tuple[str, int], list[float]] = {key: [] for key in keys}
+    cpu: dict[tuple[str, int], list[float]] = {key: [] for key in keys}
+    spans = dict.fromkeys(keys, 0)
     for round_no in range(runs + 1):  # round 0 warms up
-        for name in variants:
+        for key in keys:
             before = receiver.spans
             r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.perf_counter()
-            subprocess.run(cmd, cwd=dirs[name], env=env, check=True,
+            subprocess.run(cmd, cwd=dirs[key], env=env, check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             elapsed = time.perf_counter() - t0
             r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
             if round_no:
-                samples[name].append(elapsed)
+                wall[key].append(elapsed)
                 # CPU seconds of attest and its steps: steadier than wall time on a busy host
-                cpu[name].append(r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime)
-                spans[name] += receiver.spans - before
-    times = {name: statistics.median(values) for name, values in samples.items()}
-    cpus = {name: statistics.median(values) for name, values in cpu.items()}
-    base = times["off"]
-    print(f"{n}-step pipeline (chain, -j1, --no-cache), median of {runs} interleaved rounds "
-          "after 1 warm-up round")
-    for name, t in times.items():
-        print(f"  tracing {name:<9} wall {t * 1000:8.1f} ms (ratio {t / base:5.3f})   "
-              f"cpu {cpus[name] * 1000:8.1f} ms (ratio {cpus[name] / cpus['off']:5.3f})   "
-              f"spans received {spans[name]}")
-    print(f"ratio rate-1.0/off: wall {times['rate 1.0'] / base:.3f}, "
-          f"cpu {cpus['rate 1.0'] / cpus['off']:.3f} (target <= 1.10)")
-    print(f"ratio rate-0.1/off: wall {times['rate 0.1'] / base:.3f}, "
-          f"cpu {cpus['rate 0.1'] / cpus['off']:.3f}")
+                cpu[key].append(r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime)
+                spans[key] += receiver.spans - before
+    w = {key: statistics.median(v) for key, v in wall.items()}
+    c = {key: statistics.median(v) for key, v in cpu.items()}
+    print(f"{n}-step pipeline (chain of `true`, -j1, --no-cache); median of {runs} interleaved "
+          "rounds after 1 warm-up round")
+    for name in variants:
+        per_step = ((c[name, n] - c[name, 1]) - (c["off", n] - c["off", 1])) / (n - 1)
+        print(f"  tracing {name:<9} wall {w[name, n] * 1000:7.1f} ms "
+              f"(ratio {w[name, n] / w['off', n]:5.3f})  cpu {c[name, n] * 1000:7.1f} ms "
+              f"(ratio {c[name, n] / c['off', n]:5.3f})  added cpu: per run "
+              f"{(c[name, 1] - c['off', 1]) * 1000:+6.1f} ms, per step {per_step * 1000:+6.3f} "
+              f"ms  spans received {spans[name, n] + spans[name, 1]}")
+    print(f"ratio rate-1.0/off: wall {w['rate 1.0', n] / w['off', n]:.3f}, "
+          f"cpu {c['rate 1.0', n] / c['off', n]:.3f} (target <= 1.10)")
+    per_step, per_span = in_process_cost()
+    print(f"in-process: span bookkeeping {per_step * 1e6:.0f} us CPU per step; exporting "
+          f"{per_span * 1e6:.0f} us CPU per span (file exporter)")
+    print(f"ratio rate-0.1/off: wall {w['rate 0.1', n] / w['off', n]:.3f}, "
+          f"cpu {c['rate 0.1', n] / c['off', n]:.3f}")
     receiver.server.shutdown()
     for path in dirs.values():
         shutil.rmtree(path, ignore_errors=True)

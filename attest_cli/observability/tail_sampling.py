@@ -45,9 +45,9 @@ def head_decision(trace_id: int, rate: float, parent: TraceParent | None,
 class ExportQueue:
     """Exports batches on one daemon thread; shutdown waits at most ``timeout`` seconds.
 
-    The exporter is *built* on that thread too: loading an exporter library (OTLP pulls in
-    protobuf and requests or grpc) takes ~100 ms, which then overlaps the run instead of
-    delaying its start.
+    The exporter is *built* on that thread too, when the first span to export arrives:
+    loading an exporter library (OTLP pulls in protobuf and requests or grpc) takes ~100 ms,
+    which then overlaps the run, and a run whose trace is dropped never pays it.
     """
 
     def __init__(self, make_exporter: Callable[[], Any], *, max_queue: int = 100_000,
@@ -74,10 +74,15 @@ class ExportQueue:
             room = self.max_queue - len(self._items)
             self._items.extend(spans[:max(0, room)])
             self.dropped += max(0, len(spans) - max(0, room))
-            if len(self._items) >= self.batch_size:
+            if self.exporter is None or len(self._items) >= self.batch_size:
                 self._cond.notify()
 
     def _run(self) -> None:
+        with self._cond:  # a trace that is dropped never pays for loading the exporter
+            while not self._items and not self._closing:
+                self._cond.wait()
+            if not self._items:
+                return
         try:
             self.exporter = self.make_exporter()
         except Exception as exc:
