@@ -131,10 +131,12 @@ class RunTracer:
         self.processor = TailSamplingProcessor(self.queue,
                                                always_sample_errors=cfg.always_sample_errors,
                                                max_buffered=cfg.max_buffered_spans)
-        attrs: dict[str, Any] = dict(cfg.resource_attributes)
+        from opentelemetry.sdk.version import __version__ as sdk_version
+
+        attrs: dict[str, Any] = {k: masker(v) for k, v in cfg.resource_attributes.items()}
         attrs.update({"service.name": cfg.service_name, "service.version": __version__,
-                      "telemetry.sdk.language": "python",
-                      "telemetry.sdk.name": "opentelemetry"})
+                      "telemetry.sdk.language": "python", "telemetry.sdk.name": "opentelemetry",
+                      "telemetry.sdk.version": sdk_version})
         provider = TracerProvider(sampler=ALWAYS_ON, resource=Resource(attrs),
                                   shutdown_on_exit=False)
         # attest's own setting decided that tracing is on (tracing_config documents how
@@ -305,7 +307,7 @@ class RunTracer:
             "attest.run.failed_steps": ",".join(failed) or None,
         }))
         if self._vcs_thread is not None:
-            self._vcs_thread.join(5)
+            self._vcs_thread.join(2)  # git answers in ms; never hold the run's end long
             root.set_attributes(self._attrs(self._vcs))
         dropped = self.processor.buffer_dropped(root.get_span_context().trace_id)
         if dropped:
