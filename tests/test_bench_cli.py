@@ -130,7 +130,7 @@ def test_git_refs_are_benchmarked_interleaved_and_a_slow_step_is_found(project: 
     assert stored["settings"]["parallel"] == 1
     rows = _rows(data)
     assert rows["build"]["verdict"] == "slower" and rows["build"]["p_value"] < 0.01
-    assert 20 < rows["build"]["change_pct"] < 40
+    assert 10 < rows["build"]["change_pct"] < 60  # +30% of the sleep, plus load noise
     assert rows["fetch"]["verdict"] == "no significant change"
     # The total also carries the engine's own overhead, whose noise can hide +15% at n=8.
     assert rows["total"]["verdict"] != "faster" and rows["total"]["change_pct"] > 0
@@ -182,7 +182,7 @@ def test_total_mean_agrees_with_hyperfine(project: Path) -> None:
     step = data["statistics"]["steps"]["nap"]["wall"]["mean"]
     total = data["statistics"]["total"]["wall"]["mean"]
     # A cross-check, not a timing threshold: the same command timed two ways.
-    assert step == pytest.approx(theirs, rel=0.05)
+    assert step == pytest.approx(theirs, rel=0.08)
     # The total adds attest's own per-run work (scheduling, run report, history), which
     # hyperfine does not see; it can only be larger, and not by a multiple.
     assert step <= total <= 1.5 * theirs
