@@ -3,7 +3,8 @@
 Three comparisons, each printed as a ratio (>1 means attest is faster):
 
 1. cold hashing of N MiB over F files (default 1024 MiB, 10,000 files) by attest's stat
-   index (no entries yet, files hashed in parallel) vs one ``b3sum`` process given all files;
+   index (no entries yet: every file read and hashed) vs one ``b3sum`` process given all
+   files;
 2. a re-run with nothing changed: computing the step's key again (expand the globs, ``lstat``
    every input, look each signature up) vs ``git status`` on the same tree; plus the same
    through the CLI: ``attest run`` of a cached step over those inputs minus ``attest run``
@@ -96,7 +97,7 @@ def main() -> None:
             StatIndex(None).scan(project, rels)
 
         t_attest = median_time(attest_cold, args.repeat)
-        print(f"cold hash   attest (stat index empty, parallel): {t_attest * 1000:8.1f} ms  "
+        print(f"cold hash   attest (stat index empty):           {t_attest * 1000:8.1f} ms  "
               f"{args.total_mib / t_attest:7.0f} MiB/s")
         if b3sum:
             def b3() -> None:

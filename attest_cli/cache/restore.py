@@ -31,9 +31,14 @@ class WorkspaceWriter:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+        # Directories opened so far, by relative path. Holding their fds also means that a
+        # directory swapped for a symlink after we opened it is still the one written into.
+        self._dirs: dict[str, int] = {"": self._root_fd}
 
     def close(self) -> None:
-        os.close(self._root_fd)
+        for fd in self._dirs.values():
+            os.close(fd)
+        self._dirs.clear()
 
     def __enter__(self) -> WorkspaceWriter:
         return self
@@ -42,30 +47,43 @@ class WorkspaceWriter:
         self.close()
 
     def _parent(self, rel: str, *, create: bool = True) -> tuple[int, str]:
-        """An fd of the directory holding ``rel`` (opened without following links), and the name."""
+        """An fd of the directory holding ``rel`` (opened without following links), and the
+        name. The fd belongs to the writer: callers must not close it."""
         parts = rel.split("/")
-        fd = os.dup(self._root_fd)
-        try:
-            for part in parts[:-1]:
-                try:
-                    nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
-                except FileNotFoundError:
-                    if not create:
-                        raise
-                    with contextlib.suppress(FileExistsError):
-                        os.mkdir(part, 0o755, dir_fd=fd)
-                    nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
-                except OSError as exc:
-                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                        raise UnsafeRestore(f"refusing to write {rel!r}: '{part}' on its way "
-                                            "is a symlink or not a directory") from None
+        fd = self._root_fd
+        path = ""
+        for part in parts[:-1]:
+            path = f"{path}/{part}" if path else part
+            known = self._dirs.get(path)
+            if known is not None:
+                fd = known
+                continue
+            try:
+                nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
                     raise
-                os.close(fd)
-                fd = nfd
-        except BaseException:
-            os.close(fd)
-            raise
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, 0o755, dir_fd=fd)
+                nfd = self._open_dir(part, fd, rel)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise UnsafeRestore(f"refusing to write {rel!r}: '{part}' on its way "
+                                        "is a symlink or not a directory") from None
+                raise
+            self._dirs[path] = nfd
+            fd = nfd
         return fd, parts[-1]
+
+    @staticmethod
+    def _open_dir(part: str, parent: int, rel: str) -> int:
+        try:
+            return os.open(part, _DIR_FLAGS, dir_fd=parent)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise UnsafeRestore(f"refusing to write {rel!r}: '{part}' on its way "
+                                    "is a symlink or not a directory") from None
+            raise
 
     def write_file(self, rel: str, mode: int, fill: Callable[[int], None]) -> None:
         """Create ``rel`` atomically; ``fill(fd)`` writes the content."""
@@ -84,8 +102,6 @@ class WorkspaceWriter:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp, dir_fd=dfd)
             raise
-        finally:
-            os.close(dfd)
 
     def write_symlink(self, rel: str, target: str) -> None:
         dfd, name = self._parent(rel)
@@ -97,8 +113,6 @@ class WorkspaceWriter:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp, dir_fd=dfd)
             raise
-        finally:
-            os.close(dfd)
 
     def make_dir(self, rel: str, mode: int) -> None:
         dfd, name = self._parent(rel)
@@ -115,8 +129,6 @@ class WorkspaceWriter:
                 raise UnsafeRestore(f"refusing to restore directory {rel!r}: a symlink or "
                                     "file is in the way") from None
             raise
-        finally:
-            os.close(dfd)
 
     def _replace(self, dfd: int, tmp: str, name: str, rel: str) -> None:
         try:
@@ -130,10 +142,8 @@ def restore_files(root: Path, files: list[OutputFile], blob: Callable[[OutputFil
                   ) -> None:
     """Restore ``files`` below ``root``; ``blob`` returns the verified content of a file."""
     with WorkspaceWriter(root) as writer:
-        for f in sorted(files, key=lambda f: (f.kind != "dir", f.path)):
-            if f.kind == "dir":
-                writer.make_dir(f.path, f.mode)
-            elif f.kind == "symlink":
+        for f in files:
+            if f.kind == "symlink":
                 assert f.target is not None
                 writer.write_symlink(f.path, f.target)
         for f in files:
@@ -144,6 +154,11 @@ def restore_files(root: Path, files: list[OutputFile], blob: Callable[[OutputFil
             def fill(fd: int, data: bytes = data) -> None:
                 _write_all(fd, data)
             writer.write_file(f.path, f.mode, fill)
+        # directories last, deepest first: empty ones are created, and a read-only mode
+        # cannot stop the files above from being written into them
+        for f in sorted((f for f in files if f.kind == "dir"), key=lambda f: f.path,
+                        reverse=True):
+            writer.make_dir(f.path, f.mode)
 
 
 def _write_all(fd: int, data: bytes) -> None:
