@@ -77,7 +77,7 @@ def run(
     app.verbose = max(app.verbose, verbose)
     app.quiet = app.quiet or quiet
     # Options whose feature has not landed yet refuse to run instead of being ignored.
-    unbuilt = {"--trace": (trace, 7)}
+    unbuilt: dict[str, tuple[bool, int]] = {}
     for flag, (used, issue) in unbuilt.items():
         if used:
             not_available(f"attest run {flag}", issue)
