@@ -223,3 +223,35 @@ def test_s3_server_gone_is_a_warning_not_a_failure(project: Path, s3_server: str
     assert report["cache"]["s3"]["misses"] == 3
     assert "s3 cache unavailable" in proc.stderr
 
+
+
+def test_circuit_breaker_stops_calling_a_dead_backend() -> None:
+    import logging
+
+    from attest_cli.cache.backends.base import BackendUnavailable
+    from attest_cli.cache.backends.guard import GuardedBackend
+    from attest_cli.cache.backends.redis import RedisBackend
+
+    class Collect(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.WARNING)
+            self.messages: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.messages.append(record.getMessage())
+
+    handler = Collect()
+    logger = logging.getLogger("attest.cache")
+    logger.addHandler(handler)
+    try:
+        dead = RedisBackend(f"127.0.0.1:{free_port()}", timeout=1)
+        guarded = GuardedBackend(dead, threshold=3, cooldown=60)
+        for _ in range(10):
+            with pytest.raises(BackendUnavailable):
+                guarded.get("entries/x")
+    finally:
+        logger.removeHandler(handler)
+    assert guarded.failed_calls == 3  # the other 7 never reached the network
+    assert guarded.is_open
+    assert len([m for m in handler.messages if "unavailable" in m]) == 1
+    assert len([m for m in handler.messages if "not calling it for 60s" in m]) == 1
