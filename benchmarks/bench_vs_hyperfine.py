@@ -4,7 +4,8 @@ A user without ``attest benchmark`` would time ``attest run --no-cache`` with hy
 (one number per run, interpreter start-up included) and, to see per-step figures, time each
 step's command separately. This script does both in the same session and prints:
 
-* accuracy: attest's per-step mean / hyperfine's mean of the same command (should be ~1.00);
+* accuracy: attest's per-step mean / hyperfine's mean of the same command, for wall time
+  and for CPU time (user + system; this one is insensitive to other load on the machine);
 * what the total measures: attest's in-process total vs hyperfine's ``attest run``;
 * cost: wall time of getting per-step statistics each way.
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -43,11 +45,13 @@ def timed(cmd: list[str], cwd: Path) -> tuple[float, str]:
     return time.perf_counter() - t0, proc.stdout
 
 
-def hyperfine_mean(hyperfine: str, command: str, runs: int, cwd: Path) -> float:
+def hyperfine_mean(hyperfine: str, command: str, runs: int, cwd: Path) -> tuple[float, float]:
+    """Mean wall and mean CPU (user + system) seconds."""
     out = cwd / "hf.json"
     subprocess.run([hyperfine, "-N", "--warmup", "1", "--runs", str(runs), "--export-json",
                     str(out), command], cwd=cwd, check=True, capture_output=True)
-    return float(json.loads(out.read_text())["results"][0]["mean"])
+    result = json.loads(out.read_text())["results"][0]
+    return float(result["mean"]), float(result["user"]) + float(result["system"])
 
 
 def main() -> int:
@@ -69,12 +73,16 @@ def main() -> int:
         theirs = {name: hyperfine_mean(hyperfine, f"sh -c {json.dumps(cmd)}", args.runs, root)
                   for name, cmd in STEPS.items()}
         run_cmd = " ".join([*attest, "-q", "run", "--no-cache"])
-        theirs_total = hyperfine_mean(hyperfine, run_cmd, args.runs, root)
+        theirs_total = hyperfine_mean(hyperfine, run_cmd, args.runs, root)[0]
         theirs_wall = time.perf_counter() - t0
-    print(f"{'step':<8} {'attest mean':>12} {'hyperfine':>12} {'ratio':>7}")
+    print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    print(f"{'step':<8} {'wall attest':>12} {'hyperfine':>10} {'ratio':>6}  "
+          f"{'cpu attest':>11} {'hyperfine':>10} {'ratio':>6}")
     for name in STEPS:
-        mine = ours["steps"][name]["wall"]["mean"]
-        print(f"{name:<8} {mine:>11.4f}s {theirs[name]:>11.4f}s {mine / theirs[name]:>7.3f}")
+        wall, cpu = ours["steps"][name]["wall"]["mean"], ours["steps"][name]["cpu"]["mean"]
+        hwall, hcpu = theirs[name]
+        print(f"{name:<8} {wall:>11.4f}s {hwall:>9.4f}s {wall / hwall:>6.3f}  "
+              f"{cpu:>10.4f}s {hcpu:>9.4f}s {cpu / hcpu:>6.3f}")
     total = ours["total"]["wall"]["mean"]
     print(f"{'total':<8} {total:>11.4f}s {theirs_total:>11.4f}s {total / theirs_total:>7.3f}"
           "   (hyperfine: `attest run --no-cache`, interpreter start-up included)")
