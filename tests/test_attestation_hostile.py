@@ -154,3 +154,13 @@ def test_bad_run_options_exit_2_before_running_anything(project: Path) -> None:
         assert words in r.stderr
         assert not (project / "out").exists()
         (project / "out").mkdir()
+
+
+def test_a_wrong_value_in_a_yaml_receipt_names_its_line(project: Path) -> None:
+    text = (project / "good.yaml").read_text()
+    lines = text.splitlines()
+    number = next(i for i, line in enumerate(lines, 1) if "exit_code:" in line)
+    lines[number - 1] = lines[number - 1].replace("exit_code: 0", "exit_code: zero")
+    (project / "line.yaml").write_text("\n".join(lines) + "\n")
+    line = rejected(project, "line.yaml", "steps.0.exit_code")
+    assert f"line.yaml:{number}:" in line

@@ -29,7 +29,7 @@ from attest_cli.digest import file_digest
 from attest_cli.engine.report import STEP_STATUSES, RunReport, StepResult
 from attest_cli.errors import InputError
 from attest_cli.pathspec import check_relative, expand
-from attest_cli.yamlfile import LocatedYAML, load_yaml
+from attest_cli.yamlfile import MAX_NODES, LocatedYAML, load_yaml
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -217,8 +217,39 @@ def read_document(path: Path, *, label: str | None = None) -> tuple[Any, Located
             raise InputError(f"not valid JSON: {exc.msg}", path=name, line=exc.lineno) from None
         except RecursionError:
             raise InputError("JSON nested too deeply", path=name) from None
-    located = load_yaml(path, max_bytes=MAX_BYTES, label=name)
-    return located.data, located
+    return _fast_yaml(raw, path, name), None
+
+
+def _fast_yaml(raw: bytes, path: Path, name: str) -> Any:
+    """Parse with libyaml directly, then bound the expanded size (an alias bomb is a small
+    document whose values are shared many times). Any problem falls back to
+    :func:`load_yaml`, which names the line; so does a failed validation (:func:`load`)."""
+    loader = getattr(yaml, "CSafeLoader", None)
+    if loader is None:
+        return load_yaml(path, max_bytes=MAX_BYTES, label=name).data
+    try:
+        data = yaml.load(raw.decode("utf-8"), Loader=loader)  # the C *safe* loader
+    except (UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        return load_yaml(path, max_bytes=MAX_BYTES, label=name).data  # raises, located
+    if _expanded_size(data, MAX_NODES) > MAX_NODES:
+        raise InputError(f"document expands to more than {MAX_NODES} values (alias bomb?)",
+                         path=name)
+    return data
+
+
+def _expanded_size(data: Any, limit: int) -> int:
+    """How many values ``data`` has once shared references are expanded (stops past limit)."""
+    count = 0
+    stack = [data]
+    while stack and count <= limit:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            stack.extend(item.values())
+            count += len(item)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
 
 
 class _Shape:
@@ -375,7 +406,16 @@ def load(path: Path, *, label: str | None = None) -> LoadedReceipt:
         from attest_cli.attestation.intoto import load_envelope
 
         return load_envelope(data, path=name)
-    doc = validate_body(data, path=name, lines=lines)
+    try:
+        doc = validate_body(data, path=name, lines=lines)
+    except InputError:
+        if lines is not None or path.suffix.lower() == ".json" or \
+                path.read_bytes().lstrip()[:1] == b"{":
+            raise
+        # Parsed without positions: parse again with them, so the error names its line.
+        located = load_yaml(path, max_bytes=MAX_BYTES, label=name)
+        validate_body(located.data, path=name, lines=located)
+        raise
     try:
         message = signed_bytes(doc)
     except NotCanonicalizable as exc:
