@@ -5,12 +5,14 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from attest_cli.cli.common import app_context, configure_logging
-from attest_cli.context import AppContext
+
+if TYPE_CHECKING:
+    from attest_cli.context import AppContext
 
 HELP = "Benchmark the pipeline and compare results with statistics."
 app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
@@ -25,6 +27,11 @@ class Format(StrEnum):
     table = "table"
     json = "json"
     markdown = "markdown"
+
+
+class ListFormat(StrEnum):
+    table = "table"
+    json = "json"
 
 
 class Metric(StrEnum):
@@ -186,7 +193,8 @@ def compare(
 @app.command("list")
 def list_results(
     ctx: typer.Context,
-    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table or json."),
+    fmt: ListFormat = typer.Option(ListFormat.table, "--format", "-f",
+                                   help="table or json."),
 ) -> None:
     """Stored results (.attest/benchmarks/), newest first."""
     import json
@@ -207,7 +215,7 @@ def list_results(
                      "pipeline": r.pipeline.get("name"), "iterations": r.iterations,
                      "cache": r.settings.get("cache"), "commit": git.get("commit"),
                      "total_mean_seconds": r.summary("total", "wall").mean})
-    if fmt is Format.json:
+    if fmt is ListFormat.json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
     if not rows:
