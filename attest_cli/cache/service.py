@@ -12,7 +12,7 @@ from typing import Any
 from attest_cli.cache import maintenance
 from attest_cli.cache import store as entries
 from attest_cli.cache.backends.base import BackendUnavailable, CacheBackend
-from attest_cli.cache.setup import build_cache, open_local, open_remote
+from attest_cli.cache.setup import CacheUnavailable, build_cache, open_local, open_remote
 from attest_cli.config.layers import Settings
 from attest_cli.context import AppContext
 from attest_cli.errors import UsageError
@@ -64,7 +64,7 @@ def verify(ctx: AppContext, *, repair: bool) -> VerifyOutcome:
     try:
         checked, problems = maintenance.verify(backends, repair=repair)
     except BackendUnavailable as exc:
-        raise UsageError(f"cannot verify the cache: {exc}") from None
+        raise CacheUnavailable(f"cannot verify the cache: {exc}") from None
     finally:
         for b in backends:
             b.close()
@@ -83,7 +83,7 @@ def clear(ctx: AppContext, *, everything: bool) -> dict[str, int]:
         for backend in backends if everything else backends[:1]:
             removed[backend.name] = maintenance.clear(backend)
     except BackendUnavailable as exc:
-        raise UsageError(f"cannot clear the cache: {exc}") from None
+        raise CacheUnavailable(f"cannot clear the cache: {exc}") from None
     finally:
         for b in backends:
             b.close()
@@ -106,7 +106,7 @@ def prune(ctx: AppContext) -> dict[str, maintenance.PruneResult]:
             out[backends[1].name] = maintenance.prune(backends[1], max_size=None,
                                                       retention_days=days)
     except BackendUnavailable as exc:
-        raise UsageError(f"cannot prune the cache: {exc}") from None
+        raise CacheUnavailable(f"cannot prune the cache: {exc}") from None
     finally:
         for b in backends:
             b.close()

@@ -202,11 +202,20 @@ class ContentCache:
         return self._blob(manifest.log_digest, fetch_from)
 
     def _blob(self, digest: str, tiers: list[CacheBackend]) -> bytes:
-        for i, backend in enumerate(tiers):
-            if backend is self.local and i < len(tiers) - 1 and \
+        """A verified blob from the first tier that has a good copy (local before remote);
+        a bad local copy is dropped and the remote asked, rather than condemning the entry."""
+        fallback = len(tiers) > 1
+        for backend in tiers:
+            if backend is self.local and fallback and \
                     not backend.contains(entries.blob_key(digest)):
                 continue
-            data = entries.fetch_blob(backend, digest)
+            try:
+                data = entries.fetch_blob(backend, digest)
+            except CorruptEntry as exc:
+                if backend is self.local and fallback:
+                    log.debug("local copy of a blob is bad, asking the remote: %s", exc)
+                    continue
+                raise
             if backend is not self.local:
                 entries.put_blob(self.local, digest, data)
             return data
