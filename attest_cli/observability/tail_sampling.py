@@ -65,6 +65,7 @@ class ExportQueue:
         self.failed = 0
         self.dropped = 0  # queue overflow
         self.first_error: str | None = None
+        self._in_flight = 0
         self._thread = threading.Thread(target=self._run, name="attest-trace-export",
                                         daemon=True)
         self._thread.start()
@@ -104,8 +105,11 @@ class ExportQueue:
                     break
                 batch = [self._items.popleft()
                          for _ in range(min(self.batch_size, len(self._items)))]
+                self._in_flight = len(batch)
             if batch:
                 self._export(batch)
+            with self._cond:
+                self._in_flight = 0
         try:
             self.exporter.shutdown()
         except Exception as exc:
@@ -134,7 +138,7 @@ class ExportQueue:
         thread.join(timeout)
         if thread.is_alive():
             with self._cond:
-                return len(self._items) + 1  # at least the batch in flight
+                return len(self._items) + self._in_flight
         return 0
 
 
