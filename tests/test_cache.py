@@ -52,6 +52,7 @@ def runs(root: Path, step: str) -> int:
 def run(root: Path, *args: str, env: dict[str, str] | None = None, ok: bool = True
         ) -> tuple[subprocess.CompletedProcess[str], dict]:
     report = root / ".attest" / "test-report.json"
+    report.unlink(missing_ok=True)
     proc = attest("run", "--log-format", "json", "--report", str(report), *args, cwd=root,
                   env=env)
     if ok:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import attest, free_port, require_binary, wait_for_port
-from tests.test_cache import PIPELINE, make_project, runs, snapshot, statuses, step
+from tests.test_cache import PIPELINE, make_project, run, runs, snapshot, statuses, step
 
 pytestmark = pytest.mark.integration
 
@@ -53,18 +53,6 @@ AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
 
 def with_section(section: str) -> str:
     return PIPELINE.replace("name: cachetest\n", "name: cachetest\n" + section)
-
-
-def run(root: Path, *args: str, env: dict[str, str] | None = None, ok: bool = True
-        ) -> tuple[subprocess.CompletedProcess[str], dict]:
-    report = root / ".attest" / "test-report.json"
-    report.unlink(missing_ok=True)
-    proc = attest("run", "--log-format", "json", "--report", str(report), *args, cwd=root,
-                  env=env)
-    if ok:
-        assert proc.returncode == 0, proc.stderr
-    data = json.loads(report.read_text()) if report.exists() else {}
-    return proc, data
 
 
 def forget_locally(root: Path) -> None:

@@ -87,9 +87,7 @@ class WorkspaceWriter:
 
     def write_file(self, rel: str, mode: int, fill: Callable[[int], None]) -> None:
         """Create ``rel`` atomically; ``fill(fd)`` writes the content."""
-        dfd, name = self._parent(rel)
-        tmp = f".{name}.{secrets.token_hex(4)}.tmp"
-        try:
+        def create(dfd: int, tmp: str) -> None:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600,
                          dir_fd=dfd)
             try:
@@ -97,17 +95,17 @@ class WorkspaceWriter:
                 os.fchmod(fd, mode & 0o7777)
             finally:
                 os.close(fd)
-            self._replace(dfd, tmp, name, rel)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp, dir_fd=dfd)
-            raise
+        self._place(rel, create)
 
     def write_symlink(self, rel: str, target: str) -> None:
+        self._place(rel, lambda dfd, tmp: os.symlink(target, tmp, dir_fd=dfd))
+
+    def _place(self, rel: str, create: Callable[[int, str], None]) -> None:
+        """Make the object under a temp name beside ``rel``, then rename it into place."""
         dfd, name = self._parent(rel)
         tmp = f".{name}.{secrets.token_hex(4)}.tmp"
         try:
-            os.symlink(target, tmp, dir_fd=dfd)
+            create(dfd, tmp)
             self._replace(dfd, tmp, name, rel)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):

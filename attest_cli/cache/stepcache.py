@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import stat as stat_mod
 import threading
 import time
 from collections.abc import Mapping
@@ -159,7 +160,7 @@ class ContentCache:
                 self._forget(backend, key)
                 continue
             if backend is not self.local:
-                self._copy_to_local(manifest, backend)
+                self._copy_to_local(manifest)
             self._remember(pipeline, step, parts)
             self._count(backend.name, "hits")
             log_text = log_bytes.decode("utf-8", "replace")
@@ -227,8 +228,6 @@ class ContentCache:
             st = (root / f.path).lstat()
         except OSError:
             return False
-        import stat as stat_mod
-
         if not stat_mod.S_ISREG(st.st_mode) or stat_mod.S_IMODE(st.st_mode) != f.mode or \
                 st.st_size != f.size:
             return False
@@ -237,7 +236,7 @@ class ContentCache:
         except OSError:
             return False
 
-    def _copy_to_local(self, manifest: Manifest, remote: CacheBackend) -> None:
+    def _copy_to_local(self, manifest: Manifest) -> None:
         try:
             entries.put_manifest(self.local, manifest)
         except OSError as exc:
