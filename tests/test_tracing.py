@@ -475,3 +475,62 @@ def test_exporter_headers_reach_the_collector(project: Path, kind: str) -> None:
         proc = attest("run", "--trace", cwd=project, env={"TRACEPARENT": SEED_TRACEPARENT})
         assert proc.returncode == 0, proc.stderr
     assert got.headers and all(h.get("x-tenant") == "acme" for h in got.headers)
+
+
+def test_without_tracing_the_environment_traceparent_reaches_steps_untouched(project: Path
+                                                                             ) -> None:
+    pipeline(project, "", steps="one: {run: 'echo \"$TRACEPARENT\" > tp.txt'}")
+    proc = attest("run", cwd=project, env={"TRACEPARENT": SEED_TRACEPARENT})
+    assert proc.returncode == 0, proc.stderr
+    assert (project / "tp.txt").read_text().strip() == SEED_TRACEPARENT
+    assert last_report(project)["trace_id"] is None
+
+
+def test_cached_steps_are_spans_with_result_cached(project: Path) -> None:
+    pipeline(project, file_tracing(1.0, True), steps="""
+        one: {run: 'echo one > out.txt', outputs: [out.txt]}
+    """)
+    assert attest("run", "--trace", cwd=project).returncode == 0
+    (project / "spans.jsonl").unlink()
+    proc = attest("run", "--trace", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    step = by_name(exported(project))["step one"]
+    assert step["attrs"]["cicd.pipeline.task.run.result"] == "cached"
+    assert step["attrs"]["attest.step.cache_hit"] is True
+    lookup = by_name(exported(project))["cache lookup"]
+    assert lookup["parent_id"] == step["span_id"] and lookup["attrs"]["attest.cache.hit"]
+
+
+def test_nested_runs_share_one_jsonl_file_without_losing_lines(project: Path) -> None:
+    inner = project / "inner"
+    inner.mkdir()
+    shared = project / "all-spans.jsonl"
+    tracing = f"""
+        tracing:
+          exporter: {{type: file, endpoint: "{shared}"}}
+    """
+    pipeline(inner, tracing, steps="""
+        i1: {run: 'true'}
+        i2: {run: 'true'}
+    """)
+    pipeline(project, tracing, steps=f"""
+        outer1: {{run: '{sys.executable} -m attest_cli -C inner run --trace'}}
+        outer2: {{run: '{sys.executable} -m attest_cli -C inner run --trace'}}
+    """)
+    proc = attest("run", "--trace", "-j", "2", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    spans = spans_from_file(shared.read_text())
+    names = [s["name"] for s in spans]
+    assert names.count("run build-test-deploy") == 3  # the outer run and two inner runs
+    assert names.count("step i1") == 2 and names.count("step outer1") == 1
+    assert len({s["trace_id"] for s in spans}) == 1
+
+
+def test_otel_protocol_variable_selects_grpc(project: Path) -> None:
+    write_pipeline(project, "name: p\nsteps:\n  a: {run: 'true'}\n")
+    with otlp_grpc_receiver() as (got, endpoint):
+        proc = attest("run", "--trace", cwd=project, env={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})
+        assert proc.returncode == 0, proc.stderr
+    assert "run p" in by_name(got.spans)
+    assert set(got.content_types) == {"application/grpc"}
