@@ -243,3 +243,40 @@ def test_circuit_breaker_stops_calling_a_dead_backend() -> None:
     assert guarded.is_open
     assert len([m for m in handler.messages if "unavailable" in m]) == 1
     assert len([m for m in handler.messages if "not calling it for 60s" in m]) == 1
+
+
+def test_redis_password_from_the_environment(project: Path, tmp_path: Path) -> None:
+    binary = require_binary("redis-server")
+    port = free_port()
+    server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                               "--appendonly", "no", "--requirepass", "s3cret",
+                               "--dir", str(tmp_path)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for_port(port)
+        make_project(project, with_section(
+            f"cache: {{backend: redis, endpoint: '127.0.0.1:{port}', required: true}}\n"))
+        refused = attest("run", cwd=project)
+        assert refused.returncode == 1 and "unreachable" in refused.stderr
+        _, report = run(project, env={"ATTEST_REDIS_PASSWORD": "s3cret"})
+        assert report["cache"]["redis"]["stored_bytes"] > 0
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_required_remote_that_dies_mid_run_fails_the_run(
+        project: Path, redis_server: tuple[int, subprocess.Popen[bytes]]) -> None:
+    port, proc = redis_server
+    text = with_section(
+        f"cache: {{backend: redis, endpoint: '127.0.0.1:{port}', timeout: 2, required: true}}\n")
+    text = text.replace("steps:\n", "steps:\n  kill:\n    run: kill -9 $REDIS_PID || true\n"
+                        "    cache: false\n    cache_exclude_env: [REDIS_PID]\n", 1)
+    text = text.replace("  gen:\n    run: ", "  gen:\n    needs: [kill]\n    run: ", 1)
+    text = text.replace("  other:\n    run: ", "  other:\n    needs: [kill]\n    run: ", 1)
+    make_project(project, text)
+    proc_run, report = run(project, "-j", "1", env={"REDIS_PID": str(proc.pid)}, ok=False)
+    assert proc_run.returncode == 1
+    assert set(statuses(report).values()) == {"success"}  # every step still ran
+    assert report["status"] == "failure"
+    assert "cache.required is true and the redis cache failed during the run" in proc_run.stderr
