@@ -110,25 +110,45 @@ def test_warnings_like_hyperfine() -> None:
     assert stats.warnings_for("total", [1.0, 1.01, 0.99, 1.0]) == []
 
 
-def test_bootstrap_interval_contains_the_true_change_about_95_percent_of_the_time() -> None:
+def test_shift_interval_covers_the_true_change_about_95_percent_of_the_time() -> None:
     rng = random.Random(5)
     covered = 0
-    trials = 150
+    trials = 300
     for _ in range(trials):
-        base = [rng.gauss(1.0, 0.05) for _ in range(20)]
-        cur = [rng.gauss(1.2, 0.05) for _ in range(20)]
-        change = stats.relative_change(base, cur, resamples=400)
-        covered += change.ci_low <= 20.0 <= change.ci_high
+        base = [1.0 + rng.lognormvariate(-3, 0.5) for _ in range(10)]
+        cur = [1.2 + rng.lognormvariate(-3, 0.5) for _ in range(10)]  # shifted by 0.2
+        change = stats.relative_change(base, cur)
+        true_pct = 100 * 0.2 / statistics.median(base)
+        covered += change.ci_low <= true_pct <= change.ci_high
         assert change.ci_low <= change.pct <= change.ci_high
-    assert covered / trials >= 0.85  # percentile bootstrap under-covers a little at n=20
+    assert 0.91 <= covered / trials <= 0.99, covered / trials
 
 
-def test_bootstrap_is_reproducible() -> None:
-    a, b = [1.0, 1.1, 0.95, 1.05], [1.2, 1.25, 1.18, 1.3]
-    assert stats.relative_change(a, b) == stats.relative_change(a, b)
-    change = stats.relative_change(a, b)
-    expected = 100 * (statistics.fmean(b) / statistics.fmean(a) - 1)
-    assert change.pct == pytest.approx(expected)
+def test_interval_excludes_zero_exactly_when_the_exact_test_rejects() -> None:
+    rng = random.Random(9)
+    for _ in range(300):
+        n1, n2 = rng.randint(4, 8), rng.randint(4, 8)
+        base = _samples(rng, n1)
+        cur = _samples(rng, n2, shift=rng.choice([0.0, 0.01, 0.03]))
+        test = stats.mann_whitney_u(base, cur)
+        change = stats.relative_change(base, cur, level=0.95)
+        assert test.method == "exact"
+        excludes_zero = change.ci_low > 0 or change.ci_high < 0
+        assert excludes_zero == (test.p_value <= 0.05), (base, cur)
+
+
+def test_hodges_lehmann_shift_and_mean_change() -> None:
+    base, cur = [1.0, 1.1, 0.9, 1.0], [1.3, 1.4, 1.2, 1.3]
+    change = stats.relative_change(base, cur)
+    diffs = sorted(c - b for b in base for c in cur)
+    assert change.pct == pytest.approx(100 * statistics.median(diffs) / 1.0)
+    assert change.mean_pct == pytest.approx(100 * (statistics.fmean(cur) / 1.0 - 1))
+    assert stats.relative_change(base, cur) == change  # deterministic
+    # The exact bound (40 x 40 pairs) is close to the normal approximation used for
+    # larger samples: floor(800 - 1.96 * sqrt(1600 * 81 / 12)) = 596.
+    assert abs(stats._rank_of_bound(40, 40, 0.05) - 596) <= 2
+    assert stats._rank_of_bound(3, 3, 0.05) == 0  # too few: no finite interval
+    assert math.isinf(stats.relative_change([1.0, 1.1, 1.2], [2.0, 2.1, 2.2]).ci_high)
 
 
 def test_change_from_a_zero_baseline_is_json_safe() -> None:
@@ -137,7 +157,7 @@ def test_change_from_a_zero_baseline_is_json_safe() -> None:
     from attest_cli.bench.compare import Row
 
     change = stats.relative_change([0.0, 0.0, 0.0], [0.1, 0.1, 0.2])
-    assert math.isinf(change.pct)
+    assert math.isinf(change.pct) and math.isinf(change.mean_pct)
     row = Row("build", stats.summarize([0.0, 0.0, 0.0]), stats.summarize([0.1, 0.1, 0.2]),
               change=change)
     data = json.loads(json.dumps(row.to_dict(), allow_nan=False))

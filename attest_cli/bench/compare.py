@@ -1,10 +1,11 @@
 """Compare two benchmark results step by step, with a significance test on raw samples.
 
 For each step present on both sides and for the total: both means and medians, the change
-of the mean in percent with a bootstrap confidence interval, a two-sided Mann-Whitney U
-test, and a verdict. A difference is only called *faster* or *slower* when the test's
-p-value is below ``alpha``; the regression gate additionally needs the whole confidence
-interval above the threshold, so a noisy runner does not fail a build by chance.
+in percent (Hodges-Lehmann shift over the baseline median) with its distribution-free
+confidence interval, a two-sided Mann-Whitney U test, and a verdict. A difference is only
+called *faster* or *slower* when the test's p-value is below ``alpha``; the regression
+gate additionally needs the whole confidence interval above the threshold, so a noisy
+runner does not fail a build by chance.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from attest_cli.bench.stats import (
 from attest_cli.errors import InputError, UsageError
 
 TEST_NAME = "Mann-Whitney U (two-sided)"
-CI_NAME = "percentile bootstrap of the change in mean"
+CHANGE_NAME = "Hodges-Lehmann shift (median of pairwise differences) / baseline median"
+CI_NAME = "distribution-free (Moses) interval of that shift, from the U distribution"
 FASTER, SLOWER, SAME = "faster", "slower", "no significant change"
 
 
@@ -63,6 +65,7 @@ class Row:
             "change_pct": _finite(self.change.pct) if self.change else None,
             "ci_low_pct": _finite(self.change.ci_low) if self.change else None,
             "ci_high_pct": _finite(self.change.ci_high) if self.change else None,
+            "mean_change_pct": _finite(self.change.mean_pct) if self.change else None,
             "p_value": self.test.p_value if self.test else None,
             "test_method": self.test.method if self.test else None,
             "significant": self.significant, "verdict": self.verdict,
@@ -96,6 +99,7 @@ class Comparison:
         return {
             "schema": "attest.benchmark-comparison", "schema_version": 1,
             "metric": self.metric, "alpha": self.alpha, "test": TEST_NAME,
+            "change": CHANGE_NAME,
             "confidence_interval": {"method": CI_NAME, "level": 1 - self.alpha},
             "baseline": side(self.baseline), "current": side(self.current),
             "notes": self.notes, "warnings": self.warnings,

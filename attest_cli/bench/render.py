@@ -11,7 +11,15 @@ import json
 import math
 from typing import Any
 
-from attest_cli.bench.compare import CI_NAME, FASTER, SLOWER, TEST_NAME, Comparison, Row
+from attest_cli.bench.compare import (
+    CHANGE_NAME,
+    CI_NAME,
+    FASTER,
+    SLOWER,
+    TEST_NAME,
+    Comparison,
+    Row,
+)
 from attest_cli.bench.result import METRICS, TOTAL, BenchmarkResult
 from attest_cli.bench.stats import Summary
 
@@ -110,9 +118,12 @@ def _verdict_style(row: Row, comparison: Comparison) -> str:
     return row.verdict
 
 
-def _cells(row: Row, metric: str) -> tuple[str, str, str, str, str]:
+def _cells(row: Row, metric: str, newline: str = "\n") -> tuple[str, str, str, str, str]:
     def side(s: Summary | None) -> str:
-        return "—" if s is None else f"{fmt_value(s.mean, metric)} ± {fmt_value(s.stdev, metric)}"
+        if s is None:
+            return "—"
+        return (f"{fmt_value(s.mean, metric)} ± {fmt_value(s.stdev, metric)}{newline}"
+                f"median {fmt_value(s.median, metric)}")
     ci = "—" if row.change is None else f"[{fmt_pct(row.change.ci_low)}, " \
                                           f"{fmt_pct(row.change.ci_high)}]"
     p = "—" if row.test is None else f"{row.test.p_value:.3g}"
@@ -126,8 +137,8 @@ def _preamble(comparison: Comparison) -> list[str]:
     for role, result in (("baseline", c.baseline), ("current", c.current)):
         how = c.notes.get(role)
         lines.append(f"{role}: {describe_result(result)}" + (f" [{how}]" if how else ""))
-    lines.append(f"metric: {c.metric}; test: {TEST_NAME} on the raw samples, alpha {c.alpha}; "
-                 f"CI: {100 * (1 - c.alpha):.0f}% {CI_NAME}")
+    lines.append(f"metric: {c.metric}; test: {TEST_NAME} on the raw samples, alpha {c.alpha}")
+    lines.append(f"change: {CHANGE_NAME}; CI: {100 * (1 - c.alpha):.0f}% {CI_NAME}")
     return lines
 
 
@@ -174,7 +185,7 @@ def comparison_markdown(comparison: Comparison) -> str:
     lines += ["", f"| step | baseline | current | change | {level} | p-value | verdict |",
               "|:--|--:|--:|--:|--:|--:|:--|"]
     for row in c.rows:
-        base, cur, change, ci, p = _cells(row, c.metric)
+        base, cur, change, ci, p = _cells(row, c.metric, newline="<br>")
         verdict = row.verdict
         if row.verdict == SLOWER:
             verdict = f"🔴 {verdict}" + (" (gate)" if row in c.regressions else "")
