@@ -231,11 +231,12 @@ def test_a_failing_pipeline_stops_the_benchmark_with_exit_1(project: Path) -> No
         name: broken
         steps:
           boom:
-            run: exit 4
+            run: echo missing node_modules; exit 4
     """)
     proc = attest("benchmark", "pipeline", "-n", "2", cwd=project)
     _ok(proc, 1)
-    assert "the pipeline failed during the benchmark: boom (exit code 4)" in proc.stderr
+    assert ("the pipeline failed during the benchmark: boom (exit code 4): missing "
+            "node_modules (log: ") in proc.stderr
     assert not (project / ".attest" / "benchmarks").exists()
 
 

@@ -86,6 +86,15 @@ class QuietProgress:
         pass
 
 
+def _last_line(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            lines = [line.strip() for line in fh if line.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:200] if lines else ""
+
+
 def pipeline_hash(pipeline: Pipeline) -> str:
     """Identity of the pipeline definition: equal hashes mean the same steps and commands."""
     return bytes_digest(json.dumps(pipeline.canonical(), sort_keys=True).encode("utf-8"))
@@ -141,7 +150,13 @@ class _Side:
         if report.status != "success":
             failed = [s for s in report.steps if s.status == "failure"]
             detail = ", ".join(f"{s.name} ({s.reason})" for s in failed) or report.status
-            log = f"; see {failed[0].log_file}" if failed and failed[0].log_file else ""
+            log = ""
+            if failed and failed[0].log_file:
+                # A git ref's worktree (and its logs) is removed afterwards: quote the end.
+                last = _last_line(failed[0].log_file)
+                log = (f": {last}" if last else "") + (
+                    "" if self.subject.source.get("kind") == "git-ref"
+                    else f" (log: {failed[0].log_file})")
             raise AttestError(f"{self.subject.label}: the pipeline failed during the benchmark: "
                               f"{detail}{log}", exit_code=ExitCode.FAILURE)
         if not measured:
