@@ -1,7 +1,8 @@
 """Metrics under load: 50 concurrent scrapers, and ``attest serve`` over 100,000 runs.
 
 1. ``attest serve`` scraped by 50 concurrent clients for 10 s while pipelines run:
-   requests served, p50/p99 latency, failed scrapes.
+   requests served, p50/p99 latency, failed scrapes; against the floor a user would
+   otherwise have, the same exposition as a static file behind ``python -m http.server``.
 2. The live endpoint of ``attest run`` scraped the same way during a CPU-bound pipeline:
    the same figures, and the run's wall time against the same run with no endpoint and
    no scrapers (the ratio is the run-time impact).
@@ -75,7 +76,7 @@ def scrape_once(port: int, path: str = "/metrics") -> float:
 
 
 def load(port: int, seconds: float, scrapers: int,
-         stop_early: threading.Event | None = None) -> dict[str, float]:
+         stop_early: threading.Event | None = None, path: str = "/metrics") -> dict[str, float]:
     latencies: list[float] = []
     failures = [0]
     lock = threading.Lock()
@@ -85,7 +86,7 @@ def load(port: int, seconds: float, scrapers: int,
         mine: list[float] = []
         while time.monotonic() < deadline and not (stop_early and stop_early.is_set()):
             try:
-                mine.append(scrape_once(port))
+                mine.append(scrape_once(port, path))
             except Exception:
                 with lock:
                     failures[0] += 1
@@ -139,35 +140,66 @@ def timed_run(root: Path) -> float:
     return time.perf_counter() - t0
 
 
+class _Runner:
+    """Runs the pipeline again and again in the background (the load a runner carries)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.runs = 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._loop)
+
+    def _loop(self) -> None:
+        while not self.done.is_set():
+            timed_run(self.root)
+            self.runs += 1
+
+    def __enter__(self) -> _Runner:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join()
+
+
 def bench_serve(seconds: float, scrapers: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         write_pipeline(root, 4, 10**5, None)
-        timed_run(root)
+        subprocess.run([sys.executable, "-m", "attest_cli", "-q", "run", "-j", "2",
+                        "--metrics-file", "static/attest.prom"], cwd=root, env=env_for(root),
+                       capture_output=True, check=True)
         port = free_port()
         serve = subprocess.Popen([sys.executable, "-m", "attest_cli", "serve", "--endpoint",
                                   f"127.0.0.1:{port}"], cwd=root, env=env_for(root),
                                  stderr=subprocess.DEVNULL)
         try:
             wait_port(port)
-            done = threading.Event()
-            runs = [0]
-
-            def runner() -> None:
-                while not done.is_set():
-                    timed_run(root)
-                    runs[0] += 1
-            t = threading.Thread(target=runner)
-            t.start()
-            stats = load(port, seconds, scrapers)
-            done.set()
-            t.join()
-            print(f"attest serve, {scrapers} scrapers for {seconds:g}s while pipelines ran "
-                  f"({runs[0]} runs recorded meanwhile):")
-            show("serve", stats)
+            with _Runner(root) as runner:
+                stats = load(port, seconds, scrapers)
         finally:
             serve.send_signal(signal.SIGTERM)
             serve.wait(30)
+        # the floor a user would otherwise have: the same exposition as a static file
+        port = free_port()
+        static = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind",
+                                   "127.0.0.1", "--directory", str(root / "static")],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_port(port)
+            with _Runner(root) as other:
+                floor = load(port, seconds, scrapers, path="/attest.prom")
+        finally:
+            static.terminate()
+            static.wait(30)
+        print(f"{scrapers} concurrent scrapers for {seconds:g}s while pipelines ran "
+              f"({runner.runs} and {other.runs} runs meanwhile):")
+        show("attest serve", stats)
+        show("static file via python -m http.server (same text)", floor)
+        print(f"  ratio serve / static file: p50 {stats['p50_ms'] / floor['p50_ms']:.2f}x, "
+              f"p99 {stats['p99_ms'] / floor['p99_ms']:.2f}x, "
+              f"throughput {stats['rps'] / floor['rps']:.2f}x")
 
 
 def bench_live(seconds: float, scrapers: int, steps: int = 24, work: int = 3 * 10**7) -> None:

@@ -15,7 +15,7 @@ from attest_cli.context import AppContext
 from attest_cli.observability.cache_size import Reused, cache_sizes
 from attest_cli.observability.health import Readiness
 from attest_cli.observability.history import HistorySnapshots, open_history
-from attest_cli.observability.metrics import exposition, namespace, registry_for
+from attest_cli.observability.metrics import CachedExposition, namespace
 from attest_cli.observability.server import (
     TEXT_FORMAT,
     EndpointServer,
@@ -31,10 +31,10 @@ class Exporter:
         value = str(settings["monitoring.prometheus.endpoint"]) if endpoint is None else endpoint
         host, port = parse_endpoint(value, where)
         db = open_history(app, settings)
-        registry = registry_for(HistorySnapshots(db), ns,
+        text = CachedExposition(HistorySnapshots(db).keyed, ns,
                                 Reused(cache_sizes(app, settings), ttl=10.0))
         self.readiness = Readiness(app, settings) if settings["health.enabled"] else None
-        routes = routes_for(settings, lambda: (200, TEXT_FORMAT, exposition(registry)),
+        routes = routes_for(settings, lambda: (200, TEXT_FORMAT, text()),
                             self.readiness.evaluate if self.readiness else None)
         label = f"{where} {value!r}" if endpoint is not None else f"{where}: {value!r}"
         if endpoint is not None:

@@ -17,7 +17,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -406,9 +406,14 @@ class HistorySnapshots:
         self._lock = threading.Lock()
 
     def __call__(self) -> Tally:
+        return self.keyed()[1]()
+
+    def keyed(self) -> tuple[int | None, Callable[[], Tally]]:
+        """``(generation, snapshot thunk)`` for :class:`metrics.CachedExposition`."""
         with self._lock:
             generation = self.db.generation()
             if generation != self._generation:
                 self._snapshot = self.db.snapshot(self.pipeline)
                 self._generation = generation
-            return self._snapshot
+            snapshot = self._snapshot
+            return generation, lambda: snapshot

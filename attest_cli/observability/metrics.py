@@ -9,7 +9,8 @@ prometheus_client is imported only inside these functions (module import stays c
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 from attest_cli import __version__
@@ -154,3 +155,34 @@ def exposition(registry: Any) -> bytes:
     from prometheus_client import generate_latest
 
     return bytes(generate_latest(registry))
+
+
+class CachedExposition:
+    """The exposition text, rendered again only when its inputs changed.
+
+    ``keyed`` returns a key that changes whenever the values do (the history's generation,
+    a tally's version) and a thunk building the snapshot. Fifty scrapers between two runs
+    then cost fifty key look-ups and one rendering, not fifty renderings.
+    """
+
+    def __init__(self, keyed: Callable[[], tuple[Hashable, Callable[[], Tally]]], ns: str,
+                 sizes: SizeSource | None = None) -> None:
+        self.keyed = keyed
+        self.sizes = sizes
+        self._snapshot = Tally()
+        self._sizes: dict[str, int] = {}
+        self._registry = registry_for(lambda: self._snapshot, ns, lambda: self._sizes)
+        self._key: Hashable = object()
+        self._body = b""
+        self._lock = threading.Lock()
+
+    def __call__(self) -> bytes:
+        with self._lock:
+            key, build = self.keyed()
+            sizes = self.sizes() if self.sizes else {}
+            full_key = (key, tuple(sorted(sizes.items())))
+            if full_key != self._key:
+                self._snapshot, self._sizes = build(), sizes
+                self._body = exposition(self._registry)
+                self._key = full_key
+            return self._body

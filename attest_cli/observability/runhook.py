@@ -72,7 +72,7 @@ def _totals(db: HistoryDB, pipeline: str | None) -> Tally:
 
 def _start_live_endpoint(setup: RunSetup, db: HistoryDB, recorder: HistoryRecorder, ns: str,
                          sizes: Any) -> None:
-    from attest_cli.observability.metrics import exposition, registry_for
+    from attest_cli.observability.metrics import CachedExposition
     from attest_cli.observability.server import (
         TEXT_FORMAT,
         EndpointServer,
@@ -85,14 +85,15 @@ def _start_live_endpoint(setup: RunSetup, db: HistoryDB, recorder: HistoryRecord
     where = f"monitoring.prometheus.endpoint: {value!r}"
     host, port = parse_endpoint(value, "monitoring.prometheus.endpoint")
     base = _totals(db, None)  # earlier runs; this run's tally is added live
-    registry = registry_for(lambda: base.merged(recorder.tally), ns, sizes)
+    live = recorder.tally
+    text = CachedExposition(lambda: (live.version, lambda: base.merged(live)), ns, sizes)
     readiness = None
     if s["health.enabled"]:
         from attest_cli.observability.health import Readiness
 
         readiness = Readiness(setup.ctx, s)
         setup.closers.append(readiness.close)
-    routes = routes_for(s, lambda: (200, TEXT_FORMAT, exposition(registry)),
+    routes = routes_for(s, lambda: (200, TEXT_FORMAT, text()),
                         readiness.evaluate if readiness else None)
     server = EndpointServer(host, port, routes, where=where).start()
     setup.closers.append(server.stop)

@@ -101,12 +101,14 @@ class Tally:
 
     counters: dict[SeriesKey, float] = field(default_factory=dict)
     gauges: dict[SeriesKey, float] = field(default_factory=dict)
+    version: int = 0  # bumped by every change: a rendered exposition is reused until then
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def inc(self, name: str, pipeline: str, labels: tuple[str, ...], amount: float = 1.0) -> None:
         key = (name, pipeline, labels)
         with self._lock:
             self.counters[key] = self.counters.get(key, 0.0) + amount
+            self.version += 1
 
     def observe(self, name: str, pipeline: str, labels: tuple[str, ...], value: float) -> None:
         """One histogram observation, stored as a *non-cumulative* bucket count."""
@@ -119,6 +121,7 @@ class Tally:
         key = (name, pipeline, labels)
         with self._lock:
             self.gauges[key] = max(self.gauges.get(key, value), value)
+            self.version += 1
 
     def merged(self, other: Tally) -> Tally:
         """A new tally: counters added, gauges by maximum (timestamps only move forward)."""
