@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 import yaml
 
 from tests.support import attest, write_pipeline
+from tests.test_attestation_fixtures import fresh_copy, signed_template
 
 PIPELINE = """
 version: "0.1"
@@ -28,22 +28,15 @@ steps:
 
 
 @pytest.fixture(scope="module")
-def signed_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("signed") / "proj"
-    root.mkdir()
-    write_pipeline(root, PIPELINE)
-    (root / "src.txt").write_text("source\n")
-    r = attest("run", "--sign", "--output", "receipt.json", cwd=root)
-    assert r.returncode == 0, r.stderr
-    return root
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return signed_template(tmp_path_factory, PIPELINE, "--output", "receipt.json",
+                           files={"src.txt": "source\n"})
 
 
 @pytest.fixture
-def signed(signed_template: Path, tmp_path: Path) -> Path:
+def signed(template: Path, tmp_path: Path) -> Path:
     """A fresh copy of a project that has run once with --sign (keys, receipts, outputs)."""
-    dest = tmp_path / "proj"
-    shutil.copytree(signed_template, dest, symlinks=True)
-    return dest
+    return fresh_copy(template, tmp_path)
 
 
 def receipt_of(project: Path) -> Path:

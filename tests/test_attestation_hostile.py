@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support import attest, write_pipeline
+from tests.support import attest
+from tests.test_attestation_fixtures import fresh_copy, signed_template
 
 PIPELINE = """
 version: "0.1"
@@ -23,19 +24,12 @@ steps:
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("hostile") / "proj"
-    root.mkdir()
-    write_pipeline(root, PIPELINE)
-    r = attest("run", "--sign", "--output", "good.yaml", cwd=root)
-    assert r.returncode == 0, r.stderr
-    return root
+    return signed_template(tmp_path_factory, PIPELINE, "--output", "good.yaml")
 
 
 @pytest.fixture
 def project(template: Path, tmp_path: Path) -> Path:
-    dest = tmp_path / "proj"
-    shutil.copytree(template, dest)
-    return dest
+    return fresh_copy(template, tmp_path)
 
 
 def good(project: Path) -> dict:

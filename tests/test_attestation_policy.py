@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from tests.support import attest, write_pipeline
+from tests.support import attest
+from tests.test_attestation_fixtures import fresh_copy, signed_template
 
 PIPELINE = """
 version: "0.1"
@@ -41,19 +41,12 @@ FAILING = {
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("policy") / "proj"
-    root.mkdir()
-    write_pipeline(root, PIPELINE)
-    r = attest("run", "--sign", "--output", "receipt.yaml", cwd=root)
-    assert r.returncode == 0, r.stderr
-    return root
+    return signed_template(tmp_path_factory, PIPELINE, "--output", "receipt.yaml")
 
 
 @pytest.fixture
 def signed(template: Path, tmp_path: Path) -> Path:
-    dest = tmp_path / "proj"
-    shutil.copytree(template, dest)
-    return dest
+    return fresh_copy(template, tmp_path)
 
 
 def policy_file(root: Path, rules: list[tuple[str, str, dict[str, str]]],
