@@ -195,6 +195,7 @@ class _Side:
         warnings += warnings_for("total", self.samples[TOTAL]["wall"])
         for name in self.order:
             warnings += warnings_for(f"step {name}", self.samples["steps"][name]["wall"])
+        self.environment["load_average_end"] = environment.load_average()
         source = dict(self.subject.source)
         if interleaved_with:
             source["interleaved_with"] = interleaved_with
