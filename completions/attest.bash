@@ -44,23 +44,37 @@ _attest() {
             "monitoring alerts") path="monitoring alerts" ;;
             "benchmark pipeline") path="benchmark pipeline" ;;
             "benchmark compare") path="benchmark compare" ;;
+            "benchmark list") path="benchmark list" ;;
         esac
     done
     case "$prev" in
         --profile) if [[ "$path" == "run" ]]; then COMPREPLY=($(compgen -W "cpu memory" -- "$cur")); return; fi ;;
         --log-level) if [[ "$path" == "run" ]]; then COMPREPLY=($(compgen -W "trace debug info warn error" -- "$cur")); return; fi ;;
         --log-format) if [[ "$path" == "run" ]]; then COMPREPLY=($(compgen -W "auto text json" -- "$cur")); return; fi ;;
+        --format) if [[ "$path" == "verify" ]]; then COMPREPLY=($(compgen -W "text json" -- "$cur")); return; fi ;;
+        --format) if [[ "$path" == "history" ]]; then COMPREPLY=($(compgen -W "table json" -- "$cur")); return; fi ;;
+        --format) if [[ "$path" == "health" ]]; then COMPREPLY=($(compgen -W "text json" -- "$cur")); return; fi ;;
         --format|-f) if [[ "$path" == "pipeline show" ]]; then COMPREPLY=($(compgen -W "ascii mermaid dot json" -- "$cur")); return; fi ;;
+        --format) if [[ "$path" == "cache stats" ]]; then COMPREPLY=($(compgen -W "table json" -- "$cur")); return; fi ;;
+        --format) if [[ "$path" == "cache explain" ]]; then COMPREPLY=($(compgen -W "table json" -- "$cur")); return; fi ;;
+        --format) if [[ "$path" == "receipt export" ]]; then COMPREPLY=($(compgen -W "in-toto" -- "$cur")); return; fi ;;
+        --cache) if [[ "$path" == "benchmark pipeline" ]]; then COMPREPLY=($(compgen -W "cold warm" -- "$cur")); return; fi ;;
+        --format|-f) if [[ "$path" == "benchmark pipeline" ]]; then COMPREPLY=($(compgen -W "table json markdown" -- "$cur")); return; fi ;;
+        --metric) if [[ "$path" == "benchmark pipeline" ]]; then COMPREPLY=($(compgen -W "wall cpu rss" -- "$cur")); return; fi ;;
+        --format|-f) if [[ "$path" == "benchmark compare" ]]; then COMPREPLY=($(compgen -W "table json markdown" -- "$cur")); return; fi ;;
+        --metric) if [[ "$path" == "benchmark compare" ]]; then COMPREPLY=($(compgen -W "wall cpu rss" -- "$cur")); return; fi ;;
+        --cache) if [[ "$path" == "benchmark compare" ]]; then COMPREPLY=($(compgen -W "cold warm" -- "$cur")); return; fi ;;
+        --format|-f) if [[ "$path" == "benchmark list" ]]; then COMPREPLY=($(compgen -W "table json" -- "$cur")); return; fi ;;
     esac
     case "$path" in
         "") COMPREPLY=($(compgen -W "--verbose -v --quiet -q --config --working-dir -C --version -V -h --help run init verify history serve health analyze pipeline config cache keys receipt monitoring benchmark" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "run") COMPREPLY=($(compgen -W "--pipeline -p --parallel -j --step --dry-run --no-cache --keep-going --timeout --sign --verify --policy --output -o --expires-in --report --trace --profile --profile-output --native --log-level --log-format --metrics-file --verbose -v --quiet -q -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "init") COMPREPLY=($(compgen -W "--force -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
-        "verify") COMPREPLY=($(compgen -W "-h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
-        "history") COMPREPLY=($(compgen -W "-h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
-        "serve") COMPREPLY=($(compgen -W "-h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
-        "health") COMPREPLY=($(compgen -W "-h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
-        "analyze") COMPREPLY=($(compgen -W "-h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "verify") COMPREPLY=($(compgen -W "--public-key --trusted-keys --trusted-only --policy --no-signatures --no-pipeline --pipeline -p --format -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "history") COMPREPLY=($(compgen -W "--limit -n --pipeline --failures-only --format -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "serve") COMPREPLY=($(compgen -W "--endpoint -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "health") COMPREPLY=($(compgen -W "--format -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "analyze") COMPREPLY=($(compgen -W "--format -f --output -o -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "pipeline") COMPREPLY=($(compgen -W "-h --help validate show" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "pipeline validate") COMPREPLY=($(compgen -W "--pipeline -p -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "pipeline show") COMPREPLY=($(compgen -W "--pipeline -p --format -f --durations --no-durations -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
@@ -77,20 +91,21 @@ _attest() {
         "cache verify") COMPREPLY=($(compgen -W "--repair -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "cache clear") COMPREPLY=($(compgen -W "--all -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "cache prune") COMPREPLY=($(compgen -W "-h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
-        "cache explain") COMPREPLY=($(compgen -W "-h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "cache explain") COMPREPLY=($(compgen -W "--pipeline -p --format -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "keys") COMPREPLY=($(compgen -W "-h --help generate list trust export" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
-        "keys generate") COMPREPLY=($(compgen -W "-h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
-        "keys list") COMPREPLY=($(compgen -W "-h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "keys generate") COMPREPLY=($(compgen -W "--output -o --force -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "keys list") COMPREPLY=($(compgen -W "--trusted -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "keys trust") COMPREPLY=($(compgen -W "-h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
-        "keys export") COMPREPLY=($(compgen -W "-h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "keys export") COMPREPLY=($(compgen -W "--format --output -o -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "receipt") COMPREPLY=($(compgen -W "-h --help export" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
-        "receipt export") COMPREPLY=($(compgen -W "-h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "receipt export") COMPREPLY=($(compgen -W "--format --output -o -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "monitoring") COMPREPLY=($(compgen -W "-h --help dashboard alerts" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
-        "monitoring dashboard") COMPREPLY=($(compgen -W "-h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
-        "monitoring alerts") COMPREPLY=($(compgen -W "-h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
-        "benchmark") COMPREPLY=($(compgen -W "-h --help pipeline compare" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
-        "benchmark pipeline") COMPREPLY=($(compgen -W "-h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
-        "benchmark compare") COMPREPLY=($(compgen -W "-h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "monitoring dashboard") COMPREPLY=($(compgen -W "--output -o -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "monitoring alerts") COMPREPLY=($(compgen -W "--output -o -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "benchmark") COMPREPLY=($(compgen -W "-h --help pipeline compare list" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "benchmark pipeline") COMPREPLY=($(compgen -W "--pipeline -p --iterations -n --warmup -w --cache --prepare --step --label -l --output -o --format -f --metric -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "benchmark compare") COMPREPLY=($(compgen -W "--baseline -b --current -c --format -f --metric --fail-on-regression --alpha --iterations -n --warmup -w --cache --prepare --step --pipeline -p --fresh -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "benchmark list") COMPREPLY=($(compgen -W "--format -f -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
     esac
 }
 complete -o default -F _attest attest
