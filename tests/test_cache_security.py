@@ -208,3 +208,23 @@ def test_expand_and_covers_agree_on_directories_globs_and_links(tmp_path: Path) 
     assert all(covers(["src/"], p) for p in everything)
     assert covers(["src/**/*.py"], "src/sub/b.py") and not covers(["src/**/*.py"], "src/x.txt")
     assert not covers(["src/"], "srcx/a") and not covers(["top.txt"], "top.txt2")
+
+
+def test_special_files_are_skipped_and_the_pool_path_hashes_the_same(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from attest_cli.cache import statindex
+
+    root = tmp_path / "ws"
+    root.mkdir()
+    for i in range(20):
+        (root / f"f{i:02d}").write_bytes(os.urandom(1000 + i))
+    os.mkfifo(root / "pipe")  # reading it would block forever
+    rels = sorted(p.name for p in root.iterdir())
+    serial = StatIndex(None).scan(root, rels)
+    assert [s.path for s in serial] == [r for r in rels if r != "pipe"]
+    monkeypatch.setattr(statindex, "POOL_MIN_CORES", 1)
+    monkeypatch.setattr(statindex, "POOL_MIN_FILES", 1)
+    monkeypatch.setattr(statindex, "POOL_MIN_BYTES", 1)
+    pooled = StatIndex(None).scan(root, rels)
+    assert [(s.path, s.digest) for s in pooled] == [(s.path, s.digest) for s in serial]
+    assert serial[0].digest == bytes_digest((root / "f00").read_bytes())

@@ -33,6 +33,11 @@ RACY_SECONDS = 2.0
 # Files below 8 MiB are hashed from one read() (fastest here); bigger ones by digest.file_digest
 # (mmap, BLAKE3 threads).
 _SMALL = 8 << 20
+# A thread pool hashes only when it pays (measured: on 2 cores it never did).
+POOL_MIN_CORES = 4
+POOL_MIN_FILES = 64
+POOL_MIN_BYTES = 64 * 2**20
+MAX_ENTRIES = 200_000
 
 Signature = tuple[int, int, int, int, int]
 
@@ -68,6 +73,7 @@ class StatIndex:
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[Signature, str]] = {}
         self._dirty = False
+        self._seen: set[str] = set()
         self.hashed = 0  # files whose content was read this run (for tests and benchmarks)
         if path is not None:
             self._load(path)
@@ -88,6 +94,10 @@ class StatIndex:
         if self.path is None or not self._dirty:
             return
         with self._lock:
+            if len(self._entries) > max(MAX_ENTRIES, 4 * len(self._seen)):
+                # files that come and go (build trees) would grow the index forever:
+                # past the cap, keep what this run looked at
+                self._entries = {k: v for k, v in self._entries.items() if k in self._seen}
             payload = json.dumps({"version": INDEX_VERSION, "entries": {
                 k: [list(sig), d] for k, (sig, d) in self._entries.items()}},
                 separators=(",", ":"))
@@ -99,6 +109,7 @@ class StatIndex:
         sig = signature_of(st)
         name = str(full)
         with self._lock:
+            self._seen.add(name)
             known = self._entries.get(name)
         if known is not None and known[0] == sig:
             return known[1]
@@ -126,10 +137,17 @@ class StatIndex:
         out: list[FileState | None] = [None] * len(rels)
         todo: list[tuple[int, str, str, os.stat_result]] = []
         entries = self._entries
+        seen = self._seen
         prefix = base.rstrip("/") + "/"
         for i, rel in enumerate(rels):
             full = prefix + rel
             st = os.lstat(full)
+            seen.add(full)
+            if not stat.S_ISREG(st.st_mode) and not stat.S_ISLNK(st.st_mode):
+                # a FIFO, socket or device has no content to hash (reading a FIFO would
+                # block the run): it is not part of the key or of an entry
+                log.debug("skipping %s: not a regular file or symlink", rel)
+                continue
             if stat.S_ISLNK(st.st_mode):
                 target = os.readlink(full)
                 out[i] = FileState(path=rel, kind="symlink", mode=0o777, size=0,
@@ -154,7 +172,8 @@ class StatIndex:
 
         cores = os.cpu_count() or 1
         pending = sum(item[3].st_size for item in todo)
-        if cores >= 4 and len(todo) >= 64 and pending >= 64 * 2**20:
+        if cores >= POOL_MIN_CORES and len(todo) >= POOL_MIN_FILES and \
+                pending >= POOL_MIN_BYTES:
             with ThreadPoolExecutor(max_workers=min(8, cores),
                                     thread_name_prefix="attest-hash") as pool:
                 list(pool.map(hash_one, todo, chunksize=32))
