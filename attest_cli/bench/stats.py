@@ -20,6 +20,7 @@ from typing import Any
 # (3.5) flags ordinary scheduler jitter when the MAD of a sleep-bound step is microseconds;
 # hyperfine flags |x - median| / MAD > 14.826 (about ten standard deviations), i.e. M > 10.
 OUTLIER_THRESHOLD = 10.0
+MIN_RELEVANT = 0.05  # an outlier is also at least 5% away from the median
 HIGH_VARIANCE_CV = 0.10  # pyperf warns when the standard deviation exceeds 10% of the mean
 SHORT_SECONDS = 0.005  # hyperfine: "Command took less than 5 ms to complete"
 EXACT_MAX = 8  # exact U distribution when a side has at most this many samples and no ties
@@ -74,9 +75,13 @@ def modified_zscores(values: Sequence[float]) -> list[float]:
 
 
 def outliers(values: Sequence[float], threshold: float = OUTLIER_THRESHOLD) -> list[int]:
+    """Samples that are statistically extreme *and* far enough from the median to matter:
+    with few, very regular samples the MAD is tiny and a 1% wobble would score high."""
     if len(values) < 3:
         return []
-    return [i for i, z in enumerate(modified_zscores(values)) if abs(z) > threshold]
+    med = statistics.median(values)
+    return [i for i, z in enumerate(modified_zscores(values))
+            if abs(z) > threshold and abs(values[i] - med) > MIN_RELEVANT * abs(med)]
 
 
 def summarize(values: Sequence[float]) -> Summary:
@@ -91,16 +96,19 @@ def summarize(values: Sequence[float]) -> Summary:
     )
 
 
+def _seconds(value: float) -> str:
+    return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.3f} s"
+
+
 def warnings_for(name: str, values: Sequence[float], *, unit: str = "s") -> list[str]:
     """hyperfine-style advice about one series of wall-clock samples."""
     out: list[str] = []
     if len(values) < 2:
         return out
     summary = summarize(values)
-    scores = modified_zscores(values)
-    if scores[0] > OUTLIER_THRESHOLD:
+    if 0 in summary.outliers and values[0] > summary.median:
         out.append(f"{name}: the first iteration was much slower than the rest "
-                   f"({values[0]:.4g}{unit} vs a median of {summary.median:.4g}{unit}); "
+                   f"({_seconds(values[0])} vs a median of {_seconds(summary.median)}); "
                    "caches may have been cold: consider --warmup")
     elif summary.outliers:
         out.append(f"{name}: {len(summary.outliers)} statistical outlier(s) among "

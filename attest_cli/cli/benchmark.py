@@ -122,7 +122,7 @@ def pipeline(
     else:
         sys.stdout.write(render.result_text(result, metric=metric.value, color=_color(),
                                             width=_width()))
-    if fmt is not Format.table:
+    if fmt is Format.json:
         _warn(result.warnings)
     sys.stderr.write(f"attest: stored as '{result.label}' ({app.display(stored)})"
                      + (f" and written to {output}" if output else "") + "\n")
