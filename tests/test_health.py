@@ -191,3 +191,34 @@ def test_checks_run_concurrently_each_with_its_own_timeout() -> None:
     assert report.status == "unhealthy" and report.http_status == 503
     only_degraded = asyncio.run(run_checks([_Check("warn", degraded)], timeout=1.0))
     assert only_degraded.status == "degraded" and only_degraded.http_status == 200
+
+
+def test_a_check_stuck_in_a_thread_does_not_hold_the_probe(tmp_path: Path) -> None:
+    import threading
+
+    from attest_cli.config.layers import defaults
+    from attest_cli.context import AppContext
+    from attest_cli.observability.health import Readiness
+
+    release = threading.Event()
+    finished = threading.Event()
+
+    def stuck() -> None:
+        release.wait(60)
+        finished.set()
+
+    async def blocks() -> HealthStatus:
+        await asyncio.to_thread(stuck)
+        return HealthStatus.healthy()
+
+    settings = defaults()
+    settings.set("health.timeout", "0.2", "test")
+    readiness = Readiness(AppContext(workdir=tmp_path, environ={}), settings)
+    readiness.checks = [_Check("stuck", blocks)]
+    try:
+        report = readiness.evaluate()
+        assert not finished.is_set()  # evaluate returned while the thread was still stuck
+        assert report.checks["stuck"].detail == "timed out after 0.2s"
+    finally:
+        release.set()
+        readiness.close()

@@ -325,7 +325,14 @@ class Readiness:
         self.checks = builtin_checks(self.hctx) + plugin_checks(self.hctx)
 
     def evaluate(self) -> HealthReport:
-        return asyncio.run(run_checks(self.checks, self.timeout))
+        # Not asyncio.run(): it waits for the default executor's threads at the end, so a
+        # plug-in stuck in asyncio.to_thread() would hold the probe past its timeout.
+        # loop.close() lets such a thread go (shutdown without waiting).
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(run_checks(self.checks, self.timeout))
+        finally:
+            loop.close()
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
