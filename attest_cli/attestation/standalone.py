@@ -25,7 +25,7 @@ from attest_cli.attestation.verify import (
 from attest_cli.config.layers import Settings
 from attest_cli.context import AppContext
 from attest_cli.engine.events import EventBus, VerificationFinished
-from attest_cli.errors import AttestError, InputError, UsageError
+from attest_cli.errors import InputError, UsageError
 from attest_cli.pathspec import is_glob
 
 log = logging.getLogger("attest.verify")
@@ -123,7 +123,7 @@ def observe(bus: EventBus, ctx: AppContext, settings: Settings) -> None:
         return
     try:
         attach_standalone(bus, ctx, settings)
-    except AttestError as exc:
+    except Exception as exc:  # recording is an observer: it never stops a verification
         log.warning("verifications will not be recorded in the run history: %s", exc)
 
 
