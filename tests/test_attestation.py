@@ -391,3 +391,29 @@ def test_secret_values_never_reach_the_receipt(project: Path) -> None:
     text = (project / "r.json").read_text()
     assert "hunter2-very-secret" not in text and "token=***" in text
     assert "hunter2-very-secret" not in receipt_of(project).read_text()
+
+
+def test_symlink_outputs_are_recorded_by_target_and_verify_after_a_cache_hit(
+        project: Path) -> None:
+    write_pipeline(project, """
+        version: "0.1"
+        name: links
+        steps:
+          build:
+            run: mkdir -p out && echo data > out/real.txt && ln -sf real.txt out/link.txt
+            outputs: [out/]
+        """)
+    for name in ("first.json", "second.json"):
+        r = attest("run", "--sign", "--output", name, cwd=project)
+        assert r.returncode == 0, r.stderr
+        assert verify_json(project, name)[0] == 0, name
+    first = json.loads((project / "first.json").read_text())["steps"][0]["outputs"]
+    second = json.loads((project / "second.json").read_text())["steps"][0]["outputs"]
+    assert first == second
+    from attest_cli.digest import bytes_digest
+
+    assert {"path": "out/link.txt", "hash": bytes_digest(b"real.txt")} in first
+    (project / "out" / "link.txt").unlink()
+    (project / "out" / "link.txt").symlink_to("/etc/hostname")
+    code, out = verify_json(project, "second.json")
+    assert code == 1 and "out/link.txt: content differs" in checks(out)["files"][0]["detail"]

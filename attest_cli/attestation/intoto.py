@@ -11,12 +11,12 @@ import base64
 import binascii
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from attest_cli.attestation.keys import KEY_PREFIX, fingerprint, raw_public
-from attest_cli.attestation.receipt import LoadedReceipt, validate_body
-from attest_cli.digest import file_digest
+from attest_cli.attestation.receipt import LoadedReceipt, validate_body, workspace_digest
 from attest_cli.errors import InputError
 
 if TYPE_CHECKING:
@@ -46,16 +46,20 @@ def subjects(receipt: LoadedReceipt, root: Path) -> list[dict[str, Any]]:
     out = []
     for path, digest in sorted(latest.items()):
         full = root / path
-        if not full.is_file():
+        actual = workspace_digest(full)
+        if actual is None:
             raise InputError(f"output {path} named in the receipt is missing from the "
                              "workspace; cannot compute its sha256", path=receipt.path)
-        if file_digest(full) != digest:
+        if actual != digest:
             raise InputError(f"output {path} changed since the receipt was signed",
                              path=receipt.path)
         sha = hashlib.sha256()
-        with full.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                sha.update(chunk)
+        if full.is_symlink():  # recorded by its target text, like the receipt's blake3
+            sha.update(os.fsencode(os.readlink(full)))
+        else:
+            with full.open("rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    sha.update(chunk)
         out.append({"name": path, "digest": {"sha256": sha.hexdigest(),
                                               "blake3": digest.split(":", 1)[1]}})
     return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import re
 import socket
@@ -25,7 +26,7 @@ import yaml
 from attest_cli.atomic import write_atomic
 from attest_cli.attestation.canonical import NotCanonicalizable, canonical_bytes, canonical_digest
 from attest_cli.attestation.keys import KEY_PREFIX
-from attest_cli.digest import file_digest
+from attest_cli.digest import bytes_digest, file_digest
 from attest_cli.engine.report import STEP_STATUSES, RunReport, StepResult
 from attest_cli.errors import InputError
 from attest_cli.pathspec import check_relative, expand
@@ -76,13 +77,24 @@ def _entries(recorded: list[dict[str, str]]) -> list[dict[str, str]] | None:
     return sorted(out, key=lambda e: e["path"])
 
 
+def workspace_digest(full: Path) -> str | None:
+    """The digest a receipt records for a path: a file's content, a symlink's target text
+    (as the cache records it; a link is never followed out of the workspace); None when
+    there is nothing there to hash."""
+    if full.is_symlink():
+        return bytes_digest(os.fsencode(os.readlink(full)))
+    if full.is_file():
+        return file_digest(full)
+    return None
+
+
 def hash_files(root: Path, patterns: tuple[str, ...]) -> list[dict[str, str]]:
     """``{path, hash}`` of every existing file a step's declarations cover."""
     out = []
     for rel in expand(root, patterns):
-        full = root / rel
-        if full.is_file():
-            out.append({"path": rel, "hash": file_digest(full)})
+        digest = workspace_digest(root / rel)
+        if digest is not None:
+            out.append({"path": rel, "hash": digest})
     return out
 
 

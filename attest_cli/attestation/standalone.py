@@ -54,8 +54,7 @@ def expand_receipts(ctx: AppContext, patterns: list[str]) -> list[Path]:
             out.extend(Path(m) for m in matches)
         else:
             out.append(ctx.path(pattern))
-    seen: set[Path] = set()
-    return [p for p in out if not (p in seen or seen.add(p))]  # type: ignore[func-returns-value]
+    return list(dict.fromkeys(out))  # each file once, in the order given
 
 
 def trusted_set(ctx: AppContext, settings: Settings, request: VerifyRequest
