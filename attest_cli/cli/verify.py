@@ -22,7 +22,7 @@ class Format(StrEnum):
 
 def verify(
     ctx: typer.Context,
-    receipts: list[str] = typer.Argument(..., metavar="RECEIPT...",
+    receipts: list[str] = typer.Argument(..., metavar="RECEIPT",
                                          help="Receipt files or globs."),
     public_key: Path | None = typer.Option(None, "--public-key", help="Require a signature "
                                            "by this public key."),
