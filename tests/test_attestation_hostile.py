@@ -158,3 +158,12 @@ def test_a_wrong_value_in_a_yaml_receipt_names_its_line(project: Path) -> None:
     (project / "line.yaml").write_text("\n".join(lines) + "\n")
     line = rejected(project, "line.yaml", "steps.0.exit_code")
     assert f"line.yaml:{number}:" in line
+
+
+def test_a_receipt_that_cannot_be_written_fails_the_run_with_a_reason(project: Path) -> None:
+    (project / "afile").write_text("in the way\n")
+    r = attest("run", "--sign", "--output", "afile/receipt.yaml", cwd=project)
+    assert r.returncode == 1
+    assert "could not write the signed receipt" in r.stderr and "Traceback" not in r.stderr
+    r = attest("run", "--sign", cwd=project, env={"ATTEST_SIGNING__EXPIRES_IN": "soon"})
+    assert r.returncode == 2 and "signing.expires_in soon" in r.stderr

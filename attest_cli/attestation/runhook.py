@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from attest_cli.errors import UsageError
+from attest_cli.errors import AttestError, UsageError
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -46,7 +46,8 @@ def attach(setup: RunSetup) -> None:
         try:
             expires_in = parse_duration(expires)
         except ValueError as exc:
-            raise UsageError(f"--expires-in {expires}: {exc}") from None
+            where = "--expires-in" if o.expires_in is not None else "signing.expires_in"
+            raise UsageError(f"{where} {expires}: {exc}") from None
     output = ctx.path(o.output) if o.output else None
     if output is not None:
         format_for(output)
@@ -80,6 +81,17 @@ class _Signer:
                      extra={"fields": {"path": shown}})
 
     def finish(self, report: RunReport) -> None:
+        """Sign (and verify); a receipt that cannot be written fails the run, with a reason,
+        since the user asked for one."""
+        try:
+            self._finish(report)
+        except (OSError, AttestError) as exc:
+            log.error("could not write the signed receipt: %s", exc,
+                      extra={"fields": {"error": str(exc)}})
+            report.status = "failure"
+            report.exit_code = 1
+
+    def _finish(self, report: RunReport) -> None:
         from attest_cli.attestation import receipt as receipts
         from attest_cli.engine.events import ReceiptSigned
 
