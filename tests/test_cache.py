@@ -208,23 +208,31 @@ def test_corrupt_manifest_is_a_miss_and_verify_repairs(project: Path) -> None:
     assert set(statuses(report).values()) == {"success"}
 
 
-def test_concurrent_runs_leave_one_valid_entry(project: Path) -> None:
-    make_project(project)
+def test_concurrent_runs_leave_one_valid_entry(tmp_path: Path) -> None:
+    """Three checkouts (CI jobs) sharing one cache directory store the same keys at once."""
+    shared = tmp_path / "shared-cache"
+    roots = []
+    for i in range(3):
+        root = tmp_path / f"job{i}"
+        root.mkdir()
+        roots.append(make_project(root))
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATTEST_")}
-    env["XDG_CONFIG_HOME"] = str(project / ".xdg")
-    procs = [subprocess.Popen([sys.executable, "-m", "attest_cli", "run", "-q"], cwd=project,
-                              env={**env, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    env.update(PYTHONPATH=str(REPO), ATTEST_CACHE_DIR=str(shared))
+    procs = [subprocess.Popen([sys.executable, "-m", "attest_cli", "run", "-q"], cwd=root,
+                              env={**env, "XDG_CONFIG_HOME": str(root / ".xdg")},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for root in roots]
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
-    entries = list((project / ".attest" / "cache" / "entries").iterdir())
-    assert len(entries) == 3
-    assert not [p for p in (project / ".attest" / "cache").rglob(".*.tmp")]
-    verify = attest("cache", "verify", cwd=project)
+    assert len(list((shared / "entries").iterdir())) == 3
+    assert not list(shared.rglob(".*.tmp"))
+    verify = attest("cache", "verify", cwd=roots[0], env={"ATTEST_CACHE_DIR": str(shared)})
     assert verify.returncode == 0, verify.stdout
-    _, report = run(project)
-    assert set(statuses(report).values()) == {"cached"}
+    assert "3 entries checked, 0 with problems" in verify.stdout
+    for root in roots:
+        _, report = run(root, env={"ATTEST_CACHE_DIR": str(shared)})
+        assert set(statuses(report).values()) == {"cached"}
 
 
 def test_key_is_stable_whatever_the_order_of_env_maps(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ upstream step ran, was restored, or is uncached) and ``attest cache explain``.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,13 +17,18 @@ from attest_cli.cache.manifest import OutputFile, outputs_digest
 from attest_cli.cache.statindex import StatIndex
 from attest_cli.pathspec import expand, is_glob
 
+# The temp names restore.WorkspaceWriter writes before renaming: a concurrent run restoring
+# into the same outputs must not have them captured as outputs.
+_RESTORE_TEMP = re.compile(r"(?:^|/)\.[^/]+\.[0-9a-f]{8}\.tmp$")
+
 
 def describe(root: Path, patterns: Sequence[str], index: StatIndex
              ) -> tuple[list[OutputFile], list[str]]:
     """The files, symlinks and directories the patterns cover; and declared paths missing."""
+    rels = [r for r in expand(root, patterns) if not _RESTORE_TEMP.search(r)]
     files = [OutputFile(path=s.path, kind=s.kind, mode=s.mode, digest=s.digest, size=s.size,
                         target=s.target)
-             for s in index.scan(root, expand(root, patterns))]
+             for s in index.scan(root, rels)]
     dirs: dict[str, OutputFile] = {}
     missing: list[str] = []
     for pattern in patterns:
