@@ -228,3 +228,19 @@ def test_special_files_are_skipped_and_the_pool_path_hashes_the_same(
     pooled = StatIndex(None).scan(root, rels)
     assert [(s.path, s.digest) for s in pooled] == [(s.path, s.digest) for s in serial]
     assert serial[0].digest == bytes_digest((root / "f00").read_bytes())
+
+
+def test_output_symlink_pointing_outside_is_not_stored(project: Path) -> None:
+    write_pipeline(project, """
+        name: links
+        steps:
+          link:
+            run: mkdir -p out && ln -sfn /etc/hostname out/host
+            outputs: [out/]
+        """)
+    report = project / ".attest" / "r.json"
+    proc = attest("run", "--log-format", "json", "--report", str(report), cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert "not cached: output symlink 'out/host' points to an absolute path" in proc.stderr
+    entries = project / ".attest" / "cache" / "entries"
+    assert not entries.exists() or not list(entries.iterdir())

@@ -29,7 +29,8 @@ FORMAT_VERSION = "1"
 # Variables a command may reference without them being part of the key: they locate tools
 # and the user, not the build's meaning. Anything else referenced but undeclared is warned.
 _BENIGN_VARS = frozenset({"PATH", "HOME", "PWD", "USER", "LOGNAME", "SHELL", "TMPDIR", "TMP",
-                          "TEMP", "TERM", "LANG", "LC_ALL", "HOSTNAME", "OLDPWD", "SHLVL"})
+                          "TEMP", "TERM", "LANG", "LC_ALL", "HOSTNAME", "OLDPWD", "SHLVL",
+                          "TRACEPARENT", "TRACESTATE"})
 _VAR_REF = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 
 

@@ -34,7 +34,7 @@ from attest_cli.cache.keys import (
     key_env,
     undeclared_variables,
 )
-from attest_cli.cache.manifest import CorruptEntry, Manifest, OutputFile
+from attest_cli.cache.manifest import CorruptEntry, Manifest, OutputFile, check_link
 from attest_cli.cache.outputs import describe, output_digest
 from attest_cli.cache.restore import UnsafeRestore, restore_files
 from attest_cli.cache.statindex import FileState, StatIndex, restat
@@ -263,6 +263,12 @@ class ContentCache:
         files, missing = describe(root, step.outputs, self.index)
         if missing:
             return self._not_stored(step, f"declared output {missing[0]} was not produced")
+        for f in files:
+            if f.kind == "symlink":
+                try:
+                    check_link(f.path, f.target)
+                except CorruptEntry as exc:  # it could never be restored safely
+                    return self._not_stored(step, f"output {exc}")
         blobs: dict[str, bytes] = {}
         stored_files: list[OutputFile] = []
         for f in files:
