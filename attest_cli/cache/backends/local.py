@@ -49,10 +49,11 @@ class LocalBackend:
         if self.contains(key):
             return False
         path = self._path(key)
-        if self.compression == "zstd" and key.startswith("blobs/"):
-            write_atomic(path.with_name(path.name + _ZSTD_SUFFIX), _compress(data))
+        blob = key.startswith("blobs/")  # digest-checked on every read: no fsync needed
+        if self.compression == "zstd" and blob:
+            write_atomic(path.with_name(path.name + _ZSTD_SUFFIX), _compress(data), sync=False)
         else:
-            write_atomic(path, data)
+            write_atomic(path, data, sync=not blob)
         return True
 
     def contains(self, key: str) -> bool:
