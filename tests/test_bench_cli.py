@@ -67,6 +67,11 @@ def test_pipeline_records_samples_statistics_and_environment(project: Path) -> N
         assert st["min"] <= st["median"] <= st["max"] and st["n"] == 4
         assert set(st) >= {"mean", "stdev", "median", "min", "max", "p95", "mad", "outliers"}
         assert data["samples"]["steps"][name]["rss"][0] > 0
+        series = data["samples"]["steps"][name]
+        for cpu, user, system in zip(series["cpu"], series["cpu_user"], series["cpu_system"],
+                                     strict=True):
+            assert cpu == pytest.approx(user + system, abs=2e-6)
+        assert "cpu_user" in data["statistics"]["steps"][name]
     totals = data["samples"]["total"]["wall"]
     assert all(t >= 0.2 for t in totals)
     # Stored by label (no git here: the attest version) and listed.

@@ -20,8 +20,10 @@ from attest_cli.errors import InputError
 
 SCHEMA = "attest.benchmark"
 SCHEMA_VERSION = 1
-METRICS = ("wall", "cpu", "rss")
-UNITS = {"wall": "seconds", "cpu": "seconds", "rss": "bytes"}
+METRICS = ("wall", "cpu", "rss")  # what compare and the tables work on
+DETAIL = ("cpu_user", "cpu_system")  # recorded too; cpu = cpu_user + cpu_system
+UNITS = {"wall": "seconds", "cpu": "seconds", "rss": "bytes", "cpu_user": "seconds",
+         "cpu_system": "seconds"}
 TOTAL = "total"
 
 
@@ -117,8 +119,10 @@ class BenchmarkResult:
 def _check_series(series: Any, source: str, key: str, n: int | None) -> None:
     if not isinstance(series, dict):
         raise InputError("missing or not an object", path=source, key=key)
-    for metric in METRICS:
+    for metric in (*METRICS, *DETAIL):
         values = series.get(metric)
+        if metric in DETAIL and values is None:
+            continue  # optional detail
         if not isinstance(values, list) or not values:
             raise InputError("missing or empty sample list", path=source, key=f"{key}.{metric}")
         if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from attest_cli.bench import environment
-from attest_cli.bench.result import METRICS, TOTAL, BenchmarkResult
+from attest_cli.bench.result import DETAIL, METRICS, TOTAL, BenchmarkResult
 from attest_cli.bench.stats import warnings_for
 from attest_cli.context import AppContext
 from attest_cli.digest import bytes_digest
@@ -115,8 +115,8 @@ class _Side:
         self.pipeline, _, self.order = self.loaded
         self.environment = environment.capture(subject.ctx.workdir)
         self.samples: dict[str, Any] = {
-            TOTAL: {m: [] for m in METRICS},
-            "steps": {n: {m: [] for m in METRICS} for n in self.order}}
+            TOTAL: {m: [] for m in (*METRICS, *DETAIL)},
+            "steps": {n: {m: [] for m in (*METRICS, *DETAIL)} for n in self.order}}
         self.runs: list[str] = []
         self.parallel = 1
         self.misses: Counter[str] = Counter()
@@ -168,10 +168,14 @@ class _Side:
         total["cpu"].append(round(sum(s.cpu_user_seconds + s.cpu_system_seconds
                                       for s in report.steps), 6))
         total["rss"].append(max((s.max_rss_bytes for s in report.steps), default=0))
+        total["cpu_user"].append(round(sum(s.cpu_user_seconds for s in report.steps), 6))
+        total["cpu_system"].append(round(sum(s.cpu_system_seconds for s in report.steps), 6))
         for s in report.steps:
             series = self.samples["steps"][s.name]
             series["wall"].append(round(s.wall_seconds, 6))
             series["cpu"].append(round(s.cpu_user_seconds + s.cpu_system_seconds, 6))
+            series["cpu_user"].append(round(s.cpu_user_seconds, 6))
+            series["cpu_system"].append(round(s.cpu_system_seconds, 6))
             series["rss"].append(s.max_rss_bytes)
             if (self.settings.cache == "warm" and not s.cache_hit
                     and self.pipeline.steps[s.name].cache):
