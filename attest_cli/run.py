@@ -90,11 +90,16 @@ class RunSetup:
 
 
 def new_run_id() -> str:
-    """Sortable and unique: UTC time plus 6 random hex digits."""
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+    """Sortable and unique: UTC time to the millisecond plus 6 random hex digits."""
+    now = time.time()
+    return (time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z-"
+            + secrets.token_hex(3))
 
 
-def load(ctx: AppContext, options: RunOptions) -> tuple[Pipeline, Settings, list[str]]:
+Loaded = tuple[Pipeline, Settings, list[str]]
+
+
+def load(ctx: AppContext, options: RunOptions) -> Loaded:
     """Load the pipeline and settings, and resolve the steps to run, in order."""
     doc = ctx.pipeline_doc(options.pipeline, required=True)
     assert doc is not None
@@ -123,7 +128,7 @@ def secret_values(pipeline: Pipeline, environ: dict[str, str]) -> list[str]:
 
 
 def execute(ctx: AppContext, options: RunOptions, *, view: Callable[[Event], None] | None = None,
-            loaded: tuple[Pipeline, Settings, list[str]] | None = None) -> RunReport:
+            loaded: Loaded | None = None) -> RunReport:
     """Run the pipeline; always returns the finished (possibly failed) report."""
     pipeline, settings, order = loaded or load(ctx, options)
     run_id = new_run_id()
@@ -152,16 +157,18 @@ def execute(ctx: AppContext, options: RunOptions, *, view: Callable[[Event], Non
                              base_env=ctx.environ),
             cache=setup.cache, env_providers=setup.env_providers, masker=masker)
         write_report(report, runs_dir / f"{run_id}.json")
-        bus.publish(RunStarted(run_id=run_id, pipeline=pipeline, selected=tuple(order),
-                               parallel=report.parallel, report=report))
+        # Signals are routed to the scheduler from the first event to the last record, so a
+        # Ctrl-C can never land as KeyboardInterrupt inside an observer (e.g. mid-SQLite).
         with _signals_to(scheduler):
+            bus.publish(RunStarted(run_id=run_id, pipeline=pipeline, selected=tuple(order),
+                                   parallel=report.parallel, report=report))
             scheduler.run()
-        report.finished_at = time.time()
-        finalize_status(report, scheduler.interrupted)
-        for hook in setup.before_finish:
-            hook(report)
-        bus.publish(RunFinished(report=report))
-        write_report(report, runs_dir / f"{run_id}.json")
+            report.finished_at = time.time()
+            finalize_status(report, scheduler.interrupted)
+            for hook in setup.before_finish:
+                hook(report)
+            bus.publish(RunFinished(report=report))
+            write_report(report, runs_dir / f"{run_id}.json")
         if options.report:
             write_report(report, ctx.path(options.report))
     finally:

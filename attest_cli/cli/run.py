@@ -5,10 +5,18 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from attest_cli.cli.common import app_context, configure_logging, not_available
+from attest_cli.cli.common import app_context, configure_logging
+
+if TYPE_CHECKING:
+    from attest_cli.context import AppContext
+    from attest_cli.engine.events import Observer
+    from attest_cli.engine.report import RunReport
+    from attest_cli.profiling.session import ProfileOutcome
+    from attest_cli.run import Loaded, RunOptions
 
 HELP = "Execute the pipeline's steps as a DAG, in parallel, skipping unchanged steps."
 
@@ -76,11 +84,6 @@ def run(
     app = app_context(ctx)
     app.verbose = max(app.verbose, verbose)
     app.quiet = app.quiet or quiet
-    # Options whose feature has not landed yet refuse to run instead of being ignored.
-    unbuilt: dict[str, tuple[bool, int]] = {}
-    for flag, (used, issue) in unbuilt.items():
-        if used:
-            not_available(f"attest run {flag}", issue)
     options = run_service.RunOptions(
         pipeline=str(pipeline) if pipeline else None, parallel=parallel, steps=list(step),
         dry_run=dry_run, no_cache=no_cache, keep_going=keep_going, timeout=timeout, sign=sign,
@@ -114,14 +117,14 @@ def run(
                              + (f": {', '.join(failed)}" if failed else ""))
 
 
-def _view(app):  # type: ignore[no-untyped-def]
+def _view(app: AppContext) -> Observer:
     from attest_cli.ui.progress import choose_view
 
     return choose_view(sys.stderr, quiet=app.quiet, verbose=bool(app.verbose),
                        environ=app.environ)
 
 
-def _execute(app, options, loaded):  # type: ignore[no-untyped-def]
+def _execute(app: AppContext, options: RunOptions, loaded: Loaded) -> RunReport:
     from attest_cli import run as run_service
     from attest_cli.ui.progress import LiveView
 
@@ -135,7 +138,7 @@ def _execute(app, options, loaded):  # type: ignore[no-untyped-def]
             view.stop()
 
 
-def _print_profile(app, outcome) -> None:  # type: ignore[no-untyped-def]
+def _print_profile(app: AppContext, outcome: ProfileOutcome) -> None:
     """Where the profile went and what profiling cost (stderr: stdout stays machine-readable)."""
     where = app.display(outcome.path)
     if outcome.error:
@@ -155,7 +158,7 @@ def _print_profile(app, outcome) -> None:  # type: ignore[no-untyped-def]
                      f"--output {outcome.kind}-analysis.html\n")
 
 
-def _print_plan(app, options) -> None:  # type: ignore[no-untyped-def]
+def _print_plan(app: AppContext, options: RunOptions) -> None:
     from attest_cli import run as run_service
 
     pipeline, steps = run_service.plan(app, options)
