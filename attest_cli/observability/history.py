@@ -30,7 +30,6 @@ from attest_cli.engine.events import (
     EventBus,
     RunFinished,
     RunStarted,
-    StepFinished,
     VerificationFinished,
 )
 from attest_cli.engine.report import RunReport
@@ -340,9 +339,7 @@ class HistoryRecorder:
             else:
                 self._verifications.append(v)
         elif isinstance(event, RunFinished):
-            self._finish(event.report)
-        elif isinstance(event, StepFinished):
-            pass  # steps are written with the run: the report holds them
+            self._finish(event.report)  # steps are written with the run: the report has them
 
     def _finish(self, report: RunReport) -> None:
         with self._lock:
