@@ -280,3 +280,56 @@ def test_required_remote_that_dies_mid_run_fails_the_run(
     assert set(statuses(report).values()) == {"success"}  # every step still ran
     assert report["status"] == "failure"
     assert "cache.required is true and the redis cache failed during the run" in proc_run.stderr
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A key and a certificate for 127.0.0.1 (the certificate is its own CA)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    key_path, cert_path = directory / "key.pem", directory / "cert.pem"
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return key_path, cert_path
+
+
+def test_redis_over_tls_with_rediss_url(project: Path, tmp_path: Path) -> None:
+    binary = require_binary("redis-server")
+    key, cert = _self_signed(tmp_path)
+    port = free_port()
+    server = subprocess.Popen([binary, "--port", "0", "--tls-port", str(port), "--bind",
+                               "127.0.0.1", "--tls-cert-file", str(cert), "--tls-key-file",
+                               str(key), "--tls-auth-clients", "no", "--save", "",
+                               "--appendonly", "no", "--dir", str(tmp_path)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for_port(port)
+        make_project(project, with_section(
+            f"cache: {{backend: redis, endpoint: 'rediss://127.0.0.1:{port}"
+            f"?ssl_ca_certs={cert}', required: true}}\n"))
+        _, report = run(project)
+        assert report["cache"]["redis"]["stored_bytes"] > 0
+        forget_locally(project)
+        _, report = run(project)
+        assert report["cache"] == {"redis": {"hits": 3, "misses": 0, "stored_bytes": 0}}
+    finally:
+        server.kill()
+        server.wait()
