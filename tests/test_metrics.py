@@ -177,6 +177,33 @@ def test_namespace_setting_prefixes_every_metric(demo: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
+def test_verifications_of_runs_and_of_attest_verify_reach_the_metrics(project: Path) -> None:
+    write_pipeline(project, """
+        name: signed
+        steps:
+          build: {run: 'echo v1 > app.txt', outputs: [app.txt], cache: false}
+    """)
+    assert attest("keys", "generate", cwd=project).returncode == 0
+    assert attest("run", "--sign", "--verify", cwd=project).returncode == 0
+    (project / "app.txt").write_text("tampered\n")
+    receipts = [str(p) for p in (project / ".attest" / "receipts").iterdir()]
+    assert len(receipts) == 1
+    assert attest("verify", *receipts, cwd=project).returncode == 1
+    write_pipeline(project, "name: other\nsteps:\n  a: {run: 'true', cache: false}\n")
+    assert attest("run", "--metrics-file", "m.prom", cwd=project).returncode == 0
+    text = (project / "m.prom").read_text()
+    promtool_check_metrics(text)
+    s = samples(text)
+    # one verification of each kind during the run, and again by `attest verify`
+    assert s['attest_verifications_total{type="signature"}'] == 2
+    assert s['attest_verifications_total{type="receipt"}'] == 2
+    assert s['attest_verification_duration_seconds_count{type="receipt"}'] == 2
+    assert s['attest_verification_failures_total{reason="hash_mismatch"}'] == 1
+    (signed,) = [r for r in history_runs(project) if r["pipeline"] == "signed"]
+    assert sorted((v["kind"], v["ok"]) for v in signed["verifications"]) == \
+        [("receipt", True), ("signature", True)]
+
+
 # -- live endpoint ---------------------------------------------------------------------------
 def test_live_endpoint_serves_metrics_and_health_during_the_run(demo: Path) -> None:
     port = free_port()
