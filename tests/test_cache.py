@@ -333,8 +333,13 @@ def test_step_without_inputs_is_cached_on_command_env_and_upstream_outputs(proje
     assert "next run: hit" in explain.stdout
     (project / "out" / "a.txt").write_text("tampered\n")  # gen's output changed on disk
     explain = attest("cache", "explain", "final", cwd=project)
-    assert "output of needed step 'gen' changed" in explain.stdout
+    assert "output of needed step 'gen' changed (blake3:" in explain.stdout
     assert "next run: miss" in explain.stdout
+    data = json.loads(attest("cache", "explain", "final", "--format", "json",
+                             cwd=project).stdout)
+    [change] = data["changes"]
+    assert change["component"] == "needs:gen" and change["before"] != change["now"]
+    assert data["components"]["needs:gen"] == change["now"] and data["would_hit"] is False
 
 
 def test_cache_commands_stats_clear_and_prune(project: Path) -> None:

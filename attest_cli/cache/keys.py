@@ -125,7 +125,11 @@ class KeyParts:
 
     def diff(self, previous: Mapping[str, str]) -> list[str]:
         """What changed since ``previous`` (the components of the last stored entry)."""
-        changes: list[str] = []
+        return [str(d["change"]) for d in self.differences(previous)]
+
+    def differences(self, previous: Mapping[str, str]) -> list[dict[str, str | None]]:
+        """Each differing component: its name, both values and the change in words."""
+        out: list[dict[str, str | None]] = []
         for name in sorted(set(self.items) | set(previous)):
             old, new = previous.get(name), self.items.get(name)
             if old == new:
@@ -133,13 +137,10 @@ class KeyParts:
             head, _, rest = name.partition(":")
             what = {"input": f"input {rest}", "env": f"env {rest}",
                     "needs": f"output of needed step '{rest}'"}.get(head, head)
-            if old is None:
-                changes.append(f"{what} added")
-            elif new is None:
-                changes.append(f"{what} removed")
-            else:
-                changes.append(f"{what} changed")
-        return changes
+            verb = "added" if old is None else "removed" if new is None else "changed"
+            out.append({"component": name, "before": old, "now": new,
+                        "change": f"{what} {verb}"})
+        return out
 
 
 def build_parts(*, command: str, env: Mapping[str, str], inputs: Iterable[InputState],

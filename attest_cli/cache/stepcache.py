@@ -62,7 +62,7 @@ class KeyReport:
     key: str
     parts: KeyParts
     previous: dict[str, object] | None
-    changes: list[str]
+    changes: list[dict[str, str | None]]
 
 
 class ContentCache:
@@ -97,7 +97,7 @@ class ContentCache:
     def explain(self, pipeline: Pipeline, step: Step, environ: Mapping[str, str]) -> KeyReport:
         parts, _ = self.key_for(pipeline, step, environ)
         previous = self._last_entry(pipeline, step)
-        changes = parts.diff(previous["components"]) if previous else []  # type: ignore[arg-type]
+        changes = parts.differences(previous["components"]) if previous else []  # type: ignore[arg-type]
         return KeyReport(key=parts.key, parts=parts, previous=previous, changes=changes)
 
     def _record_path(self, pipeline: Pipeline, step: Step) -> Path:

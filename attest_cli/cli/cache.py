@@ -21,6 +21,12 @@ class Format(str, Enum):
     json = "json"
 
 
+def _short(value: str) -> str:
+    """``-:blake3:89d96d68e13d...`` -> ``-:blake3:89d96d68e13d``: enough to tell them apart."""
+    head, sep, digest = value.rpartition(":")
+    return f"{head}{sep}{digest[:12]}" if len(digest) > 12 else value
+
+
 def _size(n: int) -> str:
     value = float(n)
     for unit in ("B", "KB", "MB", "GB"):
@@ -131,8 +137,10 @@ def explain(ctx: typer.Context, step: str = typer.Argument(..., help="The step t
         out.write(f"last stored entry: {str(last['key'])[:16]} ({when})\n")
         if data["changes"]:
             out.write("differs from it in:\n")
-            for change in data["changes"]:
-                out.write(f"  - {change}\n")
+            for d in data["changes"]:
+                detail = "" if d["before"] is None or d["now"] is None else \
+                    f" ({_short(d['before'])} -> {_short(d['now'])})"
+                out.write(f"  - {d['change']}{detail}\n")
         else:
             out.write("no component differs from it\n")
     out.write("next run: " + ("hit (restored, not executed)" if data["would_hit"]
