@@ -102,7 +102,10 @@ def prune(ctx: AppContext) -> dict[str, maintenance.PruneResult]:
         out[backends[0].name] = maintenance.prune(backends[0],
                                                   max_size=int(settings["cache.max_size"]),
                                                   retention_days=days)
-        if len(backends) > 1 and settings["cache.mode"] == "read-write":
+        # Redis expires entries by itself (TTL from last use); reading every manifest to
+        # prune it would only refresh those TTLs
+        if len(backends) > 1 and backends[1].name != "redis" and \
+                settings["cache.mode"] == "read-write":
             out[backends[1].name] = maintenance.prune(backends[1], max_size=None,
                                                       retention_days=days)
     except BackendUnavailable as exc:
