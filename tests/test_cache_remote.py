@@ -197,6 +197,9 @@ def test_s3_backend_over_http_stores_restores_and_reruns_only_downstream(
     assert any(k.startswith("team/blobs/") for k in keys)
     verify = attest("cache", "verify", cwd=project, env=AWS_ENV)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+    pruned = attest("cache", "prune", cwd=project, env=AWS_ENV)
+    assert pruned.returncode == 0, pruned.stderr
+    assert "s3: removed 0 entries" in pruned.stdout  # all recent: nothing to prune
     cleared = attest("cache", "clear", "--all", cwd=project, env=AWS_ENV)
     assert cleared.returncode == 0 and "s3: removed" in cleared.stdout
     assert client.list_objects_v2(Bucket="ci-cache").get("KeyCount", 0) == 0
