@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import sqlite3
 import subprocess
 import time
@@ -19,8 +18,8 @@ from attest_cli.observability.history import (
     attach_standalone,
 )
 from attest_cli.observability.tally import Tally, account
-from tests.support import attest, wait_for, write_pipeline
-from tests.test_metrics import start_attest, stop
+from tests.support import attest, write_pipeline
+from tests.test_metrics import interrupted_run, start_attest
 
 
 def runs(project: Path, *args: str) -> list[dict]:
@@ -41,14 +40,7 @@ def test_success_failure_and_interrupted_runs_are_all_recorded(project: Path) ->
     """)
     assert attest("run", cwd=project).returncode == 0
     assert attest("run", cwd=project, env={"FAIL": "1"}).returncode == 1
-    proc = start_attest(project, "run", env={"HANG": "1"})
-    assert wait_for(lambda: (project / "started").exists(), 30)
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.communicate(timeout=60)
-    finally:
-        stop(proc)
-    assert proc.returncode == 130
+    assert interrupted_run(project, {"HANG": "1"}) == 130
 
     recorded = runs(project)
     assert [r["status"] for r in recorded] == ["interrupted", "failure", "success"]

@@ -48,6 +48,18 @@ def stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
     return out, err
 
 
+def interrupted_run(project: Path, env: dict[str, str] | None = None) -> int:
+    """Start ``attest run``, SIGINT it once a step has touched ``started``; its exit code."""
+    proc = start_attest(project, "run", env=env)
+    assert wait_for(lambda: (project / "started").exists(), 30), stop(proc)
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.communicate(timeout=60)
+    finally:
+        stop(proc)
+    return int(proc.returncode)
+
+
 def get(url: str) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(url, timeout=10) as resp:
@@ -362,14 +374,7 @@ def test_each_run_pushes_cumulative_totals_grouped_by_pipeline_and_instance(
     # an interrupted run pushes too (as a failure)
     (demo / "attest.yaml").write_text((demo / "attest.yaml").read_text().replace(
         """run: 'test -z "$FAIL"'""", """run: 'touch started; sleep 60'"""))
-    proc = start_attest(demo, "run", env=env)
-    assert wait_for(lambda: (demo / "started").exists(), 30)
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.communicate(timeout=60)
-    finally:
-        stop(proc)
-    assert proc.returncode == 130
+    assert interrupted_run(demo, env) == 130
     s = samples(get(f"http://127.0.0.1:{pushgateway}/metrics")[1])
     assert s[f'attest_pipeline_executions_total{{{group},status="failure"}}'] == 2
     assert s[f'push_time_seconds{{{group}}}'] > 0
