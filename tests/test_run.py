@@ -288,7 +288,7 @@ def test_working_dir_option_runs_elsewhere(project: Path, tmp_path: Path) -> Non
 
 
 def test_concurrent_runs_in_one_project_keep_separate_records(project: Path) -> None:
-    write_pipeline(project, "steps:\n  a: {run: 'sleep 0.3; echo $ATTEST_RUN_ID'}\n")
+    write_pipeline(project, "steps:\n  a: {run: 'sleep 0.3; echo $ATTEST_RUN_ID', cache: false}\n")
     procs = [_start(project) for _ in range(3)]
     for p in procs:
         p.communicate(timeout=60)
