@@ -34,12 +34,14 @@ def test_github_actions_groups_annotations_and_summary(project: Path) -> None:
     assert "| ok | ✓ success |" in md and "| bad | ✗ failure |" in md and "| 4 |" in md
 
 
-def run_in_pty(args: list[str], cwd: Path, timeout: float = 30) -> tuple[int, str]:
+def run_in_pty(args: list[str], cwd: Path, timeout: float = 30,
+               extra_env: dict[str, str] | None = None) -> tuple[int, str]:
     """Run attest attached to a pseudo-terminal, as at an interactive shell."""
     master, slave = pty.openpty()
     env = {k: v for k, v in os.environ.items() if k not in ("CI", "GITHUB_ACTIONS", "NO_COLOR")}
     env.update({"TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40",
                 "XDG_CONFIG_HOME": str(cwd / ".xdg")})
+    env.update(extra_env or {})
     proc = subprocess.Popen([sys.executable, "-m", "attest_cli", *args], cwd=cwd, env=env,
                             stdin=slave, stdout=slave, stderr=slave)
     os.close(slave)
@@ -80,31 +82,9 @@ def test_live_view_on_a_terminal_ends_with_a_summary_table(project: Path) -> Non
 
 def test_no_color_is_respected_on_a_terminal(project: Path) -> None:
     write_pipeline(project, "steps:\n  a: {run: 'true'}\n")
-    env_backup = os.environ.get("NO_COLOR")
-    os.environ["NO_COLOR"] = "1"
-    try:
-        master, slave = pty.openpty()
-        env = dict(os.environ, TERM="xterm", XDG_CONFIG_HOME=str(project / ".xdg"))
-        env.pop("CI", None)
-        proc = subprocess.run([sys.executable, "-m", "attest_cli", "run", "--log-format", "text"],
-                              cwd=project, env=env, stdin=slave, stdout=slave, stderr=slave,
-                              timeout=30)
-        os.close(slave)
-        out = b""
-        while select.select([master], [], [], 0.2)[0]:
-            try:
-                data = os.read(master, 65536)
-            except OSError:
-                break
-            if not data:
-                break
-            out += data
-        os.close(master)
-    finally:
-        if env_backup is None:
-            os.environ.pop("NO_COLOR", None)
-    assert proc.returncode == 0
-    text = out.decode()
+    code, text = run_in_pty(["run", "--log-format", "text"], project,
+                            extra_env={"NO_COLOR": "1", "TERM": "xterm"})
+    assert code == 0
     assert "Pipeline execution completed" in text
     assert not re.search(r"\x1b\[(3[0-7]|9[0-7]|38;)", text)  # no colour (bold is fine)
 

@@ -104,16 +104,9 @@ class BenchmarkResult:
 
     @classmethod
     def load(cls, path: str | Path) -> BenchmarkResult:
-        p = Path(path)
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InputError("no such file", path=str(p)) from None
-        except IsADirectoryError:
-            raise InputError("is a directory, not a benchmark result", path=str(p)) from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"not valid JSON ({exc})", path=str(p)) from None
-        return cls.from_dict(data, source=str(p))
+        from attest_cli.jsonfile import load_json
+
+        return cls.from_dict(load_json(path, expected="a benchmark result"), source=str(path))
 
 
 def _check_series(series: Any, source: str, key: str, n: int | None) -> None:

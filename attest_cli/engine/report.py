@@ -142,11 +142,6 @@ class RunReport:
 
     @classmethod
     def load(cls, path: str | Path) -> RunReport:
-        p = Path(path)
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InputError("no such file", path=str(p)) from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"not valid JSON ({exc})", path=str(p)) from None
-        return cls.from_dict(data, source=str(p))
+        from attest_cli.jsonfile import load_json
+
+        return cls.from_dict(load_json(path, expected="a run report"), source=str(path))
