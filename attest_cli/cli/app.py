@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from pathlib import Path
 
 import typer
@@ -110,6 +109,8 @@ def main(argv: list[str] | None = None) -> None:
         code = rv if isinstance(rv, int) else 0
     except AttestError as exc:
         if _debug(args):
+            import traceback
+
             traceback.print_exc()
         sys.stderr.write(f"attest: error: {exc}\n")
         code = int(exc.exit_code)
@@ -125,6 +126,8 @@ def main(argv: list[str] | None = None) -> None:
         code = ExitCode.FAILURE
     except Exception as exc:  # the last line of defence: still one line, unless -v
         if _debug(args):
+            import traceback
+
             traceback.print_exc()
         sys.stderr.write(f"attest: internal error: {type(exc).__name__}: {exc} "
                          "(run with -v for the traceback)\n")
