@@ -141,14 +141,16 @@ def execute(ctx: AppContext, options: RunOptions, *, view: Callable[[Event], Non
     bus = EventBus()
     setup = RunSetup(ctx=ctx, settings=settings, options=options, pipeline=pipeline,
                      report=report, bus=bus, masker=masker)
-    bus.subscribe(RunLogObserver())
-    if view is not None:
-        bus.subscribe(view)
     runs_dir = ctx.state_dir / "runs"
     try:
         for spec in FEATURES:
             module, func = spec.split(":")
             getattr(importlib.import_module(module), func)(setup)
+        # Logs and the view observe after the features, so a step's log lines already carry
+        # the span that tracing opened for it.
+        bus.subscribe(RunLogObserver())
+        if view is not None:
+            bus.subscribe(view)
         scheduler = Scheduler(
             pipeline, order, report, bus,
             SchedulerOptions(parallel=report.parallel, logs_dir=ctx.state_dir / "logs" / run_id,

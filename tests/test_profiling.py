@@ -128,6 +128,14 @@ def test_profiling_keeps_the_failing_runs_exit_code_and_still_writes(project: Pa
         assert [s["status"] for s in link["run"]["steps"]] == ["failure", "skipped"]
 
 
+def test_native_without_a_profile_is_a_usage_error(project: Path) -> None:
+    write_pipeline(project, PIPELINE)
+    out = attest("run", "--native", cwd=project)
+    assert out.returncode == 2
+    assert "--native" in out.stderr and "--profile memory" in out.stderr
+    assert not (project / ".attest" / "runs").exists()
+
+
 def test_native_frames_need_the_memory_profiler(project: Path) -> None:
     write_pipeline(project, 'version: "0.1"\nname: p\nsteps:\n  a:\n    run: echo a\n')
     out = attest("run", "--profile", "cpu", "--native", cwd=project)

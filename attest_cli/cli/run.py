@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from attest_cli.cli.common import app_context, configure_logging
+from attest_cli.errors import UsageError
 
 if TYPE_CHECKING:
     from attest_cli.context import AppContext
@@ -98,6 +99,9 @@ def run(
     loaded = run_service.load(app, options)
     configure_logging(app, loaded[1], level=log_level.value if log_level else None,
                       log_format=log_format.value if log_format else None)
+    if native and profile is None:
+        raise UsageError("--native records native frames with memray: use it with "
+                         "--profile memory")
     if dry_run:
         _print_plan(app, options)
         return
