@@ -298,3 +298,17 @@ def test_concurrent_runs_in_one_project_keep_separate_records(project: Path) -> 
     for r in reports:
         log = Path(r["steps"][0]["log_file"]).read_text()
         assert log.strip() == r["run_id"]
+
+
+def test_steps_get_default_signal_dispositions(project: Path) -> None:
+    """Python ignores SIGPIPE; a step must not inherit that (`yes | head` must just end)."""
+    write_pipeline(project, """
+        steps:
+          here: {run: 'yes | head -n 1 > here.txt; grep SigIgn /proc/self/status > ign.txt'}
+    """)
+    proc = attest("run", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert (project / "here.txt").read_text() == "y\n"
+    assert "Broken pipe" not in proc.stderr
+    ignored = int((project / "ign.txt").read_text().split()[1], 16)
+    assert not ignored & (1 << (13 - 1)), "SIGPIPE is ignored in the step"
