@@ -57,6 +57,7 @@ _attest() {
         --format|-f) if [[ "$path" == "pipeline show" ]]; then COMPREPLY=($(compgen -W "ascii mermaid dot json" -- "$cur")); return; fi ;;
         --format) if [[ "$path" == "cache stats" ]]; then COMPREPLY=($(compgen -W "table json" -- "$cur")); return; fi ;;
         --format) if [[ "$path" == "cache explain" ]]; then COMPREPLY=($(compgen -W "table json" -- "$cur")); return; fi ;;
+        --format) if [[ "$path" == "keys list" ]]; then COMPREPLY=($(compgen -W "table json" -- "$cur")); return; fi ;;
         --format) if [[ "$path" == "receipt export" ]]; then COMPREPLY=($(compgen -W "in-toto" -- "$cur")); return; fi ;;
         --cache) if [[ "$path" == "benchmark pipeline" ]]; then COMPREPLY=($(compgen -W "cold warm" -- "$cur")); return; fi ;;
         --format|-f) if [[ "$path" == "benchmark pipeline" ]]; then COMPREPLY=($(compgen -W "table json markdown" -- "$cur")); return; fi ;;
@@ -94,7 +95,7 @@ _attest() {
         "cache explain") COMPREPLY=($(compgen -W "--pipeline -p --format -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "keys") COMPREPLY=($(compgen -W "-h --help generate list trust export" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "keys generate") COMPREPLY=($(compgen -W "--output -o --force -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
-        "keys list") COMPREPLY=($(compgen -W "--trusted -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "keys list") COMPREPLY=($(compgen -W "--trusted --format -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "keys trust") COMPREPLY=($(compgen -W "-h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "keys export") COMPREPLY=($(compgen -W "--format --output -o -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "receipt") COMPREPLY=($(compgen -W "-h --help export" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;

@@ -129,6 +129,7 @@ complete -c attest -n '__fish_seen_subcommand_from keys; and __fish_seen_subcomm
 complete -c attest -n '__fish_seen_subcommand_from keys; and __fish_seen_subcommand_from generate' -l force -d 'Replace an existing key pair.'
 complete -c attest -n '__fish_seen_subcommand_from keys; and __fish_seen_subcommand_from generate' -s h -l help -d 'Show the help and exit.'
 complete -c attest -n '__fish_seen_subcommand_from keys; and __fish_seen_subcommand_from list' -l trusted -d 'Only the trusted public keys.'
+complete -c attest -n '__fish_seen_subcommand_from keys; and __fish_seen_subcommand_from list' -l format -x -a 'table json' -d 'table or json.'
 complete -c attest -n '__fish_seen_subcommand_from keys; and __fish_seen_subcommand_from list' -s h -l help -d 'Show the help and exit.'
 complete -c attest -n '__fish_seen_subcommand_from keys; and __fish_seen_subcommand_from trust' -s h -l help -d 'Show the help and exit.'
 complete -c attest -n '__fish_seen_subcommand_from keys; and __fish_seen_subcommand_from export' -l format -r -d 'pem or hex (\'ed25519:<hex>\').'

@@ -349,6 +349,9 @@ def test_keys_generate_list_export_and_never_print_the_private_key(project: Path
     assert "-----BEGIN PUBLIC KEY-----" in exported.stdout
     assert hexed.stdout.strip() in listed.stdout and hexed.stdout.startswith("ed25519:")
     assert attest("keys", "list", "--trusted", cwd=project).stdout.startswith("no trusted")
+    as_json = json.loads(attest("keys", "list", "--format", "json", cwd=project).stdout)
+    assert [k["origin"] for k in as_json] == ["own"]
+    assert as_json[0]["public_key"] == hexed.stdout.strip()
     forced = attest("keys", "generate", "--force", cwd=project)
     assert forced.returncode == 0
     outputs.append(forced)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
-from attest_cli.cli.common import app_context, configure_logging
+from attest_cli.cli.common import app_context, configure_logging, print_json
 
 if TYPE_CHECKING:
     from attest_cli.config.layers import Settings
@@ -34,6 +35,12 @@ def _pipeline_doc(app_ctx: AppContext) -> LocatedYAML | None:
         return None  # keys do not depend on the pipeline; a broken one is reported elsewhere
 
 
+
+class ListFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
 @app.command("generate")
 def generate(
     ctx: typer.Context,
@@ -56,6 +63,7 @@ def generate(
 def list_keys(
     ctx: typer.Context,
     trusted: bool = typer.Option(False, "--trusted", help="Only the trusted public keys."),
+    fmt: ListFormat = typer.Option(ListFormat.table, "--format", help="table or json."),
 ) -> None:
     """List the project's own key and the trusted public keys."""
     from attest_cli.attestation import keys
@@ -65,6 +73,10 @@ def list_keys(
                                 if k is not None]
     found += keys.trusted_keys(app_ctx.state_dir, list(settings["signing.trusted_keys"]),
                                app_ctx.workdir)
+    if fmt is ListFormat.json:
+        print_json([{"origin": k.origin, "fingerprint": k.fingerprint, "public_key": k.text,
+                     "source": str(k.source)} for k in found])
+        return
     if not found:
         sys.stdout.write("no keys (create one with 'attest keys generate')\n" if not trusted else
                          "no trusted keys (add one with 'attest keys trust FILE')\n")
