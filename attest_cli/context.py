@@ -44,8 +44,13 @@ class AppContext:
     def pipeline_doc(self, pipeline: str | Path | None = None, *, required: bool = False
                      ) -> LocatedYAML | None:
         path = self.pipeline_path(pipeline)
-        if not required and not path.exists():
-            return None
+        if not path.exists():
+            if not required:
+                return None
+            from attest_cli.errors import InputError
+
+            raise InputError("no such file (create one with 'attest init', or name one with -p)",
+                             path=self.display(path))
         return load_yaml(path, label=self.display(path))
 
     def display(self, path: Path) -> str:

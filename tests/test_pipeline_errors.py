@@ -72,7 +72,8 @@ def test_traceback_only_with_verbose(project: Path) -> None:
 def test_missing_pipeline_file_names_it(project: Path) -> None:
     proc = attest("run", "-p", "nope.yaml", cwd=project)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "attest: error: nope.yaml: no such file"
+    assert proc.stderr.strip() == ("attest: error: nope.yaml: no such file (create one with "
+                                   "'attest init', or name one with -p)")
 
 
 def test_unknown_step_selection_hints(project: Path) -> None:
