@@ -10,6 +10,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	# an editable install writes no bytecode; compile it once so that start-up does not
+	# recompile every module where PYTHONDONTWRITEBYTECODE is set (as on CI machines)
+	$(BIN)/python -m compileall -q attest_cli >/dev/null
 	touch $(STAMP)
 
 ## run: install into .venv and run the bundled example pipeline
