@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attest_cli import __version__
 from attest_cli.atomic import write_atomic
@@ -37,6 +37,9 @@ from attest_cli.observability.run_log import RunLogObserver
 from attest_cli.pipeline.graph import topological_order, with_needs
 from attest_cli.pipeline.loader import load_pipeline
 from attest_cli.pipeline.model import Pipeline
+
+if TYPE_CHECKING:
+    from attest_cli.cache.predict import Prediction
 
 log = logging.getLogger("attest.pipeline")
 
@@ -230,11 +233,16 @@ class PlannedStep:
     level: int
     cache: bool
     timeout: float | None
+    prediction: Prediction | None = None  # restored or run, and why (the cache's probe)
 
 
 def plan(ctx: AppContext, options: RunOptions) -> tuple[Pipeline, list[PlannedStep]]:
-    """What ``--dry-run`` prints: the steps that would run, in order, nothing executed."""
-    pipeline, _settings, order = load(ctx, options)
+    """What ``--dry-run`` prints: the steps that would run, in order, nothing executed, each
+    with the cache's prediction (restored or run, and why)."""
+    from attest_cli.cache.predict import predict
+
+    pipeline, settings, order = load(ctx, options)
+    predictions = predict(ctx, pipeline, settings, order, no_cache=options.no_cache)
     masker = SecretMasker(secret_values(pipeline, ctx.environ))
     level: dict[str, int] = {}
     out = []
@@ -243,5 +251,6 @@ def plan(ctx: AppContext, options: RunOptions) -> tuple[Pipeline, list[PlannedSt
         level[name] = 1 + max((level[d] for d in step.needs if d in level), default=-1)
         out.append(PlannedStep(name=name, command=masker(step.run), needs=list(step.needs),
                                level=level[name], cache=step.cache and not options.no_cache,
-                               timeout=step.timeout or options.timeout))
+                               timeout=step.timeout or options.timeout,
+                               prediction=predictions.get(name)))
     return pipeline, out

@@ -167,11 +167,14 @@ def _print_plan(app: AppContext, options: RunOptions) -> None:
 
     pipeline, steps = run_service.plan(app, options)
     out = sys.stdout
-    out.write(f"{pipeline.name}: {len(steps)} step(s) would run (dry run, nothing executed)\n")
+    cached = sum(1 for s in steps if s.prediction is not None and s.prediction.status == "cached")
+    out.write(f"{pipeline.name}: {len(steps)} step(s) planned, {len(steps) - cached} would run, "
+              f"{cached} cached (dry run, nothing executed)\n")
     for s in steps:
         needs = f"  needs: {', '.join(s.needs)}" if s.needs else ""
         extra = [] if s.cache else ["cache off"]
         if s.timeout:
             extra.append(f"timeout {s.timeout:g}s")
         suffix = f"  ({', '.join(extra)})" if extra else ""
-        out.write(f"  [{s.level + 1}] {s.name}: {s.command}{needs}{suffix}\n")
+        status = f"  -> {s.prediction.describe()}" if s.prediction is not None else ""
+        out.write(f"  [{s.level + 1}] {s.name}: {s.command}{needs}{suffix}{status}\n")
