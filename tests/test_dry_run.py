@@ -10,12 +10,12 @@ import json
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import attest, free_port, require_binary, wait_for_port, write_pipeline
+from tests.support import attest, write_pipeline
+from tests.test_cache_remote import redis_server  # noqa: F401 (the real redis-server fixture)
 
 PIPELINE = """
 name: drydemo
@@ -133,6 +133,27 @@ def test_restored_upstream_counts_with_the_entry_not_the_disk(project: Path) -> 
                                  "pack": "cached", "lint": "success"}
 
 
+def test_damaged_local_entry_is_predicted_as_a_run(project: Path) -> None:
+    make(project)
+    real_run(project)
+    entries = project / ".attest" / "cache" / "entries"
+    manifest = next(json.loads(p.read_text()) for p in entries.iterdir()
+                    if json.loads(p.read_text())["step"] == "gen_b")
+    digest = next(f["digest"] for f in manifest["files"] if f["path"] == "b.out")
+    hexd = digest.removeprefix("blake3:")
+    (project / ".attest" / "cache" / "blobs" / hexd[:2] / hexd).unlink()
+    predictions, _ = dry_run(project)
+    assert predictions["gen_b"] == "cached (local)"  # b.out on disk is right: no blob needed
+    (project / "b.out").unlink()
+    predictions, _ = dry_run(project)
+    assert predictions["gen_a"] == "cached (local)"
+    assert predictions["gen_b"].startswith("would run: ") and \
+        "local entry is damaged, a run deletes it (blob " in predictions["gen_b"]
+    assert predictions["link"] == "would run: upstream 'gen_b' runs first"
+    statuses = real_run(project)
+    assert statuses["gen_a"] == "cached" and statuses["gen_b"] == "success"
+
+
 def test_evicted_entry_no_cache_and_disabled_cache_are_explained(project: Path) -> None:
     make(project)
     real_run(project)
@@ -150,26 +171,11 @@ def test_evicted_entry_no_cache_and_disabled_cache_are_explained(project: Path) 
     assert set(predictions.values()) == {"would run: cache disabled (cache.enabled is false)"}
 
 
-@pytest.fixture
-def redis_port(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    binary = require_binary("redis-server")
-    port = free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(tmp_path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        assert wait_for_port(port), "redis-server did not start"
-        yield port, proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-
-
 @pytest.mark.integration
 def test_remote_hits_and_a_dead_redis_during_a_dry_run(
-        project: Path, redis_port: tuple[int, subprocess.Popen[bytes]]) -> None:
-    port, proc = redis_port
+        project: Path, redis_server: tuple[int, subprocess.Popen[bytes]]  # noqa: F811
+) -> None:
+    port, proc = redis_server
     make(project, f"cache: {{backend: redis, endpoint: '127.0.0.1:{port}', timeout: 1}}\n"
          + PIPELINE.lstrip())
     real_run(project)

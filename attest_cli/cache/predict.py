@@ -89,20 +89,25 @@ def _predict(cache: ContentCache, pipeline: Pipeline, order: Sequence[str],
             if backend.name in dead:
                 problems.append(dead[backend.name])
                 continue
+            local = backend is cache.local
             try:
-                if not backend.contains(entries.entry_key(key)):
+                if not local and not backend.contains(entries.entry_key(key)):
                     continue
-                if name in needed:  # its dependents' keys need what the restore produces
+                # the local entry is checked whole (cheap, and a restore from a damaged one
+                # would be a miss); a remote manifest is only read when dependents need it
+                if local or name in needed:
                     manifest = _peek_manifest(backend, key)
                     if manifest is None:
                         continue
+                    if local:
+                        _check_blobs(cache, pipeline, backend, manifest)
                     restored_digest[name] = manifest.output_digest
             except BackendUnavailable as exc:
                 dead[backend.name] = f"{backend.name} unavailable ({exc})"
                 problems.append(dead[backend.name])
                 continue
             except CorruptEntry as exc:
-                problems.append(f"{backend.name} entry is corrupt ({exc})")
+                problems.append(f"{backend.name} entry is damaged, a run deletes it ({exc})")
                 continue
             hit = backend.name
             break
@@ -125,3 +130,14 @@ def _peek_manifest(backend: CacheBackend, key: str) -> Manifest | None:
             return None
         return parse(raw, key=key)
     return entries.load_manifest(backend, key)
+
+
+def _check_blobs(cache: ContentCache, pipeline: Pipeline, backend: CacheBackend,
+                 manifest: Manifest) -> None:
+    """:class:`CorruptEntry` when a blob the restore would read is gone (the restore would
+    fail): the log's, and each file's that is not already on disk as recorded."""
+    wanted = {manifest.log_digest} | {f.digest for f in manifest.files if f.kind == "file"
+                                      and not cache._same(pipeline.root, f)}
+    for digest in sorted(wanted):
+        if not backend.contains(entries.blob_key(digest)):
+            raise CorruptEntry(f"blob {digest[:19]}... is missing")
