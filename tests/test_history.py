@@ -136,13 +136,17 @@ def test_standalone_verifications_and_unfinished_runs_are_recorded(tmp_path: Pat
     ctx = AppContext(workdir=tmp_path, environ={})
     settings = defaults()
     bus = EventBus()
-    attach_standalone(bus, ctx, settings)
+    standalone = attach_standalone(bus, ctx, settings)
     bus.publish(VerificationFinished(kind="signature", ok=True, reason=None, duration=0.02))
     bus.publish(VerificationFinished(kind="policy", ok=False, reason="policy_violation",
                                      duration=0.5))
     bus.publish(VerificationFinished(kind="receipt", ok=False,
                                      reason="digest of /home/x/file differs", duration=0.1))
     db = HistoryDB.from_settings(ctx, settings)
+    # buffered: written in one transaction when the command closes the recorder
+    assert db.snapshot().counters == {}
+    standalone.close()
+    standalone.close()  # idempotent: nothing is written twice
     snap = db.snapshot()
     assert snap.counters[("verifications_total", "", ("signature",))] == 1
     assert snap.counters[("verification_failures_total", "", ("policy_violation",))] == 1

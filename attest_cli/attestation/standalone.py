@@ -7,11 +7,16 @@ history (and so ``attest_verifications_total``) observes.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import logging
+import signal
+import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from attest_cli.attestation import keys as keyfiles
 from attest_cli.attestation.policy import load_policy
@@ -25,7 +30,7 @@ from attest_cli.attestation.verify import (
 from attest_cli.config.layers import Settings
 from attest_cli.context import AppContext
 from attest_cli.engine.events import EventBus, VerificationFinished
-from attest_cli.errors import InputError, UsageError
+from attest_cli.errors import InputError, Interrupted, UsageError
 from attest_cli.pathspec import is_glob
 
 log = logging.getLogger("attest.verify")
@@ -114,25 +119,94 @@ def _settings(ctx: AppContext, request: VerifyRequest) -> Settings:
     return ctx.settings(pipeline_doc=doc)
 
 
-def observe(bus: EventBus, ctx: AppContext, settings: Settings) -> None:
-    """Let the run history record these verifications, when that feature is installed."""
+class Recorder(Protocol):
+    def close(self) -> None: ...
+
+
+def observe(bus: EventBus, ctx: AppContext, settings: Settings) -> Recorder | None:
+    """Let the run history record these verifications, when that feature is installed.
+
+    The recorder buffers them; the caller closes it (in a ``finally``) to write them.
+    """
     try:
         from attest_cli.observability.history import attach_standalone
     except (ImportError, AttributeError):
-        return
+        return None
     try:
-        attach_standalone(bus, ctx, settings)
+        return attach_standalone(bus, ctx, settings)
     except Exception as exc:  # recording is an observer: it never stops a verification
         log.warning("verifications will not be recorded in the run history: %s", exc)
+        return None
+
+
+class _StopOnSignals:
+    """SIGINT/SIGTERM stop the verification between receipts (main thread only).
+
+    The default SIGTERM action would kill the process before the buffered verifications
+    are written, and an exception raised in a signal handler could land inside the
+    recorder (the bus would swallow it). So a signal is only noted; :meth:`check`, called
+    between receipts, raises :class:`Interrupted`, and so does leaving the block when a
+    signal came during the final write. A second signal before that is a hard stop
+    (KeyboardInterrupt), except while the buffer is being written.
+    """
+
+    def __init__(self) -> None:
+        self.previous: dict[int, Any] = {}
+        self.received: int | None = None
+        self._closing = False
+
+    def __enter__(self) -> _StopOnSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        if self.received is not None and not self._closing:
+            raise KeyboardInterrupt
+        self.received = self.received or signum
+
+    def check(self) -> None:
+        if self.received is not None:
+            raise Interrupted(self.received)
+
+    @contextlib.contextmanager
+    def closing(self) -> Iterator[None]:
+        self._closing = True
+        try:
+            yield
+        finally:
+            self._closing = False
+
+    def __exit__(self, exc_type: object, *_exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        if exc_type is None:
+            self.check()
 
 
 def verify_receipts(ctx: AppContext, request: VerifyRequest) -> list[VerificationResult]:
-    """Verify every receipt the request names; InputError (exit 2) on unusable input."""
+    """Verify every receipt the request names; InputError (exit 2) on unusable input.
+
+    Each verification is published on a bus the run history buffers; the buffer is written
+    in one transaction when verification ends, however it ends (an error, Ctrl-C, SIGTERM).
+    """
     if not request.receipts:
         raise UsageError("name at least one receipt file (globs allowed)")
     settings = _settings(ctx, request)
     bus = EventBus()
-    observe(bus, ctx, settings)
+    with _StopOnSignals() as signals:
+        recorder = observe(bus, ctx, settings)
+        try:
+            return _verify(ctx, request, settings, bus, signals.check)
+        finally:
+            if recorder is not None:
+                with signals.closing():
+                    recorder.close()
+
+
+def _verify(ctx: AppContext, request: VerifyRequest, settings: Settings, bus: EventBus,
+            check: Callable[[], None]) -> list[VerificationResult]:
     paths = expand_receipts(ctx, request.receipts)
     options = VerifyOptions(root=ctx.workdir, check_signatures=request.check_signatures)
     if request.check_signatures:
@@ -143,6 +217,7 @@ def verify_receipts(ctx: AppContext, request: VerifyRequest) -> list[Verificatio
     _pipeline_state(ctx, request, options)
     loaded: list[LoadedReceipt] = []
     for path in paths:
+        check()
         t0 = time.perf_counter()
         try:
             loaded.append(load(path, label=ctx.display(path)))
@@ -151,8 +226,11 @@ def verify_receipts(ctx: AppContext, request: VerifyRequest) -> list[Verificatio
                                              duration=time.perf_counter() - t0))
             raise
     verifier = ReceiptVerifier(options, bus)
-    results = [verifier.verify(r) for r in loaded]
-    for r in results:
+    results: list[VerificationResult] = []
+    for item in loaded:
+        check()
+        r = verifier.verify(item)
+        results.append(r)
         log.debug("receipt %s %s", r.path, "verified" if r.ok else "failed verification",
-                 extra={"fields": {"receipt": r.path, "ok": r.ok, "reasons": r.reasons}})
+                  extra={"fields": {"receipt": r.path, "ok": r.ok, "reasons": r.reasons}})
     return results

@@ -304,8 +304,10 @@ class HistoryDB:
 class HistoryRecorder:
     """The run observer that writes the history; failures are warnings, never run errors.
 
-    ``standalone`` is for commands without a run (``attest verify``): each verification is
-    written as it happens, with an empty pipeline.
+    ``standalone`` is for commands without a run (``attest verify``): verifications are
+    kept in memory, with an empty pipeline, and written by :meth:`flush` in one transaction
+    (a commit costs milliseconds, a verification about one); the command calls
+    :meth:`close` in a ``finally``, so an interrupted command records what it verified.
     """
 
     def __init__(self, db: HistoryDB, *, standalone: bool = False) -> None:
@@ -317,6 +319,7 @@ class HistoryRecorder:
         self._finished = False
         self._cache: dict[str, dict[str, int]] = {}
         self._verifications: list[Verification] = []
+        self._pending = Tally()  # standalone: counted, not yet written
         self._lock = threading.Lock()
 
     @property
@@ -334,13 +337,10 @@ class HistoryRecorder:
             counts["hits" if event.hit else "misses"] += 1
         elif isinstance(event, VerificationFinished):
             v = Verification(event.kind, event.ok, event.reason, event.duration, event.at)
-            if self.standalone:
-                single = Tally()
-                account(single, event, "")
-                self._guard("record a verification", self.db.record_verifications, None, "",
-                            [v], single)
-            else:
+            with self._lock:
                 self._verifications.append(v)
+                if self.standalone:
+                    account(self._pending, event, "")
         elif isinstance(event, RunFinished):
             self._finish(event.report)  # steps are written with the run: the report has them
 
@@ -352,8 +352,26 @@ class HistoryRecorder:
         self.recorded = self._guard("record the run", self.db.record_finished, report,
                                     self._cache, self._verifications, self.tally)
 
+    def flush(self) -> bool:
+        """Standalone: write the verifications buffered so far and their totals, at once.
+
+        What was taken from the buffer is written or warned about, never written twice;
+        ``False`` when the write failed.
+        """
+        with self._lock:
+            if not self.standalone or not self._verifications:
+                return True
+            verifications, self._verifications = self._verifications, []
+            pending, self._pending = self._pending, Tally()
+        return self._guard(f"record {len(verifications)} verification(s)",
+                           self.db.record_verifications, None, "", verifications, pending)
+
     def close(self) -> None:
-        """A run that ended without RunFinished (an internal error) is still recorded."""
+        """Standalone: flush. A run that ended without RunFinished (an internal error) is
+        still recorded."""
+        if self.standalone:
+            self.flush()
+            return
         report = self._report
         if report is None or self._finished:
             return
@@ -384,7 +402,11 @@ def open_history(ctx: AppContext, settings: Settings) -> HistoryDB:
 
 
 def attach_standalone(bus: EventBus, ctx: AppContext, settings: Settings) -> HistoryRecorder:
-    """Record the verifications of a command that is not a run (``attest verify``)."""
+    """Record the verifications of a command that is not a run (``attest verify``).
+
+    The caller must call ``close()`` on the recorder when the command ends (in a
+    ``finally``): nothing reaches the database before that.
+    """
     recorder = HistoryRecorder(HistoryDB.from_settings(ctx, settings), standalone=True)
     bus.subscribe(recorder)
     return recorder
