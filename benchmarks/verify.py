@@ -5,6 +5,10 @@ the same canonical bytes through ``cryptography``, and (2) what a shell user wou
 otherwise run: ``openssl pkeyutl -sign/-verify -rawin`` once per receipt. The anchor the
 user quoted is ~1 ms to sign and ~0.5 ms to verify a receipt.
 
+``attest verify`` records every verification in the run history (``.attest/history.db``);
+the CLI figure includes that, and a separate line compares the recorder's one buffered
+transaction with one transaction per verification event (what it did before).
+
 Run: ``.venv/bin/python benchmarks/verify.py [RECEIPTS] [STEPS] [OPENSSL_SAMPLE]``.
 """
 
@@ -87,6 +91,46 @@ def openssl_times(work: Path, messages: list[bytes]) -> tuple[float, float] | No
     return per_ms(sign, len(messages)), per_ms(verify, len(messages))
 
 
+def history_times(work: Path, events: int) -> tuple[float, float]:
+    """Seconds to record ``events`` verifications: one transaction each, then buffered."""
+    from attest_cli.context import AppContext
+    from attest_cli.engine.events import EventBus, VerificationFinished
+    from attest_cli.observability.history import HistoryDB, Verification, attach_standalone
+    from attest_cli.observability.tally import Tally, account
+
+    ctx = AppContext(workdir=work / "history-bench", environ={})
+    settings = ctx.settings()
+    made = [VerificationFinished(kind=("signature", "receipt")[i % 2], ok=True, reason=None,
+                                 duration=0.001) for i in range(events)]
+    db = HistoryDB(ctx.path(str(settings["history.path"])))
+    db.ensure()
+    t0 = time.perf_counter()
+    for event in made:  # the old standalone recorder: one commit per event
+        single = Tally()
+        account(single, event, "")
+        row = Verification(event.kind, event.ok, event.reason, event.duration, event.at)
+        db.record_verifications(None, "", [row], single)
+    per_event = time.perf_counter() - t0
+    bus = EventBus()
+    t0 = time.perf_counter()
+    recorder = attach_standalone(bus, ctx, settings)
+    for event in made:
+        bus.publish(event)
+    recorder.close()
+    buffered = time.perf_counter() - t0
+    total = db.snapshot().counters[("verifications_total", "", ("signature",))]
+    assert total == events, (total, events)  # both ways counted every event
+    return per_event, buffered
+
+
+def recorded(work: Path) -> float:
+    """Verifications the CLI run left in the history (``attest_verifications_total``)."""
+    from attest_cli.observability.history import HistoryDB
+
+    snap = HistoryDB(work / ".attest" / "history.db").snapshot()
+    return sum(v for (name, _, _), v in snap.counters.items() if name == "verifications_total")
+
+
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     steps = int(sys.argv[2]) if len(sys.argv) > 2 else 50
@@ -141,6 +185,8 @@ def main() -> None:
                              capture_output=True, text=True)
         cli_ms = per_ms(time.perf_counter() - t0, count)
         assert cli.returncode == 0, cli.stderr
+        assert recorded(work) == 2 * count, recorded(work)  # signature + receipt each
+        per_event, buffered = history_times(work, 2 * count)
 
         ossl = openssl_times(work / "ossl", messages[:sample]) if sample else None
 
@@ -156,6 +202,10 @@ def main() -> None:
     print(f"{'verify: attest, YAML file, all checks':44}{timings['yaml']:12.3f}")
     print(f"{'verify: `attest verify` CLI, one process':44}{cli_ms:12.3f}   "
           "(includes start-up)")
+    print(f"{'history: 1 transaction per verification':44}{per_ms(per_event, count):12.3f}   "
+          "(2 events per receipt; the recorder before)")
+    print(f"{'history: buffered, 1 transaction at the end':44}{per_ms(buffered, count):12.3f}   "
+          f"per-event/buffered {per_event / buffered:.0f}x")
     if ossl is not None:
         print(f"{'sign: openssl pkeyutl, one process each':44}{ossl[0]:12.3f}   "
               f"openssl/attest {ossl[0] / attest_sign:.0f}x  (sample of {sample})")
