@@ -120,6 +120,32 @@ def test_changed_input_predicts_exactly_the_downstream_steps(project: Path) -> N
                                  "pack": "success", "lint": "success"}
 
 
+def test_json_plan_carries_the_predictions(project: Path) -> None:
+    make(project)
+    real_run(project)
+    (project / "src" / "b.py").write_text("b = 20\n")
+    before = tree(project)
+    proc = attest("run", "--dry-run", "--format", "json", "--step", "link", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert tree(project) == before
+    plan = json.loads(proc.stdout)
+    assert (plan["pipeline"], plan["dry_run"], plan["would_run"], plan["cached"]) == \
+        ("drydemo", True, 2, 1)
+    by_name = {s["name"]: s for s in plan["steps"]}
+    assert list(by_name) == ["gen_a", "gen_b", "link"]
+    assert by_name["link"]["needs"] == ["gen_a", "gen_b"] and by_name["link"]["level"] == 1
+    assert by_name["gen_a"]["prediction"]["status"] == "cached"
+    assert by_name["gen_a"]["prediction"]["backend"] == "local"
+    assert re.fullmatch(r"[0-9a-f]{64}", by_name["gen_a"]["prediction"]["key"])
+    assert by_name["gen_b"]["prediction"]["reason"] == "input src/b.py changed"
+    assert by_name["link"]["prediction"] == {"step": "link", "status": "run", "backend": None,
+                                             "reason": "upstream 'gen_b' runs first",
+                                             "key": None}
+    refused = attest("run", "--format", "json", cwd=project)
+    assert refused.returncode == 2 and "use it with --dry-run" in refused.stderr
+    assert tree(project) == before
+
+
 def test_restored_upstream_counts_with_the_entry_not_the_disk(project: Path) -> None:
     """A needed step that will be restored: its outputs as restored decide, not a stale disk."""
     make(project)

@@ -33,6 +33,11 @@ class LogFormat(str, Enum):
     json = "json"
 
 
+class PlanFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
 class LogLevel(str, Enum):
     trace = "trace"
     debug = "debug"
@@ -49,7 +54,10 @@ def run(
                                         help="Steps at once [default: CPU count]."),
     step: list[str] = typer.Option([], "--step", help="Run only this step and its needs "
                                    "(repeatable)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; run nothing."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan, each step predicted "
+                                 "cached or run (and why); run nothing."),
+    plan_format: PlanFormat = typer.Option(PlanFormat.text, "--format",
+                                           help="Format of the --dry-run plan: text or json."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither look up nor store."),
     keep_going: bool = typer.Option(False, "--keep-going", help="After a failure, still run "
                                     "every step that does not depend on it."),
@@ -102,8 +110,10 @@ def run(
     if native and profile is None:
         raise UsageError("--native records native frames with memray: use it with "
                          "--profile memory")
+    if plan_format is PlanFormat.json and not dry_run:
+        raise UsageError("--format json formats the plan of --dry-run: use it with --dry-run")
     if dry_run:
-        _print_plan(app, options)
+        _print_plan(app, options, as_json=plan_format is PlanFormat.json)
         return
     if profile is not None:
         from attest_cli.profiling.session import profiled
@@ -162,12 +172,20 @@ def _print_profile(app: AppContext, outcome: ProfileOutcome) -> None:
                      f"--output {outcome.kind}-analysis.html\n")
 
 
-def _print_plan(app: AppContext, options: RunOptions) -> None:
+def _print_plan(app: AppContext, options: RunOptions, *, as_json: bool = False) -> None:
     from attest_cli import run as run_service
 
     pipeline, steps = run_service.plan(app, options)
     out = sys.stdout
     cached = sum(1 for s in steps if s.prediction is not None and s.prediction.status == "cached")
+    if as_json:
+        import dataclasses
+        import json
+
+        out.write(json.dumps({"pipeline": pipeline.name, "dry_run": True,
+                              "would_run": len(steps) - cached, "cached": cached,
+                              "steps": [dataclasses.asdict(s) for s in steps]}, indent=2) + "\n")
+        return
     out.write(f"{pipeline.name}: {len(steps)} step(s) planned, {len(steps) - cached} would run, "
               f"{cached} cached (dry run, nothing executed)\n")
     for s in steps:
