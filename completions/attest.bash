@@ -48,25 +48,43 @@ _attest() {
         esac
     done
     case "$prev" in
-        --format) if [[ "$path" == "run" ]]; then COMPREPLY=($(compgen -W "text json" -- "$cur")); return; fi ;;
-        --profile) if [[ "$path" == "run" ]]; then COMPREPLY=($(compgen -W "cpu memory" -- "$cur")); return; fi ;;
-        --log-level) if [[ "$path" == "run" ]]; then COMPREPLY=($(compgen -W "trace debug info warn error" -- "$cur")); return; fi ;;
-        --log-format) if [[ "$path" == "run" ]]; then COMPREPLY=($(compgen -W "auto text json" -- "$cur")); return; fi ;;
-        --format) if [[ "$path" == "verify" ]]; then COMPREPLY=($(compgen -W "text json" -- "$cur")); return; fi ;;
-        --format) if [[ "$path" == "history" ]]; then COMPREPLY=($(compgen -W "table json" -- "$cur")); return; fi ;;
-        --format) if [[ "$path" == "health" ]]; then COMPREPLY=($(compgen -W "text json" -- "$cur")); return; fi ;;
-        --format|-f) if [[ "$path" == "pipeline show" ]]; then COMPREPLY=($(compgen -W "ascii mermaid dot json" -- "$cur")); return; fi ;;
-        --format) if [[ "$path" == "cache stats" ]]; then COMPREPLY=($(compgen -W "table json" -- "$cur")); return; fi ;;
-        --format) if [[ "$path" == "cache explain" ]]; then COMPREPLY=($(compgen -W "table json" -- "$cur")); return; fi ;;
-        --format) if [[ "$path" == "keys list" ]]; then COMPREPLY=($(compgen -W "table json" -- "$cur")); return; fi ;;
-        --format) if [[ "$path" == "receipt export" ]]; then COMPREPLY=($(compgen -W "in-toto" -- "$cur")); return; fi ;;
-        --cache) if [[ "$path" == "benchmark pipeline" ]]; then COMPREPLY=($(compgen -W "cold warm" -- "$cur")); return; fi ;;
-        --format|-f) if [[ "$path" == "benchmark pipeline" ]]; then COMPREPLY=($(compgen -W "table json markdown" -- "$cur")); return; fi ;;
-        --metric) if [[ "$path" == "benchmark pipeline" ]]; then COMPREPLY=($(compgen -W "wall cpu rss" -- "$cur")); return; fi ;;
-        --format|-f) if [[ "$path" == "benchmark compare" ]]; then COMPREPLY=($(compgen -W "table json markdown" -- "$cur")); return; fi ;;
-        --metric) if [[ "$path" == "benchmark compare" ]]; then COMPREPLY=($(compgen -W "wall cpu rss" -- "$cur")); return; fi ;;
-        --cache) if [[ "$path" == "benchmark compare" ]]; then COMPREPLY=($(compgen -W "cold warm" -- "$cur")); return; fi ;;
-        --format|-f) if [[ "$path" == "benchmark list" ]]; then COMPREPLY=($(compgen -W "table json" -- "$cur")); return; fi ;;
+        --format) case "$path" in
+            "run") COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
+            "verify") COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
+            "history") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
+            "health") COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
+            "pipeline show") COMPREPLY=($(compgen -W "ascii mermaid dot json" -- "$cur")); return ;;
+            "cache stats") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
+            "cache explain") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
+            "keys list") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
+            "receipt export") COMPREPLY=($(compgen -W "in-toto" -- "$cur")); return ;;
+            "benchmark pipeline") COMPREPLY=($(compgen -W "table json markdown" -- "$cur")); return ;;
+            "benchmark compare") COMPREPLY=($(compgen -W "table json markdown" -- "$cur")); return ;;
+            "benchmark list") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
+        esac ;;
+        --profile) case "$path" in
+            "run") COMPREPLY=($(compgen -W "cpu memory" -- "$cur")); return ;;
+        esac ;;
+        --log-level) case "$path" in
+            "run") COMPREPLY=($(compgen -W "trace debug info warn error" -- "$cur")); return ;;
+        esac ;;
+        --log-format) case "$path" in
+            "run") COMPREPLY=($(compgen -W "auto text json" -- "$cur")); return ;;
+        esac ;;
+        -f) case "$path" in
+            "pipeline show") COMPREPLY=($(compgen -W "ascii mermaid dot json" -- "$cur")); return ;;
+            "benchmark pipeline") COMPREPLY=($(compgen -W "table json markdown" -- "$cur")); return ;;
+            "benchmark compare") COMPREPLY=($(compgen -W "table json markdown" -- "$cur")); return ;;
+            "benchmark list") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
+        esac ;;
+        --cache) case "$path" in
+            "benchmark pipeline") COMPREPLY=($(compgen -W "cold warm" -- "$cur")); return ;;
+            "benchmark compare") COMPREPLY=($(compgen -W "cold warm" -- "$cur")); return ;;
+        esac ;;
+        --metric) case "$path" in
+            "benchmark pipeline") COMPREPLY=($(compgen -W "wall cpu rss" -- "$cur")); return ;;
+            "benchmark compare") COMPREPLY=($(compgen -W "wall cpu rss" -- "$cur")); return ;;
+        esac ;;
     esac
     case "$path" in
         "") COMPREPLY=($(compgen -W "--verbose -v --quiet -q --config --working-dir -C --version -V -h --help run init verify history serve health analyze pipeline config cache keys receipt monitoring benchmark" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;

@@ -167,4 +167,7 @@ def test_bash_completion_offers_subcommands_options_and_config_keys(tmp_path: Pa
     assert "run" in complete("attest r") and "receipt" in complete("attest r")
     assert "--keep-going" in complete("attest run --keep")
     assert complete("attest run --profile ") == ["cpu", "memory"]
+    assert complete("attest run --format ") == ["text", "json"]
+    assert complete("attest verify --format ") == ["text", "json"]
+    assert "markdown" in complete("attest benchmark compare --format ")
     assert "cache.backend" in complete("attest config set cache.b")
