@@ -130,11 +130,13 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _start(project: Path, *args: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTEST_")}
-    env["XDG_CONFIG_HOME"] = str(project / ".xdg")
+def _start(project: Path, *args: str, env: dict[str, str] | None = None
+           ) -> subprocess.Popen[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("ATTEST_")}
+    full_env["XDG_CONFIG_HOME"] = str(project / ".xdg")
+    full_env.update(env or {})
     return subprocess.Popen([sys.executable, "-m", "attest_cli", "run", *args], cwd=project,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def test_sigint_kills_running_steps_records_the_run_and_exits_130(project: Path) -> None:

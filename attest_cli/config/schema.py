@@ -177,6 +177,8 @@ KEYS: dict[str, Key] = {k.name: k for k in [
     _k("monitoring.prometheus.pushgateway", "str", "", "Pushgateway URL; push after every run."),
     _k("monitoring.prometheus.job", "str", "attest", "Pushgateway job label."),
     _k("monitoring.prometheus.instance", "str", "", "Runner identity for pushes (default: host)."),
+    _k("monitoring.prometheus.push_timeout", "duration", 5.0,
+       "Total deadline of the Pushgateway push.", minimum=0),
     _k("history.path", "str", ".attest/history.db", "SQLite run history."),
     _k("history.retention_days", "int", 90, "Runs older than this are deleted.", minimum=0),
     _k("tracing.enabled", "bool", False, "Export OpenTelemetry traces of every run."),

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from attest_cli import deadline
 from attest_cli.engine.events import (
     CacheChecked,
     CacheStored,
@@ -65,7 +66,11 @@ class Scheduler:
 
     # -- signals -------------------------------------------------------------------------
     def interrupt(self, signum: int) -> None:
-        """Stop starting steps and kill running process groups (safe from a signal handler)."""
+        """Stop starting steps and kill running process groups (safe from a signal handler).
+
+        Network calls in flight (a metrics push, a trace export) give up too: see
+        :func:`attest_cli.deadline.note_signal`."""
+        deadline.note_signal()
         if self.interrupted is None:
             self.interrupted = signum
         threading.Thread(target=self.registry.terminate_all, name="attest-terminate",
