@@ -109,3 +109,32 @@ def test_a_slow_loris_cache_peer_does_not_hold_attest_health(project: Path) -> N
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert '"timed out after 1s"' in proc.stdout
     assert elapsed < 10, elapsed
+
+
+def test_sigint_during_a_stalled_cache_lookup_exits_130_promptly(project: Path) -> None:
+    """Whatever attest itself is blocked on for a step (here a Redis lookup on a peer that
+    drips a byte a second), the run stops waiting for the step shortly after a signal."""
+    write_pipeline(project, "name: app\nsteps:\n  a: {run: 'touch ran', outputs: [x]}\n")
+    with slow_peer(interval=1.0, answer=b"+" + b"P" * 10_000) as redis_peer:
+        env = {"ATTEST_CACHE__BACKEND": "redis",
+               "ATTEST_CACHE__ENDPOINT": f"127.0.0.1:{redis_peer.port}",
+               "ATTEST_CACHE__TIMEOUT": "120s"}
+        proc = _start(project, env=env)
+        try:
+            assert redis_peer.connected.wait(30), "attest never asked the cache"
+            time.sleep(0.5)
+            t0 = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            _out, err = proc.communicate(timeout=60)
+            elapsed = time.monotonic() - t0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == 130, err
+    assert elapsed < 10, f"exit took {elapsed:.1f}s after SIGINT"
+    report = last_report(project)
+    assert report["status"] == "interrupted" and report["exit_code"] == 130
+    step = report["steps"][0]
+    assert step["status"] == "failure" and step["reason"].startswith("killed by interrupt")
+    assert not (project / "ran").exists()

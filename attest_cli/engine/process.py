@@ -51,10 +51,13 @@ class ProcessRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pids: set[int] = set()
+        self.closed = False  # terminate_all ran: a group started now is killed at once
 
-    def add(self, pid: int) -> None:
+    def add(self, pid: int) -> bool:
+        """Track ``pid``; False once :meth:`terminate_all` ran (the caller kills it)."""
         with self._lock:
             self._pids.add(pid)
+            return not self.closed
 
     def discard(self, pid: int) -> None:
         with self._lock:
@@ -66,7 +69,9 @@ class ProcessRegistry:
 
     def terminate_all(self, grace: float = KILL_GRACE_SECONDS) -> None:
         """SIGTERM every group, then SIGKILL what is left after ``grace`` seconds."""
-        pids = self.running()
+        with self._lock:
+            self.closed = True
+            pids = list(self._pids)
         for pid in pids:
             kill_group(pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
@@ -106,7 +111,8 @@ def run_command(command: str, *, cwd: Path, env: Mapping[str, str], log_path: Pa
     floor = own_peak_rss()
     started = time.monotonic()
     pid, fd = _spawn(command, cwd, env)
-    registry.add(pid)
+    if not registry.add(pid):  # started just as the run was interrupted
+        kill_group(pid, signal.SIGKILL)
     watch = _Watch(pid, started + timeout if timeout else None)
     pending = b""
     try:
