@@ -133,8 +133,9 @@ def http_request(url: str, *, data: bytes | None = None, method: str = "GET",
     def fetch() -> tuple[int, bytes]:
         request = urllib.request.Request(url, data=data, method=method,
                                          headers=dict(headers or {}))
-        # the socket timeout is the time left: an abandoned thread ends soon after
-        left = max(0.01, end - time.monotonic())
+        # the socket timeout is the time left plus a little: the total deadline always
+        # fires first (one clear message), and an abandoned thread ends soon after it
+        left = max(0.01, end - time.monotonic()) + 0.5
         with urllib.request.urlopen(request, timeout=left) as response:
             return response.status, response.read(MAX_RESPONSE_BYTES)
 

@@ -12,7 +12,7 @@ import pytest
 
 from tests.slow_peer import SlowPeer, slow_peer
 from tests.support import attest, wait_for, write_pipeline
-from tests.test_run import _start, last_report
+from tests.test_run import _start, last_report, signal_when
 
 PIPELINE = "name: app\nsteps:\n  a: {run: 'echo hi'}\n"
 
@@ -50,17 +50,8 @@ def test_sigint_during_a_stalled_push_exits_130_promptly(project: Path,
     env = {"ATTEST_MONITORING__PROMETHEUS__PUSHGATEWAY": peer.url,
            "ATTEST_MONITORING__PROMETHEUS__PUSH_TIMEOUT": "120s"}
     proc = _start(project, env=env)
-    try:
-        assert peer.connected.wait(30), "attest never pushed"
-        time.sleep(0.3)  # well inside the push now
-        t0 = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        _out, err = proc.communicate(timeout=30)
-        elapsed = time.monotonic() - t0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    # settle: well inside the push when the signal comes
+    err, elapsed = signal_when(proc, peer.connected.is_set, signal.SIGINT, settle=0.3)
     assert proc.returncode == 130, err
     assert elapsed < 5, f"exit took {elapsed:.1f}s after SIGINT"
     assert "Traceback" not in err
@@ -120,17 +111,8 @@ def test_sigint_during_a_stalled_cache_lookup_exits_130_promptly(project: Path) 
                "ATTEST_CACHE__ENDPOINT": f"127.0.0.1:{redis_peer.port}",
                "ATTEST_CACHE__TIMEOUT": "120s"}
         proc = _start(project, env=env)
-        try:
-            assert redis_peer.connected.wait(30), "attest never asked the cache"
-            time.sleep(0.5)
-            t0 = time.monotonic()
-            proc.send_signal(signal.SIGINT)
-            _out, err = proc.communicate(timeout=60)
-            elapsed = time.monotonic() - t0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+        err, elapsed = signal_when(proc, redis_peer.connected.is_set, signal.SIGINT,
+                                   settle=0.5)
     assert proc.returncode == 130, err
     assert elapsed < 10, f"exit took {elapsed:.1f}s after SIGINT"
     report = last_report(project)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.support import attest, wait_for, write_pipeline
@@ -137,6 +138,23 @@ def _start(project: Path, *args: str, env: dict[str, str] | None = None
     full_env.update(env or {})
     return subprocess.Popen([sys.executable, "-m", "attest_cli", "run", *args], cwd=project,
                             env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def signal_when(proc: subprocess.Popen[str], ready: Callable[[], bool], sig: int,
+                settle: float = 0.0) -> tuple[str, float]:
+    """Once ``ready()`` (within 30 s), send ``sig``; return stderr and the seconds until
+    the process exited. The process never outlives the call."""
+    try:
+        assert wait_for(ready, 30), "the process never reached the point to signal"
+        time.sleep(settle)
+        t0 = time.monotonic()
+        proc.send_signal(sig)
+        _out, err = proc.communicate(timeout=60)
+        return err, time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 def test_sigint_kills_running_steps_records_the_run_and_exits_130(project: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import attest, wait_for, write_pipeline
-from tests.test_run import _alive, _start, last_report, steps_by_name
+from tests.test_run import _alive, _start, last_report, signal_when, steps_by_name
 
 
 @pytest.fixture
@@ -111,16 +111,7 @@ def test_a_signal_during_a_step_with_a_detached_process_exits_promptly(
           later: {run: 'touch later', needs: [hang]}
     """)
     proc = _start(detached)
-    try:
-        assert wait_for(lambda: (detached / "started").exists(), 20)
-        t0 = time.monotonic()
-        proc.send_signal(sig)
-        _out, err = proc.communicate(timeout=30)
-        elapsed = time.monotonic() - t0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    err, elapsed = signal_when(proc, lambda: (detached / "started").exists(), sig)
     assert proc.returncode == code, err
     assert elapsed < 6, f"exit took {elapsed:.1f}s after the signal"
     report = last_report(detached)
