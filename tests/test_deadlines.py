@@ -120,3 +120,19 @@ def test_sigint_during_a_stalled_cache_lookup_exits_130_promptly(project: Path) 
     step = report["steps"][0]
     assert step["status"] == "failure" and step["reason"].startswith("killed by interrupt")
     assert not (project / "ran").exists()
+
+
+def test_a_run_interrupted_earlier_still_pushes_within_the_deadline(project: Path,
+                                                                    peer: SlowPeer) -> None:
+    """Only a signal *during* a call cuts it short: the push that follows an interrupted
+    run is still made (and still bounded by its deadline)."""
+    write_pipeline(project, "name: app\nsteps:\n  hang: {run: 'echo up > started; sleep 60'}\n")
+    env = {"ATTEST_MONITORING__PROMETHEUS__PUSHGATEWAY": peer.url,
+           "ATTEST_MONITORING__PROMETHEUS__PUSH_TIMEOUT": "2s"}
+    proc = _start(project, "--log-format", "text", env=env)
+    err, elapsed = signal_when(proc, (project / "started").exists, signal.SIGINT)
+    assert proc.returncode == 130, err
+    assert peer.connections == 1, "the interrupted run did not push"
+    assert sum("pushing metrics" in ln for ln in err.splitlines()) == 1, err
+    assert elapsed < 10, elapsed
+    assert last_report(project)["status"] == "interrupted"
