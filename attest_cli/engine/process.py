@@ -4,9 +4,11 @@ Each step runs as ``/bin/sh -c`` in a new session so that a timeout or an interr
 kill the whole tree (``killpg``) and nothing is orphaned. A process that leaves that session
 on purpose (``setsid``) is out of reach of ``killpg``; attest then stops reading the step's
 output shortly after the step's shell exits (:data:`DRAIN_SECONDS`), so it cannot hang a
-run either. We reap the child ourselves with
-``os.wait4`` to get its rusage (CPU and peak RSS of the tree it waited for) and then set
-``Popen.returncode`` so the object does not wait a second time.
+run either.
+
+We reap the child ourselves with ``os.wait4`` to get its rusage (CPU and peak RSS of the
+tree it waited for) and then set ``Popen.returncode`` so the object does not wait a second
+time.
 """
 
 from __future__ import annotations
