@@ -115,7 +115,7 @@ def run_command(command: str, *, cwd: Path, env: Mapping[str, str], log_path: Pa
     pid, fd = _spawn(command, cwd, env)
     if not registry.add(pid):  # started just as the run was interrupted
         kill_group(pid, signal.SIGKILL)
-    watch = _Watch(pid, started + timeout if timeout else None)
+    watch = _Watch(pid, started, started + timeout if timeout else None)
     pending = b""
     try:
         with open(log_path, "w", encoding="utf-8") as log:
@@ -181,7 +181,7 @@ class _Watch:
     says how long the loop may block, or None when it must stop reading.
     """
 
-    def __init__(self, pid: int, deadline: float | None) -> None:
+    def __init__(self, pid: int, started: float, deadline: float | None) -> None:
         self.pid = pid
         self.deadline = deadline
         self.timed_out = False
@@ -189,7 +189,8 @@ class _Watch:
         self.exited_at: float | None = None
         self.orphans_termed = False
         self.drained = 0  # bytes read since the shell exited
-        self._next_check = 0.0
+        # a step that ends by itself closes the pipe: no exit check until _IDLE has passed
+        self._next_check = started + _IDLE
 
     def tick(self, now: float) -> float | None:
         due_deadline = (self.deadline is not None and not self.timed_out
