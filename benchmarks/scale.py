@@ -155,6 +155,8 @@ class Row:
 def fmt_s(seconds: float | None) -> str:
     if seconds is None:
         return "n/a"
+    if abs(seconds) < 0.01:
+        return f"{seconds * 1000:.2f} ms"
     if abs(seconds) < 1:
         return f"{seconds * 1000:.1f} ms"
     return f"{seconds:.2f} s"
