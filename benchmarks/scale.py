@@ -575,8 +575,13 @@ class Bench:
             warm["git status"] = Variant([self.tools.git, "status", "--porcelain"], proj, genv)
         for name in ("digest", "bare"):
             run_once(warm[name])  # fill the cache and the stat index
+
+        def checks() -> None:
+            run_once(warm["digest"])
+            check_attest_noop(proj)
+
         progress("no change ")
-        s = interleaved(warm, self.repeat, self.warmup)
+        s = interleaved(warm, self.repeat, self.warmup, checks)
         beyond = med(s["digest"]) - med(s["bare"])
         tg = med(s["git status"]) if "git status" in s else None
         self.rows.append(Row(
@@ -604,7 +609,11 @@ class Bench:
         write_true_project(full, n, "attest", chain=True, extra_yaml=block(full / "t.jsonl"))
         # one run's spans, repeated: the file a project has after `runs` traced runs
         run_once(Variant(cmd, fresh, env))
-        one_run = (fresh / "t.jsonl").read_bytes()
+        trace = fresh / "t.jsonl"
+        spans = len(trace.read_bytes().splitlines()) if trace.exists() else 0
+        if spans < n:
+            raise CommandFailed(f"a traced run of {n} steps wrote {spans} spans to {trace}")
+        one_run = trace.read_bytes()
         template = root / "template.jsonl"
         with template.open("wb") as f:
             for _ in range(runs):
