@@ -514,7 +514,8 @@ class Bench:
             "fanout", f"{n} independent `{cmd}` steps, -j{jobs} ÷ -j1", f"{sa:.2f}×",
             {"make": "n/a" if speed["make"] is None else f"{speed['make']:.2f}×", "ninja": "-",
              "doit": "-"},
-            f"attest -j1 {fmt_s(med(s['attest-j1']))}", f"{sa:.2f}× (−{(1 - sa) * 100:.0f}%)",
+            f"attest -j1 {fmt_s(med(s['attest-j1']))}",
+            f"{sa:.2f}× ({abs(1 - sa) * 100:.0f}% {'faster' if sa <= 1 else 'slower'})",
             "≤ 0.65×", sa <= 0.65,
             {"steps": n, "jobs": jobs, "command": cmd, "speedup": speed,
              "samples": {k: [x.wall for x in v] for k, v in s.items()}}))
