@@ -104,7 +104,9 @@ def run_once(v: Variant) -> Sample:
         if proc.returncode != 0:
             err.seek(0)
             tail = err.read().decode(errors="replace").strip().splitlines()[-5:]
-            raise CommandFailed(f"`{' '.join(v.cmd)}` in {v.cwd} exited {proc.returncode}: "
+            shown = " ".join(v.cmd)
+            shown = shown if len(shown) <= 200 else shown[:200] + " ..."
+            raise CommandFailed(f"`{shown}` in {v.cwd} exited {proc.returncode}: "
                                 + " | ".join(tail))
     return Sample(wall, int(usage.ru_maxrss))
 
@@ -728,8 +730,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     unknown = sorted(set(args.only) - set(WORKLOADS))
     if unknown:
         ap.error(f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}")
-    if args.repeat < 1 or args.chain_steps < 2 or any(n < 1 for n in args.sizes):
-        ap.error("--repeat must be >= 1, --chain-steps >= 2, sizes >= 1")
+    # the no-op checks look at the warm-up run, so there is always at least one
+    if args.repeat < 1 or args.warmup < 1 or args.chain_steps < 2 or any(n < 1 for n in args.sizes):
+        ap.error("--repeat and --warmup must be >= 1, --chain-steps >= 2, sizes >= 1")
     return args
 
 
