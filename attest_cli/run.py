@@ -37,6 +37,7 @@ from attest_cli.observability.run_log import RunLogObserver
 from attest_cli.pipeline.graph import topological_order, with_needs
 from attest_cli.pipeline.loader import load_pipeline
 from attest_cli.pipeline.model import Pipeline
+from attest_cli.redaction import settings_credentials
 
 if TYPE_CHECKING:
     from attest_cli.cache.predict import Prediction
@@ -135,7 +136,8 @@ def execute(ctx: AppContext, options: RunOptions, *, view: Callable[[Event], Non
     """Run the pipeline; always returns the finished (possibly failed) report."""
     pipeline, settings, order = loaded or load(ctx, options)
     run_id = new_run_id()
-    masker = SecretMasker(secret_values(pipeline, ctx.environ))
+    masker = SecretMasker([*secret_values(pipeline, ctx.environ),
+                           *settings_credentials(settings.values, ctx.environ)])
     attest_logging.masker = masker if masker else None
     report = RunReport(run_id=run_id, pipeline=pipeline.name,
                        pipeline_file=ctx.display(pipeline.path), started_at=time.time(),
@@ -243,7 +245,8 @@ def plan(ctx: AppContext, options: RunOptions) -> tuple[Pipeline, list[PlannedSt
 
     pipeline, settings, order = load(ctx, options)
     predictions = predict(ctx, pipeline, settings, order, no_cache=options.no_cache)
-    masker = SecretMasker(secret_values(pipeline, ctx.environ))
+    masker = SecretMasker([*secret_values(pipeline, ctx.environ),
+                           *settings_credentials(settings.values, ctx.environ)])
     level: dict[str, int] = {}
     out = []
     for name in order:

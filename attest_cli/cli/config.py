@@ -21,8 +21,21 @@ def _display(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list | dict):
-        return json.dumps(value)
-    return str(value)
+        return json.dumps(_shown(value))
+    return str(_shown(value))
+
+
+def _shown(value: object) -> object:
+    """A value as printed: credentials inside URLs (``redis://:pw@h``) become ``***``."""
+    from attest_cli.redaction import redact_url
+
+    if isinstance(value, str):
+        return redact_url(value) if ("@" in value or "?" in value or "#" in value) else value
+    if isinstance(value, list):
+        return [_shown(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _shown(v) for k, v in value.items()}
+    return value
 
 
 def _settings(ctx: typer.Context) -> Settings:
@@ -74,7 +87,8 @@ def list_(ctx: typer.Context,
     from attest_cli.config.schema import KEYS
 
     if fmt == "json":
-        sys.stdout.write(json.dumps([{"key": k.name, "type": k.kind, "default": k.default,
+        sys.stdout.write(json.dumps([{"key": k.name, "type": k.kind,
+                                      "default": _shown(k.default),
                                       "choices": list(k.choices), "doc": k.doc}
                                      for k in KEYS.values()], indent=2) + "\n")
         return
@@ -94,7 +108,7 @@ def show(ctx: typer.Context, origin: bool = typer.Option(False, "--origin",
     settings = _settings(ctx)
     if fmt == "json":
         sys.stdout.write(json.dumps(
-            {k: ({"value": v, "origin": settings.origins[k]} if origin else v)
+            {k: ({"value": _shown(v), "origin": settings.origins[k]} if origin else _shown(v))
              for k, v in settings.values.items()
              if not (KEYS[k].secret and v)} , indent=2, default=str) + "\n")
         return

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from attest_cli.config.layers import Settings
 from attest_cli.context import AppContext
+from attest_cli.redaction import redact_text, redact_url
 
 log = logging.getLogger("attest.health")
 
@@ -149,7 +150,7 @@ class CacheHealthCheck:
             backend.ping()
         finally:
             backend.close()
-        where = s["cache.endpoint"] if backend.name == "redis" else s["cache.bucket"]
+        where = redact_url(s["cache.endpoint"]) if backend.name == "redis" else s["cache.bucket"]
         return HealthStatus.healthy(f"{backend.name}: {where}")
 
     def _redis(self, s: Settings) -> HealthStatus:
@@ -166,7 +167,7 @@ class CacheHealthCheck:
             client.ping()
         finally:
             client.close()
-        return HealthStatus.healthy(f"redis: {endpoint}")
+        return HealthStatus.healthy(f"redis: {redact_url(endpoint)}")
 
     def _s3(self, s: Settings) -> HealthStatus:
         import boto3
@@ -295,7 +296,7 @@ async def _run_one(check: Any, timeout: float) -> CheckResult:
         result = HealthStatus.unhealthy(f"timed out after {timeout:g}s")
     except Exception as exc:
         result = HealthStatus.unhealthy(f"check raised {type(exc).__name__}: {exc}")
-    return CheckResult(result.status, result.detail,
+    return CheckResult(result.status, redact_text(result.detail),
                        round((time.perf_counter() - t0) * 1000, 3))
 
 

@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from attest_cli.redaction import redact_text
+
 TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
 logging.addLevelName(logging.WARNING, "WARN")
@@ -29,10 +31,10 @@ masker: Callable[[str], str] | None = None
 
 
 def _mask(value: Any) -> Any:
-    if masker is None:
-        return value
+    """Credentials out of a message or field: URLs redacted always, secret values when known."""
     if isinstance(value, str):
-        return masker(value)
+        value = redact_text(value)
+        return masker(value) if masker is not None else value
     if isinstance(value, dict):
         return {k: _mask(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -60,7 +62,7 @@ class JSONFormatter(logging.Formatter):
         if ids:
             doc["trace_id"], doc["span_id"] = ids
         if record.exc_info:
-            doc["exception"] = self.formatException(record.exc_info)
+            doc["exception"] = _mask(self.formatException(record.exc_info))
         return json.dumps(doc, default=str, ensure_ascii=False)
 
 
@@ -84,7 +86,7 @@ class TextFormatter(logging.Formatter):
         if tail:
             msg += f" \033[2m{tail}\033[0m" if self.color else f"  {tail}"
         if record.exc_info:
-            msg += "\n" + self.formatException(record.exc_info)
+            msg += "\n" + _mask(self.formatException(record.exc_info))
         return msg
 
 

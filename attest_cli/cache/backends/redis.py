@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from attest_cli.cache.backends.base import BackendUnavailable, StoredObject
+from attest_cli.redaction import redact_url
 
 CHUNK = 4 * 1024 * 1024
 _INLINE = b"\x00"
@@ -49,7 +50,7 @@ class RedisBackend:
         self.prefix = prefix
         self.ttl = ttl
         self.chunk_size = chunk_size
-        self.endpoint = endpoint
+        self.endpoint = redact_url(endpoint)  # it appears in errors, logs and reports
 
     def _do(self, fn: Callable[[], T]) -> T:
         try:
