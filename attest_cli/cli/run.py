@@ -86,6 +86,9 @@ def run(
     verbose: int = typer.Option(0, "--verbose", "-v", count=True, show_default=False,
                                 help="Stream step output and debug logs (-vv: trace)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only failures and errors."),
+    raw_output: bool = typer.Option(False, "--raw-output", help="Forward step output to the "
+                                    "terminal as written, escape sequences included (default: "
+                                    "only colours pass)."),
 ) -> None:
     from attest_cli import run as run_service
     from attest_cli.errors import Interrupted, PipelineFailed
@@ -119,10 +122,10 @@ def run(
         from attest_cli.profiling.session import profiled
 
         report_obj, outcome = profiled(app, options, loaded, native=native,
-                                       execute=lambda: _execute(app, options, loaded))
+                                       execute=lambda: _execute(app, options, loaded, raw_output))
         _print_profile(app, outcome)
     else:
-        report_obj = _execute(app, options, loaded)
+        report_obj = _execute(app, options, loaded, raw_output)
     if report_obj.status == "interrupted":
         raise Interrupted(report_obj.interrupted_by or 2)
     if report_obj.status != "success":
@@ -131,18 +134,19 @@ def run(
                              + (f": {', '.join(failed)}" if failed else ""))
 
 
-def _view(app: AppContext) -> Observer:
+def _view(app: AppContext, raw_output: bool) -> Observer:
     from attest_cli.ui.progress import choose_view
 
     return choose_view(sys.stderr, quiet=app.quiet, verbose=bool(app.verbose),
-                       environ=app.environ)
+                       environ=app.environ, raw_output=raw_output)
 
 
-def _execute(app: AppContext, options: RunOptions, loaded: Loaded) -> RunReport:
+def _execute(app: AppContext, options: RunOptions, loaded: Loaded,
+             raw_output: bool = False) -> RunReport:
     from attest_cli import run as run_service
     from attest_cli.ui.progress import LiveView
 
-    view = _view(app)
+    view = _view(app, raw_output)
     if isinstance(view, LiveView):
         view.start()
     try:
