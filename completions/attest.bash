@@ -88,7 +88,7 @@ _attest() {
     esac
     case "$path" in
         "") COMPREPLY=($(compgen -W "--verbose -v --quiet -q --config --working-dir -C --version -V -h --help run init verify history serve health analyze pipeline config cache keys receipt monitoring benchmark" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
-        "run") COMPREPLY=($(compgen -W "--pipeline -p --parallel -j --step --dry-run --format --no-cache --keep-going --timeout --sign --verify --policy --output -o --expires-in --report --trace --profile --profile-output --native --log-level --log-format --metrics-file --verbose -v --quiet -q -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "run") COMPREPLY=($(compgen -W "--pipeline -p --parallel -j --step --dry-run --format --no-cache --keep-going --timeout --sign --verify --policy --output -o --expires-in --report --trace --profile --profile-output --native --log-level --log-format --metrics-file --verbose -v --quiet -q --raw-output -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "init") COMPREPLY=($(compgen -W "--force -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "verify") COMPREPLY=($(compgen -W "--public-key --trusted-keys --trusted-only --policy --no-signatures --no-pipeline --pipeline -p --format -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "history") COMPREPLY=($(compgen -W "--limit -n --pipeline --failures-only --format -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;

@@ -67,6 +67,7 @@ complete -c attest -n '__fish_seen_subcommand_from run' -l log-format -x -a 'aut
 complete -c attest -n '__fish_seen_subcommand_from run' -l metrics-file -r -d 'Write Prometheus text format here (textfile collector).'
 complete -c attest -n '__fish_seen_subcommand_from run' -l verbose -s v -d 'Stream step output and debug logs (-vv: trace).'
 complete -c attest -n '__fish_seen_subcommand_from run' -l quiet -s q -d 'Only failures and errors.'
+complete -c attest -n '__fish_seen_subcommand_from run' -l raw-output -d 'Forward step output to the terminal as written, escape sequences included (defau'
 complete -c attest -n '__fish_seen_subcommand_from run' -s h -l help -d 'Show the help and exit.'
 complete -c attest -n '__fish_seen_subcommand_from init' -l force -d 'Overwrite existing files.'
 complete -c attest -n '__fish_seen_subcommand_from init' -s h -l help -d 'Show the help and exit.'
