@@ -140,3 +140,14 @@ def test_github_actions_groups_filter_output_and_escape_names(project: Path) -> 
     assert r.returncode == 0, r.stderr
     assert "abcd\x1b[31mred\x1b[0m\n::endgroup::" in r.stderr
     assert [seq for seq in BAD if seq in r.stderr] == []
+
+
+# -- error messages --------------------------------------------------------------------------
+
+
+def test_an_error_naming_a_hostile_file_is_one_escaped_line(project: Path) -> None:
+    name = "p\n[OK] q.yaml"
+    (project / name).write_text("name: x\nsteps:\n  a: {run: 'true'}\nbogus: 1\n")
+    r = attest("run", "-p", name, cwd=project)
+    assert r.returncode == 2
+    assert r.stderr == "attest: error: p\\n[OK] q.yaml:4: bogus: unknown key\n"

@@ -97,6 +97,14 @@ def _debug(argv: list[str]) -> bool:
     return False
 
 
+def _one_line(exc: BaseException) -> str:
+    """An error as printed: one line (names in it escaped), no credential inside a URL."""
+    from attest_cli.escaping import escape_control
+    from attest_cli.redaction import redact_text
+
+    return escape_control(redact_text(str(exc)))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app and map every outcome to an exit code."""
     from typer._click import exceptions as click_exc
@@ -112,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
             import traceback
 
             traceback.print_exc()
-        sys.stderr.write(f"attest: error: {exc}\n")
+        sys.stderr.write(f"attest: error: {_one_line(exc)}\n")
         code = int(exc.exit_code)
     except click_exc.ClickException as exc:
         exc.show()
@@ -129,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
             import traceback
 
             traceback.print_exc()
-        sys.stderr.write(f"attest: internal error: {type(exc).__name__}: {exc} "
+        sys.stderr.write(f"attest: internal error: {type(exc).__name__}: {_one_line(exc)} "
                          "(run with -v for the traceback)\n")
         code = ExitCode.FAILURE
     sys.stdout.flush()
