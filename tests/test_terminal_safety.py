@@ -151,3 +151,16 @@ def test_an_error_naming_a_hostile_file_is_one_escaped_line(project: Path) -> No
     r = attest("run", "-p", name, cwd=project)
     assert r.returncode == 2
     assert r.stderr == "attest: error: p\\n[OK] q.yaml:4: bogus: unknown key\n"
+
+
+def test_config_and_history_escape_what_they_print(project: Path) -> None:
+    write_pipeline(project, 'name: "evil\\e[2J\\nname"\nsteps:\n  a: {run: "true"}\n')
+    (project / ".attest").mkdir()
+    (project / ".attest" / "config.yaml").write_text('cache:\n  prefix: "p\\e]0;t\\a/"\n')
+    got = attest("config", "get", "cache.prefix", cwd=project)
+    assert got.stdout == "p\\x1b]0;t\\x07/\n", got.stderr
+    shown = attest("config", "show", cwd=project)
+    assert "cache.prefix = p\\x1b]0;t\\x07/\n" in shown.stdout
+    assert attest("run", cwd=project).returncode == 0
+    history = attest("history", cwd=project)
+    assert "evil\\x1b[2J\\nname" in history.stdout and "\x1b" not in history.stdout

@@ -18,11 +18,14 @@ app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
 
 
 def _display(value: object) -> str:
+    """A value on one line of text: credentials in URLs redacted, control characters escaped."""
+    from attest_cli.escaping import escape_control
+
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list | dict):
         return json.dumps(_shown(value))
-    return str(_shown(value))
+    return escape_control(_shown(value))
 
 
 def _shown(value: object) -> object:

@@ -6,6 +6,7 @@ import time
 from dataclasses import asdict
 from typing import Any
 
+from attest_cli.escaping import escape_control
 from attest_cli.observability.history import RunRecord
 from attest_cli.ui.progress import _fmt_duration as fmt_duration
 
@@ -30,8 +31,9 @@ def as_table(records: list[RunRecord]) -> str:
     for r in records:
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r.started_at))
         cache = f"{r.cache_hits}/{r.cache_lookups} hit" if r.cache_lookups else "-"
-        rows.append((r.run_id, r.pipeline, r.status, started, _duration(r.duration_seconds),
-                     f"{r.steps_success}/{r.steps_total}", cache, _verifications(r)))
+        rows.append((r.run_id, escape_control(r.pipeline), r.status, started,
+                     _duration(r.duration_seconds), f"{r.steps_success}/{r.steps_total}", cache,
+                     _verifications(r)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     return "".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
                    .rstrip() + "\n" for row in rows)
