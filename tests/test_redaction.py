@@ -147,6 +147,9 @@ def test_no_artefact_carries_a_credential_from_a_url(
                  ("history", "--format", "json")):
         cli(*args, env=otlp)
     cli("verify", "receipt.json", codes=(0, 1))
+    for args in (("cache", "stats"), ("cache", "stats", "--format", "json"), ("cache", "verify"),
+                 ("cache", "explain", "build")):
+        cli(*args, codes=(0, 1))
     health = cli("health")
     assert "redis" in health.stdout and "healthy" in health.stdout
     cli("health", "--format", "json")
@@ -171,6 +174,8 @@ def test_no_artefact_carries_a_credential_from_a_url(
     outputs.append(cli("health", "--format", "json", codes=(1,)).stdout)
     required = cli("run", env={"ATTEST_CACHE__REQUIRED": "true"}, codes=(1,))
     assert "unreachable" in required.stderr
+    for args in (("cache", "stats"), ("cache", "verify")):
+        cli(*args, codes=(0, 1, 2))
 
     leaks = [(secret, i) for secret in SECRETS for i, text in enumerate(outputs)
              if secret in text]
