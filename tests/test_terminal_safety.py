@@ -164,3 +164,23 @@ def test_config_and_history_escape_what_they_print(project: Path) -> None:
     assert attest("run", cwd=project).returncode == 0
     history = attest("history", cwd=project)
     assert "evil\\x1b[2J\\nname" in history.stdout and "\x1b" not in history.stdout
+
+
+def test_cache_explain_escapes_input_file_names(project: Path) -> None:
+    write_pipeline(project, """
+        name: cx
+        steps:
+          build:
+            run: cat src/* > out.txt
+            inputs: [src/]
+            outputs: [out.txt]
+        """)
+    (project / "src").mkdir()
+    (project / "src" / FORGED).write_text("a")
+    assert attest("run", cwd=project).returncode == 0
+    (project / "src" / FORGED).write_text("b")
+    r = attest("cache", "explain", "build", cwd=project)
+    assert r.returncode == 0, r.stderr
+    assert [line for line in r.stdout.splitlines() if line.startswith("[OK]")] == []
+    assert "  input:src/x\\n[OK] forged " in r.stdout
+    assert "  - input src/x\\n[OK] forged changed" in r.stdout

@@ -11,6 +11,7 @@ import typer
 
 from attest_cli.cli.common import app_context, configure_logging, print_json
 from attest_cli.errors import AttestError, ExitCode
+from attest_cli.escaping import escape_control as esc
 
 HELP = "Inspect and maintain the step cache (stats, verify, clear, prune, explain)."
 app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
@@ -56,7 +57,7 @@ def stats(ctx: typer.Context, fmt: Format = typer.Option(Format.table, "--format
         out.write(f"{r['backend']:<8} {r['entries']:>8} {_size(r['bytes']):>10} {r['hits']:>6} "
                   f"{r['misses']:>7} {rate:>9}\n")
         if r["error"]:
-            out.write(f"  ({r['backend']} unavailable: {r['error']})\n")
+            out.write(f"  ({r['backend']} unavailable: {esc(r['error'])})\n")
 
 
 @app.command("verify")
@@ -71,7 +72,7 @@ def verify(ctx: typer.Context, repair: bool = typer.Option(
     out = sys.stdout
     for p in outcome.problems:
         action = "removed" if repair else "corrupt"
-        out.write(f"{action}: {p.backend} entry {p.key[:16]}: {'; '.join(p.problems)}\n")
+        out.write(f"{action}: {p.backend} entry {esc(p.key[:16])}: {esc('; '.join(p.problems))}\n")
     out.write(f"{outcome.checked} entr{'y' if outcome.checked == 1 else 'ies'} checked, "
               f"{len(outcome.problems)} with problems"
               + (" (repaired)" if repair and outcome.problems else "") + "\n")
@@ -125,7 +126,7 @@ def explain(ctx: typer.Context, step: str = typer.Argument(..., help="The step t
     if not data["cacheable"]:
         out.write("  cache: false - this step is never looked up\n")
     for name, value in sorted(data["components"].items()):
-        out.write(f"  {name:<40} {value}\n")
+        out.write(f"  {esc(name):<40} {esc(value)}\n")
     where = ", ".join(f"{b}: {'present' if v is True else 'absent' if v is False else v}"
                       for b, v in data["in_cache"].items())
     out.write(f"in cache: {where}\n")
@@ -140,7 +141,7 @@ def explain(ctx: typer.Context, step: str = typer.Argument(..., help="The step t
             for d in data["changes"]:
                 detail = "" if d["before"] is None or d["now"] is None else \
                     f" ({_short(d['before'])} -> {_short(d['now'])})"
-                out.write(f"  - {d['change']}{detail}\n")
+                out.write(f"  - {esc(d['change'])}{esc(detail)}\n")
         else:
             out.write("no component differs from it\n")
     out.write("next run: " + ("hit (restored, not executed)" if data["would_hit"]
