@@ -184,3 +184,19 @@ def test_cache_explain_escapes_input_file_names(project: Path) -> None:
     assert [line for line in r.stdout.splitlines() if line.startswith("[OK]")] == []
     assert "  input:src/x\\n[OK] forged " in r.stdout
     assert "  - input src/x\\n[OK] forged changed" in r.stdout
+
+
+def test_analyze_escapes_names_from_the_analysed_file(project: Path) -> None:
+    import json
+
+    write_pipeline(project, "name: an\nsteps:\n  a: {run: 'true'}\n")
+    assert attest("run", "--report", "run.json", cwd=project).returncode == 0
+    doc = json.loads((project / "run.json").read_text())
+    doc["steps"][0]["name"] = "s\n[OK] forged\x1b[2J"
+    doc["pipeline"] = "p\x1b]0;t\x07"
+    (project / "run.json").write_text(json.dumps(doc))
+    r = attest("analyze", "run.json", cwd=project)
+    assert r.returncode == 0, r.stderr
+    assert [line for line in r.stdout.splitlines() if line.startswith("[OK]")] == []
+    assert "\x1b" not in r.stdout and "s\\n[OK] forged\\x1b[2J" in r.stdout
+    assert "pipeline 'p\\x1b]0;t\\x07'" in r.stdout

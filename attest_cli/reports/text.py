@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from attest_cli.escaping import escape_control
 from attest_cli.reports.answers import Answers, answers
 from attest_cli.reports.detect import CPU, MEMORY, RUN
 from attest_cli.reports.figures import location, seconds, share, size
@@ -33,7 +34,8 @@ def render_answers(a: Answers) -> str:
                       f"{size(own.get('max_rss_bytes', 0))}; profiler overhead "
                       f"{seconds(a.profiler.get('overhead_seconds', 0))} (start, stop, write)",
                   f"run report: {a.profiler.get('run_report')}"]
-    return "\n".join(lines) + "\n"
+    # every entry is one line: names from the analysed file (steps, functions, paths) escaped
+    return "\n".join(escape_control(line) for line in lines) + "\n"
 
 
 def _title(a: Answers) -> str:
