@@ -200,3 +200,25 @@ def test_analyze_escapes_names_from_the_analysed_file(project: Path) -> None:
     assert [line for line in r.stdout.splitlines() if line.startswith("[OK]")] == []
     assert "\x1b" not in r.stdout and "s\\n[OK] forged\\x1b[2J" in r.stdout
     assert "pipeline 'p\\x1b]0;t\\x07'" in r.stdout
+
+
+def test_health_escapes_plugin_names_and_details(project: Path, tmp_path: Path) -> None:
+    from tests.support import REPO
+
+    site = tmp_path / "site"
+    dist = site / "evil_check-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: evil-check\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[attest.health_checks]\nevil = evil_check:Check\n")
+    (site / "evil_check.py").write_text(
+        "from attest_cli.observability.health import HealthStatus\n"
+        "class Check:\n"
+        "    name = 'evil\\n[OK] forged'\n"
+        "    async def check(self):\n"
+        "        return HealthStatus.healthy('fine\\x1b[2J\\nhealthy  all good')\n")
+    r = attest("health", cwd=project, env={"PYTHONPATH": f"{site}:{REPO}"})
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert [line for line in lines if line.lstrip().startswith(("[OK]", "healthy  all"))] == []
+    assert any("evil\\n[OK] forged" in line and "fine\\x1b[2J\\nhealthy  all good" in line
+               for line in lines), r.stdout
