@@ -231,7 +231,6 @@ class LiveView:
             self.stop()
             self.console.print(summary_table(event.report))
 
-
     def _print_output(self, step: str | None, line: str) -> None:
         """One output line, its own colours rendered by rich and nothing else let through
         (``Text`` objects: a ``[bold]`` or ``[/]`` in the output is text, not markup)."""
