@@ -13,7 +13,6 @@ import logging
 import os
 import secrets
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from attest_cli import __version__
+from attest_cli import __version__, procid
 from attest_cli.atomic import write_atomic
 from attest_cli.config.layers import Settings
 from attest_cli.config.schema import suggest
@@ -38,6 +37,7 @@ from attest_cli.pipeline.graph import topological_order, with_needs
 from attest_cli.pipeline.loader import load_pipeline
 from attest_cli.pipeline.model import Pipeline
 from attest_cli.redaction import settings_credentials
+from attest_cli.runs import abandon_dead_runs
 
 if TYPE_CHECKING:
     from attest_cli.cache.predict import Prediction
@@ -139,10 +139,12 @@ def execute(ctx: AppContext, options: RunOptions, *, view: Callable[[Event], Non
     masker = SecretMasker([*secret_values(pipeline, ctx.environ),
                            *settings_credentials(settings.values, ctx.environ)])
     attest_logging.masker = masker if masker else None
+    me = procid.current()
     report = RunReport(run_id=run_id, pipeline=pipeline.name,
                        pipeline_file=ctx.display(pipeline.path), started_at=time.time(),
                        parallel=parallelism(settings), attest_version=__version__,
-                       hostname=socket.gethostname())
+                       hostname=me.host, pid=me.pid, process_start=me.start)
+    abandon_dead_runs(ctx, settings)  # before the features read the history's totals
     bus = EventBus()
     setup = RunSetup(ctx=ctx, settings=settings, options=options, pipeline=pipeline,
                      report=report, bus=bus, masker=masker)
@@ -178,6 +180,9 @@ def execute(ctx: AppContext, options: RunOptions, *, view: Callable[[Event], Non
             write_report(report, runs_dir / f"{run_id}.json")
         if options.report:
             write_report(report, ctx.path(options.report))
+    except BaseException:
+        _close_failed(report, runs_dir / f"{run_id}.json")
+        raise
     finally:
         for close in reversed(setup.closers):
             try:
@@ -202,7 +207,27 @@ def finalize_status(report: RunReport, interrupted: int | None) -> None:
 
 
 def write_report(report: RunReport, path: Path) -> None:
-    write_atomic(path, report.to_json())
+    try:
+        write_atomic(path, report.to_json())
+    except OSError as exc:  # name the file (a full disk says where it was writing)
+        if exc.filename is None:
+            exc.filename = str(path)
+        raise
+
+
+def _close_failed(report: RunReport, path: Path) -> None:
+    """A run that raised (a full disk, an internal error) ends ``failure`` in its report,
+    when the report can still be written; the history recorder closes its row likewise."""
+    if report.status != "running":
+        return
+    report.status = "failure"
+    report.exit_code = 1
+    report.finished_at = report.finished_at or time.time()
+    try:
+        if path.exists():
+            write_report(report, path)
+    except OSError as exc:
+        log.warning("could not record the end of the run in %s: %s", path, exc)
 
 
 class _signals_to:

@@ -29,7 +29,7 @@ from attest_cli.cli import (
     serve,
     verify,
 )
-from attest_cli.errors import AttestError, ExitCode
+from attest_cli.errors import AttestError, ExitCode, disk_full
 
 app = typer.Typer(
     name="attest",
@@ -137,8 +137,13 @@ def main(argv: list[str] | None = None) -> None:
             import traceback
 
             traceback.print_exc()
-        sys.stderr.write(f"attest: internal error: {type(exc).__name__}: {_one_line(exc)} "
-                         "(run with -v for the traceback)\n")
-        code = ExitCode.FAILURE
+        full = disk_full(exc)  # ENOSPC from any write of any command: an error, not a bug
+        if full is not None:
+            sys.stderr.write(f"attest: error: {_one_line(full)}\n")
+            code = int(full.exit_code)
+        else:
+            sys.stderr.write(f"attest: internal error: {type(exc).__name__}: {_one_line(exc)} "
+                             "(run with -v for the traceback)\n")
+            code = ExitCode.FAILURE
     sys.stdout.flush()
     sys.exit(code)

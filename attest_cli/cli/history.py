@@ -27,10 +27,13 @@ def history(
 ) -> None:
     from attest_cli.observability.history import open_history
     from attest_cli.observability.history_view import as_json, as_table
+    from attest_cli.runs import abandon_dead_runs
 
     app = app_context(ctx)
     settings = app.settings(pipeline_doc=app.pipeline_doc())
-    records = open_history(app, settings).runs(limit=limit, pipeline=pipeline,
+    db = open_history(app, settings)
+    abandon_dead_runs(app, settings)
+    records = db.runs(limit=limit, pipeline=pipeline,
                                                failures_only=failures_only)
     if fmt is Format.json:
         print_json(as_json(records))

@@ -18,7 +18,8 @@ SCHEMA = "attest.run-report"
 SCHEMA_VERSION = 1
 
 STEP_STATUSES = ("success", "failure", "skipped", "cached")
-RUN_STATUSES = ("running", "success", "failure", "interrupted")
+# abandoned: the process died without recording the end (kill -9, OOM killer, reboot)
+RUN_STATUSES = ("running", "success", "failure", "interrupted", "abandoned")
 
 
 @dataclass
@@ -77,6 +78,8 @@ class RunReport:
     parallel: int = 1
     attest_version: str = ""
     hostname: str = ""
+    pid: int | None = None  # with hostname and process_start: proves a dead run abandoned
+    process_start: str | None = None
     steps: list[StepResult] = field(default_factory=list)
     interrupted_by: int | None = None
     cache: dict[str, dict[str, int]] = field(default_factory=dict)  # backend -> hits/misses

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 
 from attest_cli.config.layers import Settings
 from attest_cli.context import AppContext
@@ -22,10 +23,15 @@ from attest_cli.observability.server import (
     parse_endpoint,
     routes_for,
 )
+from attest_cli.runs import abandon_dead_runs
+
+ABANDONED_EVERY = 10.0  # seconds between looks for runs whose process died
 
 
 class Exporter:
     def __init__(self, app: AppContext, settings: Settings, endpoint: str | None) -> None:
+        self.app = app
+        self.settings = settings
         ns = namespace(settings)
         where = ("--endpoint" if endpoint is not None else "monitoring.prometheus.endpoint")
         value = str(settings["monitoring.prometheus.endpoint"]) if endpoint is None else endpoint
@@ -57,9 +63,12 @@ class Exporter:
 
         previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
         self.server.start()
+        next_look = 0.0
         try:
             while not stop.wait(0.5):
-                pass
+                if time.monotonic() >= next_look:  # runs killed since: abandoned, counted
+                    abandon_dead_runs(self.app, self.settings)
+                    next_look = time.monotonic() + ABANDONED_EVERY
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

@@ -35,7 +35,7 @@ from attest_cli.engine.events import (
 from attest_cli.engine.report import RunReport
 from attest_cli.errors import ConfigError
 from attest_cli.observability.logging import fields
-from attest_cli.observability.tally import Tally, account
+from attest_cli.observability.tally import Tally, account, run_outcome
 
 log = logging.getLogger("attest.history")
 
@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, status TEXT NOT NULL, exit_code INTEGER,
     started_at REAL NOT NULL, finished_at REAL, duration_seconds REAL, hostname TEXT,
     attest_version TEXT, pipeline_file TEXT, steps_total INTEGER NOT NULL DEFAULT 0,
-    steps_success INTEGER NOT NULL DEFAULT 0, interrupted_by INTEGER);
+    steps_success INTEGER NOT NULL DEFAULT 0, interrupted_by INTEGER, pid INTEGER,
+    process_start TEXT);
 CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started_at);
 CREATE INDEX IF NOT EXISTS runs_by_pipeline ON runs (pipeline, started_at);
 CREATE TABLE IF NOT EXISTS steps (
@@ -65,6 +66,9 @@ CREATE TABLE IF NOT EXISTS series (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', 0);
 """
+# columns added after the first release: (name, type), added to older files by ensure()
+_ADDED_COLUMNS = (("runs", "pid", "INTEGER"), ("runs", "process_start", "TEXT"))
+_INDEXES = "CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status);"
 
 
 @dataclass
@@ -154,6 +158,15 @@ class HistoryDB:
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 conn.execute("PRAGMA journal_mode = WAL")
             conn.executescript(_SCHEMA)
+            for table, column, kind in _ADDED_COLUMNS:
+                have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    try:
+                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                    except sqlite3.OperationalError as exc:  # another process won the race
+                        if "duplicate column" not in str(exc):
+                            raise
+            conn.executescript(_INDEXES)
         finally:
             conn.close()
         self._ready = True
@@ -163,9 +176,11 @@ class HistoryDB:
         with self.connect(write=True) as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO runs (run_id, pipeline, status, started_at, hostname, "
-                "attest_version, pipeline_file) VALUES (?, ?, 'running', ?, ?, ?, ?)",
+                "attest_version, pipeline_file, pid, process_start) "
+                "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)",
                 (report.run_id, report.pipeline, report.started_at, report.hostname,
-                 report.attest_version, report.pipeline_file))
+                 report.attest_version, report.pipeline_file, report.pid,
+                 report.process_start))
 
     def record_finished(self, report: RunReport, cache: dict[str, dict[str, int]],
                         verifications: list[Verification], tally: Tally) -> None:
@@ -175,12 +190,13 @@ class HistoryDB:
             conn.execute(
                 "INSERT OR REPLACE INTO runs (run_id, pipeline, status, exit_code, started_at, "
                 "finished_at, duration_seconds, hostname, attest_version, pipeline_file, "
-                "steps_total, steps_success, interrupted_by) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "steps_total, steps_success, interrupted_by, pid, process_start) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (report.run_id, report.pipeline, report.status, report.exit_code,
                  report.started_at, finished, max(0.0, finished - report.started_at),
                  report.hostname, report.attest_version, report.pipeline_file,
-                 len(report.steps), report.steps_success, report.interrupted_by))
+                 len(report.steps), report.steps_success, report.interrupted_by, report.pid,
+                 report.process_start))
             conn.executemany(
                 "INSERT OR REPLACE INTO steps (run_id, name, status, exit_code, wall_seconds, "
                 "cache_hit, cache_backend, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -194,6 +210,37 @@ class HistoryDB:
             self._insert_verifications(conn, report.run_id, report.pipeline, verifications)
             self._add(conn, tally)
             self._prune(conn)
+
+    def mark_abandoned(self) -> list[str]:
+        """Mark ``abandoned`` the ``running`` runs whose process is provably gone.
+
+        Only runs of this host that recorded their process identity are judged (see
+        :mod:`attest_cli.procid`); each counts once as a failed execution in the totals
+        (the ``status`` label stays success|failure), in the transaction that marks it.
+        Returns the run ids marked.
+        """
+        from attest_cli.procid import is_dead
+
+        with self.connect() as conn:
+            rows = conn.execute(
+                "SELECT run_id, pipeline, pid, hostname, process_start FROM runs "
+                "WHERE status = 'running' AND pid IS NOT NULL").fetchall()
+        dead = [(run_id, pipeline) for run_id, pipeline, pid, host, start in rows
+                if is_dead(pid, host, start)]
+        if not dead:
+            return []
+        marked: list[str] = []
+        tally = Tally()
+        with self.connect(write=True) as conn:
+            for run_id, pipeline in dead:
+                cur = conn.execute("UPDATE runs SET status = 'abandoned' "
+                                   "WHERE run_id = ? AND status = 'running'", (run_id,))
+                if cur.rowcount:  # not already marked by a concurrent look
+                    marked.append(run_id)
+                    tally.inc("pipeline_executions_total", pipeline,
+                              (run_outcome("abandoned"),))
+            self._add(conn, tally)
+        return marked
 
     def record_verifications(self, run_id: str | None, pipeline: str,
                              verifications: list[Verification], tally: Tally) -> None:
@@ -256,13 +303,13 @@ class HistoryDB:
 
     def runs(self, *, limit: int = 20, pipeline: str | None = None,
              failures_only: bool = False) -> list[RunRecord]:
-        """Newest first; ``failures_only`` keeps failed and interrupted runs."""
+        """Newest first; ``failures_only`` keeps failed, interrupted and abandoned runs."""
         where, args = [], []
         if pipeline is not None:
             where.append("pipeline = ?")
             args.append(pipeline)
         if failures_only:
-            where.append("status IN ('failure', 'interrupted')")
+            where.append("status IN ('failure', 'interrupted', 'abandoned')")
         sql = ("SELECT run_id, pipeline, status, exit_code, started_at, finished_at, "
                "duration_seconds, hostname, steps_total, steps_success FROM runs"
                + (" WHERE " + " AND ".join(where) if where else "")

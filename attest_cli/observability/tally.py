@@ -50,7 +50,7 @@ class MetricDef:
 
 CATALOGUE: tuple[MetricDef, ...] = (
     MetricDef("pipeline_executions_total", "counter", ("pipeline", "status"),
-              "Finished pipeline runs by outcome (interrupted runs count as failure)."),
+              "Finished pipeline runs by outcome (interrupted, abandoned runs: failure)."),
     MetricDef("pipeline_duration_seconds", "histogram", ("pipeline",),
               "Wall time of whole pipeline runs."),
     MetricDef("step_duration_seconds", "histogram", ("pipeline", "step", "status"),
@@ -149,7 +149,8 @@ class Tally:
 
 
 def run_outcome(status: str) -> str:
-    """The ``status`` label of a run: success, or failure (failed and interrupted runs)."""
+    """The ``status`` label of a run: success, or failure (failed, interrupted and abandoned
+    runs): the seed binds the label to these two values."""
     return "success" if status == "success" else "failure"
 
 
