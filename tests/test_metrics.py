@@ -290,7 +290,7 @@ def test_endpoint_forms() -> None:
     from attest_cli.errors import ConfigError
     from attest_cli.observability.server import parse_endpoint
 
-    assert parse_endpoint(":9090", "k") == ("", 9090)  # every interface, as in the seed
+    assert parse_endpoint(":9090", "k") == ("127.0.0.1", 9090)  # loopback unless exposed
     assert parse_endpoint("127.0.0.1:9100", "k") == ("127.0.0.1", 9100)
     assert parse_endpoint("[::1]:9100", "k") == ("::1", 9100)
     for bad in ("9090", "host:", "host:99999", ":http"):
