@@ -85,7 +85,7 @@ complete -c attest -n '__fish_seen_subcommand_from history' -l pipeline -r -d 'O
 complete -c attest -n '__fish_seen_subcommand_from history' -l failures-only -d 'Only failed and interrupted runs.'
 complete -c attest -n '__fish_seen_subcommand_from history' -l format -x -a 'table json' -d 'table or json.'
 complete -c attest -n '__fish_seen_subcommand_from history' -s h -l help -d 'Show the help and exit.'
-complete -c attest -n '__fish_seen_subcommand_from serve' -l endpoint -r -d 'HOST:PORT or :PORT to listen on [default: monitoring.prometheus.endpoint].'
+complete -c attest -n '__fish_seen_subcommand_from serve' -l endpoint -r -d 'HOST:PORT or :PORT (loopback) to listen on; 0.0.0.0:PORT exposes it [default: mo'
 complete -c attest -n '__fish_seen_subcommand_from serve' -s h -l help -d 'Show the help and exit.'
 complete -c attest -n '__fish_seen_subcommand_from health' -l format -x -a 'text json' -d 'text or json.'
 complete -c attest -n '__fish_seen_subcommand_from health' -s h -l help -d 'Show the help and exit.'
