@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from attest_cli.observability.history import HistoryDB
-from tests.support import attest, wait_for, write_pipeline
-from tests.test_metrics import samples, start_attest, stop
+from tests.support import attest, free_port, wait_for, wait_for_port, write_pipeline
+from tests.test_metrics import get, samples, start_attest, stop
 
 HANGING = """
     name: app
@@ -102,6 +102,22 @@ def test_the_next_run_marks_a_dead_run_abandoned(project: Path) -> None:
     finally:
         conn.close()
     assert status[run_id] == "abandoned"
+    assert report_status(project, run_id) == "abandoned"
+
+
+def test_attest_serve_counts_a_dead_run_as_a_failed_execution(project: Path) -> None:
+    port = free_port()
+    write_pipeline(project, HANGING + f"    monitoring: {{prometheus: {{endpoint: ':{port}'}}}}\n")
+    run_id = killed_run(project)
+    proc = start_attest(project, "serve")
+    key = 'attest_pipeline_executions_total{pipeline="app",status="failure"}'
+    try:
+        assert wait_for_port(port, 20), stop(proc)
+        assert wait_for(lambda: samples(get(f"http://127.0.0.1:{port}/metrics")[1])
+                        .get(key) == 1.0, 10)
+    finally:
+        _, err = stop(proc)
+    assert f"run {run_id} was abandoned" in err
     assert report_status(project, run_id) == "abandoned"
 
 
