@@ -207,3 +207,14 @@ def test_malformed_or_oversized_request_heads_are_refused(request_line: bytes) -
         assert get(f"http://127.0.0.1:{server.port}/health/live")[0] == 200
     finally:
         server.stop()
+
+
+def test_the_documented_bounds_are_the_servers() -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "reliability.md").read_text()
+    limits = Limits()
+    assert f"| **{limits.max_connections}**;" in doc
+    assert f"+ **{limits.workers}** worker threads" in doc
+    assert f"| **{limits.idle_timeout:g} s**, total" in doc
+    assert f"| **{limits.write_timeout:g} s** |" in doc
+    assert f"| **{limits.max_head_bytes // 1024} KiB**;" in doc
+    assert f"| listen backlog | {limits.backlog} |" in doc
