@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -22,7 +23,7 @@ HANGING = """
     name: app
     steps:
       work:
-        run: '[ -z "$HANG" ] || { touch started; sleep 60; }'
+        run: '[ -z "$HANG" ] || { echo $$ > started; exec sleep 60; }'
         cache: false
 """
 
@@ -37,13 +38,16 @@ def killed_run(project: Path) -> str:
     """Start a run, ``kill -9`` it once its step runs; the run id it left behind."""
     proc = start_attest(project, "run", env={"HANG": "1"})
     try:
-        assert wait_for(lambda: (project / "started").exists(), 30), stop(proc)
+        started = project / "started"
+        assert wait_for(lambda: started.exists() and started.read_text().strip() != "", 30), \
+            stop(proc)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
     finally:
         stop(proc)
-        subprocess.run(["pkill", "-KILL", "-f", "sleep 60"], check=False)  # the orphaned step
-    (project / "started").unlink()
+    with contextlib.suppress(ProcessLookupError):  # the orphaned step (it exec'd sleep)
+        os.kill(int(started.read_text()), signal.SIGKILL)
+    started.unlink()
     conn = sqlite3.connect(project / ".attest" / "history.db")
     try:
         rows = conn.execute("SELECT run_id, status FROM runs").fetchall()
