@@ -218,3 +218,31 @@ def test_the_documented_bounds_are_the_servers() -> None:
     assert f"| **{limits.write_timeout:g} s** |" in doc
     assert f"| **{limits.max_head_bytes // 1024} KiB**;" in doc
     assert f"| listen backlog | {limits.backlog} |" in doc
+
+
+def test_the_live_endpoint_answers_under_300_idle_connections_and_the_run_still_ends(
+        project: Path) -> None:
+    port = free_port()
+    write_pipeline(project, f"""
+        name: app
+        monitoring: {{prometheus: {{enabled: true, endpoint: ":{port}"}}}}
+        steps:
+          wait: {{run: 'while [ ! -e go ]; do sleep 0.05; done', cache: false}}
+    """)
+    proc = start_attest(project, "run")
+    try:
+        assert wait_for_port(port, 20), stop(proc)
+        with idle_connections(port, 300):
+            time.sleep(0.3)
+            code, took = _timed_get(f"http://127.0.0.1:{port}/health/live")
+            assert code == 200 and took < 5
+            code, took = _timed_get(f"http://127.0.0.1:{port}/metrics")
+            assert code == 200 and took < 5
+            (project / "go").touch()
+            t0 = time.monotonic()
+            proc.wait(15)  # held connections never keep the run from ending
+            assert time.monotonic() - t0 < 10
+    finally:
+        _, err = stop(proc)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
