@@ -4,7 +4,8 @@ A run killed with ``kill -9`` (or by the OOM killer, or a reboot) never writes i
 its history row and run report would say ``running`` forever. Each run records the identity
 of its process; a later attest on the same host proves the process dead and marks the run
 ``abandoned``. A pid alone is not proof: pids are reused, so the identity carries the
-process start time (clock ticks since boot, from ``/proc/PID/stat``) and the boot id.
+process start time (clock ticks since boot, from ``/proc/PID/stat``), the boot id and the
+pid namespace.
 """
 
 from __future__ import annotations
@@ -19,14 +20,21 @@ from pathlib import Path
 class ProcessIdentity:
     pid: int
     host: str
-    start: str | None  # "<boot id>:<start ticks>"; None where /proc is not available
+    start: str | None  # "<boot id>/<pid namespace>:<start ticks>"; None without /proc
 
 
-def _boot_id() -> str:
+def _namespace() -> str:
+    """This boot and this pid namespace: pids are only comparable within both (two
+    containers with one host name may share a history through a volume)."""
     try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     except OSError:
-        return "-"
+        boot = "-"
+    try:
+        pidns = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        pidns = "-"
+    return f"{boot}/{pidns}"
 
 
 def _stat(pid: int) -> tuple[str, str] | None:
@@ -45,7 +53,7 @@ def _stat(pid: int) -> tuple[str, str] | None:
 
 def start_token(pid: int) -> str | None:
     stat = _stat(pid)
-    return None if stat is None else f"{_boot_id()}:{stat[1]}"
+    return None if stat is None else f"{_namespace()}:{stat[1]}"
 
 
 def current() -> ProcessIdentity:
@@ -54,13 +62,17 @@ def current() -> ProcessIdentity:
 
 
 def is_dead(pid: int | None, host: str | None, start: str | None) -> bool:
-    """True only when the process is provably gone: on this host, and no process with that
-    pid exists, or it is a zombie, or it started at another time (the pid was reused).
+    """True only when the process is provably gone: on this host, and the host rebooted
+    since, or (in the same pid namespace) no process with that pid exists, it is a zombie,
+    or it started at another time (the pid was reused).
 
     A run of another host, or one recorded without a pid, is never declared dead.
     """
     if pid is None or not host or host != socket.gethostname():
         return False
+    if start is not None and start.rpartition(":")[0] != _namespace():
+        # another boot: every process of it is gone; another pid namespace: cannot tell
+        return start.split("/", 1)[0] != _namespace().split("/", 1)[0]
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -72,4 +84,4 @@ def is_dead(pid: int | None, host: str | None, start: str | None) -> bool:
         return False  # no /proc: existence is all we know
     if stat[0] in ("Z", "X"):
         return True
-    return start is not None and f"{_boot_id()}:{stat[1]}" != start
+    return start is not None and f"{_namespace()}:{stat[1]}" != start

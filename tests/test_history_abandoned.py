@@ -139,15 +139,24 @@ def test_only_runs_proven_dead_are_abandoned(tmp_path: Path) -> None:
     db = HistoryDB(tmp_path / "h.db")
     db.ensure()
     me = current()
+    assert me.start is not None
     host = socket.gethostname()
+    here = me.start.rpartition(":")[0]  # "<boot id>/<pid namespace>"
+    boot = here.split("/", 1)[0]
+    gone = 2**22 + 17  # above pid_max: no such process
     _running_row(db, "alive", pid=me.pid, host=host, proc_start=me.start)
-    _running_row(db, "pid-reused", pid=me.pid, host=host, proc_start="1:1")
-    _running_row(db, "gone", pid=2**22 + 17, host=host, proc_start="1:1")
-    _running_row(db, "elsewhere", pid=2**22 + 17, host="another-runner", proc_start="1:1")
-    assert sorted(db.mark_abandoned()) == ["gone", "pid-reused"]
+    _running_row(db, "pid-reused", pid=me.pid, host=host, proc_start=f"{here}:1")
+    _running_row(db, "gone", pid=gone, host=host, proc_start=f"{here}:1")
+    _running_row(db, "elsewhere", pid=gone, host="another-runner", proc_start=f"{here}:1")
+    _running_row(db, "other-container", pid=gone, host=host,
+                 proc_start=f"{boot}/pid:[1]:1")
+    _running_row(db, "before-reboot", pid=me.pid, host=host,
+                 proc_start="00000000-dead-beef-0000-000000000000/pid:[1]:1")
+    assert sorted(db.mark_abandoned()) == ["before-reboot", "gone", "pid-reused"]
     status = {r.run_id: r.status for r in db.runs()}
     assert status == {"alive": "running", "pid-reused": "abandoned", "gone": "abandoned",
-                      "elsewhere": "running"}
+                      "elsewhere": "running", "other-container": "running",
+                      "before-reboot": "abandoned"}
     assert db.mark_abandoned() == []
 
 
