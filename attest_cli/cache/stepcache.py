@@ -36,7 +36,7 @@ from attest_cli.cache.keys import (
 )
 from attest_cli.cache.manifest import CorruptEntry, Manifest, OutputFile, check_link
 from attest_cli.cache.outputs import describe, output_digest
-from attest_cli.cache.restore import UnsafeRestore, restore_files
+from attest_cli.cache.restore import UnsafeRestore, restore_files, restored_mode
 from attest_cli.cache.statindex import FileState, StatIndex, restat
 from attest_cli.digest import bytes_digest
 from attest_cli.engine.interfaces import CacheDecision, StepContext, StoreOutcome
@@ -228,8 +228,8 @@ class ContentCache:
             st = (root / f.path).lstat()
         except OSError:
             return False
-        if not stat_mod.S_ISREG(st.st_mode) or stat_mod.S_IMODE(st.st_mode) != f.mode or \
-                st.st_size != f.size:
+        if not stat_mod.S_ISREG(st.st_mode) or st.st_size != f.size or \
+                stat_mod.S_IMODE(st.st_mode) != restored_mode(bool(f.mode & 0o111)):
             return False
         try:
             return self.index.digest(root / f.path, st) == f.digest
