@@ -33,6 +33,7 @@ from attest_cli.engine.scheduler import Scheduler, SchedulerOptions
 from attest_cli.errors import UsageError
 from attest_cli.observability import logging as attest_logging
 from attest_cli.observability.run_log import RunLogObserver
+from attest_cli.pipeline.confine import check_state_outputs
 from attest_cli.pipeline.graph import topological_order, with_needs
 from attest_cli.pipeline.loader import load_pipeline
 from attest_cli.pipeline.model import Pipeline
@@ -109,6 +110,7 @@ def load(ctx: AppContext, options: RunOptions) -> Loaded:
     assert doc is not None
     pipeline = load_pipeline(ctx.pipeline_path(options.pipeline), doc=doc)
     settings = ctx.settings(pipeline_doc=doc, flags={"parallel": options.parallel})
+    check_state_outputs(doc, pipeline, settings, ctx.state_dir)
     order = topological_order(pipeline)
     if options.steps:
         for name in options.steps:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from attest_cli.cache.manifest import OutputFile
+from attest_cli.pathspec import STATE_DIR
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
@@ -171,7 +172,14 @@ class WorkspaceWriter:
 
 def restore_files(root: Path, files: list[OutputFile], blob: Callable[[OutputFile], bytes]
                   ) -> None:
-    """Restore ``files`` below ``root``; ``blob`` returns the verified content of a file."""
+    """Restore ``files`` below ``root``; ``blob`` returns the verified content of a file.
+
+    Nothing is ever restored into attest's own state (keys, history, cache): the loader
+    already refuses outputs that reach it, this is the last line."""
+    for f in files:
+        if f.path.split("/", 1)[0] == STATE_DIR:
+            raise UnsafeRestore(f"refusing to restore {f.path!r} into attest's state "
+                                f"directory {STATE_DIR}/")
     with WorkspaceWriter(root) as writer:
         for f in files:
             if f.kind == "symlink":

@@ -25,13 +25,14 @@ class GraphFormat(str, Enum):
 def validate(ctx: typer.Context,
              pipeline: Path | None = typer.Option(None, "--pipeline", "-p")) -> None:
     """Check the pipeline and its configuration sections; exit 2 on the first problem."""
+    from attest_cli.pipeline.confine import check_state_outputs
     from attest_cli.pipeline.loader import load_pipeline
 
     app_ = app_context(ctx)
     doc = app_.pipeline_doc(pipeline, required=True)
     assert doc is not None
     p = load_pipeline(app_.pipeline_path(pipeline), doc=doc)
-    app_.settings(pipeline_doc=doc)
+    check_state_outputs(doc, p, app_.settings(pipeline_doc=doc), app_.state_dir)
     sys.stdout.write(f"{doc.path}: ok ({len(p.steps)} steps, pipeline '{p.name}')\n")
 
 
