@@ -63,16 +63,22 @@ def may_reach(pattern: str, target: str) -> bool:
     return match(0, 0)
 
 
-def expand(root: Path, patterns: Iterable[str]) -> list[str]:
+def expand(root: Path, patterns: Iterable[str], *, follow_links: bool = False) -> list[str]:
     """Every regular file (or symlink) the patterns cover, relative to ``root``, sorted.
 
     A directory covers everything below it; ``**`` matches any depth; a pattern that
     matches nothing contributes nothing (the caller decides whether that is an error).
+
+    ``follow_links`` is how *inputs* are expanded (what a step can see): a symlink to a
+    directory is listed and its tree walked too (each directory once, so a link loop ends),
+    and an empty directory is listed itself. Outputs are expanded without it: their links
+    are recorded, never followed.
     """
     root = root.resolve()
     base = str(root)
     found: set[str] = set()
     walked: set[str] = set()  # directories already covered entirely
+    visited: set[tuple[int, int]] = set()  # (dev, inode) of directories walked, following
     for pattern in patterns:
         check_relative(pattern)
         pattern = _strip_dot(pattern)
@@ -97,7 +103,14 @@ def expand(root: Path, patterns: Iterable[str]) -> list[str]:
             full = os.path.normpath(os.path.join(base, rel))
             if not os.path.lexists(full):
                 continue  # glob answers "missing/" for "missing/**"
-            if os.path.isdir(full) and not os.path.islink(full):
+            if follow_links:
+                if os.path.islink(full):
+                    found.add(_rel_str(base, full))
+                if os.path.isdir(full):
+                    _walk_following(base, _rel_str(base, full), found, visited)
+                elif not os.path.islink(full):
+                    found.add(_rel_str(base, full))
+            elif os.path.isdir(full) and not os.path.islink(full):
                 # ``dir/**`` matches the directory and each subdirectory: walk each tree once
                 if _under(rel, walked):
                     continue
@@ -106,6 +119,46 @@ def expand(root: Path, patterns: Iterable[str]) -> list[str]:
             else:
                 found.add(_rel_str(base, full))
     return sorted(found)
+
+
+def _walk_following(base: str, top: str, found: set[str], visited: set[tuple[int, int]]
+                    ) -> None:
+    """Add everything below the relative directory ``top``, through directory symlinks.
+
+    A directory already walked (by its device and inode) is not walked again: a link loop
+    ends, and a tree reached twice is listed once (under the first path, in sorted order).
+    A directory with no entries at all is added itself (a step listing it sees it)."""
+    stack = [top]
+    while stack:
+        rel = stack.pop()
+        full = base if rel == "." else os.path.join(base, rel)
+        try:
+            st = os.stat(full)
+            if (st.st_dev, st.st_ino) in visited:
+                continue
+            visited.add((st.st_dev, st.st_ino))
+            with os.scandir(full) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            continue  # vanished or unreadable: nothing to list
+        if not entries and rel != ".":
+            found.add(rel)
+        prefix = "" if rel == "." else rel + "/"
+        subdirs = []
+        for entry in entries:
+            child = prefix + entry.name
+            try:
+                if entry.is_symlink():
+                    found.add(child)
+                    if entry.is_dir():  # follows the link
+                        subdirs.append(child)
+                elif entry.is_dir(follow_symlinks=False):
+                    subdirs.append(child)
+                else:
+                    found.add(child)
+            except OSError:
+                found.add(child)
+        stack.extend(reversed(subdirs))  # depth first, in sorted order
 
 
 def _strip_dot(pattern: str) -> str:

@@ -26,8 +26,8 @@ from attest_cli.cache import store as entries
 from attest_cli.cache.backends.base import BackendUnavailable, CacheBackend
 from attest_cli.cache.backends.guard import GuardedBackend
 from attest_cli.cache.backends.local import LocalBackend
+from attest_cli.cache.inputs import input_paths, input_states, key_inputs
 from attest_cli.cache.keys import (
-    InputState,
     KeyParts,
     build_parts,
     explain_changes,
@@ -40,7 +40,7 @@ from attest_cli.cache.restore import UnsafeRestore, restore_files, restored_mode
 from attest_cli.cache.statindex import FileState, StatIndex, restat
 from attest_cli.digest import bytes_digest
 from attest_cli.engine.interfaces import CacheDecision, StepContext, StoreOutcome
-from attest_cli.pathspec import covers, expand
+from attest_cli.pathspec import covers
 from attest_cli.pipeline.model import Pipeline, Step
 
 if TYPE_CHECKING:
@@ -87,12 +87,12 @@ class ContentCache:
         root = pipeline.root
         env = key_env(pipeline.env, step.env, step.cache_env, step.cache_exclude_env,
                       pipeline.secret_names | set(step.secrets), environ)
-        states = self.index.scan(root, expand(root, step.inputs))
-        inputs = [InputState(path=s.path, executable=s.executable, digest=s.digest,
-                             symlink=s.kind == "symlink") for s in states]
+        states = input_states(root, step.inputs, self.index)
+        inputs = key_inputs(step.name, states)
         upstream = {name: output_digest(root, pipeline.steps[name].outputs, self.index)
                     for name in step.needs if name in pipeline.steps}
-        return build_parts(command=step.run, env=env, inputs=inputs, upstream=upstream), states
+        return build_parts(command=step.run, env=env, inputs=inputs, upstream=upstream,
+                           outputs=step.outputs), states
 
     def explain(self, pipeline: Pipeline, step: Step, environ: Mapping[str, str]) -> KeyReport:
         parts, _ = self.key_for(pipeline, step, environ)
@@ -255,7 +255,7 @@ class ContentCache:
         assert isinstance(state, _MissState)
         step, root = ctx.step, ctx.pipeline.root
         changed = restat(root, state.inputs)
-        now = expand(root, step.inputs)
+        now = input_paths(root, step.inputs)
         before = [s.path for s in state.inputs]
         changed += sorted(set(now) ^ set(before))
         if changed:
