@@ -156,3 +156,14 @@ def test_stat_index_sees_an_edited_symlink_target_and_restat_reports_it(tmp_path
     second = input_states(tmp_path, ["src/"], reloaded)
     assert second[0].target_state != first[0].target_state
     assert reloaded.hashed == 1  # re-read, not taken from the index
+
+
+def test_receipts_over_linked_and_empty_inputs_verify(project: Path) -> None:
+    project_with(project)
+    (project / "vendor").mkdir()
+    (project / "vendor" / "x.h").write_text("x\n")
+    (project / "src" / "lib").symlink_to("../vendor")
+    (project / "src" / "empty").mkdir()
+    for _ in range(2):  # ran, then restored from the cache
+        proc = attest("run", "--sign", "--verify", cwd=project)
+        assert proc.returncode == 0, proc.stderr

@@ -140,7 +140,7 @@ class ContentCache:
         parts, states = self.key_for(pipeline, step, ctx.env)
         key = parts.key
         state = _MissState(parts, states)
-        inputs = [{"path": s.path, "hash": s.digest} for s in states]
+        inputs = [{"path": s.path, "hash": s.digest} for s in states if s.kind != "dir"]
         problems: list[str] = []
         tiers: list[CacheBackend] = [self.local] + ([self.remote] if self.remote else [])
         for backend in tiers:
