@@ -51,6 +51,7 @@ FEATURES: list[str] = [
     "attest_cli.observability.tracing_hook:attach",
     "attest_cli.observability.runhook:attach",
     "attest_cli.attestation.runhook:attach",
+    "attest_cli.reports.junit_hook:attach",
 ]
 
 
@@ -75,6 +76,7 @@ class RunOptions:
     profile_output: str | None = None
     metrics_file: str | None = None
     expires_in: str | None = None
+    junit: str | None = None
 
 
 @dataclass

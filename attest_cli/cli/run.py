@@ -73,6 +73,8 @@ def run(
                                           "(e.g. 30d)."),
     report: Path | None = typer.Option(None, "--report", help="Also write the run report JSON "
                                        "here."),
+    junit: Path | None = typer.Option(None, "--junit", help="Also write a JUnit XML report "
+                                      "here (one testcase per step), even if the run fails."),
     trace: bool = typer.Option(False, "--trace", help="Export an OpenTelemetry trace."),
     profile: Profile | None = typer.Option(None, "--profile", help="Profile attest itself: "
                                            "cpu (pyinstrument) or memory (memray)."),
@@ -104,6 +106,7 @@ def run(
         trace=trace, profile=profile.value if profile else None,
         profile_output=str(profile_output) if profile_output else None,
         metrics_file=str(metrics_file) if metrics_file else None, expires_in=expires_in,
+        junit=str(junit) if junit else None,
     )
     configure_logging(app, level=log_level.value if log_level else None,
                       log_format=log_format.value if log_format else None)
