@@ -77,6 +77,9 @@ _attest() {
             "benchmark compare") COMPREPLY=($(compgen -W "table json markdown" -- "$cur")); return ;;
             "benchmark list") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
         esac ;;
+        --predicate) case "$path" in
+            "receipt export") COMPREPLY=($(compgen -W "attest slsa-provenance-v1" -- "$cur")); return ;;
+        esac ;;
         --cache) case "$path" in
             "benchmark pipeline") COMPREPLY=($(compgen -W "cold warm" -- "$cur")); return ;;
             "benchmark compare") COMPREPLY=($(compgen -W "cold warm" -- "$cur")); return ;;
@@ -88,7 +91,7 @@ _attest() {
     esac
     case "$path" in
         "") COMPREPLY=($(compgen -W "--verbose -v --quiet -q --config --working-dir -C --version -V -h --help run init verify history serve health analyze pipeline config cache keys receipt monitoring benchmark" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
-        "run") COMPREPLY=($(compgen -W "--pipeline -p --parallel -j --step --dry-run --format --no-cache --keep-going --timeout --sign --verify --policy --output -o --expires-in --report --trace --profile --profile-output --native --log-level --log-format --metrics-file --verbose -v --quiet -q --raw-output -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "run") COMPREPLY=($(compgen -W "--pipeline -p --parallel -j --step --dry-run --format --no-cache --keep-going --timeout --sign --verify --policy --output -o --expires-in --report --junit --trace --profile --profile-output --native --log-level --log-format --metrics-file --verbose -v --quiet -q --raw-output -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "init") COMPREPLY=($(compgen -W "--force -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "verify") COMPREPLY=($(compgen -W "--public-key --trusted-keys --trusted-only --policy --no-signatures --no-pipeline --pipeline -p --format -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "history") COMPREPLY=($(compgen -W "--limit -n --pipeline --failures-only --format -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
@@ -118,7 +121,7 @@ _attest() {
         "keys trust") COMPREPLY=($(compgen -W "-h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "keys export") COMPREPLY=($(compgen -W "--format --output -o -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "receipt") COMPREPLY=($(compgen -W "-h --help export" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
-        "receipt export") COMPREPLY=($(compgen -W "--format --output -o -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "receipt export") COMPREPLY=($(compgen -W "--format --predicate --output -o -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "monitoring") COMPREPLY=($(compgen -W "-h --help dashboard alerts" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "monitoring dashboard") COMPREPLY=($(compgen -W "--output -o -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "monitoring alerts") COMPREPLY=($(compgen -W "--output -o -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
