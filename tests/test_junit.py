@@ -131,3 +131,19 @@ def test_junit_path_that_is_a_directory_is_a_usage_error_before_running(project:
     r = attest("run", "--junit", "out", cwd=project)
     assert r.returncode == 2 and "--junit" in r.stderr and "directory" in r.stderr
     assert not (project / "ran").exists()
+
+
+def test_log_tail_is_bounded_in_lines_and_characters(tmp_path: Path) -> None:
+    from attest_cli.engine.report import StepResult
+    from attest_cli.reports.junit import TAIL_CHARS, TAIL_LINES, log_tail
+
+    log = tmp_path / "step.log"
+    log.write_text("".join(f"{i:04d} " + "x" * 995 + "\n" for i in range(100)))
+    tail = log_tail(StepResult(name="s", command="c", log_file=str(log)))
+    assert (TAIL_LINES, TAIL_CHARS) == (50, 16 * 1024)
+    assert len(tail) == TAIL_CHARS and tail.endswith("x\n")
+    assert tail.splitlines()[-1].startswith("0099 ")
+    short = tmp_path / "short.log"
+    short.write_text("".join(f"l{i}\n" for i in range(80)))
+    lines = log_tail(StepResult(name="s", command="c", log_file=str(short))).splitlines()
+    assert lines == [f"l{i}" for i in range(30, 80)]
