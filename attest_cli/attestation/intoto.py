@@ -152,7 +152,7 @@ def load_envelope(data: dict[str, Any], *, path: str) -> LoadedReceipt:
     for i, entry in enumerate(sigs):
         if not isinstance(entry, dict) or not isinstance(entry.get("sig"), str):
             raise InputError("expected {keyid, sig}", path=path, key=f"signatures.{i}")
-        # the keyid is securesystemslib's (since schema v2) or attest's fingerprint (before)
+        # the keyid is securesystemslib's default id, or attest's fingerprint (older exports)
         if chosen is None or entry.get("keyid") in (dsse_keyid(signer), fingerprint(signer)):
             chosen = entry
     assert chosen is not None
