@@ -127,3 +127,16 @@ def test_slsa_provenance_v1_predicate_has_the_required_fields(signed: Path) -> N
     assert r.returncode == 0, r.stdout + r.stderr
     assert [c["check"] for c in json.loads(r.stdout)["receipts"][0]["checks"]] == \
         ["format", "signature", "signer", "expiry", "pipeline", "files"]
+
+
+def test_keys_export_sslib_loads_with_sslibkey_from_dict(signed: Path) -> None:
+    from securesystemslib.dsse import Envelope
+    from securesystemslib.signer import SSlibKey
+
+    r = attest("keys", "export", "--format", "sslib", cwd=signed)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    key = SSlibKey.from_dict(data.pop("keyid"), data)
+    assert key.keyid == sslib_key(signed).keyid
+    env = export(signed)
+    assert list(Envelope.from_dict(copy.deepcopy(env)).verify([key], 1)) == [key.keyid]
