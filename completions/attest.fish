@@ -135,7 +135,7 @@ complete -c attest -n '__fish_seen_subcommand_from keys; and __fish_seen_subcomm
 complete -c attest -n '__fish_seen_subcommand_from keys; and __fish_seen_subcommand_from list' -l format -x -a 'table json' -d 'table or json.'
 complete -c attest -n '__fish_seen_subcommand_from keys; and __fish_seen_subcommand_from list' -s h -l help -d 'Show the help and exit.'
 complete -c attest -n '__fish_seen_subcommand_from keys; and __fish_seen_subcommand_from trust' -s h -l help -d 'Show the help and exit.'
-complete -c attest -n '__fish_seen_subcommand_from keys; and __fish_seen_subcommand_from export' -l format -r -d 'pem or hex (\'ed25519:<hex>\').'
+complete -c attest -n '__fish_seen_subcommand_from keys; and __fish_seen_subcommand_from export' -l format -r -d 'pem, hex (\'ed25519:<hex>\') or sslib (securesystemslib key JSON with its keyid)'
 complete -c attest -n '__fish_seen_subcommand_from keys; and __fish_seen_subcommand_from export' -l output -s o -r -d 'Write here instead of stdout.'
 complete -c attest -n '__fish_seen_subcommand_from keys; and __fish_seen_subcommand_from export' -s h -l help -d 'Show the help and exit.'
 complete -c attest -n '__fish_seen_subcommand_from receipt; and not __fish_seen_subcommand_from export' -s h -l help -d 'Show the help and exit.'
