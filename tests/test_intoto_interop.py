@@ -140,3 +140,18 @@ def test_keys_export_sslib_loads_with_sslibkey_from_dict(signed: Path) -> None:
     assert key.keyid == sslib_key(signed).keyid
     env = export(signed)
     assert list(Envelope.from_dict(copy.deepcopy(env)).verify([key], 1)) == [key.keyid]
+
+
+def test_a_slsa_envelope_without_the_receipt_byproduct_is_one_clear_error(signed: Path) -> None:
+    env = export(signed, "--predicate", "slsa-provenance-v1")
+    statement = json.loads(base64.b64decode(env["payload"]))
+    for byproducts, expected in (([], "no 'attest-receipt' byproduct"),
+                                 ([{"name": "attest-receipt", "content": "%%"}],
+                                  "not base64 JSON")):
+        statement["predicate"]["runDetails"]["byproducts"] = byproducts
+        env["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+        (signed / "bad.json").write_text(json.dumps(env))
+        r = attest("verify", "bad.json", cwd=signed)
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert expected in r.stderr and "Traceback" not in r.stderr
+        assert "payload.predicate.runDetails.byproducts" in r.stderr
