@@ -147,3 +147,18 @@ def test_log_tail_is_bounded_in_lines_and_characters(tmp_path: Path) -> None:
     short.write_text("".join(f"l{i}\n" for i in range(80)))
     lines = log_tail(StepResult(name="s", command="c", log_file=str(short))).splitlines()
     assert lines == [f"l{i}" for i in range(30, 80)]
+
+
+def test_control_characters_in_names_never_make_the_report_unreadable(tmp_path: Path) -> None:
+    from attest_cli.engine.report import RunReport, StepResult
+    from attest_cli.reports.junit import write
+
+    report = RunReport(run_id="r1", pipeline="p\x1b[2Jq", pipeline_file="a\x07.yaml",
+                       started_at=0.0, finished_at=1.0, status="failure", hostname="h\x00")
+    report.steps = [StepResult(name="s\x01", command="c", status="failure", reason="x\x02"),
+                    StepResult(name="t", command="c", status="skipped", reason="y\x03")]
+    path = write(report, tmp_path / "j.xml")
+    validate(path)
+    by_name = cases(path)
+    assert set(by_name) == {"s\ufffd", "t"}
+    assert by_name["t"].classname == "p\ufffd[2Jq"  # type: ignore[attr-defined]

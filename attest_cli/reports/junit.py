@@ -49,8 +49,8 @@ def _seconds(value: float) -> str:
 
 def _case(suite: ET.Element, report: RunReport, step: StepResult,
           mask: Callable[[str], str]) -> None:
-    case = ET.SubElement(suite, "testcase", classname=report.pipeline, name=step.name,
-                         time=_seconds(step.wall_seconds))
+    case = ET.SubElement(suite, "testcase", classname=xml_text(report.pipeline),
+                         name=xml_text(step.name), time=_seconds(step.wall_seconds))
     if step.status == "failure":
         kind = "timeout" if step.timed_out else "failure"
         failure = ET.SubElement(case, "failure", type=kind,
@@ -70,20 +70,21 @@ def render(report: RunReport, mask: Callable[[str], str] = str) -> bytes:
     failures = sum(1 for s in steps if s.status == "failure")
     skipped = sum(1 for s in steps if s.status == "skipped")
     total = _seconds(report.duration_seconds)
-    root = ET.Element("testsuites", name=report.pipeline, tests=str(len(steps)),
+    name = xml_text(report.pipeline)
+    root = ET.Element("testsuites", name=name, tests=str(len(steps)),
                       failures=str(failures), errors="0", time=total)
     started = datetime.fromtimestamp(report.started_at, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    suite = ET.SubElement(root, "testsuite", name=report.pipeline, tests=str(len(steps)),
+    suite = ET.SubElement(root, "testsuite", name=name, tests=str(len(steps)),
                           failures=str(failures), errors="0", skipped=str(skipped),
                           time=total, timestamp=started,
-                          hostname=report.hostname or socket.gethostname(),
-                          id=report.run_id, file=report.pipeline_file)
+                          hostname=xml_text(report.hostname or socket.gethostname()),
+                          id=report.run_id, file=xml_text(report.pipeline_file))
     props = ET.SubElement(suite, "properties")
-    for name, value in (("attest.run_id", report.run_id), ("attest.status", report.status),
+    for key, value in (("attest.run_id", report.run_id), ("attest.status", report.status),
                         ("attest.version", report.attest_version),
                         ("attest.cached_steps",
                          str(sum(1 for s in steps if s.status == "cached")))):
-        ET.SubElement(props, "property", name=name, value=value)
+        ET.SubElement(props, "property", name=key, value=xml_text(value))
     for step in steps:
         _case(suite, report, step, mask)
     ET.indent(root)
