@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.support import attest
-from tests.test_attestation_fixtures import fresh_copy, signed_template
+from tests.test_attestation_fixtures import signed_project_fixtures
 
 PIPELINE = """
 version: "0.1"
@@ -32,16 +32,8 @@ steps:
     needs: [build]
 """
 
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return signed_template(tmp_path_factory, PIPELINE, "--output", "receipt.json",
-                           files={"src.txt": "source\n"})
-
-
-@pytest.fixture
-def signed(template: Path, tmp_path: Path) -> Path:
-    return fresh_copy(template, tmp_path)
+template, signed = signed_project_fixtures(PIPELINE, "--output", "receipt.json",
+                                           files={"src.txt": "source\n"})
 
 
 def export(project: Path, *args: str) -> dict[str, Any]:
