@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from attest_cli import __version__, procid
 from attest_cli.atomic import write_atomic
+from attest_cli.cache.backends.bounded import interrupt_calls
 from attest_cli.config.layers import Settings
 from attest_cli.config.schema import suggest
 from attest_cli.context import AppContext
@@ -249,6 +250,7 @@ class _signals_to:
 
     def _handle(self, signum: int, _frame: object) -> None:
         log.warning("received %s, stopping running steps", signal.Signals(signum).name)
+        interrupt_calls()  # a remote cache call in flight must not hold the run up
         self.scheduler.interrupt(signum)
 
     def __exit__(self, *exc: object) -> None:

@@ -4,6 +4,8 @@ Lookups try the local directory first, then the remote backend (Redis or S3) if 
 configured; a remote hit is copied into the local tier on the way. Stores go to the local
 tier and, unless ``cache.mode`` is ``read-only``, to the remote. Remote trouble never fails
 a step: the circuit breaker (:mod:`.backends.guard`) warns once and the lookup is a miss.
+A corrupt or malformed entry is a miss with one warning; it is deleted from the tier it
+came from unless that is a read-only remote, which is never written nor deleted from.
 
 Counting: a hit counts for the backend that answered (``local``, ``redis``, ``s3``); a miss
 counts for the configured backend (the last one asked).
@@ -69,12 +71,14 @@ class ContentCache:
     """Implements :class:`attest_cli.engine.interfaces.StepCache`."""
 
     def __init__(self, *, local: LocalBackend, remote: GuardedBackend | None = None,
-                 remote_writable: bool = True, index: StatIndex, required: bool = False) -> None:
+                 remote_writable: bool = True, index: StatIndex, required: bool = False,
+                 max_entry_size: int | None = None) -> None:
         self.local = local
         self.remote = remote
         self.remote_writable = remote_writable
         self.index = index
         self.required = required
+        self.max_entry_size = max_entry_size
         self.backend_name = remote.name if remote else local.name
         self.counts: dict[str, dict[str, int]] = {}
         self.required_failure: str | None = None
@@ -154,10 +158,16 @@ class ContentCache:
                 self._note_required(exc)
                 continue
             except (CorruptEntry, UnsafeRestore) as exc:
-                log.warning("cache entry %s of step %s is corrupt or unsafe, deleting it: %s",
-                            key[:12], step.name, exc)
-                problems.append(f"corrupt entry deleted ({exc})")
-                self._forget(backend, key)
+                if self._writable(backend):
+                    log.warning("cache entry %s of step %s is corrupt or unsafe, deleting "
+                                "it: %s", key[:12], step.name, exc)
+                    problems.append(f"corrupt entry deleted ({exc})")
+                    self._forget(backend, key)
+                else:
+                    log.warning("cache entry %s of step %s in the read-only %s cache is "
+                                "corrupt or unsafe, ignoring it: %s", key[:12], step.name,
+                                backend.name, exc)
+                    problems.append(f"corrupt entry ignored ({exc})")
                 continue
             if backend is not self.local:
                 self._copy_to_local(manifest)
@@ -211,7 +221,7 @@ class ContentCache:
                     not backend.contains(entries.blob_key(digest)):
                 continue
             try:
-                data = entries.fetch_blob(backend, digest)
+                data = entries.fetch_blob(backend, digest, repair=self._writable(backend))
             except CorruptEntry as exc:
                 if backend is self.local and fallback:
                     log.debug("local copy of a blob is bad, asking the remote: %s", exc)
@@ -235,6 +245,10 @@ class ContentCache:
             return self.index.digest(root / f.path, st) == f.digest
         except OSError:
             return False
+
+    def _writable(self, backend: CacheBackend) -> bool:
+        """May this lookup delete from the backend? Never from a read-only remote."""
+        return backend is self.local or self.remote_writable
 
     def _copy_to_local(self, manifest: Manifest) -> None:
         try:
@@ -269,6 +283,11 @@ class ContentCache:
                     check_link(f.path, f.target)
                 except CorruptEntry as exc:  # it could never be restored safely
                     return self._not_stored(step, f"output {exc}")
+        limit = self.max_entry_size
+        for f in files:
+            if limit is not None and f.kind == "file" and f.size > limit:
+                return self._not_stored(step, f"output {f.path} is larger than "
+                                              f"cache.max_entry_size ({limit} bytes)")
         blobs: dict[str, bytes] = {}
         stored_files: list[OutputFile] = []
         for f in files:

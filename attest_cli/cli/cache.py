@@ -71,14 +71,17 @@ def verify(ctx: typer.Context, repair: bool = typer.Option(
     outcome = service.verify(app_ctx, repair=repair)
     out = sys.stdout
     for p in outcome.problems:
-        action = "removed" if repair else "corrupt"
-        out.write(f"{action}: {p.backend} entry {esc(p.key[:16])}: {esc('; '.join(p.problems))}\n")
+        action = "removed" if p.repaired else "corrupt"
+        detail = esc("; ".join(p.problems))
+        out.write(f"{action}: {p.backend} entry {esc(p.key[:16])}: {detail}\n")
+    left = [p for p in outcome.problems if not p.repaired]
     out.write(f"{outcome.checked} entr{'y' if outcome.checked == 1 else 'ies'} checked, "
               f"{len(outcome.problems)} with problems"
-              + (" (repaired)" if repair and outcome.problems else "") + "\n")
-    if outcome.problems and not repair:
-        raise AttestError("cache verification failed (run 'attest cache verify --repair' "
-                          "to remove the broken entries)", exit_code=ExitCode.FAILURE)
+              + (" (repaired)" if repair and outcome.problems and not left else "") + "\n")
+    if left:
+        hint = ("cache.mode is read-only: the remote cache was not modified" if repair else
+                "run 'attest cache verify --repair' to remove the broken entries")
+        raise AttestError(f"cache verification failed ({hint})", exit_code=ExitCode.FAILURE)
 
 
 @app.command("clear")
