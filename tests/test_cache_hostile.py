@@ -119,15 +119,18 @@ def test_cache_verify_reports_malformed_remote_entries_one_line_each(
     first, second, _third = redis_entries(port)
     client.set(first, HUGE_HEADER)
     client.set(second, b"\x01{not json")
+    client.set(b"attest/entries/e\n[OK] forged", b"\x00{}")  # a key that forges a line
     proc = attest_limited("cache", "verify", cwd=project)
     assert proc.returncode == 1, proc.stderr
     assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("corrupt: redis entry")]
-    assert len(lines) == 2, proc.stdout
-    assert "6 entries checked, 2 with problems" in proc.stdout
+    assert len(lines) == 3, proc.stdout
+    assert not any(ln.startswith("[OK]") for ln in proc.stdout.splitlines())
+    assert "corrupt: redis entry e\\n[OK] forged: " in proc.stdout  # shown escaped
+    assert "7 entries checked, 3 with problems" in proc.stdout
     repaired = attest_limited("cache", "verify", "--repair", cwd=project)
     assert repaired.returncode == 0, repaired.stderr
-    assert len([ln for ln in repaired.stdout.splitlines() if ln.startswith("removed: redis")]) == 2
+    assert len([ln for ln in repaired.stdout.splitlines() if ln.startswith("removed: redis")]) == 3
     assert first not in redis_entries(port) and second not in redis_entries(port)
     again = attest("cache", "verify", cwd=project)
     assert again.returncode == 0 and "4 entries checked, 0 with problems" in again.stdout
@@ -156,6 +159,9 @@ def test_redis_chunks_longer_than_the_header_says_are_malformed(
         client.set("attest/blobs/bad", b"\x01" + json.dumps(bad).encode())
         with pytest.raises(MalformedObject):
             backend.get("blobs/bad")
+    client.rpush("attest/blobs/list", b"a", b"b")  # not a string at all
+    with pytest.raises(MalformedObject, match="not a string"):
+        backend.get("blobs/list")
     client.set("attest/blobs/big", b"\x00" + b"y" * 20_000)  # inline, above the limit
     with pytest.raises(MalformedObject, match="10000"):
         backend.get("blobs/big")

@@ -64,6 +64,7 @@ class RedisBackend(RemoteCalls):
 
             raise ConfigError(f"cache.endpoint: {exc}") from None
         self._errors: tuple[type[BaseException], ...] = (redis.exceptions.RedisError, OSError)
+        self._response_error = redis.exceptions.ResponseError
         self.prefix = prefix
         self.ttl = ttl
         self.chunk_size = chunk_size
@@ -81,6 +82,14 @@ class RedisBackend(RemoteCalls):
 
     def get(self, key: str) -> bytes | None:
         def read() -> bytes | None:
+            try:
+                return read_value()
+            except self._response_error as exc:
+                if "WRONGTYPE" in str(exc):  # a list, hash... planted under our prefix
+                    raise MalformedObject(f"{key}: not a string value") from None
+                raise
+
+        def read_value() -> bytes | None:
             k = self._k(key)
             limit = self.max_entry_size
             # a marker byte and at most limit + 1 bytes of payload: enough to see "too big"
