@@ -228,6 +228,26 @@ def test_local_objects_and_manifests_are_bounded(tmp_path: Path) -> None:
         del what
 
 
+def test_an_output_above_the_entry_limit_is_not_stored(project: Path) -> None:
+    from tests.support import write_pipeline
+
+    write_pipeline(project, """
+        name: big
+        cache: {max_entry_size: 1000}
+        steps:
+          big:
+            run: head -c 5000 /dev/zero > big.bin && echo ran >> count
+            outputs: [big.bin]
+        """)
+    proc, report = run(project)
+    assert statuses(report) == {"big": "success"}
+    assert any("larger than cache.max_entry_size (1000 bytes)" in w
+               for w in warnings_of(proc.stderr))
+    _, again = run(project)
+    assert statuses(again) == {"big": "success"}  # nothing was stored: it runs again
+    assert (project / "count").read_text() == "ran\nran\n"
+
+
 # -- item 1: cache.timeout bounds the whole fetch ------------------------------------------
 
 class Trickler:

@@ -36,6 +36,7 @@ from attest_cli.cache.keys import (
     key_env,
     undeclared_variables,
 )
+from attest_cli.cache.manifest import LIMITS as MANIFEST_LIMITS
 from attest_cli.cache.manifest import CorruptEntry, Manifest, OutputFile, check_link
 from attest_cli.cache.outputs import describe, output_digest
 from attest_cli.cache.restore import UnsafeRestore, restore_files, restored_mode
@@ -109,9 +110,13 @@ class ContentCache:
         return self.local.root / "steps" / f"{ident}.json"
 
     def _last_entry(self, pipeline: Pipeline, step: Step) -> dict[str, object] | None:
-        try:
-            data = json.loads(self._record_path(pipeline, step).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        try:  # a cache directory may come from elsewhere: bounded like a manifest
+            with self._record_path(pipeline, step).open("rb") as fh:
+                raw = fh.read(MANIFEST_LIMITS.max_bytes + 1)
+            if len(raw) > MANIFEST_LIMITS.max_bytes:
+                return None
+            data = json.loads(raw)
+        except (OSError, ValueError, RecursionError):
             return None
         if not isinstance(data, dict) or not isinstance(data.get("components"), dict):
             return None
