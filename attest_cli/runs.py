@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 from attest_cli.atomic import write_atomic
@@ -33,12 +34,36 @@ def latest(runs_dir: Path, pipeline: str | None = None,
     return None
 
 
-def last_durations(runs_dir: Path, pipeline: str) -> dict[str, float]:
-    """Step wall times of the last finished run of ``pipeline`` (executed steps only)."""
-    report = latest(runs_dir, pipeline)
-    if report is None:
-        return {}
-    return {s.name: s.wall_seconds for s in report.steps if s.status in ("success", "failure")}
+# How many recorded run reports ``last_durations`` reads at most: enough to reach past a long
+# streak of fully cached runs, bounded so that `pipeline show` stays quick.
+DURATION_LOOKBACK = 50
+
+
+def last_durations(runs_dir: Path, pipeline: str, steps: Iterable[str] | None = None,
+                   lookback: int = DURATION_LOOKBACK) -> dict[str, float]:
+    """Each step's wall time in the newest run that actually executed it.
+
+    A cached step's recorded time is the cache lookup, not the work: weighing the critical
+    path by it (or giving up after a fully cached run) would hide which chain is slow. So walk
+    back through the newest ``lookback`` reports of ``pipeline`` and take, per step, the
+    first one in which it ran (success or failure). Stops early once every step in ``steps``
+    is known.
+    """
+    wanted = set(steps) if steps is not None else None
+    out: dict[str, float] = {}
+    for path in report_paths(runs_dir)[:lookback]:
+        try:
+            report = RunReport.load(path)
+        except InputError:
+            continue
+        if report.pipeline != pipeline:
+            continue
+        for s in report.steps:
+            if s.status in ("success", "failure") and s.name not in out:
+                out[s.name] = s.wall_seconds
+        if wanted is not None and wanted <= out.keys():
+            break
+    return out if wanted is None else {k: v for k, v in out.items() if k in wanted}
 
 
 def abandon_dead_runs(ctx: AppContext, settings: Settings) -> list[str]:
