@@ -48,6 +48,9 @@ class LogLevel(str, Enum):
 
 def run(
     ctx: typer.Context,
+    step_names: list[str] | None = typer.Argument(None, metavar="[STEP]...", show_default=False,
+                                                  help="Steps to run with their needs, as "
+                                                  "--step (make-style: attest run build test)."),
     pipeline: Path | None = typer.Option(None, "--pipeline", "-p",
                                          help="Pipeline file [default: attest.yaml]."),
     parallel: int | None = typer.Option(None, "--parallel", "-j", min=1,
@@ -56,7 +59,7 @@ def run(
                                    "(repeatable)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan, each step predicted "
                                  "cached or run (and why); run nothing."),
-    plan_format: PlanFormat = typer.Option(PlanFormat.text, "--format",
+    plan_format: PlanFormat = typer.Option(PlanFormat.text, "--format", "-f",
                                            help="Format of the --dry-run plan: text or json."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither look up nor store."),
     keep_going: bool = typer.Option(False, "--keep-going", help="After a failure, still run "
@@ -99,7 +102,8 @@ def run(
     app.verbose = max(app.verbose, verbose)
     app.quiet = app.quiet or quiet
     options = run_service.RunOptions(
-        pipeline=str(pipeline) if pipeline else None, parallel=parallel, steps=list(step),
+        pipeline=str(pipeline) if pipeline else None, parallel=parallel,
+        steps=[*(step_names or []), *step],
         dry_run=dry_run, no_cache=no_cache, keep_going=keep_going, timeout=timeout, sign=sign,
         verify=verify, policy=str(policy) if policy else None,
         output=str(output) if output else None, report=str(report) if report else None,
