@@ -38,7 +38,7 @@ def _size(n: int) -> str:
 
 
 @app.command("stats")
-def stats(ctx: typer.Context, fmt: Format = typer.Option(Format.table, "--format",
+def stats(ctx: typer.Context, fmt: Format = typer.Option(Format.table, "--format", "-f",
                                                           help="table or json.")) -> None:
     """Entries, bytes and hit rate (from the run history) per backend."""
     from attest_cli.cache import service
@@ -114,7 +114,8 @@ def prune(ctx: typer.Context) -> None:
 def explain(ctx: typer.Context, step: str = typer.Argument(..., help="The step to explain."),
             pipeline: Path | None = typer.Option(None, "--pipeline", "-p",
                                                  help="Pipeline file [default: attest.yaml]."),
-            fmt: Format = typer.Option(Format.table, "--format", help="table or json.")) -> None:
+            fmt: Format = typer.Option(Format.table, "--format", "-f",
+                                       help="table or json.")) -> None:
     """Show a step's cache key components and what changed since the last stored entry."""
     from attest_cli.cache import service
 

@@ -85,7 +85,7 @@ def unset(ctx: typer.Context, key: str = typer.Argument(...),
 
 @app.command("list")
 def list_(ctx: typer.Context,
-          fmt: str = typer.Option("table", "--format", help="table or json")) -> None:
+          fmt: str = typer.Option("table", "--format", "-f", help="table or json")) -> None:
     """Every key with its type, default and meaning."""
     from attest_cli.config.schema import KEYS
 
@@ -104,7 +104,7 @@ def list_(ctx: typer.Context,
 @app.command("show")
 def show(ctx: typer.Context, origin: bool = typer.Option(False, "--origin",
                                                          help="Say which layer set each value."),
-         fmt: str = typer.Option("text", "--format", help="text or json")) -> None:
+         fmt: str = typer.Option("text", "--format", "-f", help="text or json")) -> None:
     """The effective configuration."""
     from attest_cli.config.schema import KEYS
 

@@ -19,7 +19,7 @@ class Format(str, Enum):
 
 def health(
     ctx: typer.Context,
-    fmt: Format = typer.Option(Format.text, "--format", help="text or json."),
+    fmt: Format = typer.Option(Format.text, "--format", "-f", help="text or json."),
 ) -> None:
     from attest_cli.observability.health import Readiness
 

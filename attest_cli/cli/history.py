@@ -23,7 +23,7 @@ def history(
     pipeline: str | None = typer.Option(None, "--pipeline", help="Only runs of this pipeline."),
     failures_only: bool = typer.Option(False, "--failures-only",
                                        help="Only failed and interrupted runs."),
-    fmt: Format = typer.Option(Format.table, "--format", help="table or json."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table or json."),
 ) -> None:
     from attest_cli.observability.history import open_history
     from attest_cli.observability.history_view import as_json, as_table

@@ -63,7 +63,7 @@ def generate(
 def list_keys(
     ctx: typer.Context,
     trusted: bool = typer.Option(False, "--trusted", help="Only the trusted public keys."),
-    fmt: ListFormat = typer.Option(ListFormat.table, "--format", help="table or json."),
+    fmt: ListFormat = typer.Option(ListFormat.table, "--format", "-f", help="table or json."),
 ) -> None:
     """List the project's own key and the trusted public keys."""
     from attest_cli.attestation import keys
@@ -108,8 +108,8 @@ def trust(ctx: typer.Context, pubkey: str = typer.Argument(..., metavar="PUBKEY_
 @app.command("export")
 def export(
     ctx: typer.Context,
-    fmt: str = typer.Option("pem", "--format", help="pem, hex ('ed25519:<hex>') or sslib "
-                            "(securesystemslib key JSON with its keyid)."),
+    fmt: str = typer.Option("pem", "--format", "-f", help="pem, hex ('ed25519:<hex>') or "
+                            "sslib (securesystemslib key JSON with its keyid)."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write here instead of "
                                        "stdout."),
 ) -> None:

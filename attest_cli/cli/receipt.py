@@ -28,7 +28,7 @@ class Predicate(StrEnum):
 def export(
     ctx: typer.Context,
     receipt: Path = typer.Argument(..., metavar="RECEIPT", help="A signed receipt file."),
-    fmt: ExportFormat = typer.Option(ExportFormat.in_toto, "--format",
+    fmt: ExportFormat = typer.Option(ExportFormat.in_toto, "--format", "-f",
                                      help="in-toto: a Statement v1 in a DSSE envelope."),
     predicate: Predicate = typer.Option(Predicate.attest, "--predicate",
                                         help="attest: the receipt itself "
