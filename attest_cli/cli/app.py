@@ -105,6 +105,30 @@ def _one_line(exc: BaseException) -> str:
     return escape_control(redact_text(str(exc)))
 
 
+def _click_error_line(exc: Exception) -> str:
+    """click's usage errors in attest's own style: ``attest: error: ...`` on one line.
+
+    click prints a usage line, a hint and a capitalised ``Error:`` over four lines; attest's
+    other errors are one line, so scripts and people read both the same way. A usage error
+    ends with where help is: ``(see 'attest run --help')``.
+    """
+    from typer._click import exceptions as click_exc
+
+    if isinstance(exc, click_exc.MissingParameter) and exc.param is not None \
+            and exc.param.param_type_name == "argument":
+        message = f"missing argument '{(exc.param.metavar or exc.param.name or '').upper()}'"
+    else:
+        message = exc.format_message() if isinstance(exc, click_exc.ClickException) else str(exc)
+    message = " ".join(message.split()).rstrip(".")
+    if message[:1].isupper() and message[1:2].islower():
+        message = message[0].lower() + message[1:]
+    line = f"attest: error: {_one_line(Exception(message))}"
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, click_exc.UsageError) and ctx is not None:
+        line += f" (see '{ctx.command_path} --help')"
+    return line
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app and map every outcome to an exit code."""
     from typer._click import exceptions as click_exc
@@ -123,7 +147,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write(f"attest: error: {_one_line(exc)}\n")
         code = int(exc.exit_code)
     except click_exc.ClickException as exc:
-        exc.show()
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: its help is the answer
+            exc.show()
+        else:
+            sys.stderr.write(_click_error_line(exc) + "\n")
         code = ExitCode.USAGE if exc.exit_code in (1, 2) else exc.exit_code
     except (click_exc.TyperException, typer.Abort):
         code = ExitCode.FAILURE
