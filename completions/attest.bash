@@ -62,6 +62,20 @@ _attest() {
             "benchmark compare") COMPREPLY=($(compgen -W "table json markdown" -- "$cur")); return ;;
             "benchmark list") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
         esac ;;
+        -f) case "$path" in
+            "run") COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
+            "verify") COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
+            "history") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
+            "health") COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
+            "pipeline show") COMPREPLY=($(compgen -W "ascii mermaid dot json" -- "$cur")); return ;;
+            "cache stats") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
+            "cache explain") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
+            "keys list") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
+            "receipt export") COMPREPLY=($(compgen -W "in-toto" -- "$cur")); return ;;
+            "benchmark pipeline") COMPREPLY=($(compgen -W "table json markdown" -- "$cur")); return ;;
+            "benchmark compare") COMPREPLY=($(compgen -W "table json markdown" -- "$cur")); return ;;
+            "benchmark list") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
+        esac ;;
         --profile) case "$path" in
             "run") COMPREPLY=($(compgen -W "cpu memory" -- "$cur")); return ;;
         esac ;;
@@ -70,12 +84,6 @@ _attest() {
         esac ;;
         --log-format) case "$path" in
             "run") COMPREPLY=($(compgen -W "auto text json" -- "$cur")); return ;;
-        esac ;;
-        -f) case "$path" in
-            "pipeline show") COMPREPLY=($(compgen -W "ascii mermaid dot json" -- "$cur")); return ;;
-            "benchmark pipeline") COMPREPLY=($(compgen -W "table json markdown" -- "$cur")); return ;;
-            "benchmark compare") COMPREPLY=($(compgen -W "table json markdown" -- "$cur")); return ;;
-            "benchmark list") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
         esac ;;
         --predicate) case "$path" in
             "receipt export") COMPREPLY=($(compgen -W "attest slsa-provenance-v1" -- "$cur")); return ;;
@@ -91,37 +99,37 @@ _attest() {
     esac
     case "$path" in
         "") COMPREPLY=($(compgen -W "--verbose -v --quiet -q --config --working-dir -C --version -V -h --help run init verify history serve health analyze pipeline config cache keys receipt monitoring benchmark" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
-        "run") COMPREPLY=($(compgen -W "--pipeline -p --parallel -j --step --dry-run --format --no-cache --keep-going --timeout --sign --verify --policy --output -o --expires-in --report --junit --trace --profile --profile-output --native --log-level --log-format --metrics-file --verbose -v --quiet -q --raw-output -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "run") COMPREPLY=($(compgen -W "--pipeline -p --parallel -j --step --dry-run --format -f --no-cache --keep-going --timeout --sign --verify --policy --output -o --expires-in --report --junit --trace --profile --profile-output --native --log-level --log-format --metrics-file --verbose -v --quiet -q --raw-output -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "init") COMPREPLY=($(compgen -W "--force -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
-        "verify") COMPREPLY=($(compgen -W "--public-key --trusted-keys --trusted-only --policy --no-signatures --no-pipeline --pipeline -p --format -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
-        "history") COMPREPLY=($(compgen -W "--limit -n --pipeline --failures-only --format -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "verify") COMPREPLY=($(compgen -W "--public-key --trusted-keys --trusted-only --policy --no-signatures --no-pipeline --pipeline -p --format -f -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "history") COMPREPLY=($(compgen -W "--limit -n --pipeline --failures-only --format -f -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "serve") COMPREPLY=($(compgen -W "--endpoint -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
-        "health") COMPREPLY=($(compgen -W "--format -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "health") COMPREPLY=($(compgen -W "--format -f -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "analyze") COMPREPLY=($(compgen -W "--format -f --output -o -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "pipeline") COMPREPLY=($(compgen -W "-h --help validate show" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "pipeline validate") COMPREPLY=($(compgen -W "--pipeline -p -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "pipeline show") COMPREPLY=($(compgen -W "--pipeline -p --format -f --durations --no-durations -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "config") COMPREPLY=($(compgen -W "-h --help get set unset list show path validate" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
-        "config get") COMPREPLY=($(compgen -W "-h --help log_level log_format parallel cache.enabled cache.backend cache.dir cache.max_size cache.retention_days cache.compression cache.endpoint cache.bucket cache.region cache.prefix cache.endpoint_url cache.max_entry_size cache.timeout cache.mode cache.required monitoring.prometheus.enabled monitoring.prometheus.endpoint monitoring.prometheus.path monitoring.prometheus.namespace monitoring.prometheus.pushgateway monitoring.prometheus.job monitoring.prometheus.instance history.path history.retention_days tracing.enabled tracing.service_name tracing.exporter.type tracing.exporter.endpoint tracing.exporter.protocol tracing.exporter.headers tracing.exporter.timeout tracing.sampling.rate tracing.sampling.always_sample_errors tracing.max_buffered_spans health.enabled health.endpoints.liveness health.endpoints.readiness health.endpoints.metrics health.timeout signing.key signing.trusted_keys signing.expires_in profiling.interval profiling.native" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
-        "config set") COMPREPLY=($(compgen -W "--global -h --help log_level log_format parallel cache.enabled cache.backend cache.dir cache.max_size cache.retention_days cache.compression cache.endpoint cache.bucket cache.region cache.prefix cache.endpoint_url cache.max_entry_size cache.timeout cache.mode cache.required monitoring.prometheus.enabled monitoring.prometheus.endpoint monitoring.prometheus.path monitoring.prometheus.namespace monitoring.prometheus.pushgateway monitoring.prometheus.job monitoring.prometheus.instance history.path history.retention_days tracing.enabled tracing.service_name tracing.exporter.type tracing.exporter.endpoint tracing.exporter.protocol tracing.exporter.headers tracing.exporter.timeout tracing.sampling.rate tracing.sampling.always_sample_errors tracing.max_buffered_spans health.enabled health.endpoints.liveness health.endpoints.readiness health.endpoints.metrics health.timeout signing.key signing.trusted_keys signing.expires_in profiling.interval profiling.native" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
-        "config unset") COMPREPLY=($(compgen -W "--global -h --help log_level log_format parallel cache.enabled cache.backend cache.dir cache.max_size cache.retention_days cache.compression cache.endpoint cache.bucket cache.region cache.prefix cache.endpoint_url cache.max_entry_size cache.timeout cache.mode cache.required monitoring.prometheus.enabled monitoring.prometheus.endpoint monitoring.prometheus.path monitoring.prometheus.namespace monitoring.prometheus.pushgateway monitoring.prometheus.job monitoring.prometheus.instance history.path history.retention_days tracing.enabled tracing.service_name tracing.exporter.type tracing.exporter.endpoint tracing.exporter.protocol tracing.exporter.headers tracing.exporter.timeout tracing.sampling.rate tracing.sampling.always_sample_errors tracing.max_buffered_spans health.enabled health.endpoints.liveness health.endpoints.readiness health.endpoints.metrics health.timeout signing.key signing.trusted_keys signing.expires_in profiling.interval profiling.native" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
-        "config list") COMPREPLY=($(compgen -W "--format -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
-        "config show") COMPREPLY=($(compgen -W "--origin --format -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "config get") COMPREPLY=($(compgen -W "-h --help log_level log_format parallel cache.enabled cache.backend cache.dir cache.max_size cache.retention_days cache.compression cache.endpoint cache.bucket cache.region cache.prefix cache.endpoint_url cache.timeout cache.mode cache.required monitoring.prometheus.enabled monitoring.prometheus.endpoint monitoring.prometheus.path monitoring.prometheus.namespace monitoring.prometheus.pushgateway monitoring.prometheus.job monitoring.prometheus.instance history.path history.retention_days tracing.enabled tracing.service_name tracing.exporter.type tracing.exporter.endpoint tracing.exporter.protocol tracing.exporter.headers tracing.exporter.timeout tracing.sampling.rate tracing.sampling.always_sample_errors tracing.max_buffered_spans health.enabled health.endpoints.liveness health.endpoints.readiness health.endpoints.metrics health.timeout signing.key signing.trusted_keys signing.expires_in profiling.interval profiling.native" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "config set") COMPREPLY=($(compgen -W "--global -h --help log_level log_format parallel cache.enabled cache.backend cache.dir cache.max_size cache.retention_days cache.compression cache.endpoint cache.bucket cache.region cache.prefix cache.endpoint_url cache.timeout cache.mode cache.required monitoring.prometheus.enabled monitoring.prometheus.endpoint monitoring.prometheus.path monitoring.prometheus.namespace monitoring.prometheus.pushgateway monitoring.prometheus.job monitoring.prometheus.instance history.path history.retention_days tracing.enabled tracing.service_name tracing.exporter.type tracing.exporter.endpoint tracing.exporter.protocol tracing.exporter.headers tracing.exporter.timeout tracing.sampling.rate tracing.sampling.always_sample_errors tracing.max_buffered_spans health.enabled health.endpoints.liveness health.endpoints.readiness health.endpoints.metrics health.timeout signing.key signing.trusted_keys signing.expires_in profiling.interval profiling.native" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "config unset") COMPREPLY=($(compgen -W "--global -h --help log_level log_format parallel cache.enabled cache.backend cache.dir cache.max_size cache.retention_days cache.compression cache.endpoint cache.bucket cache.region cache.prefix cache.endpoint_url cache.timeout cache.mode cache.required monitoring.prometheus.enabled monitoring.prometheus.endpoint monitoring.prometheus.path monitoring.prometheus.namespace monitoring.prometheus.pushgateway monitoring.prometheus.job monitoring.prometheus.instance history.path history.retention_days tracing.enabled tracing.service_name tracing.exporter.type tracing.exporter.endpoint tracing.exporter.protocol tracing.exporter.headers tracing.exporter.timeout tracing.sampling.rate tracing.sampling.always_sample_errors tracing.max_buffered_spans health.enabled health.endpoints.liveness health.endpoints.readiness health.endpoints.metrics health.timeout signing.key signing.trusted_keys signing.expires_in profiling.interval profiling.native" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "config list") COMPREPLY=($(compgen -W "--format -f -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "config show") COMPREPLY=($(compgen -W "--origin --format -f -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "config path") COMPREPLY=($(compgen -W "-h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "config validate") COMPREPLY=($(compgen -W "-h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "cache") COMPREPLY=($(compgen -W "-h --help stats verify clear prune explain" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
-        "cache stats") COMPREPLY=($(compgen -W "--format -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "cache stats") COMPREPLY=($(compgen -W "--format -f -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "cache verify") COMPREPLY=($(compgen -W "--repair -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "cache clear") COMPREPLY=($(compgen -W "--all -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "cache prune") COMPREPLY=($(compgen -W "-h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
-        "cache explain") COMPREPLY=($(compgen -W "--pipeline -p --format -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "cache explain") COMPREPLY=($(compgen -W "--pipeline -p --format -f -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "keys") COMPREPLY=($(compgen -W "-h --help generate list trust export" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "keys generate") COMPREPLY=($(compgen -W "--output -o --force -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
-        "keys list") COMPREPLY=($(compgen -W "--trusted --format -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "keys list") COMPREPLY=($(compgen -W "--trusted --format -f -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "keys trust") COMPREPLY=($(compgen -W "-h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
-        "keys export") COMPREPLY=($(compgen -W "--format --output -o -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "keys export") COMPREPLY=($(compgen -W "--format -f --output -o -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "receipt") COMPREPLY=($(compgen -W "-h --help export" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
-        "receipt export") COMPREPLY=($(compgen -W "--format --predicate --output -o -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "receipt export") COMPREPLY=($(compgen -W "--format -f --predicate --output -o -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "monitoring") COMPREPLY=($(compgen -W "-h --help dashboard alerts" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "monitoring dashboard") COMPREPLY=($(compgen -W "--output -o -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
         "monitoring alerts") COMPREPLY=($(compgen -W "--output -o -h --help" -- "$cur")); [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur")) ;;
