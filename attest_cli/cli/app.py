@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -17,7 +18,9 @@ from attest_cli.cli import (
     analyze,
     benchmark,
     cache,
+    completion,
     config,
+    examples,
     health,
     history,
     init,
@@ -83,6 +86,12 @@ app.command("health", help=health.HELP)(health.health)
 app.add_typer(monitoring.app, name="monitoring", help=monitoring.HELP)
 app.command("analyze", help=analyze.HELP)(analyze.analyze)
 app.add_typer(benchmark.app, name="benchmark", help=benchmark.HELP)
+app.command("completion", help=completion.HELP)(completion.completion)
+
+
+def click_command() -> Any:
+    """The click command tree of :data:`app`, every command's help ending in an example."""
+    return examples.add_epilogs(typer.main.get_command(app))
 
 
 def _debug(argv: list[str]) -> bool:
@@ -134,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     from typer._click import exceptions as click_exc
 
     args = list(sys.argv[1:] if argv is None else argv)
-    command = typer.main.get_command(app)
+    command = click_command()
     code: int
     try:
         rv = command.main(args=args, prog_name="attest", standalone_mode=False)
