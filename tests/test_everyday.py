@@ -304,6 +304,9 @@ def test_every_command_help_ends_with_an_example(project: Path) -> None:
 
     leaves = [" ".join(i.path) for i in command_tree() if not i.subcommands or not i.path]
     assert sorted(set(leaves) - set(EXAMPLES)) == []
+    for path in ("config", "keys"):  # a group shows one example of each subcommand
+        help_ = attest(*path.split(), "--help", cwd=project).stdout
+        assert "Examples:" in help_ and f"attest {path} " in help_.split("Examples:")[1]
     for path in ("run", "config set", "pipeline show", "completion"):
         help_ = attest(*path.split(), "--help", cwd=project)
         assert help_.returncode == 0

@@ -56,9 +56,16 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
 }
 
 
-def epilog(path: str) -> str | None:
+def for_group(path: str) -> list[tuple[str, str]]:
+    """A group's examples: the first example of each of its subcommands."""
+    prefix = f"{path} " if path else ""
+    return [examples[0] for sub, examples in EXAMPLES.items()
+            if sub.startswith(prefix) and " " not in sub[len(prefix):] and sub != path]
+
+
+def epilog(path: str, group: bool = False) -> str | None:
     """The ``Examples:`` block of a command's help (``\\b`` keeps click from rewrapping)."""
-    examples = EXAMPLES.get(path)
+    examples = EXAMPLES.get(path) or (for_group(path) if group else None)
     if not examples:
         return None
     lines = ["\b", "Examples:"]
@@ -69,7 +76,7 @@ def epilog(path: str) -> str | None:
 
 def add_epilogs(command: Any, path: tuple[str, ...] = ()) -> Any:
     """Set every command's epilog from :data:`EXAMPLES`, walking a click command tree."""
-    text = epilog(" ".join(path))
+    text = epilog(" ".join(path), group=bool(getattr(command, "commands", None)))
     if text is not None:
         command.epilog = text
     for name, sub in (getattr(command, "commands", None) or {}).items():
