@@ -31,8 +31,8 @@ from attest_cli.engine.masking import SecretMasker
 from attest_cli.engine.report import RunReport
 from attest_cli.engine.scheduler import Scheduler, SchedulerOptions
 from attest_cli.errors import UsageError
-from attest_cli.observability import logging as attest_logging
-from attest_cli.observability.run_log import RunLogObserver
+from attest_cli.logging import structured as attest_logging
+from attest_cli.logging.observer import RunLogObserver
 from attest_cli.pipeline.confine import check_state_outputs
 from attest_cli.pipeline.graph import topological_order, with_needs
 from attest_cli.pipeline.loader import load_pipeline

@@ -14,7 +14,7 @@ import socket
 from typing import Any
 
 from attest_cli.config.layers import Settings
-from attest_cli.observability.logging import fields
+from attest_cli.logging.structured import fields
 
 log = logging.getLogger("attest.metrics")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from attest_cli.observability import logging as attest_logging
+from attest_cli.logging import structured as attest_logging
 from attest_cli.observability.tracing_config import resolve
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from attest_cli.engine.events import (
     StepFinished,
     StepStarted,
 )
-from attest_cli.observability.logging import TRACE, fields
+from attest_cli.logging.structured import TRACE, fields
 
 pipeline_log = logging.getLogger("attest.pipeline")
 cache_log = logging.getLogger("attest.cache")
