@@ -49,7 +49,7 @@ log = logging.getLogger("attest.pipeline")
 FEATURES: list[str] = [
     "attest_cli.cache.runhook:attach",
     "attest_cli.observability.tracing_hook:attach",
-    "attest_cli.observability.runhook:attach",
+    "attest_cli.metrics.runhook:attach",
     "attest_cli.attestation.runhook:attach",
     "attest_cli.reports.junit_hook:attach",
 ]

@@ -47,7 +47,7 @@ def abandon_dead_runs(ctx: AppContext, settings: Settings) -> list[str]:
     read or written is a warning here (the command's own use of it reports the error)."""
     import sqlite3
 
-    from attest_cli.observability.history import HistoryDB
+    from attest_cli.metrics.history import HistoryDB
 
     db = HistoryDB.from_settings(ctx, settings)
     if not db.path.exists():

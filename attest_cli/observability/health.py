@@ -198,7 +198,7 @@ class HistoryHealthCheck:
         return await self.hctx.blocking(self._write)
 
     def _write(self) -> HealthStatus:
-        from attest_cli.observability.history import HistoryDB
+        from attest_cli.metrics.history import HistoryDB
 
         db = HistoryDB.from_settings(self.hctx.app, self.hctx.settings)
         try:

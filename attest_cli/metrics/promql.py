@@ -8,7 +8,7 @@ failures per second, with its threshold.
 
 from __future__ import annotations
 
-from attest_cli.observability.metrics import full_name
+from attest_cli.metrics.exposition import full_name
 
 WINDOW = "5m"
 

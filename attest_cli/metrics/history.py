@@ -35,7 +35,7 @@ from attest_cli.engine.events import (
 from attest_cli.engine.report import RunReport
 from attest_cli.errors import ConfigError
 from attest_cli.logging.structured import fields
-from attest_cli.observability.tally import Tally, account, run_outcome
+from attest_cli.metrics.tally import Tally, account, run_outcome
 
 log = logging.getLogger("attest.history")
 

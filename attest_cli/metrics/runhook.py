@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from attest_cli.engine.events import Event, RunFinished
-from attest_cli.observability.history import HistoryDB, HistoryRecorder
-from attest_cli.observability.tally import Tally
+from attest_cli.metrics.history import HistoryDB, HistoryRecorder
+from attest_cli.metrics.tally import Tally
 
 if TYPE_CHECKING:
     from attest_cli.run import RunSetup
@@ -35,8 +35,8 @@ def attach(setup: RunSetup) -> None:
     textfile = setup.options.metrics_file
     if not (live or gateway or textfile):
         return
-    from attest_cli.observability.cache_size import Reused, cache_sizes
-    from attest_cli.observability.metrics import namespace
+    from attest_cli.metrics.cache_size import Reused, cache_sizes
+    from attest_cli.metrics.exposition import namespace
 
     ns = namespace(s)  # a bad prefix fails before anything runs
     if textfile:
@@ -72,8 +72,8 @@ def _totals(db: HistoryDB, pipeline: str | None) -> Tally:
 
 def _start_live_endpoint(setup: RunSetup, db: HistoryDB, recorder: HistoryRecorder, ns: str,
                          sizes: Any) -> None:
-    from attest_cli.observability.metrics import CachedExposition
-    from attest_cli.observability.server import (
+    from attest_cli.metrics.exposition import CachedExposition
+    from attest_cli.metrics.http_server import (
         TEXT_FORMAT,
         EndpointServer,
         parse_endpoint,
@@ -121,18 +121,18 @@ class _Finisher:
     def __call__(self, event: Event) -> None:
         if not isinstance(event, RunFinished):
             return
-        from attest_cli.observability.metrics import registry_for
+        from attest_cli.metrics.exposition import registry_for
 
         s = self.setup.settings
         pipeline = event.report.pipeline
         if str(s["monitoring.prometheus.pushgateway"]).strip():
-            from attest_cli.observability.pushgateway import push
+            from attest_cli.metrics.pushgateway import push
 
             totals = self._source(pipeline)
             push(s, pipeline, registry_for(lambda: totals, self.ns, self.sizes))
         if self.setup.options.metrics_file:
             from attest_cli.errors import AttestError
-            from attest_cli.observability.textfile import write_textfile
+            from attest_cli.metrics.textfile import write_textfile
 
             path = self.setup.ctx.path(self.setup.options.metrics_file)
             totals_all = self._source(None)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from attest_cli.atomic import write_atomic
-from attest_cli.observability.metrics import exposition
+from attest_cli.metrics.exposition import exposition
 
 
 def write_textfile(path: Path, registry: Any) -> Path:

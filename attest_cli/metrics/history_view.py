@@ -7,7 +7,7 @@ from dataclasses import asdict
 from typing import Any
 
 from attest_cli.escaping import escape_control
-from attest_cli.observability.history import RunRecord
+from attest_cli.metrics.history import RunRecord
 from attest_cli.ui.progress import _fmt_duration as fmt_duration
 
 

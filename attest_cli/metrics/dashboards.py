@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from attest_cli.observability import promql
-from attest_cli.observability.metrics import full_name
+from attest_cli.metrics import promql
+from attest_cli.metrics.exposition import full_name
 
 TITLE = "ATTEST Pipeline Monitoring"
 PIPELINE = 'pipeline=~"$pipeline"'

@@ -16,7 +16,7 @@ from typing import Any
 from attest_cli import __version__
 from attest_cli.config.layers import Settings
 from attest_cli.errors import ConfigError
-from attest_cli.observability.tally import BUCKET_LABELS, CATALOGUE, MetricDef, Tally
+from attest_cli.metrics.tally import BUCKET_LABELS, CATALOGUE, MetricDef, Tally
 
 SnapshotSource = Callable[[], Tally]
 SizeSource = Callable[[], dict[str, int]]
