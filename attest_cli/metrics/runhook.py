@@ -89,7 +89,7 @@ def _start_live_endpoint(setup: RunSetup, db: HistoryDB, recorder: HistoryRecord
     text = CachedExposition(lambda: (live.version, lambda: base.merged(live)), ns, sizes)
     readiness = None
     if s["health.enabled"]:
-        from attest_cli.observability.health import Readiness
+        from attest_cli.health.checks import Readiness
 
         readiness = Readiness(setup.ctx, s)
         setup.closers.append(readiness.close)

@@ -13,6 +13,7 @@ import time
 
 from attest_cli.config.layers import Settings
 from attest_cli.context import AppContext
+from attest_cli.health.checks import Readiness
 from attest_cli.metrics.cache_size import Reused, cache_sizes
 from attest_cli.metrics.exposition import CachedExposition, namespace
 from attest_cli.metrics.history import HistorySnapshots, open_history
@@ -22,7 +23,6 @@ from attest_cli.metrics.http_server import (
     parse_endpoint,
     routes_for,
 )
-from attest_cli.observability.health import Readiness
 from attest_cli.runs import abandon_dead_runs
 
 ABANDONED_EVERY = 10.0  # seconds between looks for runs whose process died
