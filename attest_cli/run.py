@@ -48,7 +48,7 @@ log = logging.getLogger("attest.pipeline")
 # "module:function" of every feature that can attach to a run, in attach order.
 FEATURES: list[str] = [
     "attest_cli.cache.runhook:attach",
-    "attest_cli.observability.tracing_hook:attach",
+    "attest_cli.tracing.runhook:attach",
     "attest_cli.metrics.runhook:attach",
     "attest_cli.attestation.runhook:attach",
     "attest_cli.reports.junit_hook:attach",

@@ -2,7 +2,7 @@
 
 The engine knows a step cache only as :class:`StepCache` and extra step environment only
 as :data:`EnvProvider`; implementations live in ``attest_cli.cache`` and
-``attest_cli.observability.tracing``.
+``attest_cli.tracing.tracer``.
 """
 
 from __future__ import annotations

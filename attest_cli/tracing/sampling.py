@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import StatusCode
 
-from attest_cli.observability.tracecontext import TraceParent, ratio_keeps
+from attest_cli.tracing.context import TraceParent, ratio_keeps
 
 log = logging.getLogger("attest.tracing")
 

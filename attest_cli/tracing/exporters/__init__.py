@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from attest_cli.observability.tracing_config import TracingConfig
+from attest_cli.tracing.config import TracingConfig
 
 
 def _otlp_http(cfg: TracingConfig, workdir: Path) -> Any:
@@ -32,13 +32,13 @@ def _otlp_grpc(cfg: TracingConfig, workdir: Path) -> Any:
 
 
 def _jaeger_thrift(cfg: TracingConfig, workdir: Path) -> Any:
-    from attest_cli.observability.exporters.jaeger_thrift import JaegerThriftExporter
+    from attest_cli.tracing.exporters.jaeger_thrift import JaegerThriftExporter
 
     return JaegerThriftExporter(cfg.target, headers=cfg.headers, timeout=cfg.timeout)
 
 
 def _zipkin(cfg: TracingConfig, workdir: Path) -> Any:
-    from attest_cli.observability.exporters.zipkin_json import ZipkinJSONExporter
+    from attest_cli.tracing.exporters.zipkin_json import ZipkinJSONExporter
 
     return ZipkinJSONExporter(cfg.target, headers=cfg.headers, timeout=cfg.timeout)
 
@@ -50,7 +50,7 @@ def _console(cfg: TracingConfig, workdir: Path) -> Any:
 
 
 def _file(cfg: TracingConfig, workdir: Path) -> Any:
-    from attest_cli.observability.exporters.jsonl_file import JSONLinesFileExporter
+    from attest_cli.tracing.exporters.jsonl_file import JSONLinesFileExporter
 
     path = Path(cfg.target).expanduser()
     return JSONLinesFileExporter(path if path.is_absolute() else workdir / path)

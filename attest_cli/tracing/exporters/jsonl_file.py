@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from attest_cli.atomic import write_atomic
-from attest_cli.observability.exporters.base import SpanExporterBase
+from attest_cli.tracing.exporters.base import SpanExporterBase
 
 _KIND = {0: "internal", 1: "server", 2: "client", 3: "producer", 4: "consumer"}
 _STATUS = {0: "unset", 1: "ok", 2: "error"}

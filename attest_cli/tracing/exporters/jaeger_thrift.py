@@ -19,7 +19,7 @@ from thrift.protocol.TBase import TBase
 from thrift.Thrift import TType
 from thrift.transport import TTransport
 
-from attest_cli.observability.exporters.base import HTTPPostExporter
+from attest_cli.tracing.exporters.base import HTTPPostExporter
 
 # enum TagType { STRING, DOUBLE, BOOL, LONG, BINARY }
 TAG_STRING, TAG_DOUBLE, TAG_BOOL, TAG_LONG, TAG_BINARY = range(5)

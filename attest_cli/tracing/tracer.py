@@ -4,7 +4,7 @@ An observer like the others: it turns :mod:`attest_cli.engine.events` into spans
 events' own timestamps, hands every step process a ``TRACEPARENT`` for that step's span
 (so a nested ``attest run`` or any OTel-aware tool joins the trace) and lets the JSON logs
 carry ``trace_id``/``span_id``. Sampling is decided at the end of the trace
-(:mod:`attest_cli.observability.tail_sampling`). Imported only when tracing is on.
+(:mod:`attest_cli.tracing.sampling`). Imported only when tracing is on.
 """
 
 from __future__ import annotations
@@ -37,13 +37,8 @@ from attest_cli.engine.events import (
 )
 from attest_cli.engine.masking import SecretMasker
 from attest_cli.engine.report import RunReport, StepResult
-from attest_cli.observability.exporters import build_exporter
-from attest_cli.observability.tail_sampling import (
-    ExportQueue,
-    TailSamplingProcessor,
-    head_decision,
-)
-from attest_cli.observability.tracecontext import (
+from attest_cli.tracing.config import TracingConfig
+from attest_cli.tracing.context import (
     ATTEST_KEY,
     TraceParent,
     format_traceparent,
@@ -53,7 +48,12 @@ from attest_cli.observability.tracecontext import (
     parse_tracestate,
     with_member,
 )
-from attest_cli.observability.tracing_config import TracingConfig
+from attest_cli.tracing.exporters import build_exporter
+from attest_cli.tracing.sampling import (
+    ExportQueue,
+    TailSamplingProcessor,
+    head_decision,
+)
 
 log = logging.getLogger("attest.tracing")
 

@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from attest_cli.observability.exporters.base import HTTPPostExporter
+from attest_cli.tracing.exporters.base import HTTPPostExporter
 
 _KIND = {1: "SERVER", 2: "CLIENT", 3: "PRODUCER", 4: "CONSUMER"}  # INTERNAL: no kind
 

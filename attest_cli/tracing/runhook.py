@@ -10,7 +10,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from attest_cli.logging import structured as attest_logging
-from attest_cli.observability.tracing_config import resolve
+from attest_cli.tracing.config import resolve
 
 if TYPE_CHECKING:
     from attest_cli.run import RunSetup
@@ -26,7 +26,7 @@ def attach(setup: RunSetup) -> None:
         log.debug("tracing is configured but %s turns it off", cfg.disabled_by)
         return
     try:
-        from attest_cli.observability.tracing import RunTracer
+        from attest_cli.tracing.tracer import RunTracer
 
         tracer = RunTracer(cfg, workdir=setup.ctx.workdir, environ=setup.ctx.environ,
                            masker=setup.masker, pipeline_root=setup.pipeline.root)
