@@ -51,7 +51,7 @@ FEATURES: list[str] = [
     "attest_cli.tracing.runhook:attach",
     "attest_cli.metrics.runhook:attach",
     "attest_cli.attestation.runhook:attach",
-    "attest_cli.reports.junit_hook:attach",
+    "attest_cli.analysis.junit_hook:attach",
 ]
 
 

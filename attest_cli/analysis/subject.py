@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from attest_cli.analysis.detect import BENCHMARK, CPU, KINDS, MEMORY, RUN
 from attest_cli.engine.report import RunReport
 from attest_cli.errors import InputError
 from attest_cli.profiling.link import ProfileLink, read_link
-from attest_cli.reports.detect import BENCHMARK, CPU, KINDS, MEMORY, RUN
 
 
 @dataclass

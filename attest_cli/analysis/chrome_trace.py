@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from attest_cli.analysis.detect import RUN
+from attest_cli.analysis.registry import register
+from attest_cli.analysis.subject import Subject
 from attest_cli.engine.report import RunReport
-from attest_cli.reports.detect import RUN
-from attest_cli.reports.registry import register
-from attest_cli.reports.subject import Subject
 
 PID = 1
 RUN_TID = 0

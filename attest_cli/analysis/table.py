@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from attest_cli.reports.detect import MEMORY
-from attest_cli.reports.flamegraph import memray_html
-from attest_cli.reports.registry import register
-from attest_cli.reports.subject import Subject
+from attest_cli.analysis.detect import MEMORY
+from attest_cli.analysis.flamegraph import memray_html
+from attest_cli.analysis.registry import register
+from attest_cli.analysis.subject import Subject
 
 
 def render(subject: Subject) -> str:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from attest_cli.reports import cpu_profile, memory_capture, steps
-from attest_cli.reports.detect import CPU, MEMORY
-from attest_cli.reports.subject import Subject
+from attest_cli.analysis import cpu_profile, memory_capture, steps
+from attest_cli.analysis.detect import CPU, MEMORY
+from attest_cli.analysis.subject import Subject
 
 SCHEMA = "attest.analysis"
 SCHEMA_VERSION = 1

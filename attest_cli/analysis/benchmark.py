@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from attest_cli.reports.detect import BENCHMARK
-from attest_cli.reports.registry import register
-from attest_cli.reports.subject import Subject
+from attest_cli.analysis.detect import BENCHMARK
+from attest_cli.analysis.registry import register
+from attest_cli.analysis.subject import Subject
 
 if TYPE_CHECKING:
     from attest_cli.bench.result import BenchmarkResult

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from attest_cli.analysis.detect import CPU, KINDS, MEMORY, detect
+from attest_cli.analysis.registry import renderer
+from attest_cli.analysis.subject import load_subject
 from attest_cli.errors import InputError
-from attest_cli.reports.detect import CPU, KINDS, MEMORY, detect
-from attest_cli.reports.registry import renderer
-from attest_cli.reports.subject import load_subject
 
 # Damage that only shows once a renderer reads the whole file, per kind: what to say.
 DAMAGE: dict[str, tuple[tuple[type[Exception], ...], str]] = {

@@ -12,12 +12,12 @@ from __future__ import annotations
 import re
 from html import escape
 
-from attest_cli.reports.answers import Answers, answers
-from attest_cli.reports.detect import CPU, MEMORY, RUN
-from attest_cli.reports.figures import location, seconds, share, size
-from attest_cli.reports.registry import register
-from attest_cli.reports.steps import StepsSummary
-from attest_cli.reports.subject import Subject
+from attest_cli.analysis.answers import Answers, answers
+from attest_cli.analysis.detect import CPU, MEMORY, RUN
+from attest_cli.analysis.figures import location, seconds, share, size
+from attest_cli.analysis.registry import register
+from attest_cli.analysis.steps import StepsSummary
+from attest_cli.analysis.subject import Subject
 
 # pyinstrument's app.js injects <link href="https://fonts.googleapis.com/css?..."> at load;
 # an empty data: stylesheet keeps the page's code path intact and the fonts local.
@@ -92,7 +92,7 @@ def _viewer(subject: Subject) -> str | None:
     if subject.kind == MEMORY:
         from memray.reporters.flamegraph import FlameGraphReporter
 
-        from attest_cli.reports.flamegraph import memray_html
+        from attest_cli.analysis.flamegraph import memray_html
 
         return memray_html(subject.data, FlameGraphReporter)
     return None

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from attest_cli.reports.detect import CPU
-from attest_cli.reports.registry import register
-from attest_cli.reports.subject import Subject
+from attest_cli.analysis.detect import CPU
+from attest_cli.analysis.registry import register
+from attest_cli.analysis.subject import Subject
 
 
 def render(subject: Subject) -> str:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from attest_cli.reports.detect import MEMORY
-from attest_cli.reports.registry import register
-from attest_cli.reports.subject import Subject
+from attest_cli.analysis.detect import MEMORY
+from attest_cli.analysis.registry import register
+from attest_cli.analysis.subject import Subject
 
 
 def memray_html(reader: Any, reporter_class: Any) -> str:

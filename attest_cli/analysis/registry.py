@@ -1,7 +1,7 @@
 """Renderers keyed by (file kind, format name), filled by the format modules.
 
 Each built-in format module calls :func:`register` when imported; a new format (or a new
-kind, such as benchmark results in ``reports/benchmark.py``) only has to do the same.
+kind, such as benchmark results in ``analysis/benchmark.py``) only has to do the same.
 Modules are imported on first lookup, and each imports its heavy library lazily.
 Third-party packages add renderers through the entry-point group ``attest.renderers``: each
 entry point is a callable taking :func:`register`; one that fails is a warning, not a crash.
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from attest_cli.errors import NotAvailableError, UsageError
 
 if TYPE_CHECKING:
-    from attest_cli.reports.subject import Subject
+    from attest_cli.analysis.subject import Subject
 
 Renderer = Callable[["Subject"], str]
 
@@ -43,7 +43,7 @@ def _load() -> None:
     if not _loaded:
         _loaded = True
         for name in BUILTIN_MODULES:
-            importlib.import_module(f"attest_cli.reports.{name}")
+            importlib.import_module(f"attest_cli.analysis.{name}")
         from importlib.metadata import entry_points
 
         for ep in entry_points(group=ENTRY_POINT_GROUP):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from attest_cli.analysis.answers import Answers, answers
+from attest_cli.analysis.detect import CPU, MEMORY, RUN
+from attest_cli.analysis.figures import location, seconds, share, size
+from attest_cli.analysis.registry import register
+from attest_cli.analysis.subject import Subject
 from attest_cli.escaping import escape_control
-from attest_cli.reports.answers import Answers, answers
-from attest_cli.reports.detect import CPU, MEMORY, RUN
-from attest_cli.reports.figures import location, seconds, share, size
-from attest_cli.reports.registry import register
-from attest_cli.reports.subject import Subject
 
 TOP_STEPS = 10
 

@@ -6,9 +6,9 @@ import contextlib
 import io
 import os
 
-from attest_cli.reports.detect import MEMORY
-from attest_cli.reports.registry import register
-from attest_cli.reports.subject import Subject
+from attest_cli.analysis.detect import MEMORY
+from attest_cli.analysis.registry import register
+from attest_cli.analysis.subject import Subject
 
 
 def render(subject: Subject) -> str:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from attest_cli.reports.answers import answers
-from attest_cli.reports.detect import CPU, MEMORY, RUN
-from attest_cli.reports.registry import register
-from attest_cli.reports.subject import Subject
+from attest_cli.analysis.answers import answers
+from attest_cli.analysis.detect import CPU, MEMORY, RUN
+from attest_cli.analysis.registry import register
+from attest_cli.analysis.subject import Subject
 
 
 def render(subject: Subject) -> str:
