@@ -28,7 +28,7 @@ from attest_cli.context import AppContext
 from attest_cli.engine.events import Event, EventBus, RunFinished, RunStarted
 from attest_cli.engine.interfaces import EnvProvider, StepCache
 from attest_cli.engine.masking import SecretMasker
-from attest_cli.engine.report import RunReport
+from attest_cli.engine.run_report import RunReport
 from attest_cli.engine.scheduler import Scheduler, SchedulerOptions
 from attest_cli.errors import UsageError
 from attest_cli.logging import structured as attest_logging

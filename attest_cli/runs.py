@@ -8,7 +8,7 @@ from pathlib import Path
 from attest_cli.atomic import write_atomic
 from attest_cli.config.layers import Settings
 from attest_cli.context import AppContext
-from attest_cli.engine.report import RunReport
+from attest_cli.engine.run_report import RunReport
 from attest_cli.errors import InputError
 
 log = logging.getLogger("attest.history")

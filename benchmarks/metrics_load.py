@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from attest_cli.engine.events import CacheChecked, RunFinished, StepFinished  # noqa: E402
-from attest_cli.engine.report import RunReport, StepResult  # noqa: E402
+from attest_cli.engine.run_report import RunReport, StepResult  # noqa: E402
 from attest_cli.metrics.history import HistoryDB  # noqa: E402
 from attest_cli.metrics.tally import Tally, account  # noqa: E402
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from attest_cli.config.layers import defaults
 from attest_cli.context import AppContext
 from attest_cli.engine.events import EventBus, RunStarted, VerificationFinished
-from attest_cli.engine.report import RunReport
+from attest_cli.engine.run_report import RunReport
 from attest_cli.metrics.history import (
     HistoryDB,
     HistoryRecorder,

@@ -264,7 +264,7 @@ def test_cache_signing_and_verification_spans_nest_with_event_times(tmp_path: Pa
         VerificationFinished,
     )
     from attest_cli.engine.masking import SecretMasker
-    from attest_cli.engine.report import RunReport, StepResult
+    from attest_cli.engine.run_report import RunReport, StepResult
     from attest_cli.tracing.config import TracingConfig
     from attest_cli.tracing.tracer import RunTracer
 

@@ -13,7 +13,7 @@ from typing import Any
 from attest_cli.analysis.detect import RUN
 from attest_cli.analysis.registry import register
 from attest_cli.analysis.subject import Subject
-from attest_cli.engine.report import RunReport
+from attest_cli.engine.run_report import RunReport
 
 PID = 1
 RUN_TID = 0

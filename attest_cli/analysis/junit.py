@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from attest_cli.engine.report import RunReport, StepResult
+from attest_cli.engine.run_report import RunReport, StepResult
 
 TAIL_LINES = 50  # lines of a failed step's log in its <failure>
 TAIL_CHARS = 16 * 1024  # ... and at most this many characters of them

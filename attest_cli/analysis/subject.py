@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from attest_cli.analysis.detect import BENCHMARK, CPU, KINDS, MEMORY, RUN
-from attest_cli.engine.report import RunReport
+from attest_cli.engine.run_report import RunReport
 from attest_cli.errors import InputError
 from attest_cli.profiling.link import ProfileLink, read_link
 

@@ -44,7 +44,7 @@ from attest_cli.pathspec import covers
 from attest_cli.pipeline.model import Pipeline, Step
 
 if TYPE_CHECKING:
-    from attest_cli.engine.report import StepResult
+    from attest_cli.engine.run_report import StepResult
 
 log = logging.getLogger("attest.cache")
 

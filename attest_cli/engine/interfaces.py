@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from attest_cli.engine.report import StepResult
+    from attest_cli.engine.run_report import StepResult
     from attest_cli.pipeline.model import Pipeline, Step
 
 

@@ -32,7 +32,7 @@ from attest_cli.engine.events import (
     RunStarted,
     VerificationFinished,
 )
-from attest_cli.engine.report import RunReport
+from attest_cli.engine.run_report import RunReport
 from attest_cli.errors import ConfigError
 from attest_cli.logging.structured import fields
 from attest_cli.metrics.tally import Tally, account, run_outcome

@@ -36,7 +36,7 @@ from attest_cli.engine.events import (
     VerificationFinished,
 )
 from attest_cli.engine.masking import SecretMasker
-from attest_cli.engine.report import RunReport, StepResult
+from attest_cli.engine.run_report import RunReport, StepResult
 from attest_cli.tracing.config import TracingConfig
 from attest_cli.tracing.context import (
     ATTEST_KEY,
