@@ -139,7 +139,7 @@ class RunTracer:
                       "telemetry.sdk.version": sdk_version})
         provider = TracerProvider(sampler=ALWAYS_ON, resource=Resource(attrs),
                                   shutdown_on_exit=False)
-        # attest's own setting decided that tracing is on (tracing_config documents how
+        # attest's own setting decided that tracing is on (tracing/config.py documents how
         # OTEL_SDK_DISABLED is weighed), so the SDK must not switch itself off from os.environ.
         if getattr(provider, "_disabled", False):
             provider._disabled = False
