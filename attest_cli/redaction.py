@@ -147,7 +147,7 @@ def settings_credentials(values: Mapping[str, Any], environ: Mapping[str, str]) 
     variables, the OTLP header variables and credentials inside the OTLP endpoint variables.
     """
     from attest_cli.config.schema import KEYS
-    from attest_cli.observability.tracing_config import parse_key_values
+    from attest_cli.tracing.config import parse_key_values
 
     secret = {name for name, key in KEYS.items() if key.secret}
     out: list[str] = []

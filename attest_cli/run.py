@@ -29,11 +29,11 @@ from attest_cli.context import AppContext
 from attest_cli.engine.events import Event, EventBus, RunFinished, RunStarted
 from attest_cli.engine.interfaces import EnvProvider, StepCache
 from attest_cli.engine.masking import SecretMasker
-from attest_cli.engine.report import RunReport
+from attest_cli.engine.run_report import RunReport
 from attest_cli.engine.scheduler import Scheduler, SchedulerOptions
 from attest_cli.errors import UsageError
-from attest_cli.observability import logging as attest_logging
-from attest_cli.observability.run_log import RunLogObserver
+from attest_cli.logging import structured as attest_logging
+from attest_cli.logging.observer import RunLogObserver
 from attest_cli.pipeline.confine import check_state_outputs
 from attest_cli.pipeline.graph import topological_order, with_needs
 from attest_cli.pipeline.loader import load_pipeline
@@ -49,10 +49,10 @@ log = logging.getLogger("attest.pipeline")
 # "module:function" of every feature that can attach to a run, in attach order.
 FEATURES: list[str] = [
     "attest_cli.cache.runhook:attach",
-    "attest_cli.observability.tracing_hook:attach",
-    "attest_cli.observability.runhook:attach",
+    "attest_cli.tracing.runhook:attach",
+    "attest_cli.metrics.runhook:attach",
     "attest_cli.attestation.runhook:attach",
-    "attest_cli.reports.junit_hook:attach",
+    "attest_cli.analysis.junit_hook:attach",
 ]
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from attest_cli.atomic import write_atomic
 from attest_cli.config.layers import Settings
 from attest_cli.context import AppContext
-from attest_cli.engine.report import RunReport
+from attest_cli.engine.run_report import RunReport
 from attest_cli.errors import InputError
 
 log = logging.getLogger("attest.history")
@@ -72,7 +72,7 @@ def abandon_dead_runs(ctx: AppContext, settings: Settings) -> list[str]:
     read or written is a warning here (the command's own use of it reports the error)."""
     import sqlite3
 
-    from attest_cli.observability.history import HistoryDB
+    from attest_cli.metrics.history import HistoryDB
 
     db = HistoryDB.from_settings(ctx, settings)
     if not db.path.exists():

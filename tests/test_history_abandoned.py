@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from attest_cli.observability.history import HistoryDB
+from attest_cli.metrics.history import HistoryDB
 from tests.support import attest, free_port, wait_for, wait_for_port, write_pipeline
 from tests.test_metrics import get, samples, start_attest, stop
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from attest_cli.observability.server import EndpointServer, Limits, parse_endpoint
+from attest_cli.metrics.http_server import EndpointServer, Limits, parse_endpoint
 from tests.support import free_port, wait_for_port, write_pipeline
 from tests.test_metrics import get, start_attest, stop
 

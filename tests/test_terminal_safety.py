@@ -211,7 +211,7 @@ def test_health_escapes_plugin_names_and_details(project: Path, tmp_path: Path) 
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: evil-check\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text("[attest.health_checks]\nevil = evil_check:Check\n")
     (site / "evil_check.py").write_text(
-        "from attest_cli.observability.health import HealthStatus\n"
+        "from attest_cli.health.checks import HealthStatus\n"
         "class Check:\n"
         "    name = 'evil\\n[OK] forged'\n"
         "    async def check(self):\n"

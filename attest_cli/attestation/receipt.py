@@ -33,7 +33,7 @@ from attest_cli.attestation.canonical import (
 )
 from attest_cli.attestation.keys import KEY_PREFIX
 from attest_cli.digest import bytes_digest, file_digest
-from attest_cli.engine.report import STEP_STATUSES, RunReport, StepResult
+from attest_cli.engine.run_report import STEP_STATUSES, RunReport, StepResult
 from attest_cli.errors import InputError
 from attest_cli.pathspec import check_relative, expand
 from attest_cli.yamlfile import MAX_NODES, LocatedYAML, load_yaml

@@ -13,8 +13,8 @@ from typing import Any
 from attest_cli.cache.backends.base import CacheBackend
 from attest_cli.cache.backends.guard import GuardedBackend
 from attest_cli.cache.backends.local import LocalBackend
+from attest_cli.cache.content_cache import ContentCache
 from attest_cli.cache.statindex import StatIndex
-from attest_cli.cache.stepcache import ContentCache
 from attest_cli.config.layers import Settings
 from attest_cli.context import AppContext
 from attest_cli.errors import AttestError, ConfigError, ExitCode

@@ -21,7 +21,7 @@ def health(
     ctx: typer.Context,
     fmt: Format = typer.Option(Format.text, "--format", "-f", help="text or json."),
 ) -> None:
-    from attest_cli.observability.health import Readiness
+    from attest_cli.health.checks import Readiness
 
     app = app_context(ctx)
     settings = app.settings(pipeline_doc=app.pipeline_doc())

@@ -25,8 +25,8 @@ def history(
                                        help="Only failed and interrupted runs."),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="table or json."),
 ) -> None:
-    from attest_cli.observability.history import open_history
-    from attest_cli.observability.history_view import as_json, as_table
+    from attest_cli.metrics.history import open_history
+    from attest_cli.metrics.history_view import as_json, as_table
     from attest_cli.runs import abandon_dead_runs
 
     app = app_context(ctx)

@@ -15,7 +15,7 @@ from attest_cli.errors import UsageError
 if TYPE_CHECKING:
     from attest_cli.context import AppContext
     from attest_cli.engine.events import Observer
-    from attest_cli.engine.report import RunReport
+    from attest_cli.engine.run_report import RunReport
     from attest_cli.profiling.session import ProfileOutcome
     from attest_cli.run import Loaded, RunOptions
 

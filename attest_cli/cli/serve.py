@@ -17,7 +17,7 @@ def serve(
                                         "(loopback) to listen on; 0.0.0.0:PORT exposes it "
                                         "[default: monitoring.prometheus.endpoint]."),
 ) -> None:
-    from attest_cli.observability.exporter import Exporter
+    from attest_cli.metrics.serve import Exporter
 
     app = app_context(ctx)
     settings = app.settings(pipeline_doc=app.pipeline_doc())

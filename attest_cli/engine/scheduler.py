@@ -28,7 +28,7 @@ from attest_cli.engine.events import (
 from attest_cli.engine.interfaces import CacheDecision, EnvProvider, StepCache, StepContext
 from attest_cli.engine.masking import SecretMasker
 from attest_cli.engine.process import ProcessRegistry, run_command
-from attest_cli.engine.report import RunReport, StepResult
+from attest_cli.engine.run_report import RunReport, StepResult
 from attest_cli.errors import disk_full
 from attest_cli.pipeline.model import Pipeline, Step
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from attest_cli.engine.events import Event, RunFinished, StepFinished, StepOutput, StepStarted
-from attest_cli.engine.report import RunReport, StepResult
+from attest_cli.engine.run_report import RunReport, StepResult
 from attest_cli.escaping import escape_control as esc
 from attest_cli.escaping import filter_output
 
