@@ -34,7 +34,8 @@ from attest_cli.engine.process import (
     ProcessRegistry,
     run_command,
 )
-from attest_cli.engine.report import RunReport, StepResult
+from attest_cli.engine.run_report import RunReport, StepResult
+from attest_cli.errors import disk_full
 from attest_cli.pipeline.model import Pipeline, Step
 
 log = logging.getLogger("attest.pipeline")
@@ -210,7 +211,8 @@ class Scheduler:
             log.error("step %s could not run: %s", step.name, exc,
                       exc_info=log.isEnabledFor(logging.DEBUG))
             result = StepResult(name=step.name, command=self.masker(step.run), status="failure",
-                                exit_code=None, slot=slot, reason=f"internal error: {exc}")
+                                exit_code=None, slot=slot,
+                                reason=str(disk_full(exc) or f"internal error: {exc}"))
         self._done.put((step.name, result))
 
     def _run_step(self, step: Step, slot: int, upstream: dict[str, StepResult]) -> StepResult:
