@@ -118,7 +118,11 @@ def test_sigint_during_a_stalled_cache_lookup_exits_130_promptly(project: Path) 
     report = last_report(project)
     assert report["status"] == "interrupted" and report["exit_code"] == 130
     step = report["steps"][0]
-    assert step["status"] == "failure" and step["reason"].startswith("killed by interrupt")
+    # The cache's own deadline gives up on the signal (the step is then never started), or
+    # the scheduler's safety net stops waiting for it: either way the step did not run.
+    assert step["status"] in ("skipped", "failure"), step
+    if step["status"] == "failure":
+        assert step["reason"].startswith("killed by interrupt"), step
     assert not (project / "ran").exists()
 
 
