@@ -91,7 +91,7 @@ class ContentCache:
                 ) -> tuple[KeyParts, list[FileState]]:
         root = pipeline.root
         env = key_env(pipeline.env, step.env, step.cache_env, step.cache_exclude_env,
-                      pipeline.secret_names | set(step.secrets), environ)
+                      pipeline.secret_names, environ)  # holds step.secrets too
         states = input_states(root, step.inputs, self.index)
         inputs = key_inputs(step.name, states)
         upstream = {name: output_digest(root, pipeline.steps[name].outputs, self.index)
@@ -345,8 +345,8 @@ class ContentCache:
             self.required_failure = str(exc)
 
     def _warn_undeclared(self, pipeline: Pipeline, step: Step, env: Mapping[str, str]) -> None:
-        declared = {*pipeline.env, *step.env, *step.cache_env, *step.cache_exclude_env,
-                    *pipeline.secret_names, *step.secrets}
+        declared = (pipeline.env, step.env, step.cache_env, step.cache_exclude_env,
+                    pipeline.secret_names)  # the last holds step.secrets too
         for name in undeclared_variables(step.run, declared, env):
             marker = f"{step.name}:{name}"
             with self._lock:
