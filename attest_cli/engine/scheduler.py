@@ -95,7 +95,6 @@ class Scheduler:
         Bookkeeping is incremental (remaining needs per step, a ready heap in file order), so
         a finished step costs work proportional to its dependents, not to the whole pipeline.
         """
-        self.options.logs_dir.mkdir(parents=True, exist_ok=True)
         index = {name: i for i, name in enumerate(self.order)}
         selected = set(self.order)
         remaining = {n: {d for d in self.pipeline.steps[n].needs if d in selected}
@@ -301,8 +300,9 @@ class Scheduler:
 
     def _replay(self, step: Step, result: StepResult, decision: CacheDecision,
                 log_path: Path) -> StepResult:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_path.write_text(decision.log_text, encoding="utf-8")
+        if decision.log_text:  # no empty log files: a missing log reads as empty
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            log_path.write_text(decision.log_text, encoding="utf-8")
         for line in decision.log_text.splitlines():
             self.bus.publish(StepOutput(step=step.name, line=line))
         result.finished_at = time.time()

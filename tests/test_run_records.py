@@ -1,0 +1,40 @@
+"""Issue 14: what a run leaves under .attest/ - no empty log files, a report written twice,
+and retention of old runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.support import attest, write_pipeline
+
+
+def reports(project: Path) -> list[Path]:
+    return sorted((project / ".attest" / "runs").glob("*.json"))
+
+
+def log_files(project: Path) -> list[Path]:
+    return sorted(p for p in (project / ".attest" / "logs").rglob("*") if p.is_file())
+
+
+def test_no_empty_log_files_and_readers_take_a_missing_log_as_empty(project: Path) -> None:
+    write_pipeline(project, """
+        steps:
+          silent: {run: 'true', outputs: [a.txt], inputs: [], cache: true}
+          quiet_fail: {run: 'exit 3', cache: false}
+          talk: {run: 'echo hello', cache: false}
+    """)
+    (project / "attest.yaml").write_text((project / "attest.yaml").read_text().replace(
+        "run: 'true'", "run: 'touch a.txt'"))
+    first = attest("run", "--keep-going", "--junit", "junit.xml", cwd=project)
+    assert first.returncode == 1, first.stderr
+    assert "Traceback" not in first.stderr
+    second = attest("run", "--keep-going", cwd=project)  # silent is restored from the cache
+    assert second.returncode == 1, second.stderr
+    files = log_files(project)
+    assert [p.name for p in files] == ["talk.log", "talk.log"]
+    assert all(p.read_text() == "hello\n" for p in files)
+    steps = {s["name"]: s for s in json.loads(reports(project)[-1].read_text())["steps"]}
+    assert steps["silent"]["status"] == "cached"
+    junit = (project / "junit.xml").read_text()
+    assert 'name="quiet_fail"' in junit and "exit code 3" in junit
