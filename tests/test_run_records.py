@@ -38,3 +38,33 @@ def test_no_empty_log_files_and_readers_take_a_missing_log_as_empty(project: Pat
     assert steps["silent"]["status"] == "cached"
     junit = (project / "junit.xml").read_text()
     assert 'name="quiet_fail"' in junit and "exit code 3" in junit
+
+
+def test_the_report_is_written_when_the_run_starts_and_ends_not_per_step(project: Path) -> None:
+    # every step records the report file's identity and modification time as it runs
+    probe = "stat -c '%i %y' .attest/runs/*.json >> seen.txt"
+    needs = [""] + [f", needs: [s{i}]" for i in range(7)]
+    steps = "\n".join(f"  s{i}: {{run: \"{probe}\", cache: false{needs[i]}}}" for i in range(8))
+    (project / "attest.yaml").write_text(f"steps:\n{steps}\n")
+    proc = attest("run", "-j", "1", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    seen = (project / "seen.txt").read_text().splitlines()
+    assert len(seen) == 8 and len(set(seen)) == 1, seen  # unchanged while steps ran
+    (report,) = reports(project)
+    assert json.loads(report.read_text())["status"] == "success"  # rewritten at the end
+
+
+def test_the_report_records_no_log_path_for_a_silent_step(project: Path) -> None:
+    write_pipeline(project, """
+        steps:
+          silent: {run: 'true'}
+          talk: {run: 'echo hi'}
+    """)
+    assert attest("run", cwd=project).returncode == 0
+    steps = {s["name"]: s for s in json.loads(reports(project)[-1].read_text())["steps"]}
+    assert steps["silent"]["log_file"] is None
+    assert Path(steps["talk"]["log_file"]).read_text() == "hi\n"
+    for s in steps.values():  # times to the microsecond, not to 17 digits
+        for key in ("started_at", "finished_at", "wall_seconds", "cpu_user_seconds",
+                    "cpu_system_seconds"):
+            assert round(s[key], 6) == s[key], (key, s[key])

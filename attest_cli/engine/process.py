@@ -46,6 +46,7 @@ class ProcessOutcome:
     max_rss_floor_bytes: int | None = None
     timed_out: bool = False
     signal: int | None = None
+    logged: bool = False  # the step printed something: its log file exists
 
 
 class ProcessRegistry:
@@ -176,6 +177,7 @@ def run_command(command: str, *, cwd: Path, env: Mapping[str, str], log_path: Pa
         max_rss_floor_bytes=floor,
         timed_out=watch.timed_out,
         signal=sig,
+        logged=log.opened,
     )
 
 
@@ -192,6 +194,10 @@ class _LazyLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed below
         self._fh.write(text)
+
+    @property
+    def opened(self) -> bool:
+        return self._fh is not None
 
     def close(self) -> None:
         if self._fh is not None:

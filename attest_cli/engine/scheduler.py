@@ -248,6 +248,8 @@ class Scheduler:
         result.max_rss_floor_bytes = outcome.max_rss_floor_bytes
         result.timed_out = outcome.timed_out
         result.signal = outcome.signal
+        if not outcome.logged:  # a silent step leaves no log file (nor a path to one)
+            result.log_file = None
         if outcome.exit_code == 0 and not outcome.timed_out:
             result.status = "success"
         else:
@@ -303,6 +305,8 @@ class Scheduler:
         if decision.log_text:  # no empty log files: a missing log reads as empty
             log_path.parent.mkdir(parents=True, exist_ok=True)
             log_path.write_text(decision.log_text, encoding="utf-8")
+        else:
+            result.log_file = None
         for line in decision.log_text.splitlines():
             self.bus.publish(StepOutput(step=step.name, line=line))
         result.finished_at = time.time()
