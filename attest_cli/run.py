@@ -39,6 +39,7 @@ from attest_cli.pipeline.graph import topological_order, with_needs
 from attest_cli.pipeline.loader import load_pipeline
 from attest_cli.pipeline.model import Pipeline
 from attest_cli.redaction import settings_credentials
+from attest_cli.retention import apply_retention
 from attest_cli.runs import abandon_dead_runs
 
 if TYPE_CHECKING:
@@ -187,6 +188,7 @@ def execute(ctx: AppContext, options: RunOptions, *, view: Callable[[Event], Non
                 # then gives up): the run still ends as interrupted, exit 130/143
                 finalize_status(report, scheduler.interrupted)
             write_report(report, runs_dir / f"{run_id}.json")
+            apply_retention(ctx.state_dir, int(settings["history.keep_runs"]), run_id)
         if options.report:
             write_report(report, ctx.path(options.report))
     except BaseException:

@@ -68,3 +68,47 @@ def test_the_report_records_no_log_path_for_a_silent_step(project: Path) -> None
         for key in ("started_at", "finished_at", "wall_seconds", "cpu_user_seconds",
                     "cpu_system_seconds"):
             assert round(s[key], 6) == s[key], (key, s[key])
+
+
+def _running_report(project: Path, run_id: str) -> Path:
+    """The record of a run still in progress (another attest process), with its logs."""
+    path = project / ".attest" / "runs" / f"{run_id}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"schema": "attest.run-report", "schema_version": 1,
+                                "run_id": run_id, "pipeline": "p", "pipeline_file": "x",
+                                "started_at": 1.0, "finished_at": None, "status": "running",
+                                "steps": []}, separators=(",", ":")))
+    logs = project / ".attest" / "logs" / run_id
+    logs.mkdir(parents=True)
+    (logs / "a.log").write_text("busy\n")
+    return path
+
+
+def test_retention_keeps_exactly_the_newest_n_runs_and_their_logs(project: Path) -> None:
+    write_pipeline(project, """
+        history: {keep_runs: 3}
+        steps:
+          talk: {run: 'echo hi', cache: false}
+    """)
+    running = _running_report(project, "20000101T000000.000Z-aaaaaa")  # oldest of all
+    for _ in range(5):
+        proc = attest("run", cwd=project)
+        assert proc.returncode == 0, proc.stderr
+    kept = [p for p in reports(project) if p != running]
+    assert len(kept) == 3
+    assert running.exists()  # a running run is never deleted, however old
+    run_dirs = sorted(p.name for p in (project / ".attest" / "logs").iterdir())
+    assert run_dirs == sorted([running.stem] + [p.stem for p in kept])
+    newest = json.loads(kept[-1].read_text())
+    assert newest["status"] == "success"
+
+
+def test_keep_runs_zero_keeps_every_run(project: Path) -> None:
+    write_pipeline(project, """
+        history: {keep_runs: 0}
+        steps:
+          talk: {run: 'echo hi', cache: false}
+    """)
+    for _ in range(3):
+        assert attest("run", cwd=project).returncode == 0
+    assert len(reports(project)) == 3
