@@ -76,3 +76,28 @@ def test_entries_stored_without_per_step_sync_restore_and_explain(tmp_path: Path
         assert (pipeline.root / f"out{i}.txt").read_text() == f"{i}\n"
         assert decision.log_text == (f"said {i}\n" if i % 2 else "")
         assert cache.explain(pipeline, step, {}).previous is not None
+
+
+def test_a_read_marks_an_object_used_at_most_once_an_hour(tmp_path: Path) -> None:
+    import time
+
+    from attest_cli.cache.backends.local import TOUCH_INTERVAL_SECONDS
+
+    local = LocalBackend(tmp_path / "cache")
+    local.put("entries/fresh", b"{}")
+    local.put("entries/stale", b"{}")
+    fresh, stale = local.root / "entries" / "fresh", local.root / "entries" / "stale"
+    recent = time.time() - 60
+    old = time.time() - TOUCH_INTERVAL_SECONDS - 60
+    os.utime(fresh, (recent, recent))
+    os.utime(stale, (old, old))
+    assert local.get("entries/fresh") == b"{}" and local.get("entries/stale") == b"{}"
+    assert fresh.stat().st_mtime == recent  # used a minute ago: no write for this read
+    assert stale.stat().st_mtime > time.time() - 60  # marked used now
+    assert local.peek("entries/stale") == b"{}"
+
+
+def test_restoring_nothing_opens_nothing(tmp_path: Path) -> None:
+    from attest_cli.cache.restore import restore_files
+
+    restore_files(tmp_path / "not-there", [], lambda f: b"")  # no workspace is opened

@@ -4,8 +4,9 @@ Every object is a file named by its key, written to a temp file and renamed into
 reader never sees half an object and two runs writing the same key leave one valid copy.
 Objects are not fsync'd one by one: a run syncs the file system once when it ends
 (:func:`sync_filesystem`, see docs/cache.md "Durability").
-Reads touch the file's mtime, which makes mtime the "last used" time that least-recently-
-used eviction (``cache.max_size``) and ``cache.retention_days`` go by.
+Reads touch the file's mtime (at most once an hour: :data:`TOUCH_INTERVAL_SECONDS`), which
+makes mtime the "last used" time that least-recently-used eviction (``cache.max_size``) and
+``cache.retention_days`` go by.
 
 The directory may have been filled by a restored CI cache, so reads are bounded like the
 remote ones: a file (or the inflated content of a ``.zst`` file) above ``max_entry_size``
@@ -26,6 +27,10 @@ from attest_cli.cache.backends.base import MalformedObject, StoredObject
 from attest_cli.cache.backends.bounded import DEFAULT_MAX_ENTRY_SIZE, check_size, read_limited
 
 _ZSTD_SUFFIX = ".zst"
+# A read marks an object used (its mtime) only when the mark is older than this: eviction
+# by size and by cache.retention_days needs no finer "last used", and a no-op run then
+# reads its entries without writing an inode per step.
+TOUCH_INTERVAL_SECONDS = 3600.0
 
 
 class LocalBackend:
@@ -55,13 +60,14 @@ class LocalBackend:
                                                       True)):
             try:
                 with candidate.open("rb") as fh:
+                    st = os.fstat(fh.fileno())
                     if not compressed:
-                        check_size(key, os.fstat(fh.fileno()).st_size, self.max_entry_size)
+                        check_size(key, st.st_size, self.max_entry_size)
                     data = _decompressed(fh, key, self.max_entry_size) if compressed else \
                         read_limited(fh, key, self.max_entry_size)
             except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
                 continue
-            if touch:
+            if touch and time.time() - st.st_mtime > TOUCH_INTERVAL_SECONDS:
                 with contextlib.suppress(OSError):
                     os.utime(candidate)
             return data
