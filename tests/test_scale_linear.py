@@ -5,7 +5,10 @@ No timings here (they belong to benchmarks/scale.py): each test counts the work 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+import pytest
 
 from attest_cli.cache.backends.local import LocalBackend
 from attest_cli.cache.content_cache import ContentCache
@@ -50,3 +53,22 @@ def test_secret_names_are_the_union_of_every_steps_secrets(tmp_path: Path) -> No
     pipeline = Pipeline(name="p", path=tmp_path / "attest.yaml", root=tmp_path, steps=steps)
     assert pipeline.secret_names == {"A", "B", "C"}
     assert pipeline.secret_names is pipeline.secret_names  # computed once
+
+
+def test_keying_a_step_does_not_re_resolve_the_project_root(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path.joinpath(*[f"d{i}" for i in range(20)])  # a deep project directory
+    root.mkdir(parents=True)
+    n = 50
+    for i in range(n):
+        (root / f"in{i}.txt").write_text(str(i))
+    steps = {f"s{i}": Step(name=f"s{i}", run="true", inputs=(f"in{i}.txt",)) for i in range(n)}
+    pipeline = Pipeline(name="p", path=root / "attest.yaml", root=root, steps=steps)
+    cache = ContentCache(local=LocalBackend(tmp_path / "cache"), index=StatIndex(None))
+    cache.key_for(pipeline, steps["s0"], {})
+    calls: list[str] = []
+    real = os.lstat
+    monkeypatch.setattr(os, "lstat", lambda p, *a, **k: (calls.append(str(p)), real(p, *a, **k))[1])
+    for step in steps.values():
+        cache.key_for(pipeline, step, {})
+    assert len(calls) <= 10 * n  # a few per step, not one per component of the root's path
