@@ -35,6 +35,9 @@ def attach(setup: RunSetup) -> None:
         log.warning("tracing is off for this run: could not set up the %s exporter: %s",
                     cfg.wire, exc, exc_info=log.isEnabledFor(logging.DEBUG))
         return
+    if cfg.defaulted_to_file:
+        log.info("tracing: no exporter endpoint configured; writing spans to %s",
+                 cfg.target)
     setup.bus.subscribe(tracer)
     setup.env_providers.append(tracer.step_environment)
     attest_logging.trace_context = tracer.current_ids

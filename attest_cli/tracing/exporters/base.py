@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,7 +30,13 @@ class SpanExporterBase:
 
 class HTTPPostExporter(SpanExporterBase):
     """POSTs ``encode(spans)`` with ``content_type``; failures become FAILURE and last_error.
-    ``timeout`` bounds each export as a whole (:func:`attest_cli.deadline.http_request`)."""
+
+    ``timeout`` bounds each export as a whole (:func:`attest_cli.deadline.http_request`),
+    retries included. Only what a collector says is passing (429, 502, 503, 504) is retried,
+    with a short backoff while the deadline allows; a refused connection, an unknown host
+    or any other error ends the export at once: nothing listening will not start
+    listening within a run's exit flush.
+    """
 
     content_type = "application/octet-stream"
 
@@ -47,14 +54,43 @@ class HTTPPostExporter(SpanExporterBase):
         if not spans:
             return SpanExportResult.SUCCESS
         try:
-            deadline.http_request(self.endpoint, data=self.encode(spans), method="POST",
-                                  headers={"Content-Type": self.content_type, **self.headers},
-                                  seconds=self.timeout, what=f"{type(self).__name__} export")
+            self._post(self.encode(spans))
         except Exception as exc:
-            self.last_error = str(exc) or type(exc).__name__
+            self.last_error = _describe(exc)
             log.debug("%s export to %s failed: %s", type(self).__name__, self.endpoint, exc)
             return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
+
+    def _post(self, body: bytes) -> None:
+        import urllib.error
+
+        end = time.monotonic() + self.timeout
+        headers = {"Content-Type": self.content_type, **self.headers}
+        backoff = RETRY_FIRST_BACKOFF
+        while True:
+            left = end - time.monotonic()
+            try:
+                deadline.http_request(self.endpoint, data=body, method="POST", headers=headers,
+                                      seconds=max(0.01, left),
+                                      what=f"{type(self).__name__} export")
+                return
+            except urllib.error.HTTPError as exc:
+                if exc.code not in RETRYABLE_STATUS or end - time.monotonic() <= backoff:
+                    raise
+            time.sleep(backoff)
+            backoff *= 2
+
+
+RETRYABLE_STATUS = frozenset({429, 502, 503, 504})  # as the OTLP specification lists them
+RETRY_FIRST_BACKOFF = 0.25  # seconds, doubled per retry, always within the export timeout
+
+
+def _describe(exc: Exception) -> str:
+    """``connection refused`` rather than ``<urlopen error [Errno 111] ...>``."""
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, OSError):
+        return (reason.strerror or str(reason)).lower()
+    return str(exc) or type(exc).__name__
 
 
 class DeadlineExporter(SpanExporterBase):
