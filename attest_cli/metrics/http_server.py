@@ -6,8 +6,9 @@ answered by a small fixed pool of worker threads, so a slow readiness check neve
 a metrics scrape, and the liveness route is answered on the loop itself, so it answers
 whatever the pool is doing. Connections are capped: at the cap the oldest idle connection
 is closed to make room, and when every connection is busy a new one gets ``503`` at once.
-It binds before the run starts, so a port in use is one clear error line naming the port
-and the configuration key, not a late surprise. An endpoint without a host binds loopback.
+It binds before the run starts: for ``attest serve`` a port in use is one clear error line
+naming the port and the configuration key; ``attest run`` warns once and runs without its
+live endpoint (:class:`PortInUse`). An endpoint without a host binds loopback.
 """
 
 from __future__ import annotations
@@ -66,6 +67,10 @@ def json_response(code: int, body: dict[str, Any]) -> Response:
     return code, "application/json", (json.dumps(body) + "\n").encode()
 
 
+class PortInUse(ConfigError):
+    """Another process listens on the port (``attest run`` warns and goes on without it)."""
+
+
 def _bind(host: str, port: int, backlog: int, where: str) -> socket.socket:
     try:
         if ":" in host:
@@ -75,7 +80,7 @@ def _bind(host: str, port: int, backlog: int, where: str) -> socket.socket:
         return socket.create_server((host, port), backlog=backlog)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            raise ConfigError(f"port {port} is already in use ({where})") from None
+            raise PortInUse(f"port {port} is already in use ({where})") from None
         raise ConfigError(f"cannot listen on {host}:{port} ({where}): "
                           f"{exc.strerror or exc}") from None
 

@@ -76,6 +76,7 @@ def _start_live_endpoint(setup: RunSetup, db: HistoryDB, recorder: HistoryRecord
     from attest_cli.metrics.http_server import (
         TEXT_FORMAT,
         EndpointServer,
+        PortInUse,
         parse_endpoint,
         routes_for,
     )
@@ -95,7 +96,18 @@ def _start_live_endpoint(setup: RunSetup, db: HistoryDB, recorder: HistoryRecord
         setup.closers.append(readiness.close)
     routes = routes_for(s, lambda: (200, TEXT_FORMAT, text()),
                         readiness.evaluate if readiness else None)
-    server = EndpointServer(host, port, routes, where=where).start()
+    try:
+        server = EndpointServer(host, port, routes, where=where)
+    except PortInUse as exc:
+        # another run or `attest serve` has the port: the run and its history matter more
+        # than a live view of it (serve already exposes the history's totals)
+        if readiness is not None:
+            setup.closers.remove(readiness.close)
+            readiness.close()
+        log.warning("%s; running without the live metrics endpoint (the run is still "
+                    "recorded in the history)", exc)
+        return
+    server.start()
     setup.closers.append(server.stop)
     log.info("serving live metrics on %s%s", server.url, s["monitoring.prometheus.path"])
 
