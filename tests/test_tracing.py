@@ -113,12 +113,12 @@ def test_seed_traceparent_and_config_deliver_one_coherent_trace(project: Path, k
         spans = got.spans
     names = by_name(spans)
     assert {n for n in names if not n.startswith("cache ")} == {
-        "run build-test-deploy", "step build", "step test", "step deploy"}
+        "RUN build-test-deploy", "step build", "step test", "step deploy"}
     step_ids = {names[f"step {n}"]["span_id"] for n in ("build", "test", "deploy")}
     for cache_span in (s for s in spans if s["name"].startswith("cache ")):
         assert cache_span["parent_id"] in step_ids  # cache lookup/store under their step
     assert {s["trace_id"] for s in spans} == {SEED_TRACE}
-    root = names["run build-test-deploy"]
+    root = names["RUN build-test-deploy"]
     assert root["parent_id"] == SEED_PARENT  # the run is a child of the remote span
     assert root["service"] == "attest-pipeline"
     assert root["error"] is True
@@ -132,7 +132,7 @@ def test_seed_traceparent_and_config_deliver_one_coherent_trace(project: Path, k
         assert root["start"] <= span["start"] <= span["end"] <= root["end"]
     result = {n: names[f"step {n}"]["attrs"]["cicd.pipeline.task.run.result"]
               for n in ("build", "test", "deploy")}
-    assert result == {"build": "success", "test": "failure", "deploy": "skipped"}
+    assert result == {"build": "success", "test": "failure", "deploy": "skip"}  # CI/CD semconv
     assert names["step test"]["error"] is True
     assert names["step build"]["error"] is False
     exit_code = names["step test"]["attrs"]["process.exit.code"]
@@ -163,7 +163,7 @@ def test_jaeger_payload_is_application_x_thrift_with_child_of_references(project
         attest("run", cwd=project, env={"TRACEPARENT": SEED_TRACEPARENT})
     assert set(got.content_types) == {"application/x-thrift"}
     step = by_name(got.spans)["step build"]
-    root = by_name(got.spans)["run build-test-deploy"]
+    root = by_name(got.spans)["RUN build-test-deploy"]
     assert step["references"] == [{"type": 0, "trace_low": int(SEED_TRACE[16:], 16),
                                    "span_id": root["span_id"]}]
     assert root["resource"]["service.version"]
@@ -191,11 +191,11 @@ def test_nested_attest_run_inside_a_step_joins_the_same_trace(project: Path) -> 
         proc = attest("run", "--trace", cwd=project)
         assert proc.returncode == 0, proc.stderr
     spans = by_name(got.spans)
-    outer_step, inner_root = spans["step outer"], spans["run inner"]
+    outer_step, inner_root = spans["step outer"], spans["RUN inner"]
     assert len({s["trace_id"] for s in got.spans}) == 1
     assert inner_root["parent_id"] == outer_step["span_id"]
     assert spans["step compile"]["parent_id"] == inner_root["span_id"]
-    assert spans["run build-test-deploy"]["parent_id"] is None
+    assert spans["RUN build-test-deploy"]["parent_id"] is None
     # the inner run (rate 0) followed the outer run's keep decision, carried in tracestate
     tp = (inner / "tp-inner.txt").read_text().strip()
     assert tp.endswith(f"{spans['step compile']['span_id']}-01")
@@ -242,7 +242,7 @@ def test_sampling_decides_at_the_end_and_keeps_errors(project: Path, rate: float
     assert proc.returncode == (1 if steps is FAILING_STEPS else 0), proc.stderr
     spans = exported(project)
     if kept:
-        assert {s["name"] for s in spans} >= {"run build-test-deploy", "step one", "step two"}
+        assert {s["name"] for s in spans} >= {"RUN build-test-deploy", "step one", "step two"}
         assert len({s["trace_id"] for s in spans}) == 1
     else:
         assert spans == []
@@ -263,7 +263,7 @@ def test_malformed_traceparent_starts_a_new_trace_with_a_debug_line(project: Pat
     proc = attest("run", "--trace", "--log-level", "debug", "--log-format", "json",
                   cwd=project, env={"TRACEPARENT": value})
     assert proc.returncode == 0, proc.stderr
-    root = by_name(exported(project))["run build-test-deploy"]
+    root = by_name(exported(project))["RUN build-test-deploy"]
     assert root["parent_id"] is None
     assert root["trace_id"] != SEED_TRACE
     lines = [json.loads(x) for x in proc.stderr.splitlines() if x.startswith("{")]
@@ -279,7 +279,7 @@ def test_future_traceparent_version_with_extra_fields_is_accepted(project: Path)
                        "TRACESTATE": "vendor=abc,other=1"})
     assert proc.returncode == 0, proc.stderr
     spans = by_name(exported(project))
-    root = spans["run build-test-deploy"]
+    root = spans["RUN build-test-deploy"]
     assert (root["trace_id"], root["parent_id"]) == (SEED_TRACE, SEED_PARENT)
     # tracestate is passed on to the step, attest's member first (W3C: updated key in front)
     traceparent, tracestate = (project / "tp.txt").read_text().split()
@@ -294,7 +294,7 @@ def test_json_logs_carry_trace_and_span_ids(project: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(x) for x in proc.stderr.splitlines() if x.startswith("{")]
     done = [x for x in lines if x["message"] == "Pipeline execution completed"]
-    root = by_name(exported(project))["run build-test-deploy"]
+    root = by_name(exported(project))["RUN build-test-deploy"]
     assert done and done[0]["trace_id"] == SEED_TRACE
     assert done[0]["span_id"] == root["span_id"]
 
@@ -317,7 +317,7 @@ def test_otel_environment_is_used_below_attest_config(project: Path) -> None:
             "OTEL_EXPORTER_OTLP_ENDPOINT": base, "OTEL_SERVICE_NAME": "from-otel",
             "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=ci,team=build%20infra"})
         assert proc.returncode == 0, proc.stderr
-        root = by_name(got.spans)["run p"]
+        root = by_name(got.spans)["RUN p"]
         assert root["service"] == "from-otel"
         assert root["resource"]["deployment.environment"] == "ci"
         assert root["resource"]["team"] == "build infra"
@@ -326,7 +326,7 @@ def test_otel_environment_is_used_below_attest_config(project: Path) -> None:
             "OTEL_EXPORTER_OTLP_ENDPOINT": base, "OTEL_SERVICE_NAME": "from-otel",
             "ATTEST_TRACING__SERVICE_NAME": "from-attest"})
         assert proc.returncode == 0, proc.stderr
-        assert by_name(got.spans)["run p"]["service"] == "from-attest"
+        assert by_name(got.spans)["RUN p"]["service"] == "from-attest"
 
 
 def test_otel_sdk_disabled_turns_off_configured_tracing_but_not_the_flag(project: Path
@@ -341,7 +341,7 @@ def test_otel_sdk_disabled_turns_off_configured_tracing_but_not_the_flag(project
     assert exported(project) == []
     proc = attest("run", "--trace", cwd=project, env={"OTEL_SDK_DISABLED": "true"})
     assert proc.returncode == 0, proc.stderr
-    assert "run build-test-deploy" in by_name(exported(project))
+    assert "RUN build-test-deploy" in by_name(exported(project))
 
 
 def test_tracing_off_imports_no_opentelemetry(project: Path) -> None:
@@ -431,7 +431,7 @@ def test_root_span_carries_the_git_revision(project: Path) -> None:
                           capture_output=True, text=True).stdout.strip()
     proc = attest("run", "--trace", cwd=project)
     assert proc.returncode == 0, proc.stderr
-    root = by_name(exported(project))["run build-test-deploy"]
+    root = by_name(exported(project))["RUN build-test-deploy"]
     assert root["attrs"]["vcs.ref.head.revision"] == head
     assert root["attrs"]["vcs.ref.head.name"] == "main"
 
@@ -460,7 +460,7 @@ def test_interrupted_run_ends_its_trace_as_cancelled(project: Path) -> None:
             child.kill()
     assert child.returncode == 130
     spans = by_name(exported(project))  # rate 0, but an interrupted run is an error: kept
-    root = spans["run build-test-deploy"]
+    root = spans["RUN build-test-deploy"]
     assert root["error"] and root["attrs"]["cicd.pipeline.result"] == "cancellation"
     assert spans["step slow"]["error"]
 
@@ -486,7 +486,7 @@ def test_without_tracing_the_environment_traceparent_reaches_steps_untouched(pro
     assert last_report(project)["trace_id"] is None
 
 
-def test_cached_steps_are_spans_with_result_cached(project: Path) -> None:
+def test_cached_steps_are_successful_spans_marked_as_cache_hits(project: Path) -> None:
     pipeline(project, file_tracing(1.0, True), steps="""
         one: {run: 'echo one > out.txt', outputs: [out.txt]}
     """)
@@ -495,7 +495,8 @@ def test_cached_steps_are_spans_with_result_cached(project: Path) -> None:
     proc = attest("run", "--trace", cwd=project)
     assert proc.returncode == 0, proc.stderr
     step = by_name(exported(project))["step one"]
-    assert step["attrs"]["cicd.pipeline.task.run.result"] == "cached"
+    assert step["attrs"]["cicd.pipeline.task.run.result"] == "success"
+    assert step["attrs"]["attest.step.status"] == "cached"
     assert step["attrs"]["attest.step.cache_hit"] is True
     lookup = by_name(exported(project))["cache lookup"]
     assert lookup["parent_id"] == step["span_id"] and lookup["attrs"]["attest.cache.hit"]
@@ -521,7 +522,7 @@ def test_nested_runs_share_one_jsonl_file_without_losing_lines(project: Path) ->
     assert proc.returncode == 0, proc.stderr
     spans = spans_from_file(shared.read_text())
     names = [s["name"] for s in spans]
-    assert names.count("run build-test-deploy") == 3  # the outer run and two inner runs
+    assert names.count("RUN build-test-deploy") == 3  # the outer run and two inner runs
     assert names.count("step i1") == 2 and names.count("step outer1") == 1
     assert len({s["trace_id"] for s in spans}) == 1
 
@@ -532,5 +533,5 @@ def test_otel_protocol_variable_selects_grpc(project: Path) -> None:
         proc = attest("run", "--trace", cwd=project, env={
             "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})
         assert proc.returncode == 0, proc.stderr
-    assert "run p" in by_name(got.spans)
+    assert "RUN p" in by_name(got.spans)
     assert set(got.content_types) == {"application/grpc"}

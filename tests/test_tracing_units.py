@@ -289,7 +289,7 @@ def test_cache_signing_and_verification_spans_nest_with_event_times(tmp_path: Pa
     tracer(RunFinished(report=report, at=105.0))
     tracer.close()
     spans = {d["name"]: d for d in map(json.loads, out.read_text().splitlines())}
-    root, step = spans["run p"], spans["step s"]
+    root, step = spans["RUN p"], spans["step s"]
     assert report.trace_id == root["trace_id"]
     assert env["TRACEPARENT"] == f"00-{root['trace_id']}-{step['span_id']}-01"
     assert env["TRACESTATE"] == "attest=h1"

@@ -10,6 +10,8 @@ carry ``trace_id``/``span_id``. Sampling is decided at the end of the trace
 from __future__ import annotations
 
 import logging
+import signal
+import socket
 import subprocess
 import threading
 from collections.abc import Mapping
@@ -20,7 +22,14 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
-from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+)
 from opentelemetry.trace.span import TraceState
 
 from attest_cli import __version__
@@ -57,11 +66,57 @@ from attest_cli.tracing.sampling import (
 
 log = logging.getLogger("attest.tracing")
 
-_RESULT = {"success": "success", "failure": "failure", "interrupted": "cancellation"}
+# OpenTelemetry CI/CD semantic conventions (cicd.pipeline.result and
+# cicd.pipeline.task.run.result enum values; tests check them against the semconv package)
+RUN_RESULT = {"success": "success", "failure": "failure", "interrupted": "cancellation",
+               "abandoned": "error"}
+ACTION = "RUN"  # cicd.pipeline.action.name: attest runs a pipeline; the root is "RUN <name>"
+
+
+def task_result(r: StepResult) -> tuple[str, str | None]:
+    """``(cicd.pipeline.task.run.result, error.type)`` of a finished step.
+
+    A cached step is ``success`` (its outputs are the ones a run would make;
+    ``attest.step.cache_hit`` tells it apart); a step that never ran is ``skip``. Failures
+    are told apart by why: the step's timeout (``timeout``), attest's interrupt
+    (``cancellation``), a step attest could not start or watch (``error``, exit code
+    unknown), else the command's own ``failure`` with its exit code or signal as the
+    low-cardinality ``error.type``.
+    """
+    if r.status in ("success", "cached"):
+        return "success", None
+    if r.status == "skipped":
+        return "skip", None
+    if r.timed_out:
+        return "timeout", "timeout"
+    if (r.reason or "").startswith("killed by interrupt"):
+        return "cancellation", "interrupted"
+    if r.signal:
+        try:
+            return "failure", signal.Signals(r.signal).name  # e.g. SIGKILL (the OOM killer)
+        except ValueError:
+            return "failure", f"signal_{r.signal}"
+    if r.exit_code is None:
+        return "error", "internal"
+    return "failure", f"exit_code_{r.exit_code}"
 
 
 def _ns(seconds: float) -> int:
     return int(seconds * 1_000_000_000)
+
+
+def run_error_type(report: RunReport) -> str | None:
+    """``error.type`` of a run that did not succeed: its first failed step's, else why."""
+    if report.status == "success":
+        return None
+    if report.status == "interrupted":
+        return "interrupted"
+    if report.status == "abandoned":
+        return "abandoned"
+    for step in report.steps:
+        if step.status == "failure":
+            return task_result(step)[1]
+    return "step_skipped" if any(s.status == "skipped" for s in report.steps) else "internal"
 
 
 class _ForwardToDebug(logging.Handler):
@@ -135,6 +190,7 @@ class RunTracer:
 
         attrs: dict[str, Any] = {k: masker(v) for k, v in cfg.resource_attributes.items()}
         attrs.update({"service.name": cfg.service_name, "service.version": __version__,
+                      "host.name": socket.gethostname(),
                       "telemetry.sdk.language": "python", "telemetry.sdk.name": "opentelemetry",
                       "telemetry.sdk.version": sdk_version})
         provider = TracerProvider(sampler=ALWAYS_ON, resource=Resource(attrs),
@@ -209,11 +265,13 @@ class RunTracer:
             parent_ctx = trace.set_span_in_context(NonRecordingSpan(remote))
         attrs = {"cicd.pipeline.name": report.pipeline,
                  "cicd.pipeline.run.id": report.run_id,
-                 "service.version": __version__,
-                 "attest.pipeline.file": report.pipeline_file,
-                 "host.name": report.hostname}
-        self.root = self.tracer.start_span(self.masker(f"run {report.pipeline}"),
-                                           context=parent_ctx, start_time=_ns(report.started_at),
+                 "cicd.pipeline.action.name": ACTION,
+                 "attest.pipeline.file": report.pipeline_file}
+        # CI/CD semconv: a SERVER span named "{action} {pipeline}"; host.name and
+        # service.version are on the resource, where they describe every span
+        self.root = self.tracer.start_span(self.masker(f"{ACTION} {report.pipeline}"),
+                                           context=parent_ctx, kind=SpanKind.SERVER,
+                                           start_time=_ns(report.started_at),
                                            attributes=self._attrs(attrs))
         sc = self.root.get_span_context()
         hint = head_hint(self.parent_state) if self.parent is not None else None
@@ -270,8 +328,11 @@ class RunTracer:
         if span is None:  # skipped: never started, a zero-length span says why
             span = self._child(f"step {r.name}", self.root, event.at,
                                {"cicd.pipeline.task.name": r.name})
+        result, error_type = task_result(r)
         span.set_attributes(self._attrs({
-            "cicd.pipeline.task.run.result": r.status,
+            "cicd.pipeline.task.run.result": result,
+            "error.type": error_type,
+            "attest.step.status": r.status,
             "process.exit.code": r.exit_code,
             "attest.step.cache_hit": r.cache_hit,
             "attest.cache.backend": r.cache_backend,
@@ -298,7 +359,8 @@ class RunTracer:
         root = self.root
         failed = [s.name for s in report.steps if s.status == "failure"]
         root.set_attributes(self._attrs({
-            "cicd.pipeline.result": _RESULT.get(report.status, report.status),
+            "cicd.pipeline.result": RUN_RESULT.get(report.status, "error"),
+            "error.type": run_error_type(report),
             "attest.run.status": report.status,
             "process.exit.code": report.exit_code,
             "attest.run.steps_total": len(report.steps),
