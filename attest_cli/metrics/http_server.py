@@ -13,7 +13,6 @@ live endpoint (:class:`PortInUse`). An endpoint without a host binds loopback.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import json
@@ -25,11 +24,14 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from attest_cli.config.layers import Settings
 from attest_cli.errors import ConfigError
+
+if TYPE_CHECKING:  # asyncio is imported on the server's own thread (~20 ms off the run's path)
+    import asyncio
 
 log = logging.getLogger("attest.metrics")
 
@@ -137,23 +139,31 @@ class EndpointServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._started = threading.Event()
+        self._stopping = False
         self._pool = ThreadPoolExecutor(max_workers=self.limits.workers,
                                         thread_name_prefix="attest-http")
         self._conns: set[asyncio.Task[None]] = set()
         self._idle: OrderedDict[asyncio.Task[None], asyncio.StreamWriter] = OrderedDict()
 
     # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> EndpointServer:
+    def start(self, *, wait: bool = True) -> EndpointServer:
+        """Serve on a background thread. ``wait=False`` returns at once: the socket already
+        listens, so early connections wait in its backlog while the thread loads asyncio
+        and starts the loop (``attest run`` does not pay that before its first step)."""
         self._thread = threading.Thread(target=self.serve_forever, name="attest-metrics",
                                         daemon=True)
         self._thread.start()
-        self._started.wait(10)
+        if wait:
+            self._started.wait(10)
         return self
 
     def serve_forever(self) -> None:
+        import asyncio
+
         asyncio.run(self._main())
 
     def stop(self) -> None:
+        self._stopping = True  # a loop that has not started yet ends as soon as it does
         loop, stop = self._loop, self._stop
         if loop is not None and stop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):  # the loop ended meanwhile
@@ -164,8 +174,12 @@ class EndpointServer:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        import asyncio
+
         self._stop = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        if self._stopping:  # stop() came before the loop existed
+            return
         server = await asyncio.start_server(self._client, sock=self._sock,
                                             limit=self.limits.max_head_bytes)
         self._started.set()
@@ -184,6 +198,8 @@ class EndpointServer:
 
     # -- one connection --------------------------------------------------------------------
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        import asyncio
+
         task = asyncio.current_task()
         assert task is not None
         try:
@@ -216,6 +232,8 @@ class EndpointServer:
 
     async def _one_request(self, task: asyncio.Task[None], reader: asyncio.StreamReader,
                            writer: asyncio.StreamWriter) -> bool:
+        import asyncio
+
         """Read and answer one request; True to keep the connection for another."""
         limits = self.limits
         self._idle[task] = writer
@@ -242,6 +260,8 @@ class EndpointServer:
         return keep
 
     async def _answer(self, path: str) -> Response:
+        import asyncio
+
         route = self.routes.get(path)
         if route is None:
             return 404, "text/plain", b"not found\n"

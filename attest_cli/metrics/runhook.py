@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,12 +89,7 @@ def _start_live_endpoint(setup: RunSetup, db: HistoryDB, recorder: HistoryRecord
     base = _totals(db, None)  # earlier runs; this run's tally is added live
     live = recorder.tally
     text = CachedExposition(lambda: (live.version, lambda: base.merged(live)), ns, sizes)
-    readiness = None
-    if s["health.enabled"]:
-        from attest_cli.health.checks import Readiness
-
-        readiness = Readiness(setup.ctx, s)
-        setup.closers.append(readiness.close)
+    readiness = _LazyReadiness(setup) if s["health.enabled"] else None
     routes = routes_for(s, lambda: (200, TEXT_FORMAT, text()),
                         readiness.evaluate if readiness else None)
     try:
@@ -101,15 +97,37 @@ def _start_live_endpoint(setup: RunSetup, db: HistoryDB, recorder: HistoryRecord
     except PortInUse as exc:
         # another run or `attest serve` has the port: the run and its history matter more
         # than a live view of it (serve already exposes the history's totals)
-        if readiness is not None:
-            setup.closers.remove(readiness.close)
-            readiness.close()
         log.warning("%s; running without the live metrics endpoint (the run is still "
                     "recorded in the history)", exc)
         return
-    server.start()
+    server.start(wait=False)  # listening already; the loop starts beside the run
     setup.closers.append(server.stop)
+    if readiness is not None:
+        setup.closers.append(readiness.close)
     log.info("serving live metrics on %s%s", server.url, s["monitoring.prometheus.path"])
+
+
+class _LazyReadiness:
+    """The readiness checks, set up at the first readiness request: loading the health
+    check plug-ins (an entry-point scan, ~30 ms) is not paid by runs nobody probes."""
+
+    def __init__(self, setup: RunSetup) -> None:
+        self.setup = setup
+        self._checks: Any = None
+        self._lock = threading.Lock()
+
+    def evaluate(self) -> Any:
+        with self._lock:
+            if self._checks is None:
+                from attest_cli.health.checks import Readiness
+
+                self._checks = Readiness(self.setup.ctx, self.setup.settings)
+        return self._checks.evaluate()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._checks is not None:
+                self._checks.close()
 
 
 class _Finisher:
