@@ -117,3 +117,21 @@ def test_a_refused_connection_ends_the_export_at_once(project: Path) -> None:
     assert len(warnings) == 1 and "refused" in warnings[0].lower(), proc.stderr
     # retrying with backoff would wait out the 30 s deadline; a refusal is final
     assert elapsed < 15, elapsed
+
+
+def test_file_exporter_runs_never_load_the_opentelemetry_sdk(project: Path) -> None:
+    import subprocess
+    import sys
+
+    traced_pipeline(project, "a: {run: 'true'}\nb: {run: 'exit 1', needs: [a]}")
+    code = ("import sys\nfrom attest_cli.cli.app import main\n"
+            "sys.argv = ['attest', 'run', '--trace']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print('SDK', sorted(m for m in sys.modules if m.startswith('opentelemetry.sdk.')"
+            " and m != 'opentelemetry.sdk.version')[:3])\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True,
+                         text=True, timeout=60)
+    assert "SDK []" in out.stdout, out.stdout + out.stderr
+    names = {r["name"]: r for r in read_records(project / "spans.jsonl")}
+    assert names["step b"]["status"]["code"] == "error"  # spans are complete without it
+    assert names["RUN p"]["kind"] == "server"

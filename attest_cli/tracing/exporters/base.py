@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from enum import Enum
 from typing import Any
 
 from attest_cli import deadline
@@ -12,11 +13,24 @@ from attest_cli import deadline
 log = logging.getLogger("attest.tracing")
 
 
+class ExportResult(Enum):
+    """Mirrors the SDK's ``SpanExportResult`` (the export queue compares by name)."""
+
+    SUCCESS = 0
+    FAILURE = 1
+
+
 class SpanExporterBase:
     """Duck-types ``opentelemetry.sdk.trace.export.SpanExporter`` (so importing this module
-    stays free of the SDK); ``export`` returns the SDK's ``SpanExportResult``."""
+    stays free of the SDK); ``export`` returns an :class:`ExportResult`.
+
+    ``takes_recorded_spans``: the exporter reads attest's own
+    :class:`~attest_cli.tracing.spans.RecordedSpan` (the SDK is never loaded for it); False
+    makes the export queue hand it the SDK's ``ReadableSpan``.
+    """
 
     last_error: str | None = None
+    takes_recorded_spans = True
 
     def export(self, spans: Sequence[Any]) -> Any:
         raise NotImplementedError
@@ -49,17 +63,15 @@ class HTTPPostExporter(SpanExporterBase):
         raise NotImplementedError
 
     def export(self, spans: Sequence[Any]) -> Any:
-        from opentelemetry.sdk.trace.export import SpanExportResult
-
         if not spans:
-            return SpanExportResult.SUCCESS
+            return ExportResult.SUCCESS
         try:
             self._post(self.encode(spans))
         except Exception as exc:
             self.last_error = _describe(exc)
             log.debug("%s export to %s failed: %s", type(self).__name__, self.endpoint, exc)
-            return SpanExportResult.FAILURE
-        return SpanExportResult.SUCCESS
+            return ExportResult.FAILURE
+        return ExportResult.SUCCESS
 
     def _post(self, body: bytes) -> None:
         import urllib.error
@@ -102,20 +114,20 @@ class DeadlineExporter(SpanExporterBase):
     next one gets a fresh chance.
     """
 
+    takes_recorded_spans = False  # the SDK's exporters read the SDK's ReadableSpan
+
     def __init__(self, inner: Any, *, timeout: float, name: str) -> None:
         self.inner = inner
         self.timeout = timeout
         self.name = name
 
     def export(self, spans: Sequence[Any]) -> Any:
-        from opentelemetry.sdk.trace.export import SpanExportResult
-
         try:
             return deadline.call(lambda: self.inner.export(spans), seconds=self.timeout,
                                  what=f"{self.name} export")
         except (deadline.DeadlineExceeded, deadline.Cancelled) as exc:
             self.last_error = str(exc)
-            return SpanExportResult.FAILURE
+            return ExportResult.FAILURE
 
     def shutdown(self) -> None:
         try:

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from attest_cli.tracing.exporters.base import SpanExporterBase
+from attest_cli.tracing.exporters.base import ExportResult, SpanExporterBase
 
 MAX_LINE_BYTES = 65_536  # one span's line, newline included
 MAX_VALUE_CHARS = 1_024  # what a long attribute value is cut to when a line is too long
@@ -127,12 +127,10 @@ class JSONLinesFileExporter(SpanExporterBase):
         self.path = path
 
     def export(self, spans: Sequence[Any]) -> Any:
-        from opentelemetry.sdk.trace.export import SpanExportResult
-
         data = b"".join(encode_line(to_record(s)) for s in spans)
         try:
             append_lines(self.path, data)
         except OSError as exc:
             self.last_error = str(exc)
-            return SpanExportResult.FAILURE
-        return SpanExportResult.SUCCESS
+            return ExportResult.FAILURE
+        return ExportResult.SUCCESS

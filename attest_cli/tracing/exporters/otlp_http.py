@@ -19,6 +19,7 @@ class OTLPHTTPExporter(HTTPPostExporter):
     """POSTs one ``ExportTraceServiceRequest`` per export as ``application/x-protobuf``."""
 
     content_type = "application/x-protobuf"
+    takes_recorded_spans = False  # the encoder reads the SDK's ReadableSpan
 
     def encode(self, spans: Sequence[Any]) -> bytes:
         from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
