@@ -12,6 +12,7 @@ on its own thread (the export thread does, for the exporters that need it).
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -139,7 +140,11 @@ def quiet_sdk_logs() -> None:
 
 def vcs_attributes(root: Path) -> dict[str, str]:
     """Revision and branch when the project is a git checkout (never the remote URL, which
-    may carry credentials)."""
+    may carry credentials). Outside a checkout no ``git`` process is started (a few stats
+    instead of a fork and exec per traced run)."""
+    if not os.environ.get("GIT_DIR") and not any(
+            (d / ".git").exists() for d in (root.resolve(), *root.resolve().parents)):
+        return {}
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD", "--abbrev-ref", "HEAD"], cwd=root,
                              capture_output=True, text=True, timeout=5)
