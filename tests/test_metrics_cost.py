@@ -1,5 +1,6 @@
 """The live endpoint's constant cost: a run that nobody scrapes or probes never loads
-prometheus_client nor the health plug-ins, and the run's thread never imports asyncio."""
+prometheus_client, asyncio (the event loop starts at the first connection) nor the health
+plug-ins. Scraped runs are covered by tests/test_metrics.py."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ except SystemExit:
 builtins.__import__ = real_import
 print('PROM', sorted(m for m in sys.modules if m.startswith('prometheus_client'))[:1])
 print('ASYNCIO_ON_MAIN', main_thread_imports[:1])
+print('ASYNCIO_LOADED', 'asyncio' in sys.modules)
 """
 
 
@@ -41,3 +43,4 @@ def test_an_unscraped_live_endpoint_loads_no_prometheus_client(project: Path) ->
     assert "serving live metrics" in out.stderr and "a: true" in out.stderr, out.stderr
     assert "PROM []" in out.stdout, out.stdout + out.stderr
     assert "ASYNCIO_ON_MAIN []" in out.stdout, out.stdout + out.stderr
+    assert "ASYNCIO_LOADED False" in out.stdout, out.stdout + out.stderr  # nobody connected

@@ -6,9 +6,11 @@ answered by a small fixed pool of worker threads, so a slow readiness check neve
 a metrics scrape, and the liveness route is answered on the loop itself, so it answers
 whatever the pool is doing. Connections are capped: at the cap the oldest idle connection
 is closed to make room, and when every connection is busy a new one gets ``503`` at once.
-It binds before the run starts: for ``attest serve`` a port in use is one clear error line
-naming the port and the configuration key; ``attest run`` warns once and runs without its
-live endpoint (:class:`PortInUse`). An endpoint without a host binds loopback.
+It binds before the run starts (for ``attest run`` the event loop itself starts only when
+the first client connects: :meth:`EndpointServer.start`): for ``attest serve`` a port in
+use is one clear error line naming the port and the configuration key; ``attest run`` warns
+once and runs without its live endpoint (:class:`PortInUse`). An endpoint without a host
+binds loopback.
 """
 
 from __future__ import annotations
@@ -140,6 +142,9 @@ class EndpointServer:
         self._stop: asyncio.Event | None = None
         self._started = threading.Event()
         self._stopping = False
+        self._lazy = False
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
         self._pool = ThreadPoolExecutor(max_workers=self.limits.workers,
                                         thread_name_prefix="attest-http")
         self._conns: set[asyncio.Task[None]] = set()
@@ -147,9 +152,16 @@ class EndpointServer:
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, *, wait: bool = True) -> EndpointServer:
-        """Serve on a background thread. ``wait=False`` returns at once: the socket already
-        listens, so early connections wait in its backlog while the thread loads asyncio
-        and starts the loop (``attest run`` does not pay that before its first step)."""
+        """Serve on a background thread.
+
+        ``wait=False`` (``attest run``) returns at once and defers the event loop until the
+        first client connects: the socket already listens, so that client waits in the
+        backlog for the few milliseconds asyncio takes to load, and a run that nobody
+        scrapes never loads it at all.
+        """
+        self._lazy = not wait
+        if self._lazy:
+            self._wake_r, self._wake_w = socket.socketpair()
         self._thread = threading.Thread(target=self.serve_forever, name="attest-metrics",
                                         daemon=True)
         self._thread.start()
@@ -158,12 +170,22 @@ class EndpointServer:
         return self
 
     def serve_forever(self) -> None:
+        if self._lazy:
+            import select
+
+            assert self._wake_r is not None
+            select.select([self._sock, self._wake_r], [], [])  # a client, or stop()
+            if self._stopping:
+                return
         import asyncio
 
         asyncio.run(self._main())
 
     def stop(self) -> None:
         self._stopping = True  # a loop that has not started yet ends as soon as it does
+        if self._wake_w is not None:
+            with contextlib.suppress(OSError):
+                self._wake_w.send(b"x")
         loop, stop = self._loop, self._stop
         if loop is not None and stop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):  # the loop ended meanwhile
@@ -171,6 +193,9 @@ class EndpointServer:
         if self._thread is not None:
             self._thread.join(5)
         self._sock.close()
+        for end in (self._wake_r, self._wake_w):
+            if end is not None:
+                end.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def _main(self) -> None:
