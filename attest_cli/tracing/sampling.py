@@ -53,8 +53,10 @@ class ExportQueue:
     """Exports batches on one daemon thread; shutdown waits at most ``timeout`` seconds.
 
     The exporter is *built* on that thread too, when the first span to export arrives:
-    loading an exporter library (OTLP pulls in protobuf and requests or grpc) takes ~100 ms,
-    which then overlaps the run, and a run whose trace is dropped never pays it.
+    loading an exporter library (OTLP pulls in protobuf, the encoder and the SDK, gRPC also
+    grpcio) takes tens of ms, which then overlaps the run, and a run whose trace is dropped
+    never pays it. Spans reach exporters that need the SDK's ``ReadableSpan`` converted
+    here, on this thread (:func:`attest_cli.tracing.spans.to_readable`).
     """
 
     def __init__(self, make_exporter: Callable[[], Any], *, max_queue: int = 100_000,
