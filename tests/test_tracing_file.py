@@ -135,3 +135,40 @@ def test_file_exporter_runs_never_load_the_opentelemetry_sdk(project: Path) -> N
     names = {r["name"]: r for r in read_records(project / "spans.jsonl")}
     assert names["step b"]["status"]["code"] == "error"  # spans are complete without it
     assert names["RUN p"]["kind"] == "server"
+
+
+def test_a_transient_collector_status_is_retried_within_the_deadline(project: Path) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as pb
+
+    answers = [503, 200]
+    got: list[int] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            req = pb.ExportTraceServiceRequest()
+            req.ParseFromString(body)
+            got.append(sum(len(ss.spans) for rs in req.resource_spans for ss in rs.scope_spans))
+            self.send_response(answers.pop(0) if answers else 200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        traced_pipeline(project, "a: {run: 'true'}", tracing=(
+            "tracing:\n  exporter:\n    type: otlp\n"
+            f"    endpoint: http://127.0.0.1:{server.server_address[1]}\n    timeout: 10s\n"))
+        proc = attest("run", "--trace", "--no-cache", cwd=project)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert proc.returncode == 0, proc.stderr
+    assert "could not export" not in proc.stderr
+    assert len(got) == 2 and got[0] == got[1] > 0  # the same batch, sent again after a 503
