@@ -273,7 +273,7 @@ def test_cache_signing_and_verification_spans_nest_with_event_times(tmp_path: Pa
     tracer = RunTracer(cfg, workdir=tmp_path, environ={}, masker=SecretMasker(["topsecret"]),
                        pipeline_root=tmp_path)
     report = RunReport(run_id="r1", pipeline="p", pipeline_file="attest.yaml", started_at=100.0)
-    tracer.start_root(report)
+    trace_id = tracer.start_root(report)
     tracer(StepStarted(run_id="r1", step="s", command="echo ***", slot=0, at=101.0))
     env = tracer.step_environment("s")
     tracer(CacheChecked(step="s", backend="local", hit=False, key="k1",
@@ -290,7 +290,7 @@ def test_cache_signing_and_verification_spans_nest_with_event_times(tmp_path: Pa
     tracer.close()
     spans = {d["name"]: d for d in map(json.loads, out.read_text().splitlines())}
     root, step = spans["run p"], spans["step s"]
-    assert report.trace_id == root["trace_id"]
+    assert trace_id == root["trace_id"]
     assert env["TRACEPARENT"] == f"00-{root['trace_id']}-{step['span_id']}-01"
     assert env["TRACESTATE"] == "attest=h1"
     assert spans["cache lookup"]["parent_span_id"] == step["span_id"]

@@ -27,7 +27,7 @@ def history(
 ) -> None:
     from attest_cli.metrics.history import open_history
     from attest_cli.metrics.history_view import as_json, as_table
-    from attest_cli.runs import abandon_dead_runs
+    from attest_cli.runner.records import abandon_dead_runs
 
     app = app_context(ctx)
     settings = app.settings(pipeline_doc=app.pipeline_doc())

@@ -47,7 +47,7 @@ def show(ctx: typer.Context,
     """Draw the DAG (ascii, mermaid, dot or json), marking the critical path."""
     from attest_cli.pipeline.graph import render
     from attest_cli.pipeline.loader import load_pipeline
-    from attest_cli.runs import last_durations
+    from attest_cli.runner.records import last_durations
 
     app_ = app_context(ctx)
     doc = app_.pipeline_doc(pipeline, required=True)

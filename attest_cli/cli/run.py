@@ -1,4 +1,4 @@
-"""``attest run``: parse the options, delegate to :mod:`attest_cli.run`, map the outcome."""
+"""``attest run``: parse the options, delegate to the run service, map the outcome."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from attest_cli.engine.events import Observer
     from attest_cli.engine.run_report import RunReport
     from attest_cli.profiling.session import ProfileOutcome
-    from attest_cli.run import Loaded, RunOptions
+    from attest_cli.runner.features import RunOptions
+    from attest_cli.runner.service import Loaded
 
 HELP = "Execute the pipeline's steps as a DAG, in parallel, skipping unchanged steps."
 
@@ -95,13 +96,14 @@ def run(
                                     "terminal as written, escape sequences included (default: "
                                     "only colours pass)."),
 ) -> None:
-    from attest_cli import run as run_service
     from attest_cli.errors import Interrupted, PipelineFailed
+    from attest_cli.runner import service as run_service
+    from attest_cli.runner.features import RunOptions
 
     app = app_context(ctx)
     app.verbose = max(app.verbose, verbose)
     app.quiet = app.quiet or quiet
-    options = run_service.RunOptions(
+    options = RunOptions(
         pipeline=str(pipeline) if pipeline else None, parallel=parallel,
         steps=[*(step_names or []), *step],
         dry_run=dry_run, no_cache=no_cache, keep_going=keep_going, timeout=timeout, sign=sign,
@@ -150,7 +152,7 @@ def _view(app: AppContext, raw_output: bool) -> Observer:
 
 def _execute(app: AppContext, options: RunOptions, loaded: Loaded,
              raw_output: bool = False) -> RunReport:
-    from attest_cli import run as run_service
+    from attest_cli.runner import service as run_service
     from attest_cli.ui.progress import LiveView
 
     view = _view(app, raw_output)
@@ -184,7 +186,7 @@ def _print_profile(app: AppContext, outcome: ProfileOutcome) -> None:
 
 
 def _print_plan(app: AppContext, options: RunOptions, *, as_json: bool = False) -> None:
-    from attest_cli import run as run_service
+    from attest_cli.runner import service as run_service
 
     pipeline, steps = run_service.plan(app, options)
     out = sys.stdout

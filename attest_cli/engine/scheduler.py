@@ -148,13 +148,11 @@ class Scheduler:
                 stop_reason = f"step '{name}' failed"
             settle(name)
         self.report.steps = [results[n] for n in self.order if n in results]
-        for r in self.report.steps:  # recorded so analyses can rebuild the DAG
-            r.needs = list(self.pipeline.steps[r.name].needs)
         return self.report
 
     def _skip(self, step: Step, reason: str) -> StepResult:
         result = StepResult(name=step.name, command=self.masker(step.run), status="skipped",
-                            reason=reason)
+                            reason=reason, needs=list(step.needs))
         self.bus.publish(StepFinished(run_id=self.report.run_id, result=result))
         return result
 
@@ -177,6 +175,8 @@ class Scheduler:
             result = StepResult(name=step.name, command=self.masker(step.run), status="failure",
                                 exit_code=None, slot=slot,
                                 reason=str(disk_full(exc) or f"internal error: {exc}"))
+        # The result is final before it is published: nothing changes it afterwards.
+        result.needs = list(step.needs)  # recorded so analyses can rebuild the DAG
         self._done.put((step.name, result))
 
     def _run_step(self, step: Step, slot: int, upstream: dict[str, StepResult]) -> StepResult:

@@ -1,4 +1,4 @@
-"""How metrics and history attach to ``attest run`` (listed in ``run.FEATURES``).
+"""Metrics and history as a run feature (``attest.run_features`` entry point ``metrics``).
 
 Always: the history observer (every run is recorded, failed and interrupted ones too).
 When configured: the live endpoint (``monitoring.prometheus.enabled``), a Pushgateway push
@@ -18,16 +18,24 @@ from attest_cli.metrics.history import HistoryDB, HistoryRecorder
 from attest_cli.metrics.tally import Tally
 
 if TYPE_CHECKING:
-    from attest_cli.run import RunSetup
+    from attest_cli.runner.features import RunContext
 
 log = logging.getLogger("attest.metrics")
 
 
-def attach(setup: RunSetup) -> None:
+class MetricsFeature:
+    name = "metrics"
+    order = 300
+
+    def attach(self, run: RunContext) -> None:
+        attach(run)
+
+
+def attach(setup: RunContext) -> None:
     db = HistoryDB.from_settings(setup.ctx, setup.settings)
     recorder = HistoryRecorder(db)
-    setup.bus.subscribe(recorder)
-    setup.closers.append(recorder.close)
+    setup.subscribe(recorder)
+    setup.on_close(recorder.close)
 
     s = setup.settings
     live = bool(s["monitoring.prometheus.enabled"])
@@ -45,7 +53,7 @@ def attach(setup: RunSetup) -> None:
     if live:
         _start_live_endpoint(setup, db, recorder, ns, sizes)
     if gateway or textfile:
-        setup.bus.subscribe(_Finisher(setup, db, recorder, ns, sizes))
+        setup.subscribe(_Finisher(setup, db, recorder, ns, sizes))
 
 
 def _check_writable(path: Path) -> None:
@@ -70,7 +78,7 @@ def _totals(db: HistoryDB, pipeline: str | None) -> Tally:
         return Tally()
 
 
-def _start_live_endpoint(setup: RunSetup, db: HistoryDB, recorder: HistoryRecorder, ns: str,
+def _start_live_endpoint(setup: RunContext, db: HistoryDB, recorder: HistoryRecorder, ns: str,
                          sizes: Any) -> None:
     from attest_cli.metrics.exposition import CachedExposition
     from attest_cli.metrics.http_server import (
@@ -92,18 +100,18 @@ def _start_live_endpoint(setup: RunSetup, db: HistoryDB, recorder: HistoryRecord
         from attest_cli.health.checks import Readiness
 
         readiness = Readiness(setup.ctx, s)
-        setup.closers.append(readiness.close)
+        setup.on_close(readiness.close)
     routes = routes_for(s, lambda: (200, TEXT_FORMAT, text()),
                         readiness.evaluate if readiness else None)
     server = EndpointServer(host, port, routes, where=where).start()
-    setup.closers.append(server.stop)
+    setup.on_close(server.stop)
     log.info("serving live metrics on %s%s", server.url, s["monitoring.prometheus.path"])
 
 
 class _Finisher:
     """At RunFinished (after the history wrote the run): push and/or write the textfile."""
 
-    def __init__(self, setup: RunSetup, db: HistoryDB, recorder: HistoryRecorder, ns: str,
+    def __init__(self, setup: RunContext, db: HistoryDB, recorder: HistoryRecorder, ns: str,
                  sizes: Any) -> None:
         self.setup = setup
         self.db = db

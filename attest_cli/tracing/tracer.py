@@ -198,9 +198,9 @@ class RunTracer:
         elif isinstance(event, RunFinished):
             self._run_finished(event.report)
 
-    def start_root(self, report: RunReport) -> None:
+    def start_root(self, report: RunReport) -> str:
         """Open the run's root span as soon as the run exists, so every log line of the run
-        (even "Pipeline execution started") carries its trace id."""
+        (even "Pipeline execution started") carries its trace id; returns that id (hex)."""
         parent_ctx = None
         if self.parent is not None:
             remote = SpanContext(trace_id=self.parent.trace_id, span_id=self.parent.span_id,
@@ -220,11 +220,12 @@ class RunTracer:
         self.head = head_decision(sc.trace_id, self.cfg.rate, self.parent, hint)
         self.processor.begin(sc.trace_id, sc.span_id, self.head)
         self.root_context = trace.set_span_in_context(self.root)
-        report.trace_id = f"{sc.trace_id:032x}"
+        self.trace_id = f"{sc.trace_id:032x}"
         # `git rev-parse` takes tens of ms: ask while the run goes, add it when the root ends
         self._vcs_thread = threading.Thread(target=self._ask_vcs, name="attest-trace-vcs",
                                             daemon=True)
         self._vcs_thread.start()
+        return self.trace_id
 
     def _ask_vcs(self) -> None:
         self._vcs = vcs_attributes(self.pipeline_root)
