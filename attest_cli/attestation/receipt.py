@@ -28,7 +28,6 @@ from attest_cli.atomic import write_atomic
 from attest_cli.attestation.canonical import (
     NotCanonicalizable,
     canonical_bytes,
-    canonical_digest,
     jcs_bytes,
 )
 from attest_cli.attestation.keys import KEY_PREFIX
@@ -36,6 +35,7 @@ from attest_cli.digest import bytes_digest, file_digest
 from attest_cli.engine.run_report import STEP_STATUSES, RunReport, StepResult
 from attest_cli.errors import InputError
 from attest_cli.pathspec import check_relative, expand
+from attest_cli.pipeline.identity import pipeline_hash
 from attest_cli.yamlfile import MAX_NODES, LocatedYAML, load_yaml
 
 if TYPE_CHECKING:
@@ -66,11 +66,6 @@ def parse_time(text: str) -> float:
     if value.tzinfo is None:
         raise ValueError("no time zone")
     return value.timestamp()
-
-
-def pipeline_hash(pipeline: Pipeline) -> str:
-    """BLAKE3 of the canonical pipeline definition (not of the file's formatting)."""
-    return canonical_digest(pipeline.canonical())
 
 
 def _entries(recorded: list[dict[str, str]]) -> list[dict[str, str]] | None:

@@ -92,6 +92,7 @@ def pipeline(
         Subject,
         benchmark,
     )
+    from attest_cli.runner.service import execute
     from attest_cli.ui.bench_progress import choose
 
     app = app_context(ctx)
@@ -103,7 +104,7 @@ def pipeline(
     chosen = store.check_label(label) if label else store.default_label(app.workdir)
     try:
         result = benchmark([Subject(chosen, app, {"kind": "worktree"})], settings,
-                           choose(sys.stderr, quiet=app.quiet))[0]
+                           choose(sys.stderr, quiet=app.quiet), execute=execute)[0]
     except BenchmarkInterrupted as exc:
         if exc.partial:  # keep the iterations measured so far
             kept = store.save(app, exc.partial[0])
@@ -159,6 +160,7 @@ def compare(
     from attest_cli.bench.compare import compare as do_compare
     from attest_cli.bench.runner import BenchmarkSettings
     from attest_cli.errors import AttestError, ExitCode, UsageError
+    from attest_cli.runner.service import execute
     from attest_cli.ui.bench_progress import choose
 
     app = app_context(ctx)
@@ -174,7 +176,8 @@ def compare(
     settings = BenchmarkSettings(iterations=iterations, warmup=warmup, cache=mode,
                                  prepare=prepare, steps=list(step),
                                  pipeline=str(pipeline_file) if pipeline_file else None)
-    b, c = sides.obtain(app, base, cur, settings, choose(sys.stderr, quiet=app.quiet))
+    b, c = sides.obtain(app, base, cur, settings, choose(sys.stderr, quiet=app.quiet),
+                        execute=execute)
     result = do_compare(b, c, metric=metric.value, alpha=alpha, threshold=fail_on_regression)
     result.notes = {"baseline": base.note, "current": cur.note}
     if fmt is Format.json:
