@@ -5,16 +5,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
 
 from attest_cli.config.layers import defaults
 from attest_cli.context import AppContext
-from attest_cli.engine.events import EventBus, RunStarted, VerificationFinished
-from attest_cli.engine.run_report import RunReport
+from attest_cli.engine.events import EventBus, VerificationFinished
 from attest_cli.metrics.history import (
     HistoryDB,
-    HistoryRecorder,
     attach_standalone,
 )
 from attest_cli.metrics.tally import Tally, account
@@ -154,18 +151,8 @@ def test_standalone_verifications_and_unfinished_runs_are_recorded(tmp_path: Pat
     assert snap.counters[("verification_failures_total", "", ("other",))] == 1
     assert snap.counters[("verification_duration_seconds_count", "", ("policy",))] == 1
 
-    # a run that ends without RunFinished (an internal error) is still recorded on close
-    recorder = HistoryRecorder(db)
-    report = RunReport(run_id="r-1", pipeline="p", pipeline_file="attest.yaml",
-                       started_at=time.time())
-    started = RunStarted(run_id="r-1", pipeline=None, selected=(),  # type: ignore[arg-type]
-                         parallel=1, report=report)
-    recorder(started)
-    assert [r.status for r in db.runs()] == ["running"]
-    recorder.close()
-    (rec,) = db.runs()
-    assert rec.status == "failure" and rec.finished_at is not None
-    assert db.snapshot("p").counters[("pipeline_executions_total", "p", ("failure",))] == 1
+    # A run that ends by an internal error is still recorded: the run service publishes
+    # RunFinished (failure) for it (tests/test_runner.py::test_a_run_that_raises_...).
 
 
 def test_tally_and_history_agree_after_many_writers(tmp_path: Path) -> None:

@@ -217,3 +217,38 @@ def test_receipts_and_benchmarks_hash_the_pipeline_the_same_way(project: Path) -
     bench = json.loads((project / "b.json").read_text())
     assert bench["pipeline"]["hash"] == receipt["pipeline_hash"]
     assert receipt["pipeline_hash"].startswith("blake3:")
+
+
+def test_a_run_that_raises_is_decided_failure_once_and_every_observer_hears_it(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from attest_cli.context import AppContext
+    from attest_cli.engine.events import Event, RunFinished
+    from attest_cli.metrics.history import HistoryDB
+    from attest_cli.runner import service
+    from attest_cli.runner.features import RunContext, RunOptions
+    from attest_cli.runner.plugins import LoadedFeature
+
+    class Exploding:
+        name, order = "exploding", 999
+
+        def attach(self, run: RunContext) -> None:
+            def boom(_report: object) -> None:
+                raise RuntimeError("the disk went away")
+            run.before_finish(boom)
+
+    real = service.load_features
+    monkeypatch.setattr(service, "load_features", lambda: [
+        *real(), LoadedFeature(name="exploding", order=999, feature=Exploding(), builtin=True)])
+    write_pipeline(project, PIPELINE)
+    seen: list[Event] = []
+    ctx = AppContext(workdir=project, environ={"PATH": os.environ["PATH"]})
+    with pytest.raises(RuntimeError, match="the disk went away"):
+        service.execute(ctx, RunOptions(), view=seen.append)
+    finished = [e for e in seen if isinstance(e, RunFinished)]
+    assert len(finished) == 1 and finished[0].report.status == "failure"
+    assert finished[0].report.failures == ("the run stopped on an error: the disk went away",)
+    (record,) = HistoryDB(project / ".attest" / "history.db").runs()
+    assert record.status == "failure" and record.finished_at is not None
+    (path,) = (project / ".attest" / "runs").glob("*.json")
+    saved = json.loads(path.read_text())
+    assert saved["status"] == "failure" and saved["exit_code"] == 1
