@@ -15,20 +15,13 @@ from typing import TYPE_CHECKING
 
 from attest_cli.engine.events import Event, RunFinished
 from attest_cli.errors import UsageError
+from attest_cli.runner.features import Feature
 
 if TYPE_CHECKING:
     from attest_cli.engine.run_report import RunReport
     from attest_cli.runner.features import RunContext
 
 log = logging.getLogger("attest.pipeline")
-
-
-class JUnitFeature:
-    name = "junit"
-    order = 500
-
-    def attach(self, run: RunContext) -> None:
-        attach(run)
 
 
 def attach(setup: RunContext) -> None:
@@ -68,3 +61,6 @@ class _JUnitWriter:
             return
         shown = self.setup.ctx.display(self.path)
         log.info("JUnit report written: %s", shown, extra={"fields": {"junit": shown}})
+
+
+FEATURE = Feature("junit", 500, attach)

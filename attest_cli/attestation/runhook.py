@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from attest_cli.errors import AttestError, UsageError
+from attest_cli.runner.features import Feature
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -28,14 +29,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("attest.verify")
 
 RECEIPTS_DIR = "receipts"
-
-
-class AttestationFeature:
-    name = "attestation"
-    order = 400
-
-    def attach(self, run: RunContext) -> None:
-        attach(run)
 
 
 def attach(setup: RunContext) -> None:
@@ -152,3 +145,6 @@ class _Signer:
         log.error("receipt verification failed (%s); the run fails",
                   ", ".join(result.reasons), extra={"fields": {"reasons": result.reasons}})
         setup.fail(f"receipt verification failed: {', '.join(result.reasons)}")
+
+
+FEATURE = Feature("attestation", 400, attach)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from attest_cli.runner.features import Feature
+
 if TYPE_CHECKING:
     from attest_cli.engine.run_report import RunReport
     from attest_cli.runner.features import RunContext
@@ -18,31 +20,30 @@ if TYPE_CHECKING:
 log = logging.getLogger("attest.cache")
 
 
-class CacheFeature:
-    name = "cache"
-    order = 100
+def attach(run: RunContext) -> None:
+    if run.options.no_cache or not run.settings["cache.enabled"]:
+        return
+    from attest_cli.cache.maintenance import enforce_limits
+    from attest_cli.cache.setup import build_cache
 
-    def attach(self, run: RunContext) -> None:
-        if run.options.no_cache or not run.settings["cache.enabled"]:
-            return
-        from attest_cli.cache.maintenance import enforce_limits
-        from attest_cli.cache.setup import build_cache
+    cache = build_cache(run.ctx, run.settings)
+    run.set_cache(cache)
 
-        cache = build_cache(run.ctx, run.settings)
-        run.set_cache(cache)
+    def finish(report: RunReport) -> None:
+        run.record("cache", {name: dict(row) for name, row in sorted(cache.counts.items())})
+        if cache.required_failure is not None and report.status == "success":
+            log.error("cache.required is true and the %s cache failed during the run: %s",
+                      cache.backend_name, cache.required_failure)
+            run.fail(f"cache.required: the {cache.backend_name} cache failed: "
+                     f"{cache.required_failure}")
+        stored = any(row.get("stored_bytes") for row in cache.counts.values())
+        try:
+            enforce_limits(cache.local, run.settings, stored=stored)
+        except OSError as exc:
+            log.warning("could not apply the cache size and retention limits: %s", exc)
 
-        def finish(report: RunReport) -> None:
-            run.record("cache", {name: dict(row) for name, row in sorted(cache.counts.items())})
-            if cache.required_failure is not None and report.status == "success":
-                log.error("cache.required is true and the %s cache failed during the run: %s",
-                          cache.backend_name, cache.required_failure)
-                run.fail(f"cache.required: the {cache.backend_name} cache failed: "
-                         f"{cache.required_failure}")
-            stored = any(row.get("stored_bytes") for row in cache.counts.values())
-            try:
-                enforce_limits(cache.local, run.settings, stored=stored)
-            except OSError as exc:
-                log.warning("could not apply the cache size and retention limits: %s", exc)
+    run.before_finish(finish)
+    run.on_close(cache.close)
 
-        run.before_finish(finish)
-        run.on_close(cache.close)
+
+FEATURE = Feature("cache", 100, attach)

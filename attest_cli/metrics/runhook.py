@@ -16,19 +16,12 @@ from typing import TYPE_CHECKING, Any
 from attest_cli.engine.events import Event, RunFinished
 from attest_cli.metrics.history import HistoryDB, HistoryRecorder
 from attest_cli.metrics.tally import Tally
+from attest_cli.runner.features import Feature
 
 if TYPE_CHECKING:
     from attest_cli.runner.features import RunContext
 
 log = logging.getLogger("attest.metrics")
-
-
-class MetricsFeature:
-    name = "metrics"
-    order = 300
-
-    def attach(self, run: RunContext) -> None:
-        attach(run)
 
 
 def attach(setup: RunContext) -> None:
@@ -148,3 +141,6 @@ class _Finisher:
                 write_textfile(path, registry_for(lambda: totals_all, self.ns, self.sizes))
             except (OSError, AttestError) as exc:
                 log.warning("--metrics-file %s: could not write: %s", path, exc)
+
+
+FEATURE = Feature("metrics", 300, attach)

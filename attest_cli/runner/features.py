@@ -66,6 +66,16 @@ class RunFeature(Protocol):
     def attach(self, run: RunContext) -> None: ...
 
 
+@dataclass(frozen=True)
+class Feature:
+    """A :class:`RunFeature` made of an ``attach`` function (how attest's own are built:
+    ``FEATURE = Feature("cache", 100, attach)`` in the feature's module)."""
+
+    name: str
+    order: int
+    attach: Callable[[RunContext], None]
+
+
 FinishHook = Callable[["RunReport"], None]
 TraceIds = Callable[[], "tuple[str, str] | None"]
 
