@@ -252,3 +252,32 @@ def test_a_run_that_raises_is_decided_failure_once_and_every_observer_hears_it(
     (path,) = (project / ".attest" / "runs").glob("*.json")
     saved = json.loads(path.read_text())
     assert saved["status"] == "failure" and saved["exit_code"] == 1
+
+
+def test_a_third_party_feature_whose_attach_raises_is_a_warning(
+        project: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from attest_cli.context import AppContext
+    from attest_cli.errors import UsageError
+    from attest_cli.runner import service
+    from attest_cli.runner.features import Feature, RunContext, RunOptions
+    from attest_cli.runner.plugins import LoadedFeature
+
+    def broken(_run: RunContext) -> None:
+        raise RuntimeError("bad plug-in")
+
+    def strict(_run: RunContext) -> None:
+        raise UsageError("--thing: bad value")
+
+    real = service.load_features
+    extra = [LoadedFeature("broken", 1000, Feature("broken", 1000, broken), builtin=False)]
+    monkeypatch.setattr(service, "load_features", lambda: [*real(), *extra])
+    write_pipeline(project, PIPELINE)
+    ctx = AppContext(workdir=project, environ={"PATH": os.environ["PATH"]})
+    with caplog.at_level("WARNING", logger="attest"):
+        assert service.execute(ctx, RunOptions()).status == "success"
+    assert [r.getMessage() for r in caplog.records if "broken" in r.getMessage()] == [
+        "run feature broken failed to attach and is skipped: bad plug-in"]
+    # a usage error is meant: it stops the run before any step, whoever raises it
+    extra[:] = [LoadedFeature("strict", 1000, Feature("strict", 1000, strict), builtin=False)]
+    with pytest.raises(UsageError):
+        service.execute(ctx, RunOptions())
