@@ -23,11 +23,13 @@ log = logging.getLogger("attest.cache")
 def attach(run: RunContext) -> None:
     if run.options.no_cache or not run.settings["cache.enabled"]:
         return
+    from attest_cli.cache.backends.bounded import interrupt_calls
     from attest_cli.cache.maintenance import enforce_limits
     from attest_cli.cache.setup import build_cache
 
     cache = build_cache(run.ctx, run.settings)
     run.set_cache(cache)
+    run.on_interrupt(interrupt_calls)  # a remote call in flight must not hold the run up
 
     def finish(report: RunReport) -> None:
         run.record("cache", {name: dict(row) for name, row in sorted(cache.counts.items())})

@@ -99,6 +99,7 @@ class RunContext:
         self.cache: StepCache | None = None
         self.finish_hooks: list[FinishHook] = []
         self.closers: list[Callable[[], None]] = []
+        self.interrupt_hooks: list[Callable[[], None]] = []
         self.failures: list[str] = []
         self.fields: dict[str, Any] = {}
         self.trace_ids: TraceIds | None = None
@@ -164,6 +165,11 @@ class RunContext:
         """Called at the very end however the run ends (in reverse order of registration);
         a closer that raises is a warning."""
         self.closers.append(closer)
+
+    def on_interrupt(self, hook: Callable[[], None]) -> None:
+        """Called from the signal handler when SIGINT/SIGTERM stops the run (so: quick,
+        no locks, no I/O), e.g. to make a remote call in flight give up."""
+        self.interrupt_hooks.append(hook)
 
     def fail(self, reason: str) -> None:
         """The run fails (unless it was interrupted) for this reason, recorded in the

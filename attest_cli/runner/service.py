@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 
 from attest_cli import __version__, procid
 from attest_cli.atomic import write_atomic
-from attest_cli.cache.backends.bounded import interrupt_calls
 from attest_cli.config.layers import Settings
 from attest_cli.context import AppContext
 from attest_cli.engine.events import Event, EventBus, RunFinished, RunStarted
@@ -106,7 +105,7 @@ def execute(ctx: AppContext, options: RunOptions, *, view: Callable[[Event], Non
             write_report(report, path)
             # Signals are routed to the scheduler from the first event to the last record,
             # so a Ctrl-C can never land as KeyboardInterrupt inside an observer.
-            with routed(lambda signum: _interrupt(scheduler, signum)):
+            with routed(lambda signum: _interrupt(scheduler, run, signum)):
                 stage.started = True
                 bus.publish(RunStarted(run_id=run_id, pipeline=pipeline, selected=tuple(order),
                                        parallel=report.parallel, report=report.snapshot()))
@@ -178,9 +177,10 @@ def conclude(report: RunReport, run: RunContext, *, interrupted: int | None = No
     report.interrupted_by = interrupted
 
 
-def _interrupt(scheduler: Scheduler, signum: int) -> None:
+def _interrupt(scheduler: Scheduler, run: RunContext, signum: int) -> None:
     log.warning("received %s, stopping running steps", signal.Signals(signum).name)
-    interrupt_calls()  # a remote cache call in flight must not hold the run up
+    for hook in run.interrupt_hooks:  # e.g. a remote cache call in flight gives up
+        hook()
     scheduler.interrupt(signum)
 
 
