@@ -95,3 +95,11 @@ def test_one_status_writer() -> None:
     assert all(w.startswith(("attest_cli/runner/service.py", "attest_cli/runner/records.py"))
                for w in writers), writers
     assert any(w.startswith("attest_cli/runner/service.py") for w in writers)
+
+
+def test_the_run_service_imports_no_feature() -> None:
+    """Features reach a run only through their entry points, never by the service's import."""
+    packages = {m.rsplit(".", 1)[0] for m in _feature_modules()} - {"attest_cli.profiling"}
+    (tree,) = [t for name, _p, t in _modules() if name == "attest_cli.runner.service"]
+    assert sorted(i for i in _imports("attest_cli.runner.service", tree)
+                  if i.startswith(tuple(packages))) == []

@@ -262,7 +262,9 @@ def test_a_third_party_feature_whose_attach_raises_is_a_warning(
     from attest_cli.runner.features import Feature, RunContext, RunOptions
     from attest_cli.runner.plugins import LoadedFeature
 
-    def broken(_run: RunContext) -> None:
+    def broken(run: RunContext) -> None:
+        run.subscribe(lambda _e: pytest.fail("a feature that failed to attach observed"))
+        run.fail("a feature that failed to attach decided")
         raise RuntimeError("bad plug-in")
 
     def strict(_run: RunContext) -> None:

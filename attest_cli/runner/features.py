@@ -186,3 +186,17 @@ class RunContext:
     def set_log_trace(self, trace_ids: TraceIds) -> None:
         """Log lines of this run carry the ``(trace_id, span_id)`` this returns."""
         self.trace_ids = trace_ids
+
+    # -- for the service: undo what a feature that failed to attach had registered -----
+    _LISTS = ("observers", "env_providers", "finish_hooks", "closers", "interrupt_hooks",
+              "failures")
+
+    def mark(self) -> tuple[dict[str, int], dict[str, Any], Any, Any]:
+        return ({n: len(getattr(self, n)) for n in self._LISTS}, dict(self.fields), self.cache,
+                self.trace_ids)
+
+    def roll_back(self, mark: tuple[dict[str, int], dict[str, Any], Any, Any]) -> None:
+        sizes, fields, self.cache, self.trace_ids = mark
+        for name, size in sizes.items():
+            del getattr(self, name)[size:]
+        self.fields = fields

@@ -141,8 +141,10 @@ class _Stage:
 
 def attach_features(run: RunContext) -> None:
     """Attach every installed run feature, in order. A third-party feature whose
-    ``attach`` raises anything but an AttestError (a usage error is meant) is a warning."""
+    ``attach`` raises anything but an AttestError (a usage error is meant) is a warning,
+    and what it had registered before raising is undone."""
     for item in load_features():
+        mark = run.mark()
         try:
             item.feature.attach(run)
         except AttestError:
@@ -150,6 +152,7 @@ def attach_features(run: RunContext) -> None:
         except Exception as exc:
             if item.builtin:
                 raise
+            run.roll_back(mark)
             log.warning("run feature %s failed to attach and is skipped: %s", item.name, exc,
                         exc_info=log.isEnabledFor(logging.DEBUG))
 
