@@ -134,8 +134,8 @@ def test_junit_path_that_is_a_directory_is_a_usage_error_before_running(project:
 
 
 def test_log_tail_is_bounded_in_lines_and_characters(tmp_path: Path) -> None:
-    from attest_cli.analysis.junit import TAIL_CHARS, TAIL_LINES, log_tail
     from attest_cli.engine.run_report import StepResult
+    from attest_cli.render.junit import TAIL_CHARS, TAIL_LINES, log_tail
 
     log = tmp_path / "step.log"
     log.write_text("".join(f"{i:04d} " + "x" * 995 + "\n" for i in range(100)))
@@ -150,8 +150,8 @@ def test_log_tail_is_bounded_in_lines_and_characters(tmp_path: Path) -> None:
 
 
 def test_control_characters_in_names_never_make_the_report_unreadable(tmp_path: Path) -> None:
-    from attest_cli.analysis.junit import write
     from attest_cli.engine.run_report import RunReport, StepResult
+    from attest_cli.render.junit import write
 
     report = RunReport(run_id="r1", pipeline="p\x1b[2Jq", pipeline_file="a\x07.yaml",
                        started_at=0.0, finished_at=1.0, status="failure", hostname="h\x00")

@@ -49,7 +49,7 @@ class _JUnitWriter:
             self._write()
 
     def _write(self) -> None:
-        from attest_cli.analysis.junit import write
+        from attest_cli.render.junit import write
 
         self.written = True
         try:

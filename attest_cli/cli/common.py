@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -53,7 +52,8 @@ def not_available(what: str, issue: int) -> None:
                             f"(tracked as issue #{issue})")
 
 
-def print_json(data: Any) -> None:
+def print_json(app: AppContext, data: Any) -> None:
+    """Write ``data`` as indented JSON to the command's stdout (``app.stdout``)."""
     import json
 
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    app.stdout.write(json.dumps(data, indent=2, default=str) + "\n")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import TYPE_CHECKING
 
 import typer
@@ -54,7 +53,7 @@ def get(ctx: typer.Context, key: str = typer.Argument(..., help="Dotted key, e.g
 
     spec = lookup(key)
     value = _settings(ctx).get(key)
-    sys.stdout.write(("<set>" if spec.secret and value else _display(value)) + "\n"
+    app_context(ctx).stdout.write(("<set>" if spec.secret and value else _display(value)) + "\n"
                      if key in KEYS else "")
 
 
@@ -68,7 +67,7 @@ def set_(ctx: typer.Context, key: str = typer.Argument(...), value: str = typer.
     app_ = app_context(ctx)
     path = app_.sources().user_file if global_ else app_.sources().project_file
     coerced = write_key(path, key, value)
-    sys.stderr.write(f"{key} = {_display(coerced)} ({path})\n")
+    app_context(ctx).stderr.write(f"{key} = {_display(coerced)} ({path})\n")
 
 
 @app.command("unset")
@@ -80,7 +79,7 @@ def unset(ctx: typer.Context, key: str = typer.Argument(...),
     app_ = app_context(ctx)
     path = app_.sources().user_file if global_ else app_.sources().project_file
     write_key(path, key, None)
-    sys.stderr.write(f"{key} unset ({path})\n")
+    app_context(ctx).stderr.write(f"{key} unset ({path})\n")
 
 
 @app.command("list")
@@ -90,15 +89,16 @@ def list_(ctx: typer.Context,
     from attest_cli.config.schema import KEYS
 
     if fmt == "json":
-        sys.stdout.write(json.dumps([{"key": k.name, "type": k.kind,
+        app_context(ctx).stdout.write(json.dumps([{"key": k.name, "type": k.kind,
                                       "default": _shown(k.default),
                                       "choices": list(k.choices), "doc": k.doc}
                                      for k in KEYS.values()], indent=2) + "\n")
         return
     width = max(len(k) for k in KEYS)
+    out = app_context(ctx).stdout
     for k in KEYS.values():
         kind = "|".join(k.choices) if k.choices else k.kind
-        sys.stdout.write(f"{k.name:<{width}}  {kind:<14}  {_display(k.default):<16}  {k.doc}\n")
+        out.write(f"{k.name:<{width}}  {kind:<14}  {_display(k.default):<16}  {k.doc}\n")
 
 
 @app.command("show")
@@ -110,7 +110,7 @@ def show(ctx: typer.Context, origin: bool = typer.Option(False, "--origin",
 
     settings = _settings(ctx)
     if fmt == "json":
-        sys.stdout.write(json.dumps(
+        app_context(ctx).stdout.write(json.dumps(
             {k: ({"value": _shown(v), "origin": settings.origins[k]} if origin else _shown(v))
              for k, v in settings.values.items()
              if not (KEYS[k].secret and v)} , indent=2, default=str) + "\n")
@@ -120,7 +120,7 @@ def show(ctx: typer.Context, origin: bool = typer.Option(False, "--origin",
         line = f"{key} = {shown}"
         if origin:
             line += f"    # {settings.origins[key]}"
-        sys.stdout.write(line + "\n")
+        app_context(ctx).stdout.write(line + "\n")
 
 
 @app.command("path")
@@ -135,7 +135,7 @@ def path(ctx: typer.Context) -> None:
         rows.append(("file", app_.path(explicit)))
     for name, p in rows:
         state = "exists" if p.exists() else "missing"
-        sys.stdout.write(f"{name:<9} {p}  ({state})\n")
+        app_context(ctx).stdout.write(f"{name:<9} {p}  ({state})\n")
 
 
 @app.command("validate")
@@ -143,5 +143,5 @@ def validate(ctx: typer.Context) -> None:
     """Load every layer; exit 2 naming the file, line and key of the first problem."""
     settings = _settings(ctx)
     layers = sorted({o for o in settings.origins.values()})
-    sys.stdout.write(f"configuration ok ({len(settings.values)} keys; layers: "
+    app_context(ctx).stdout.write(f"configuration ok ({len(settings.values)} keys; layers: "
                      f"{', '.join(layers)})\n")

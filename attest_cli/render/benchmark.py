@@ -2,6 +2,8 @@
 
 Renderers return strings so that the CLI, ``attest analyze`` and a CI step that posts a
 pull-request comment all get the same text. rich is imported only when a table is drawn.
+The classes at the end are the registry's renderers (options given when made: the metric,
+colour, width); the functions are what they call.
 """
 
 from __future__ import annotations
@@ -9,7 +11,8 @@ from __future__ import annotations
 import io
 import json
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from attest_cli.bench.compare import (
     CHANGE_NAME,
@@ -203,5 +206,78 @@ def comparison_json(comparison: Comparison) -> str:
     return json.dumps(comparison.to_dict(), indent=2) + "\n"
 
 
-__all__ = ["METRICS", "comparison_json", "comparison_markdown", "comparison_text",
-           "result_json", "result_markdown", "result_text"]
+StoredResults = list[dict[str, Any]]  # rows of bench.store.catalogue
+
+
+def stored_json(rows: StoredResults) -> str:
+    return json.dumps(rows, indent=2) + "\n"
+
+
+def stored_table(rows: StoredResults, *, color: bool = False, width: int = 120) -> str:
+    if not rows:
+        return "no stored benchmark results (attest benchmark pipeline stores one)\n"
+    from rich.table import Table
+
+    table = Table()
+    for col in ("label", "created", "pipeline", "iterations", "cache", "total mean", "commit"):
+        table.add_column(col)
+    for row in rows:
+        if "error" in row:
+            table.add_row(row["label"], f"unreadable: {row['error']}", "", "", "", "", "")
+            continue
+        table.add_row(row["label"], row["created_at"], str(row["pipeline"]),
+                      str(row["iterations"]), str(row["cache"]),
+                      fmt_value(row["total_mean_seconds"], "wall"),
+                      str(row["commit"] or "")[:12])
+    console = _console(width, color)
+    console.print(table)
+    return str(console.file.getvalue())
+
+
+# -- the registry's renderers (attest_cli.render.registry) --------------------------------
+
+@dataclass(frozen=True)
+class _Looks:
+    """The options every benchmark renderer is made with (each uses what applies)."""
+
+    metric: str = "wall"
+    color: bool = False
+    width: int = 110
+    format: ClassVar[str] = "table"
+    extension: ClassVar[str] = "txt"
+
+
+class ResultText(_Looks):
+    """``--format table`` of a result: one metric's statistics as a rich table."""
+
+    def render(self, value: BenchmarkResult) -> str:
+        return result_text(value, metric=self.metric, color=self.color, width=self.width)
+
+
+class ResultMarkdown(_Looks):
+    """``--format markdown`` of a result: one metric, for a pull-request comment."""
+
+    format: ClassVar[str] = "markdown"
+    extension: ClassVar[str] = "md"
+
+    def render(self, value: BenchmarkResult) -> str:
+        return result_markdown(value, metric=self.metric)
+
+
+class ComparisonText(_Looks):
+    """``--format table`` of a comparison (the metric is the comparison's own)."""
+
+    def render(self, value: Comparison) -> str:
+        return comparison_text(value, color=self.color, width=self.width)
+
+
+class StoredTable(_Looks):
+    """``attest benchmark list``: the stored results as a rich table."""
+
+    def render(self, value: StoredResults) -> str:
+        return stored_table(value, color=self.color, width=self.width)
+
+
+__all__ = ["METRICS", "ComparisonText", "ResultMarkdown", "ResultText", "StoredTable",
+           "comparison_json", "comparison_markdown", "comparison_text", "result_json",
+           "result_markdown", "result_text", "stored_json", "stored_table"]

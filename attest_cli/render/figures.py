@@ -25,3 +25,12 @@ def share(value: float) -> str:
 
 def location(file: str, line: int | None) -> str:
     return f"{file}:{line}" if line else file
+
+
+def duration(seconds: float) -> str:
+    """A run's or step's duration as the progress views and ``attest history`` show it."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.2f}s"
+    return f"{int(seconds // 60)}m{seconds % 60:04.1f}s"

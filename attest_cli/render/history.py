@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attest_cli.escaping import escape_control
-from attest_cli.metrics.history import RunRecord
-from attest_cli.ui.progress import _fmt_duration as fmt_duration
+from attest_cli.render.figures import duration
+
+if TYPE_CHECKING:
+    from attest_cli.metrics.history import RunRecord
 
 
 def _duration(seconds: float | None) -> str:
-    return "-" if seconds is None else fmt_duration(seconds)
+    return "-" if seconds is None else duration(seconds)
 
 
 def _verifications(rec: RunRecord) -> str:
@@ -47,3 +49,9 @@ def as_json(records: list[RunRecord]) -> list[dict[str, Any]]:
         item["cache_lookups"] = r.cache_lookups
         out.append(item)
     return out
+
+
+def render_json(records: list[RunRecord]) -> str:
+    import json
+
+    return json.dumps(as_json(records), indent=2, default=str) + "\n"

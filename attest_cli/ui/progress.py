@@ -19,28 +19,21 @@ from attest_cli.engine.events import Event, RunFinished, StepFinished, StepOutpu
 from attest_cli.engine.run_report import RunReport, StepResult
 from attest_cli.escaping import escape_control as esc
 from attest_cli.escaping import filter_output
+from attest_cli.render.figures import duration
 
 SYMBOLS = {"success": "✓", "failure": "✗", "skipped": "↷", "cached": "◆"}
 TAIL_LINES = 20
 
 
-def _fmt_duration(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    if seconds < 60:
-        return f"{seconds:.2f}s"
-    return f"{int(seconds // 60)}m{seconds % 60:04.1f}s"
-
-
 def _describe(r: StepResult) -> str:
     name = esc(r.name)
     if r.status == "success":
-        return f"{name} ({_fmt_duration(r.wall_seconds)})"
+        return f"{name} ({duration(r.wall_seconds)})"
     if r.status == "cached":
         return f"{name} cached ({esc(r.cache_backend or 'cache')})"
     if r.status == "skipped":
         return f"{name} skipped: {esc(r.reason)}"
-    return f"{name} failed: {esc(r.reason)} ({_fmt_duration(r.wall_seconds)})"
+    return f"{name} failed: {esc(r.reason)} ({duration(r.wall_seconds)})"
 
 
 class OutputFilter:
@@ -67,7 +60,7 @@ def summary_line(report: RunReport) -> str:
         counts[s.status] = counts.get(s.status, 0) + 1
     parts = [f"{counts[k]} {k}" for k in ("success", "cached", "failure", "skipped") if k in counts]
     return (f"{esc(report.pipeline)}: {report.status} in "
-            f"{_fmt_duration(report.duration_seconds)} "
+            f"{duration(report.duration_seconds)} "
             f"— {', '.join(parts)} (run {report.run_id})")
 
 
@@ -150,9 +143,9 @@ def markdown_summary(report: RunReport) -> str:
         cache = "hit" if s.cache_hit else ("miss" if s.cache_key else "")
         exit_code = "" if s.exit_code is None else str(s.exit_code)
         rows.append(f"| {esc(s.name)} | {SYMBOLS[s.status]} {s.status} | "
-                    f"{_fmt_duration(s.wall_seconds)} | {exit_code} | {cache} |")
+                    f"{duration(s.wall_seconds)} | {exit_code} | {cache} |")
     rows.append("")
-    rows.append(f"Total {_fmt_duration(report.duration_seconds)}, run `{report.run_id}`.")
+    rows.append(f"Total {duration(report.duration_seconds)}, run `{report.run_id}`.")
     return "\n".join(rows) + "\n\n"
 
 
@@ -258,7 +251,7 @@ def summary_table(report: RunReport) -> object:
     from rich.table import Table
 
     title = (f"{esc(report.pipeline)} — {report.status} in "
-             f"{_fmt_duration(report.duration_seconds)}")
+             f"{duration(report.duration_seconds)}")
     table = Table(title=_text(title), title_justify="left")
     for col, kw in (("step", {}), ("status", {}), ("wall", {"justify": "right"}),
                     ("cpu", {"justify": "right"}), ("peak rss", {"justify": "right"}),
@@ -267,8 +260,8 @@ def summary_table(report: RunReport) -> object:
     for s in report.steps:
         note = s.reason or (f"{s.cache_backend} hit" if s.cache_hit else "")
         table.add_row(_text(esc(s.name)), f"{SYMBOLS[s.status]} {s.status}",
-                      _fmt_duration(s.wall_seconds),
-                      _fmt_duration(s.cpu_user_seconds + s.cpu_system_seconds),
+                      duration(s.wall_seconds),
+                      duration(s.cpu_user_seconds + s.cpu_system_seconds),
                       _rss(s), _text(esc(note or "")))
     table.caption = f"run {report.run_id}"
     return table

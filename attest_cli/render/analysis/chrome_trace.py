@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from attest_cli.analysis.detect import RUN
-from attest_cli.analysis.registry import register
 from attest_cli.analysis.subject import Subject
 from attest_cli.engine.run_report import RunReport
 
@@ -66,5 +64,3 @@ def render(subject: Subject) -> str:
     assert subject.run is not None
     return json.dumps(trace_events(subject.run), indent=1) + "\n"
 
-
-register(RUN, "chrome-trace", render)

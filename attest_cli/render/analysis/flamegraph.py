@@ -9,8 +9,6 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from attest_cli.analysis.detect import MEMORY
-from attest_cli.analysis.registry import register
 from attest_cli.analysis.subject import Subject
 
 
@@ -31,5 +29,3 @@ def render(subject: Subject) -> str:
 
     return memray_html(subject.data, FlameGraphReporter)
 
-
-register(MEMORY, "flamegraph", render)

@@ -14,10 +14,9 @@ from html import escape
 
 from attest_cli.analysis.answers import Answers, answers
 from attest_cli.analysis.detect import CPU, MEMORY, RUN
-from attest_cli.analysis.figures import location, seconds, share, size
-from attest_cli.analysis.registry import register
 from attest_cli.analysis.steps import StepsSummary
 from attest_cli.analysis.subject import Subject
+from attest_cli.render.figures import location, seconds, share, size
 
 # pyinstrument's app.js injects <link href="https://fonts.googleapis.com/css?..."> at load;
 # an empty data: stylesheet keeps the page's code path intact and the fonts local.
@@ -92,7 +91,7 @@ def _viewer(subject: Subject) -> str | None:
     if subject.kind == MEMORY:
         from memray.reporters.flamegraph import FlameGraphReporter
 
-        from attest_cli.analysis.flamegraph import memray_html
+        from attest_cli.render.analysis.flamegraph import memray_html
 
         return memray_html(subject.data, FlameGraphReporter)
     return None
@@ -226,6 +225,3 @@ def _attest_itself(a: Answers) -> str:
             f"{seconds(p.get('overhead_seconds', 0))} to start, stop and write. Run report: "
             f"<code>{escape(str(p.get('run_report', '')))}</code></p></section>")
 
-
-for _kind in (CPU, MEMORY, RUN):
-    register(_kind, "html", render)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from attest_cli.analysis.detect import CPU
-from attest_cli.analysis.registry import register
 from attest_cli.analysis.subject import Subject
 
 
@@ -12,5 +10,3 @@ def render(subject: Subject) -> str:
 
     return str(SpeedscopeRenderer().render(subject.data))
 
-
-register(CPU, "speedscope", render)

@@ -6,8 +6,6 @@ import contextlib
 import io
 import os
 
-from attest_cli.analysis.detect import MEMORY
-from attest_cli.analysis.registry import register
 from attest_cli.analysis.subject import Subject
 
 
@@ -21,5 +19,3 @@ def render(subject: Subject) -> str:
         StatsReporter(stats, 10).render()
     return out.getvalue()
 
-
-register(MEMORY, "stats", render)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from attest_cli.analysis.detect import MEMORY
-from attest_cli.analysis.flamegraph import memray_html
-from attest_cli.analysis.registry import register
 from attest_cli.analysis.subject import Subject
+from attest_cli.render.analysis.flamegraph import memray_html
 
 
 def render(subject: Subject) -> str:
@@ -13,5 +11,3 @@ def render(subject: Subject) -> str:
 
     return memray_html(subject.data, TableReporter)
 
-
-register(MEMORY, "table", render)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from attest_cli.analysis.answers import Answers, answers
 from attest_cli.analysis.detect import CPU, MEMORY, RUN
-from attest_cli.analysis.figures import location, seconds, share, size
-from attest_cli.analysis.registry import register
 from attest_cli.analysis.subject import Subject
 from attest_cli.escaping import escape_control
+from attest_cli.render.figures import location, seconds, share, size
 
 TOP_STEPS = 10
 
@@ -100,6 +99,3 @@ def _memory(a: Answers) -> list[str]:
                    f"{al.function}  {location(al.file, al.line)}")
     return out
 
-
-for _kind in (CPU, MEMORY, RUN):
-    register(_kind, "text", render)
