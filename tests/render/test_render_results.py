@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from attest_cli.attestation.verify import Check, VerificationResult
 from attest_cli.bench.result import BenchmarkResult
@@ -138,3 +139,16 @@ def test_stored_results_say_so_when_there_are_none() -> None:
     assert "unreadable: bad JSON" in STORED_RESULTS.render("table", rows, color=False,
                                                             width=120)
     assert json.loads(STORED_RESULTS.render("json", rows)) == rows
+
+
+def test_the_run_summary_line_and_job_summary_escape_names(
+        run_report_data: dict[str, Any]) -> None:
+    from attest_cli.engine.run_report import RunReport
+    from attest_cli.render.run_summary import markdown_summary, summary_line
+
+    run_report_data["pipeline"] = "de\x1bmo"
+    report = RunReport.from_dict(run_report_data)
+    assert summary_line(report) == "de\\x1bmo: success in 3.00s — 2 success, 1 skipped (run r1)"
+    assert markdown_summary(report).splitlines()[:5] == [
+        "### attest: de\\x1bmo — success", "", "| step | status | duration | exit | cache |",
+        "|---|---|---:|---:|---|", "| build | ✓ success | 2.00s |  |  |"]
