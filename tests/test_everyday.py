@@ -48,7 +48,7 @@ def test_pipeline_show_after_cached_rerun_weighs_by_last_executed_durations(
 
 
 def test_durations_are_formatted_for_humans() -> None:
-    from attest_cli.pipeline.graph import human_duration
+    from attest_cli.render.figures import human_duration
 
     assert human_duration(0.35) == "350ms"
     assert human_duration(0.0004) == "0ms"

@@ -44,12 +44,13 @@ def show(ctx: typer.Context,
                                              "duration in the last run that executed it "
                                              "(cached runs are skipped).")) -> None:
     """Draw the DAG (ascii, mermaid, dot or json), marking the critical path."""
-    from attest_cli.pipeline.graph import render
     from attest_cli.pipeline.loader import load_pipeline
+    from attest_cli.render.pipeline_graph import Drawing
+    from attest_cli.render.registry import PIPELINE_GRAPH
     from attest_cli.runs import last_durations
 
     app_ = app_context(ctx)
     doc = app_.pipeline_doc(pipeline, required=True)
     p = load_pipeline(app_.pipeline_path(pipeline), doc=doc)
     weights = last_durations(app_.state_dir / "runs", p.name, p.steps) if durations else None
-    app_.stdout.write(render(p, fmt.value, weights or None) + "\n")
+    app_.stdout.write(PIPELINE_GRAPH.render(fmt.value, Drawing(p, weights or None)))

@@ -34,3 +34,15 @@ def duration(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.2f}s"
     return f"{int(seconds // 60)}m{seconds % 60:04.1f}s"
+
+
+def human_duration(seconds: float) -> str:
+    """``350ms``, ``1.2s``, ``2m03s``, ``1h02m05s``: the precision a reader needs at each scale."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"

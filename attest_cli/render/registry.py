@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from attest_cli.metrics.history import RunRecord
     from attest_cli.render.benchmark import StoredResults
     from attest_cli.render.cache import CacheStats, Explanation
+    from attest_cli.render.pipeline_graph import Drawing
     from attest_cli.render.plan import Plan
 
 log = logging.getLogger("attest.reports")
@@ -110,13 +111,18 @@ CACHE_STATS: Registry[CacheStats] = _registry("cache-stats", "cache statistics",
 CACHE_EXPLAIN: Registry[Explanation] = _registry("cache-explain", "a cache key's explanation", {
     "table": "attest_cli.render.cache:explain_table",
     "json": "attest_cli.render.cache:explain_json"})
+PIPELINE_GRAPH: Registry[Drawing] = _registry("pipeline-graph", "a pipeline's DAG", {
+    "ascii": "attest_cli.render.pipeline_graph:render_ascii",
+    "mermaid": "attest_cli.render.pipeline_graph:render_mermaid",
+    "dot": "attest_cli.render.pipeline_graph:render_dot",
+    "json": "attest_cli.render.pipeline_graph:render_json"})
 RUN_PLAN: Registry[Plan] = _registry("plan", "a dry-run plan", {
     "text": "attest_cli.render.plan:render_text", "json": "attest_cli.render.plan:render_json"})
 
 REGISTRIES: dict[str, Registry[Any]] = {r.name: r for r in (
     RUN_REPORT, CPU_PROFILE, MEMORY_CAPTURE, BENCHMARK_FILE, VERIFICATION, HISTORY,
     BENCHMARK_RESULT, COMPARISON, STORED_RESULTS, HEALTH, CACHE_STATS, CACHE_EXPLAIN,
-    RUN_PLAN)}
+    PIPELINE_GRAPH, RUN_PLAN)}
 
 
 def register(kind: str, fmt: str, func: Callable[[Any], str]) -> None:

@@ -152,3 +152,27 @@ def test_the_run_summary_line_and_job_summary_escape_names(
     assert markdown_summary(report).splitlines()[:5] == [
         "### attest: de\\x1bmo — success", "", "| step | status | duration | exit | cache |",
         "|---|---|---:|---:|---|", "| build | ✓ success | 2.00s |  |  |"]
+
+
+def test_the_dag_drawings_mark_the_critical_path_by_durations_or_step_count() -> None:
+    from pathlib import Path
+
+    from attest_cli.pipeline.model import Pipeline, Step
+    from attest_cli.render.pipeline_graph import Drawing
+    from attest_cli.render.registry import PIPELINE_GRAPH
+
+    p = Pipeline("demo", Path("attest.yaml"), Path("."), {
+        "fetch": Step("fetch", "curl"), "build": Step("build", "make", needs=("fetch",)),
+        "lint": Step("lint", "ruff"), "test-all": Step("test-all", "pytest",
+                                                       needs=("build", "lint"))})
+    by_count = PIPELINE_GRAPH.render("ascii", Drawing(p))
+    assert by_count.splitlines()[-1] == "critical path (*): fetch -> build -> test-all  (3 steps)"
+    timed = Drawing(p, {"fetch": 0.5, "build": 65.0, "lint": 80.0, "test-all": 2.0})
+    assert PIPELINE_GRAPH.render("ascii", timed).splitlines()[-1] == \
+        "critical path (*): lint -> test-all  (1m22s)"
+    assert PIPELINE_GRAPH.render("mermaid", Drawing(p)).splitlines()[5:8] == [
+        "    s_fetch ==> s_build", "    s_build ==> s_test_all", "    s_lint --> s_test_all"]
+    assert '    "lint" -> "test-all" [color="red" penwidth=2];' in \
+        PIPELINE_GRAPH.render("dot", timed)
+    doc = json.loads(PIPELINE_GRAPH.render("json", timed))
+    assert (doc["critical_path"], doc["weight_unit"]) == (["lint", "test-all"], "seconds")
