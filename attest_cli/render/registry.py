@@ -26,10 +26,12 @@ if TYPE_CHECKING:
     from attest_cli.attestation.verify import VerificationResult
     from attest_cli.bench.compare import Comparison
     from attest_cli.bench.result import BenchmarkResult
+    from attest_cli.config.schema import Key
     from attest_cli.health.checks import HealthReport
     from attest_cli.metrics.history import RunRecord
     from attest_cli.render.benchmark import StoredResults
     from attest_cli.render.cache import CacheStats, Explanation
+    from attest_cli.render.config import ShownSettings
     from attest_cli.render.pipeline_graph import Drawing
     from attest_cli.render.plan import Plan
 
@@ -116,13 +118,18 @@ PIPELINE_GRAPH: Registry[Drawing] = _registry("pipeline-graph", "a pipeline's DA
     "mermaid": "attest_cli.render.pipeline_graph:render_mermaid",
     "dot": "attest_cli.render.pipeline_graph:render_dot",
     "json": "attest_cli.render.pipeline_graph:render_json"})
+CONFIG_KEYS: Registry[list[Key]] = _registry("config-keys", "the configuration keys", {
+    "table": "attest_cli.render.config:keys_table", "json": "attest_cli.render.config:keys_json"})
+CONFIG_SETTINGS: Registry[ShownSettings] = _registry("config-settings", "the configuration", {
+    "text": "attest_cli.render.config:settings_text",
+    "json": "attest_cli.render.config:settings_json"})
 RUN_PLAN: Registry[Plan] = _registry("plan", "a dry-run plan", {
     "text": "attest_cli.render.plan:render_text", "json": "attest_cli.render.plan:render_json"})
 
 REGISTRIES: dict[str, Registry[Any]] = {r.name: r for r in (
     RUN_REPORT, CPU_PROFILE, MEMORY_CAPTURE, BENCHMARK_FILE, VERIFICATION, HISTORY,
     BENCHMARK_RESULT, COMPARISON, STORED_RESULTS, HEALTH, CACHE_STATS, CACHE_EXPLAIN,
-    PIPELINE_GRAPH, RUN_PLAN)}
+    PIPELINE_GRAPH, CONFIG_KEYS, CONFIG_SETTINGS, RUN_PLAN)}
 
 
 def register(kind: str, fmt: str, func: Callable[[Any], str]) -> None:

@@ -176,3 +176,18 @@ def test_the_dag_drawings_mark_the_critical_path_by_durations_or_step_count() ->
         PIPELINE_GRAPH.render("dot", timed)
     doc = json.loads(PIPELINE_GRAPH.render("json", timed))
     assert (doc["critical_path"], doc["weight_unit"]) == (["lint", "test-all"], "seconds")
+
+
+def test_configuration_hides_secrets_and_credentials_in_urls() -> None:
+    from attest_cli.config.layers import Settings
+    from attest_cli.render.config import ShownSettings
+    from attest_cli.render.registry import CONFIG_SETTINGS
+
+    settings = Settings(values={"cache.endpoint": "redis://:hunter2@h:6379/0",
+                                "tracing.exporter.headers": {"auth": "t0ken"}},
+                        origins={"cache.endpoint": "project", "tracing.exporter.headers": "env"})
+    text = CONFIG_SETTINGS.render("text", ShownSettings(settings, origin=True))
+    assert text == ("cache.endpoint = redis://***@h:6379/0    # project\n"
+                    "tracing.exporter.headers = <set>    # env\n")
+    assert json.loads(CONFIG_SETTINGS.render("json", ShownSettings(settings))) == {
+        "cache.endpoint": "redis://***@h:6379/0"}
