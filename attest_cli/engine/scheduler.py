@@ -157,6 +157,8 @@ class Scheduler:
             free_slots.sort()
             results[name] = result
             self.bus.publish(StepFinished(run_id=self.report.run_id, result=result))
+            if self.interrupted is not None and stop_reason is None:
+                stop_reason = "the run was interrupted"  # not the kill it caused
             if result.status == "failure" and not self.options.keep_going and not stop_reason:
                 stop_reason = f"step '{name}' failed"
             settle(name)
