@@ -13,9 +13,9 @@ from pathlib import Path
 from junitparser import Failure, JUnitXml, Skipped
 from lxml import etree
 
-from tests.support import attest, wait_for, write_pipeline
+from tests.support import REPO, attest, wait_for, write_pipeline
 
-SCHEMA = Path(__file__).parent / "data" / "junit-10.xsd"
+SCHEMA = REPO / "tests" / "data" / "junit-10.xsd"
 
 PIPELINE = r"""
 version: "0.1"

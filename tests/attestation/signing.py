@@ -1,15 +1,20 @@
 """Helpers shared by the attestation tests (no tests here): a project signed once per
-module, copied fresh for each test so that tests can tamper with it freely."""
+module, copied fresh for each test so that tests can tamper with it freely; and a scrape
+of the verification metrics from a real ``attest serve``."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import attest, write_pipeline
+from tests.support import attest, free_port, wait_for_port, write_pipeline
 
 
 def signed_template(factory: pytest.TempPathFactory, pipeline: str, *run_args: str,
@@ -45,3 +50,37 @@ def signed_project_fixtures(pipeline: str, *run_args: str,
         return fresh_copy(template, tmp_path)
 
     return template, signed
+
+
+PIPELINE = """
+version: "0.1"
+name: counted
+steps:
+  build:
+    run: mkdir -p dist && echo built > dist/app.txt
+    outputs: [dist/]
+"""
+
+
+def scrape(project: Path) -> dict[str, float]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ATTEST_", "OTEL_"))}
+    env["XDG_CONFIG_HOME"] = str(project / ".xdg")
+    proc = subprocess.Popen([sys.executable, "-m", "attest_cli", "serve", "--endpoint",
+                             f"127.0.0.1:{port}"], cwd=project, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env)
+    try:
+        assert wait_for_port(port, timeout=30), "attest serve did not start"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    out = {}
+    for line in text.splitlines():
+        if line.startswith(("attest_verifications_total", "attest_verification_failures_total",
+                            "attest_verification_duration_seconds_count")):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.attestation.signing import fresh_copy, signed_template
 from tests.support import attest, write_pipeline
-from tests.test_attestation_fixtures import fresh_copy, signed_template
 
 PIPELINE = """
 version: "0.1"

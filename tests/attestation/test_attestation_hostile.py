@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.attestation.signing import fresh_copy, signed_template
 from tests.support import attest
-from tests.test_attestation_fixtures import fresh_copy, signed_template
 
 PIPELINE = """
 version: "0.1"

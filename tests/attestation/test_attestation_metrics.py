@@ -4,25 +4,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.support import attest, free_port, wait_for_port
-from tests.test_attestation_fixtures import fresh_copy, signed_template
-
-PIPELINE = """
-version: "0.1"
-name: counted
-steps:
-  build:
-    run: mkdir -p dist && echo built > dist/app.txt
-    outputs: [dist/]
-"""
+from tests.attestation.signing import PIPELINE, fresh_copy, scrape, signed_template
+from tests.support import attest
 
 
 @pytest.fixture
@@ -31,27 +18,6 @@ def signed(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Path:
                       tmp_path)
 
 
-def scrape(project: Path) -> dict[str, float]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ATTEST_", "OTEL_"))}
-    env["XDG_CONFIG_HOME"] = str(project / ".xdg")
-    proc = subprocess.Popen([sys.executable, "-m", "attest_cli", "serve", "--endpoint",
-                             f"127.0.0.1:{port}"], cwd=project, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=env)
-    try:
-        assert wait_for_port(port, timeout=30), "attest serve did not start"
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
-            text = resp.read().decode()
-    finally:
-        proc.terminate()
-        proc.wait(10)
-    out = {}
-    for line in text.splitlines():
-        if line.startswith(("attest_verifications_total", "attest_verification_failures_total",
-                            "attest_verification_duration_seconds_count")):
-            name, value = line.rsplit(" ", 1)
-            out[name] = float(value)
-    return out
 
 
 def test_standalone_verifications_are_counted_by_type_and_reason(signed: Path) -> None:

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.attestation.signing import signed_project_fixtures
 from tests.support import attest
-from tests.test_attestation_fixtures import signed_project_fixtures
 
 PIPELINE = """
 version: "0.1"

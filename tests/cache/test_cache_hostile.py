@@ -20,14 +20,8 @@ from typing import Any
 
 import pytest
 
+from tests.cache.helpers import AWS_ENV, forget_locally, make_project, run, statuses, with_section
 from tests.support import attest, free_port, wait_for
-from tests.test_cache import make_project, run, statuses
-from tests.test_cache_remote import (
-    AWS_ENV,
-    forget_locally,
-    redis_server,  # noqa: F401 (the real redis-server fixture)
-    with_section,
-)
 
 pytestmark = pytest.mark.integration
 
@@ -92,7 +86,7 @@ def filled_redis(project: Path, port: int) -> int:
 # -- item 1: bounded reads -----------------------------------------------------------------
 
 def test_redis_header_claiming_a_huge_chunk_count_is_a_miss_with_one_warning(
-        project: Path, redis_server: tuple[int, subprocess.Popen[bytes]]  # noqa: F811
+        project: Path, redis_server: tuple[int, subprocess.Popen[bytes]]
 ) -> None:
     port = filled_redis(project, redis_server[0])
     forget_locally(project)
@@ -112,7 +106,7 @@ def test_redis_header_claiming_a_huge_chunk_count_is_a_miss_with_one_warning(
 
 
 def test_cache_verify_reports_malformed_remote_entries_one_line_each(
-        project: Path, redis_server: tuple[int, subprocess.Popen[bytes]]  # noqa: F811
+        project: Path, redis_server: tuple[int, subprocess.Popen[bytes]]
 ) -> None:
     port = filled_redis(project, redis_server[0])
     client = redis_client(port)
@@ -137,7 +131,7 @@ def test_cache_verify_reports_malformed_remote_entries_one_line_each(
 
 
 def test_redis_chunks_longer_than_the_header_says_are_malformed(
-        redis_server: tuple[int, subprocess.Popen[bytes]]  # noqa: F811
+        redis_server: tuple[int, subprocess.Popen[bytes]]
 ) -> None:
     import redis
 
@@ -400,7 +394,7 @@ class Monitor:
 
 
 def test_read_only_redis_sends_no_mutating_command_even_for_corrupt_entries(
-        project: Path, redis_server: tuple[int, subprocess.Popen[bytes]]  # noqa: F811
+        project: Path, redis_server: tuple[int, subprocess.Popen[bytes]]
 ) -> None:
     import redis
 

@@ -6,62 +6,35 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from attest_cli.cache.restore import process_umask
+from tests.cache.helpers import (
+    AWS_ENV,
+    forget_locally,
+    make_project,
+    run,
+    runs,
+    snapshot,
+    statuses,
+    step,
+    with_section,
+)
 from tests.support import attest, free_port, require_binary, wait_for_port
-from tests.test_cache import PIPELINE, make_project, run, runs, snapshot, statuses, step
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    binary = require_binary("redis-server")
-    port = free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(tmp_path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        assert wait_for_port(port), "redis-server did not start"
-        yield port, proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
 
 
-@pytest.fixture
-def s3_server() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
 
 
-AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": "/dev/null",
-           "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
 
 
-def with_section(section: str) -> str:
-    return PIPELINE.replace("name: cachetest\n", "name: cachetest\n" + section)
 
 
-def forget_locally(root: Path) -> None:
-    """A fresh machine: no local tier, no outputs - only the remote has the entries."""
-    shutil.rmtree(root / ".attest" / "cache")
-    for rel in ("out", "other.txt", "final.txt"):
-        p = root / rel
-        shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 
 OUTPUTS = ["out/a.txt", "out/bin/run.sh", "out/empty", "out/link.txt", "other.txt",

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from tests.support import attest, write_pipeline
-from tests.test_cache_remote import redis_server  # noqa: F401 (the real redis-server fixture)
 
 PIPELINE = """
 name: drydemo
@@ -199,7 +198,7 @@ def test_evicted_entry_no_cache_and_disabled_cache_are_explained(project: Path) 
 
 @pytest.mark.integration
 def test_remote_hits_and_a_dead_redis_during_a_dry_run(
-        project: Path, redis_server: tuple[int, subprocess.Popen[bytes]]  # noqa: F811
+        project: Path, redis_server: tuple[int, subprocess.Popen[bytes]]
 ) -> None:
     port, proc = redis_server
     make(project, f"cache: {{backend: redis, endpoint: '127.0.0.1:{port}', timeout: 1}}\n"

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from attest_cli.escaping import escape_control, filter_output
-from tests.support import attest, write_pipeline
-from tests.test_ux import run_in_pty
+from tests.support import attest, run_in_pty, write_pipeline
 
 FORGED = "x\n[OK] forged"
 HOSTILE = r"printf 'a\033[2Jb\033]0;title\007c\033[1Ad\033[31mred\033[0m\n'"

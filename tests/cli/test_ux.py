@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import pty
 import re
-import select
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from attest_cli import __version__
-from tests.support import attest, write_pipeline
+from tests.support import attest, run_in_pty, write_pipeline
 
 
 def test_github_actions_groups_annotations_and_summary(project: Path) -> None:
@@ -34,34 +30,6 @@ def test_github_actions_groups_annotations_and_summary(project: Path) -> None:
     assert "| ok | ✓ success |" in md and "| bad | ✗ failure |" in md and "| 4 |" in md
 
 
-def run_in_pty(args: list[str], cwd: Path, timeout: float = 30,
-               extra_env: dict[str, str] | None = None) -> tuple[int, str]:
-    """Run attest attached to a pseudo-terminal, as at an interactive shell."""
-    master, slave = pty.openpty()
-    env = {k: v for k, v in os.environ.items() if k not in ("CI", "GITHUB_ACTIONS", "NO_COLOR")}
-    env.update({"TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40",
-                "XDG_CONFIG_HOME": str(cwd / ".xdg")})
-    env.update(extra_env or {})
-    proc = subprocess.Popen([sys.executable, "-m", "attest_cli", *args], cwd=cwd, env=env,
-                            stdin=slave, stdout=slave, stderr=slave)
-    os.close(slave)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.1)
-        if ready:
-            try:
-                data = os.read(master, 65536)
-            except OSError:
-                break
-            if not data:
-                break
-            chunks.append(data)
-        elif proc.poll() is not None:
-            break
-    proc.wait(timeout=5)
-    os.close(master)
-    return proc.returncode, b"".join(chunks).decode("utf-8", "replace")
 
 
 def test_live_view_on_a_terminal_ends_with_a_summary_table(project: Path) -> None:

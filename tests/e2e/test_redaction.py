@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 
 from attest_cli.redaction import credentials_in, redact_text, redact_url
+from tests.metrics.helpers import get, start_attest, stop
 from tests.support import attest, free_port, wait_for_port, write_pipeline
-from tests.test_cache_remote import redis_server  # noqa: F401 (a fixture)
-from tests.test_metrics import get, start_attest, stop
 
 REDIS_PW = "Rd1sPassw0rd-zq"
 PUSH_PW = "PushPassw0rd-zq"
@@ -65,7 +64,7 @@ def test_credentials_in_gives_the_values_to_mask() -> None:
 
 
 @pytest.fixture
-def redis_with_password(redis_server: tuple[int, subprocess.Popen[bytes]]  # noqa: F811
+def redis_with_password(redis_server: tuple[int, subprocess.Popen[bytes]]
                         ) -> tuple[int, subprocess.Popen[bytes]]:
     """A real redis-server that refuses every command without ``REDIS_PW``."""
     import redis

@@ -15,9 +15,8 @@ import sys
 from pathlib import Path
 
 from attest_cli.health.checks import HealthStatus, run_checks
+from tests.metrics.helpers import get, samples, start_attest, stop
 from tests.support import REPO, attest, free_port, wait_for_port, write_pipeline
-from tests.test_cache_remote import redis_server  # noqa: F401 (a fixture)
-from tests.test_metrics import get, samples, start_attest, stop
 
 
 def health_json(project: Path, env: dict[str, str] | None = None) -> tuple[int, dict]:
@@ -52,7 +51,7 @@ def test_health_reports_each_builtin_check(project: Path) -> None:
 
 
 def test_redis_cache_backend_up_then_down(
-        project: Path, redis_server: tuple[int, subprocess.Popen[bytes]],  # noqa: F811
+        project: Path, redis_server: tuple[int, subprocess.Popen[bytes]],
 ) -> None:
     redis_port = redis_server[0]
     up = {"ATTEST_CACHE__BACKEND": "redis", "ATTEST_CACHE__ENDPOINT": f"127.0.0.1:{redis_port}"}

@@ -18,8 +18,8 @@ from attest_cli.metrics.history import (
     attach_standalone,
 )
 from attest_cli.metrics.tally import Tally, account
+from tests.metrics.helpers import interrupted_run, start_attest
 from tests.support import attest, write_pipeline
-from tests.test_metrics import interrupted_run, start_attest
 
 
 def runs(project: Path, *args: str) -> list[dict]:

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from attest_cli.metrics.history import HistoryDB
+from tests.metrics.helpers import get, samples, start_attest, stop
 from tests.support import attest, free_port, wait_for, wait_for_port, write_pipeline
-from tests.test_metrics import get, samples, start_attest, stop
 
 HANGING = """
     name: app

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from attest_cli.metrics.dashboards import panels
+from tests.metrics.helpers import PIPELINE, cache_counts, get, start_attest, stop
 from tests.support import (
     attest,
     free_port,
@@ -21,7 +22,6 @@ from tests.support import (
     wait_for_port,
     write_pipeline,
 )
-from tests.test_metrics import PIPELINE, cache_counts, get, start_attest, stop
 
 
 def query(prom: int, expr: str) -> list[dict]:

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from attest_cli.metrics.http_server import EndpointServer, Limits, parse_endpoint
-from tests.support import free_port, wait_for_port, write_pipeline
-from tests.test_metrics import get, start_attest, stop
+from tests.metrics.helpers import get, start_attest, stop
+from tests.support import REPO, free_port, wait_for_port, write_pipeline
 
 
 def _outward_ip() -> str | None:
@@ -214,7 +214,7 @@ def test_malformed_or_oversized_request_heads_are_refused(request_line: bytes) -
 
 
 def test_the_documented_bounds_are_the_servers() -> None:
-    doc = (Path(__file__).resolve().parent.parent / "docs" / "reliability.md").read_text()
+    doc = (REPO / "docs" / "reliability.md").read_text()
     limits = Limits()
     assert f"| **{limits.max_connections}**;" in doc
     assert f"+ **{limits.workers}** worker threads" in doc

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.support import attest, free_port, write_pipeline
-from tests.test_tracing_receivers import (
+from tests.tracing.receivers import (
     Span,
     jaeger_thrift_receiver,
     otlp_grpc_receiver,
