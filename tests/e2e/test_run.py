@@ -24,10 +24,12 @@ def steps_by_name(report: dict) -> dict[str, dict]:
 
 
 def test_independent_steps_overlap_in_time_with_parallelism(project: Path) -> None:
+    # a rendezvous, not sleeps: each step ends only once the other has started, so the run
+    # can only succeed if they overlap (the timeout turns a serialised run into a failure)
     write_pipeline(project, """
         steps:
-          a: {run: sleep 0.6}
-          b: {run: sleep 0.6}
+          a: {run: 'touch a.up; until [ -e b.up ]; do sleep 0.01; done', timeout: 30}
+          b: {run: 'touch b.up; until [ -e a.up ]; do sleep 0.01; done', timeout: 30}
     """)
     assert attest("run", "-j", "2", cwd=project).returncode == 0
     s = steps_by_name(last_report(project))
@@ -35,6 +37,11 @@ def test_independent_steps_overlap_in_time_with_parallelism(project: Path) -> No
     assert s["b"]["started_at"] < s["a"]["finished_at"]
     assert {s["a"]["slot"], s["b"]["slot"]} == {0, 1}
 
+    write_pipeline(project, """
+        steps:
+          a: {run: 'true'}
+          b: {run: 'true'}
+    """)
     assert attest("run", "-j", "1", cwd=project).returncode == 0
     s = steps_by_name(last_report(project))
     first, second = sorted(s.values(), key=lambda x: x["started_at"])
@@ -58,9 +65,10 @@ def test_failure_skips_dependents_and_stops_new_work(project: Path) -> None:
           bad: {run: 'echo boom; exit 3'}
           after: {run: 'touch after', needs: [bad]}
           other: {run: 'touch other', needs: [gate]}
-          gate: {run: 'sleep 0.3'}
+          gate: {run: 'true'}
     """)
-    proc = attest("run", "-j", "2", cwd=project)
+    # -j 1: bad (first in the file) fails before gate may start; no race with a sleep
+    proc = attest("run", "-j", "1", cwd=project)
     assert proc.returncode == 1
     assert "pipeline 'proj' failed: bad" in proc.stderr
     s = steps_by_name(last_report(project))
@@ -78,7 +86,7 @@ def test_keep_going_runs_everything_not_depending_on_the_failure(project: Path) 
           bad: {run: 'exit 1'}
           after: {run: 'touch after', needs: [bad]}
           other: {run: 'touch other', needs: [gate]}
-          gate: {run: 'sleep 0.3'}
+          gate: {run: 'true'}
     """)
     proc = attest("run", "-j", "2", "--keep-going", cwd=project)
     assert proc.returncode == 1
@@ -288,7 +296,15 @@ def test_working_dir_option_runs_elsewhere(project: Path, tmp_path: Path) -> Non
 
 
 def test_concurrent_runs_in_one_project_keep_separate_records(project: Path) -> None:
-    write_pipeline(project, "steps:\n  a: {run: 'sleep 0.3; echo $ATTEST_RUN_ID', cache: false}\n")
+    # each run's step waits until all three have started: the runs really overlap
+    write_pipeline(project, """
+        steps:
+          a:
+            run: 'mkdir -p up && touch up/$ATTEST_RUN_ID &&
+                  until [ $(ls up | wc -l) -ge 3 ]; do sleep 0.01; done; echo $ATTEST_RUN_ID'
+            cache: false
+            timeout: 60
+    """)
     procs = [_start(project) for _ in range(3)]
     for p in procs:
         p.communicate(timeout=60)
