@@ -19,9 +19,12 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP)
 	cd examples && ../$(BIN)/attest run
 
-## test: install into .venv and run the whole test suite
+## test: install into .venv and run the whole test suite, TEST_WORKERS processes at a time
+# (the tests mostly wait on subprocesses and servers, so more workers than cores pay off;
+# every test uses its own temporary directory and free loopback ports)
+TEST_WORKERS ?= 4
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check attest_cli tests benchmarks
