@@ -24,6 +24,8 @@ from attest_cli.engine.run_report import RunReport, StepResult
 from attest_cli.engine.testing import RecordingObserver
 from attest_cli.pipeline.model import Pipeline, Step
 
+pytestmark = pytest.mark.unit  # in-process: the fast layer (make test-unit)
+
 NOW = 1_700_000_000.0
 
 

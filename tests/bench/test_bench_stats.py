@@ -10,6 +10,8 @@ import pytest
 
 from attest_cli.bench import stats
 
+pytestmark = pytest.mark.unit  # in-process: the fast layer (make test-unit)
+
 scipy_stats = pytest.importorskip("scipy.stats")
 
 

@@ -13,6 +13,8 @@ from attest_cli.engine.interfaces import StepContext
 from attest_cli.engine.run_report import StepResult
 from attest_cli.pipeline.model import Pipeline, Step
 
+pytestmark = pytest.mark.unit  # in-process: the fast layer (make test-unit)
+
 STEP = Step(name="build", run="cp src.txt out/x.txt", inputs=("src.txt",),
             outputs=("out/x.txt",))
 

@@ -8,7 +8,11 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from attest_cli.engine.process import ProcessRegistry, group_alive, run_command
+
+pytestmark = pytest.mark.unit  # in-process: the fast layer (make test-unit)
 
 
 def run(command: str, tmp_path: Path, *, timeout: float | None = None,

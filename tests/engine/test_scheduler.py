@@ -9,10 +9,14 @@ import signal
 import threading
 from pathlib import Path
 
+import pytest
+
 from attest_cli.engine.events import CacheChecked, CacheStored, StepFinished, StepOutput
 from attest_cli.engine.testing import FakeStepCache, Script
 from attest_cli.pipeline.model import Step
 from tests.engine.harness import Harness, MakeScheduler
+
+pytestmark = pytest.mark.unit  # in-process: the fast layer (make test-unit)
 
 
 def step(name: str, *needs: str, **kw: object) -> Step:

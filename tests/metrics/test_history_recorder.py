@@ -19,6 +19,8 @@ from attest_cli.engine.run_report import RunReport, StepResult
 from attest_cli.metrics.history import HistoryDB, HistoryRecorder
 from attest_cli.pipeline.model import Pipeline, Step
 
+pytestmark = pytest.mark.unit  # in-process: the fast layer (make test-unit)
+
 T0 = 1_700_000_000.0
 
 

@@ -23,6 +23,8 @@ from attest_cli.pipeline.model import Pipeline, Step
 from attest_cli.tracing.config import TracingConfig
 from attest_cli.tracing.tracer import RunTracer
 
+pytestmark = pytest.mark.unit  # in-process: the fast layer (make test-unit)
+
 T0 = 1_700_000_000.0
 
 

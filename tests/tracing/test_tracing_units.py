@@ -20,6 +20,8 @@ from attest_cli.tracing.context import (
     with_member,
 )
 
+pytestmark = pytest.mark.unit  # in-process: the fast layer (make test-unit)
+
 TID = "4bf92f3577b34da6a3ce929d0e0e4736"
 SID = "00f067aa0ba902b7"
 
