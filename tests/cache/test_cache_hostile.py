@@ -255,6 +255,7 @@ class Trickler:
         self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
         self.closed = threading.Event()
+        self.requests = 0  # requests received so far (tests wait on it instead of sleeping)
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -269,6 +270,7 @@ class Trickler:
         end = time.monotonic() + self.limit
         try:
             conn.recv(65536)
+            self.requests += 1
             conn.sendall(self.head)
             while time.monotonic() < end and not self.closed.is_set():
                 conn.sendall(b"a")
@@ -336,9 +338,11 @@ def test_run_against_a_trickling_redis_finishes_and_ctrl_c_is_not_blocked(
     forget_locally(project)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATTEST_")}
     env["XDG_CONFIG_HOME"] = str(project / ".xdg")
+    before = trickle_redis.requests
     child = subprocess.Popen([sys.executable, "-m", "attest_cli", "run"], cwd=project, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(3)  # well inside the first lookup
+    # interrupt once the first lookup is stuck on the trickle (not after a guessed sleep)
+    assert wait_for(lambda: trickle_redis.requests > before, 30), "no lookup reached redis"
     child.send_signal(2)
     sent = time.monotonic()
     try:
