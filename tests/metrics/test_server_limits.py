@@ -14,7 +14,7 @@ import pytest
 
 from attest_cli.metrics.http_server import EndpointServer, Limits, parse_endpoint
 from tests.metrics.helpers import get, start_attest, stop
-from tests.support import REPO, free_port, wait_for_port, write_pipeline
+from tests.support import REPO, free_port, wait_for, wait_for_port, write_pipeline
 
 
 def _outward_ip() -> str | None:
@@ -152,7 +152,8 @@ def test_at_the_cap_the_oldest_idle_connection_makes_room() -> None:
     server = _serve(Limits(max_connections=20))
     try:
         with idle_connections(server.port, 20) as socks:
-            time.sleep(0.3)
+            # every connection accepted and idle (not a guessed sleep): the next one evicts
+            assert wait_for(lambda: len(server._idle) == 20, 10)
             code, took = _timed_get(f"http://127.0.0.1:{server.port}/health/live")
             assert code == 200 and took < 5
             assert _closed_by_server(socks[0], 2) is not None  # the oldest went
