@@ -88,3 +88,15 @@ def test_bad_flag_value_is_usage_error(project: Path) -> None:
     proc = attest("run", "--log-level", "loud", cwd=project)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "loud" in proc.stderr
+
+
+def test_a_pipeline_and_a_config_are_bounded_too(tmp_path: Path) -> None:
+    (tmp_path / "attest.yaml").write_text('version: "0.1"\nname: p\nsteps:\n  a:\n'
+                                          "    run: touch ran\n")
+    with (tmp_path / "big.yaml").open("w") as fh:
+        fh.write("x:\n" + "- 1\n" * 1_100_000)
+    r = attest("run", "-p", "big.yaml", cwd=tmp_path)
+    assert r.returncode == 2 and "big.yaml:" in r.stderr and "values" in r.stderr, r.stderr
+    r = attest("run", cwd=tmp_path, env={"ATTEST_CONFIG": str(tmp_path / "big.yaml")})
+    assert r.returncode == 2 and "big.yaml:" in r.stderr and "values" in r.stderr, r.stderr
+    assert not (tmp_path / "ran").exists()
