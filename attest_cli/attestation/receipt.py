@@ -180,7 +180,7 @@ def format_for(path: Path) -> str:
 
 
 def write(doc: dict[str, Any], path: Path) -> Path:
-    return write_atomic(path, render(doc, format_for(path)), mode=0o644)
+    return write_atomic(path, render(doc, format_for(path)))
 
 
 # -- reading back ------------------------------------------------------------------------
