@@ -78,6 +78,8 @@ def target_kind(path: str | Path, *, label: str | None = None) -> str:
         what = "a regular file" if stat.S_ISREG(info.st_mode) else kind_of(info.st_mode)
         raise InputError(f"is a symlink to {what}; refusing to replace or follow it "
                          "(name the real file)", path=name)
+    if stat.S_ISDIR(info.st_mode):
+        raise InputError("is a directory", path=name)
     raise InputError(f"is {kind_of(info.st_mode)}; refusing to replace it", path=name)
 
 

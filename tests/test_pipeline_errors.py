@@ -141,7 +141,7 @@ def test_non_regular_pipeline_and_config_files_are_refused_without_blocking(
     (("--timeout", "nan"), ("--timeout", "nan")),
     (("--timeout", "1e300"), ("--timeout", "100 years")),
     (("--sign", "--expires-in", "99999999999d"), ("--expires-in", "100 years")),
-    (("--report", "/"), ("--report /", "directory")),
+    (("--report", "/"), ("--report /: is a directory",)),
     (("--metrics-file", "missing/m.prom"), ("--metrics-file", "does not exist")),
 ])
 def test_bad_numbers_and_targets_on_the_command_line_stop_before_any_step(
