@@ -256,3 +256,14 @@ def test_a_json_receipt_with_two_status_keys_fails_naming_the_key(project: Path)
     assert r.returncode == 2, (r.stdout, r.stderr)
     dup_line = text.splitlines().index('  "status": "success",') + 1
     assert r.stderr.strip() == f"attest: error: dup.json:{dup_line}: status: duplicate key 'status'"
+
+
+def test_fifos_and_devices_as_receipt_policy_or_key_are_refused_without_blocking(
+        project: Path) -> None:
+    os.mkfifo(project / "fifo")
+    for args in (["fifo"], ["/dev/zero"], ["good.yaml", "--policy", "fifo"],
+                 ["good.yaml", "--public-key", "fifo"], ["good.yaml", "--public-key",
+                                                         "/dev/zero"]):
+        r = attest("verify", *args, cwd=project, timeout=20)
+        assert r.returncode == 2, (args, r.stdout, r.stderr)
+        assert r.stderr.count("\n") == 1 and "only regular files are read" in r.stderr, r.stderr
