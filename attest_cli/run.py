@@ -174,8 +174,9 @@ def execute(ctx: AppContext, options: RunOptions, *, view: Callable[[Event], Non
                 hook(report)
             bus.publish(RunFinished(report=report))
             write_report(report, runs_dir / f"{run_id}.json")
-        if options.report:
-            write_report(report, ctx.path(options.report))
+        if options.report:  # "-" is standard output (docs/security.md)
+            write_report(report, Path("-") if options.report == "-" else
+                         ctx.path(options.report))
     finally:
         for close in reversed(setup.closers):
             try:

@@ -62,6 +62,13 @@ def test_report_to_dev_stdout_streams_and_leaves_the_device(tmp_path: Path) -> N
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
 
 
+def test_report_to_dash_is_standard_output_not_a_file_named_dash(tmp_path: Path) -> None:
+    code, out, err = run_with_report(tmp_path, "-")
+    assert code == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["status"] == "success"
+    assert not (tmp_path / "-").exists()
+
+
 def test_report_to_dev_null_writes_the_stream_and_keeps_the_device(tmp_path: Path) -> None:
     before = os.stat("/dev/null")
     code, _out, err = run_with_report(tmp_path, "/dev/null")

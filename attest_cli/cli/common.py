@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -87,7 +88,7 @@ def check_output_target(app: AppContext, value: str, option: str, *,
     from attest_cli.atomic import STREAM, target_kind
     from attest_cli.errors import InputError
 
-    path = app.path(value)
+    path = Path(value) if value == "-" else app.path(value)
     try:
         kind = target_kind(path, label=value)
     except InputError as exc:
