@@ -80,10 +80,11 @@ def _check_depth(structure: bytes, name: str) -> None:
 
 
 def _key_line(text: str, key: str) -> int | None:
-    """The line of the second occurrence of ``"key":`` (the duplicate), if it can be found."""
+    """The line of the duplicate when ``"key":`` occurs exactly twice (more occurrences may
+    belong to other objects: then no line, rather than a wrong one)."""
     needle = re.compile('"' + re.escape(json.dumps(key)[1:-1]) + r'"\s*:')
     found = list(needle.finditer(text))
-    if len(found) < 2:
+    if len(found) != 2:
         return None
     return text.count("\n", 0, found[1].start()) + 1
 
