@@ -18,7 +18,7 @@ from typing import Any
 
 from attest_cli.errors import InputError
 from attest_cli.regularfile import read_regular
-from attest_cli.yamlfile import MAX_BYTES, MAX_DEPTH, MAX_NODES
+from attest_cli.yamlfile import MAX_BYTES, MAX_DEPTH, MAX_NODES, load_yaml
 
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
@@ -54,9 +54,8 @@ def parse_json(raw: bytes, *, name: str, expected: str) -> Any:
     try:
         return json.loads(text, object_pairs_hook=_unique_pairs)
     except _DuplicateKey as exc:
-        line = _key_line(text, exc.key)
-        raise InputError(f"duplicate key '{exc.key}'", path=name, line=line,
-                         key=exc.key) from None
+        _locate_duplicate(text, name)  # raises with line and key path when it can
+        raise InputError(f"duplicate key '{exc.key}'", path=name, key=exc.key) from None
     except json.JSONDecodeError as exc:
         raise InputError(f"not valid JSON, expected {expected}: {exc.msg}", path=name,
                          line=exc.lineno) from None
@@ -79,14 +78,14 @@ def _check_depth(structure: bytes, name: str) -> None:
         raise InputError(f"JSON nested more than {MAX_DEPTH} levels deep", path=name)
 
 
-def _key_line(text: str, key: str) -> int | None:
-    """The line of the duplicate when ``"key":`` occurs exactly twice (more occurrences may
-    belong to other objects: then no line, rather than a wrong one)."""
-    needle = re.compile('"' + re.escape(json.dumps(key)[1:-1]) + r'"\s*:')
-    found = list(needle.finditer(text))
-    if len(found) != 2:
-        return None
-    return text.count("\n", 0, found[1].start()) + 1
+def _locate_duplicate(text: str, name: str) -> None:
+    """Raise the duplicate's ``file:line: dotted.key`` error: JSON is YAML flow syntax, and
+    the YAML builder tracks positions (only on this error path; the text is in budget)."""
+    try:
+        load_yaml(name, text=text)
+    except InputError as exc:
+        if "duplicate key" in exc.message:
+            raise exc from None
 
 
 def load_json(path: str | Path, *, expected: str, max_bytes: int = MAX_BYTES) -> Any:

@@ -164,11 +164,14 @@ def test_a_wrong_value_in_a_yaml_receipt_names_its_line(project: Path) -> None:
     assert f"line.yaml:{number}:" in line
 
 
-def test_a_receipt_that_cannot_be_written_fails_the_run_with_a_reason(project: Path) -> None:
+def test_a_receipt_that_cannot_be_written_is_refused_before_the_run(project: Path) -> None:
     (project / "afile").write_text("in the way\n")
+    shutil.rmtree(project / "out")
     r = attest("run", "--sign", "--output", "afile/receipt.yaml", cwd=project)
-    assert r.returncode == 1
-    assert "could not write the signed receipt" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip() == "attest: error: --output afile/receipt.yaml: cannot write: " \
+        "Not a directory"
+    assert not (project / "out").exists()  # checked while parsing: no step ran
     r = attest("run", "--sign", cwd=project, env={"ATTEST_SIGNING__EXPIRES_IN": "soon"})
     assert r.returncode == 2 and "signing.expires_in soon" in r.stderr
 
@@ -256,6 +259,14 @@ def test_a_json_receipt_with_two_status_keys_fails_naming_the_key(project: Path)
     assert r.returncode == 2, (r.stdout, r.stderr)
     dup_line = text.splitlines().index('  "status": "success",') + 1
     assert r.stderr.strip() == f"attest: error: dup.json:{dup_line}: status: duplicate key 'status'"
+    clean = json.dumps(doc, indent=2)
+    steps = clean.index('"status": "success"', clean.index('"steps"'))
+    nested = clean[:steps] + '"status": "failure", ' + clean[steps:]
+    (project / "dup2.json").write_text(nested)
+    r = attest("verify", "dup2.json", cwd=project)
+    dup_line = nested.count("\n", 0, steps) + 1
+    assert r.stderr.strip() == \
+        f"attest: error: dup2.json:{dup_line}: steps.0.status: duplicate key 'status'"
 
 
 def test_fifos_and_devices_as_receipt_policy_or_key_are_refused_without_blocking(
