@@ -34,6 +34,7 @@ docs: $(STAMP)
 	$(BIN)/python -m attest_cli.docgen completions man
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/step_overhead.py
 

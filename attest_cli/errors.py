@@ -82,3 +82,36 @@ class Interrupted(AttestError):
         code = ExitCode.INTERRUPTED if signum == 2 else ExitCode.TERMINATED
         super().__init__(f"interrupted by signal {signum}", exit_code=code)
         self.signum = signum
+
+
+def disk_full(exc: BaseException) -> DiskFull | None:
+    """The :class:`DiskFull` an exception means, looking through its causes, or ``None``.
+
+    A full disk reaches attest as ``OSError(ENOSPC)`` (or ``EDQUOT``) from any write, or as
+    SQLite's "database or disk is full"; wherever it is raised in a run, the error boundary
+    turns it into one line and exit 1 instead of an internal error.
+    """
+    import errno
+
+    codes = {errno.ENOSPC, getattr(errno, "EDQUOT", 122)}
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, DiskFull):
+            return cur
+        if isinstance(cur, OSError) and cur.errno in codes:
+            where = f" writing {cur.filename}" if cur.filename else ""
+            return DiskFull(f"no space left on device{where} "
+                            "(free some space and run again)")
+        if type(cur).__module__ == "sqlite3" and "disk is full" in str(cur):
+            return DiskFull("no space left on device for the run history "
+                            "(free some space and run again)")
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+class DiskFull(AttestError):
+    """A write failed because the file system is full (or the quota is used up): exit 1."""
+
+    exit_code = ExitCode.FAILURE

@@ -11,11 +11,14 @@ import glob
 import os
 import re
 from collections.abc import Iterable
+from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath
 
 from attest_cli.errors import InputError
 
 _MAGIC = set("*?[")
+# attest's own state (keys, history, cache, logs), relative to the project root
+STATE_DIR = ".attest"
 
 
 def is_glob(pattern: str) -> bool:
@@ -31,18 +34,54 @@ def check_relative(pattern: str) -> str:
     return pattern
 
 
-def expand(root: Path, patterns: Iterable[str]) -> list[str]:
+def may_reach(pattern: str, target: str) -> bool:
+    """Whether :func:`expand` of ``pattern`` could take ``target`` or anything below it.
+
+    ``target`` is a relative POSIX path. A pattern reaches it when it matches ``target``,
+    one of its parent directories (a matched directory covers its whole tree) or something
+    below it. As with ``expand``, a ``*``/``?``/``[..]``/``**`` component never matches a
+    name starting with a dot unless the component itself starts with one; ``.`` and empty
+    components mean the project root, which covers everything.
+    """
+    parts = [p for p in pattern.split("/") if p not in ("", ".")]
+    goal = [p for p in target.split("/") if p not in ("", ".")]
+
+    def match(pi: int, ti: int) -> bool:
+        if pi == len(parts):
+            # matched the target or a parent of it - but a ``**`` that matched nothing at
+            # all is not the root: glob never returns the root for ``**``
+            return ti > 0 or not parts
+        if ti == len(goal):
+            return True  # the pattern continues below the target
+        comp, name = parts[pi], goal[ti]
+        if comp == "**":
+            return match(pi + 1, ti) or (not name.startswith(".") and match(pi, ti + 1))
+        if name.startswith(".") and not comp.startswith(".") and is_glob(comp):
+            return False
+        return (fnmatchcase(name, comp) if is_glob(comp) else name == comp) and \
+            match(pi + 1, ti + 1)
+    return match(0, 0)
+
+
+def expand(root: Path, patterns: Iterable[str], *, follow_links: bool = False) -> list[str]:
     """Every regular file (or symlink) the patterns cover, relative to ``root``, sorted.
 
     A directory covers everything below it; ``**`` matches any depth; a pattern that
     matches nothing contributes nothing (the caller decides whether that is an error).
+
+    ``follow_links`` is how *inputs* are expanded (what a step can see): a symlink to a
+    directory is listed and its tree walked too (each directory once, so a link loop ends),
+    and an empty directory is listed itself. Outputs are expanded without it: their links
+    are recorded, never followed.
     """
     root = root.resolve()
     base = str(root)
     found: set[str] = set()
     walked: set[str] = set()  # directories already covered entirely
+    visited: set[tuple[int, int]] = set()  # (dev, inode) of directories walked, following
     for pattern in patterns:
         check_relative(pattern)
+        pattern = _strip_dot(pattern)
         head = pattern.rstrip("/")[:-3] if pattern.rstrip("/").endswith("/**") else ""
         head_path = os.path.join(base, head)
         if head and not is_glob(head) and os.path.isdir(head_path) and \
@@ -64,7 +103,14 @@ def expand(root: Path, patterns: Iterable[str]) -> list[str]:
             full = os.path.normpath(os.path.join(base, rel))
             if not os.path.lexists(full):
                 continue  # glob answers "missing/" for "missing/**"
-            if os.path.isdir(full) and not os.path.islink(full):
+            if follow_links:
+                if os.path.islink(full):
+                    found.add(_rel_str(base, full))
+                if os.path.isdir(full):
+                    _walk_following(base, _rel_str(base, full), found, visited)
+                elif not os.path.islink(full):
+                    found.add(_rel_str(base, full))
+            elif os.path.isdir(full) and not os.path.islink(full):
                 # ``dir/**`` matches the directory and each subdirectory: walk each tree once
                 if _under(rel, walked):
                     continue
@@ -73,6 +119,53 @@ def expand(root: Path, patterns: Iterable[str]) -> list[str]:
             else:
                 found.add(_rel_str(base, full))
     return sorted(found)
+
+
+def _walk_following(base: str, top: str, found: set[str], visited: set[tuple[int, int]]
+                    ) -> None:
+    """Add everything below the relative directory ``top``, through directory symlinks.
+
+    A directory already walked (by its device and inode) is not walked again: a link loop
+    ends, and a tree reached twice is listed once (under the first path, in sorted order).
+    A directory with no entries at all is added itself (a step listing it sees it)."""
+    stack = [top]
+    while stack:
+        rel = stack.pop()
+        full = base if rel == "." else os.path.join(base, rel)
+        try:
+            st = os.stat(full)
+            if (st.st_dev, st.st_ino) in visited:
+                continue
+            visited.add((st.st_dev, st.st_ino))
+            with os.scandir(full) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            continue  # vanished or unreadable: nothing to list
+        if not entries and rel != ".":
+            found.add(rel)
+        prefix = "" if rel == "." else rel + "/"
+        subdirs = []
+        for entry in entries:
+            child = prefix + entry.name
+            try:
+                if entry.is_symlink():
+                    found.add(child)
+                    if entry.is_dir():  # follows the link
+                        subdirs.append(child)
+                elif entry.is_dir(follow_symlinks=False):
+                    subdirs.append(child)
+                else:
+                    found.add(child)
+            except OSError:
+                found.add(child)
+        stack.extend(reversed(subdirs))  # depth first, in sorted order
+
+
+def _strip_dot(pattern: str) -> str:
+    """``./x`` is ``x`` (glob would return ``./`` itself for ``./**``, the whole project)."""
+    while pattern.startswith("./") and pattern.rstrip("/") != ".":
+        pattern = pattern[2:].lstrip("/") or "."
+    return pattern
 
 
 def _under(rel: str, walked: set[str]) -> bool:
@@ -111,6 +204,7 @@ def covers(patterns: Iterable[str], rel: str) -> bool:
     a step declares, without touching the file system.
     """
     for pattern in patterns:
+        pattern = _strip_dot(pattern)
         if is_glob(pattern):
             if _glob_regex(pattern).fullmatch(rel):
                 return True
@@ -128,9 +222,12 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
         if part == "**":
-            out.append(".*" if last else "(?:[^/]+/)*")
+            # like glob(include_hidden=False): ``**`` crosses no name starting with a dot
+            out.append(("(?!\\.).*" if i == 0 else ".*") if last else "(?:(?!\\.)[^/]+/)*")
             continue
         piece = _part_regex(part)
+        if is_glob(part) and not part.startswith("."):
+            piece = "(?!\\.)" + piece
         out.append(piece + ("" if last else "/"))
     # a directory matched by the pattern covers everything below it
     return re.compile("".join(out) + "(?:/.*)?", re.S)

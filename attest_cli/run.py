@@ -13,7 +13,6 @@ import logging
 import os
 import secrets
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -21,22 +20,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from attest_cli import __version__
+from attest_cli import __version__, procid
 from attest_cli.atomic import write_atomic
+from attest_cli.cache.backends.bounded import interrupt_calls
 from attest_cli.config.layers import Settings
 from attest_cli.config.schema import suggest
 from attest_cli.context import AppContext
 from attest_cli.engine.events import Event, EventBus, RunFinished, RunStarted
 from attest_cli.engine.interfaces import EnvProvider, StepCache
 from attest_cli.engine.masking import SecretMasker
-from attest_cli.engine.report import RunReport
+from attest_cli.engine.run_report import RunReport
 from attest_cli.engine.scheduler import Scheduler, SchedulerOptions
 from attest_cli.errors import UsageError
-from attest_cli.observability import logging as attest_logging
-from attest_cli.observability.run_log import RunLogObserver
+from attest_cli.logging import structured as attest_logging
+from attest_cli.logging.observer import RunLogObserver
+from attest_cli.pipeline.confine import check_state_outputs
 from attest_cli.pipeline.graph import topological_order, with_needs
 from attest_cli.pipeline.loader import load_pipeline
 from attest_cli.pipeline.model import Pipeline
+from attest_cli.redaction import settings_credentials
+from attest_cli.runs import abandon_dead_runs
 
 if TYPE_CHECKING:
     from attest_cli.cache.predict import Prediction
@@ -46,9 +49,10 @@ log = logging.getLogger("attest.pipeline")
 # "module:function" of every feature that can attach to a run, in attach order.
 FEATURES: list[str] = [
     "attest_cli.cache.runhook:attach",
-    "attest_cli.observability.tracing_hook:attach",
-    "attest_cli.observability.runhook:attach",
+    "attest_cli.tracing.runhook:attach",
+    "attest_cli.metrics.runhook:attach",
     "attest_cli.attestation.runhook:attach",
+    "attest_cli.analysis.junit_hook:attach",
 ]
 
 
@@ -73,6 +77,7 @@ class RunOptions:
     profile_output: str | None = None
     metrics_file: str | None = None
     expires_in: str | None = None
+    junit: str | None = None
 
 
 @dataclass
@@ -108,6 +113,7 @@ def load(ctx: AppContext, options: RunOptions) -> Loaded:
     assert doc is not None
     pipeline = load_pipeline(ctx.pipeline_path(options.pipeline), doc=doc)
     settings = ctx.settings(pipeline_doc=doc, flags={"parallel": options.parallel})
+    check_state_outputs(doc, pipeline, settings, ctx.state_dir)
     order = topological_order(pipeline)
     if options.steps:
         for name in options.steps:
@@ -135,12 +141,15 @@ def execute(ctx: AppContext, options: RunOptions, *, view: Callable[[Event], Non
     """Run the pipeline; always returns the finished (possibly failed) report."""
     pipeline, settings, order = loaded or load(ctx, options)
     run_id = new_run_id()
-    masker = SecretMasker(secret_values(pipeline, ctx.environ))
+    masker = SecretMasker([*secret_values(pipeline, ctx.environ),
+                           *settings_credentials(settings.values, ctx.environ)])
     attest_logging.masker = masker if masker else None
+    me = procid.current()
     report = RunReport(run_id=run_id, pipeline=pipeline.name,
                        pipeline_file=ctx.display(pipeline.path), started_at=time.time(),
                        parallel=parallelism(settings), attest_version=__version__,
-                       hostname=socket.gethostname())
+                       hostname=me.host, pid=me.pid, process_start=me.start)
+    abandon_dead_runs(ctx, settings)  # before the features read the history's totals
     bus = EventBus()
     setup = RunSetup(ctx=ctx, settings=settings, options=options, pipeline=pipeline,
                      report=report, bus=bus, masker=masker)
@@ -173,10 +182,17 @@ def execute(ctx: AppContext, options: RunOptions, *, view: Callable[[Event], Non
             for hook in setup.before_finish:
                 hook(report)
             bus.publish(RunFinished(report=report))
+            if scheduler.interrupted is not None and report.interrupted_by is None:
+                # a signal during the end-of-run work (e.g. a stalled metrics push, which
+                # then gives up): the run still ends as interrupted, exit 130/143
+                finalize_status(report, scheduler.interrupted)
             write_report(report, runs_dir / f"{run_id}.json")
         if options.report:  # "-" is standard output (docs/security.md)
             write_report(report, Path("-") if options.report == "-" else
                          ctx.path(options.report))
+    except BaseException:
+        _close_failed(report, runs_dir / f"{run_id}.json")
+        raise
     finally:
         for close in reversed(setup.closers):
             try:
@@ -201,7 +217,27 @@ def finalize_status(report: RunReport, interrupted: int | None) -> None:
 
 
 def write_report(report: RunReport, path: Path) -> None:
-    write_atomic(path, report.to_json())
+    try:
+        write_atomic(path, report.to_json())
+    except OSError as exc:  # name the file (a full disk says where it was writing)
+        if exc.filename is None:
+            exc.filename = str(path)
+        raise
+
+
+def _close_failed(report: RunReport, path: Path) -> None:
+    """A run that raised (a full disk, an internal error) ends ``failure`` in its report,
+    when the report can still be written; the history recorder closes its row likewise."""
+    if report.status != "running":
+        return
+    report.status = "failure"
+    report.exit_code = 1
+    report.finished_at = report.finished_at or time.time()
+    try:
+        if path.exists():
+            write_report(report, path)
+    except OSError as exc:
+        log.warning("could not record the end of the run in %s: %s", path, exc)
 
 
 class _signals_to:
@@ -219,6 +255,7 @@ class _signals_to:
 
     def _handle(self, signum: int, _frame: object) -> None:
         log.warning("received %s, stopping running steps", signal.Signals(signum).name)
+        interrupt_calls()  # a remote cache call in flight must not hold the run up
         self.scheduler.interrupt(signum)
 
     def __exit__(self, *exc: object) -> None:
@@ -244,7 +281,8 @@ def plan(ctx: AppContext, options: RunOptions) -> tuple[Pipeline, list[PlannedSt
 
     pipeline, settings, order = load(ctx, options)
     predictions = predict(ctx, pipeline, settings, order, no_cache=options.no_cache)
-    masker = SecretMasker(secret_values(pipeline, ctx.environ))
+    masker = SecretMasker([*secret_values(pipeline, ctx.environ),
+                           *settings_credentials(settings.values, ctx.environ)])
     level: dict[str, int] = {}
     out = []
     for name in order:

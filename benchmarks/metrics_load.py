@@ -35,9 +35,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from attest_cli.engine.events import CacheChecked, RunFinished, StepFinished  # noqa: E402
-from attest_cli.engine.report import RunReport, StepResult  # noqa: E402
-from attest_cli.observability.history import HistoryDB  # noqa: E402
-from attest_cli.observability.tally import Tally, account  # noqa: E402
+from attest_cli.engine.run_report import RunReport, StepResult  # noqa: E402
+from attest_cli.metrics.history import HistoryDB  # noqa: E402
+from attest_cli.metrics.tally import Tally, account  # noqa: E402
 
 
 def env_for(root: Path) -> dict[str, str]:

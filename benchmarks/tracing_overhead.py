@@ -66,9 +66,9 @@ def in_process_cost(steps: int = 2000) -> tuple[float, float]:
     span of exporting, measured in-process: what a loaded machine's noise cannot blur."""
     from attest_cli.engine.events import RunFinished, StepFinished, StepStarted
     from attest_cli.engine.masking import SecretMasker
-    from attest_cli.engine.report import RunReport, StepResult
-    from attest_cli.observability.tracing import RunTracer
-    from attest_cli.observability.tracing_config import TracingConfig
+    from attest_cli.engine.run_report import RunReport, StepResult
+    from attest_cli.tracing.config import TracingConfig
+    from attest_cli.tracing.tracer import RunTracer
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

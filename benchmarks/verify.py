@@ -95,8 +95,8 @@ def history_times(work: Path, events: int) -> tuple[float, float]:
     """Seconds to record ``events`` verifications: one transaction each, then buffered."""
     from attest_cli.context import AppContext
     from attest_cli.engine.events import EventBus, VerificationFinished
-    from attest_cli.observability.history import HistoryDB, Verification, attach_standalone
-    from attest_cli.observability.tally import Tally, account
+    from attest_cli.metrics.history import HistoryDB, Verification, attach_standalone
+    from attest_cli.metrics.tally import Tally, account
 
     ctx = AppContext(workdir=work / "history-bench", environ={})
     settings = ctx.settings()
@@ -125,7 +125,7 @@ def history_times(work: Path, events: int) -> tuple[float, float]:
 
 def recorded(work: Path) -> float:
     """Verifications the CLI run left in the history (``attest_verifications_total``)."""
-    from attest_cli.observability.history import HistoryDB
+    from attest_cli.metrics.history import HistoryDB
 
     snap = HistoryDB(work / ".attest" / "history.db").snapshot()
     return sum(v for (name, _, _), v in snap.counters.items() if name == "verifications_total")

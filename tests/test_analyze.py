@@ -191,8 +191,8 @@ def test_a_format_that_does_not_apply_names_those_that_do(made: Path) -> None:
 
 
 def test_a_kind_without_renderers_is_not_available() -> None:
+    from attest_cli.analysis import registry
     from attest_cli.errors import NotAvailableError
-    from attest_cli.reports import registry
 
     with pytest.raises(NotAvailableError, match="not available yet"):
         registry.renderer("no-such-kind", "text", "a mystery file")

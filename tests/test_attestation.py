@@ -79,7 +79,7 @@ def resign(path: Path, private: Path) -> None:
 
 def test_signed_run_writes_a_complete_receipt_and_a_private_key_0600(signed: Path) -> None:
     doc = yaml.safe_load(receipt_of(signed).read_text())
-    assert doc["schema"] == "attest.receipt/v1"
+    assert doc["schema"] == "attest.receipt/v2"
     assert doc["pipeline"] == "demo"
     assert doc["pipeline_hash"].startswith("blake3:")
     assert doc["signature"].startswith("ed25519:") and len(doc["signature"]) == 8 + 128

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,3 +29,19 @@ def fresh_copy(template: Path, tmp_path: Path) -> Path:
     dest = tmp_path / "proj"
     shutil.copytree(template, dest, symlinks=True)
     return dest
+
+
+def signed_project_fixtures(pipeline: str, *run_args: str,
+                            files: dict[str, str] | None = None) -> tuple[Any, Any]:
+    """A module's ``template`` (signed once per module) and ``signed`` (a fresh copy of it
+    per test) fixtures: ``template, signed = signed_project_fixtures(PIPELINE, ...)``."""
+
+    @pytest.fixture(scope="module")
+    def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+        return signed_template(tmp_path_factory, pipeline, *run_args, files=files)
+
+    @pytest.fixture
+    def signed(template: Path, tmp_path: Path) -> Path:
+        return fresh_copy(template, tmp_path)
+
+    return template, signed

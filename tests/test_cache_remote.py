@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from attest_cli.cache.restore import process_umask
 from tests.support import attest, free_port, require_binary, wait_for_port
 from tests.test_cache import PIPELINE, make_project, run, runs, snapshot, statuses, step
 
@@ -79,6 +80,8 @@ def check_remote_round_trip(root: Path, backend: str, env: dict[str, str] | None
     assert statuses(second) == {"gen": "cached", "other": "cached", "final": "cached"}
     assert second["cache"] == {backend: {"hits": 3, "misses": 0, "stored_bytes": 0}}
     assert {step(second, n)["cache_backend"] for n in ("gen", "other", "final")} == {backend}
+    # restores keep only the executable bit of a recorded mode: the 0700 dir gets the umask's
+    before["out/empty"] = ("dir", 0o777 & ~process_umask())
     assert snapshot(root, OUTPUTS) == before
     assert (runs(root, "gen"), runs(root, "other"), runs(root, "final")) == (1, 1, 1)
     # the remote hit filled the local tier: the next run is answered locally

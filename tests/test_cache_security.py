@@ -11,7 +11,7 @@ import pytest
 
 from attest_cli.cache.keys import build_parts, encode, key_env
 from attest_cli.cache.manifest import CorruptEntry, Manifest, OutputFile, parse
-from attest_cli.cache.restore import UnsafeRestore, restore_files
+from attest_cli.cache.restore import UnsafeRestore, process_umask, restore_files
 from attest_cli.cache.statindex import StatIndex
 from attest_cli.digest import bytes_digest
 from tests.support import attest, write_pipeline
@@ -132,7 +132,8 @@ def test_restore_refuses_a_symlinked_parent_and_replaces_a_symlinked_file(tmp_pa
     assert secret.read_text() == "keep\n"
     assert not (root / "out" / "file.txt").is_symlink()
     assert (root / "out" / "file.txt").read_bytes() == data
-    assert oct((root / "out" / "file.txt").stat().st_mode & 0o777) == oct(0o600)
+    assert oct((root / "out" / "file.txt").stat().st_mode & 0o777) == \
+        oct(0o666 & ~process_umask())
     (root / "sub").symlink_to(tmp_path)
     with pytest.raises(UnsafeRestore):
         restore_files(root, [OutputFile(path="sub/x", kind="file", mode=0o644,
@@ -244,3 +245,48 @@ def test_output_symlink_pointing_outside_is_not_stored(project: Path) -> None:
     assert "not cached: output symlink 'out/host' points to an absolute path" in proc.stderr
     entries = project / ".attest" / "cache" / "entries"
     assert not entries.exists() or not list(entries.iterdir())
+
+
+def test_restored_modes_keep_only_the_executable_bit_and_honour_the_umask(project: Path
+                                                                         ) -> None:
+    """A poisoned entry's setuid/setgid/sticky and world-writable bits never reach the disk."""
+    write_pipeline(project, PIPELINE)
+    evil, plain = b"#!/bin/sh\necho owned\n", b"data\n"
+    files = [{"path": "out", "kind": "dir", "mode": 0o7777, "digest": "", "size": 0,
+              "target": None},
+             {**file_entry("out/file.txt", evil), "mode": 0o4777},
+             {**file_entry("out/plain.txt", plain), "mode": 0o2666},
+             {"path": "out/sub", "kind": "dir", "mode": 0o1777, "digest": "", "size": 0,
+              "target": None}]
+    plant(project, files, {bytes_digest(evil): evil, bytes_digest(plain): plain})
+    old = os.umask(0o027)
+    try:
+        _, result = run_victim(project)
+        inode = (project / "out" / "file.txt").stat().st_ino
+        _, again = run_victim(project)
+    finally:
+        os.umask(old)
+    assert result["status"] == "cached"
+    out = project / "out"
+    assert (out / "file.txt").read_bytes() == evil
+    assert oct((out / "file.txt").stat().st_mode & 0o7777) == oct(0o750)
+    assert oct((out / "plain.txt").stat().st_mode & 0o7777) == oct(0o640)
+    assert oct((out / "sub").stat().st_mode & 0o7777) == oct(0o750)
+    assert oct(out.stat().st_mode & 0o7777) == oct(0o750)
+    # the report (what a receipt is built from) names the content, and a second run leaves
+    # the sanitised files alone instead of "repairing" them back to the manifest's modes
+    assert {o["path"] for o in result["outputs"]} == {"out/file.txt", "out/plain.txt"}
+    assert again["status"] == "cached"
+    assert (out / "file.txt").stat().st_ino == inode
+    assert oct((out / "file.txt").stat().st_mode & 0o7777) == oct(0o750)
+
+
+def test_restore_never_widens_an_existing_directory(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    (root / "out").mkdir(parents=True)
+    (root / "out").chmod(0o700)
+    restore_files(root, [OutputFile(path="out", kind="dir", mode=0o777),
+                         OutputFile(path="out/x", kind="file", mode=0o6777,
+                                    digest=bytes_digest(b"x"), size=1)], lambda f: b"x")
+    assert oct((root / "out").stat().st_mode & 0o7777) == oct(0o700)
+    assert not (root / "out" / "x").stat().st_mode & 0o7022

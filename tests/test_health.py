@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from attest_cli.observability.health import HealthStatus, run_checks
+from attest_cli.health.checks import HealthStatus, run_checks
 from tests.support import REPO, attest, free_port, wait_for_port, write_pipeline
 from tests.test_cache_remote import redis_server  # noqa: F401 (a fixture)
 from tests.test_metrics import get, samples, start_attest, stop
@@ -198,7 +198,7 @@ def test_a_check_stuck_in_a_thread_does_not_hold_the_probe(tmp_path: Path) -> No
 
     from attest_cli.config.layers import defaults
     from attest_cli.context import AppContext
-    from attest_cli.observability.health import Readiness
+    from attest_cli.health.checks import Readiness
 
     release = threading.Event()
     finished = threading.Event()

@@ -11,13 +11,13 @@ from pathlib import Path
 from attest_cli.config.layers import defaults
 from attest_cli.context import AppContext
 from attest_cli.engine.events import EventBus, RunStarted, VerificationFinished
-from attest_cli.engine.report import RunReport
-from attest_cli.observability.history import (
+from attest_cli.engine.run_report import RunReport
+from attest_cli.metrics.history import (
     HistoryDB,
     HistoryRecorder,
     attach_standalone,
 )
-from attest_cli.observability.tally import Tally, account
+from attest_cli.metrics.tally import Tally, account
 from tests.support import attest, write_pipeline
 from tests.test_metrics import interrupted_run, start_attest
 
@@ -174,8 +174,8 @@ def test_tally_and_history_agree_after_many_writers(tmp_path: Path) -> None:
     script = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from attest_cli.observability.history import HistoryDB\n"
-        "from attest_cli.observability.tally import Tally\n"
+        "from attest_cli.metrics.history import HistoryDB\n"
+        "from attest_cli.metrics.tally import Tally\n"
         "db = HistoryDB(Path(sys.argv[1]))\n"
         "for _ in range(50):\n"
         "    t = Tally(); t.inc('cache_hits_total', 'p', ('local',))\n"

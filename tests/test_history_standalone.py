@@ -18,7 +18,7 @@ from attest_cli.attestation.standalone import VerifyRequest, verify_receipts
 from attest_cli.attestation.verify import ReceiptVerifier, VerificationResult
 from attest_cli.context import AppContext
 from attest_cli.errors import Interrupted
-from attest_cli.observability.history import HistoryDB
+from attest_cli.metrics.history import HistoryDB
 from tests.support import attest
 from tests.test_attestation_fixtures import fresh_copy, signed_template
 from tests.test_attestation_metrics import PIPELINE, scrape

@@ -289,9 +289,9 @@ def test_bad_endpoint_value_is_a_config_error(demo: Path) -> None:
 
 def test_endpoint_forms() -> None:
     from attest_cli.errors import ConfigError
-    from attest_cli.observability.server import parse_endpoint
+    from attest_cli.metrics.http_server import parse_endpoint
 
-    assert parse_endpoint(":9090", "k") == ("", 9090)  # every interface, as in the seed
+    assert parse_endpoint(":9090", "k") == ("127.0.0.1", 9090)  # loopback unless exposed
     assert parse_endpoint("127.0.0.1:9100", "k") == ("127.0.0.1", 9100)
     assert parse_endpoint("[::1]:9100", "k") == ("::1", 9100)
     for bad in ("9090", "host:", "host:99999", ":http"):

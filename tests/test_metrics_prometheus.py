@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from attest_cli.observability.dashboards import panels
+from attest_cli.metrics.dashboards import panels
 from tests.support import (
     attest,
     free_port,

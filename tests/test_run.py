@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.support import attest, wait_for, write_pipeline
@@ -130,11 +131,30 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _start(project: Path, *args: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTEST_")}
-    env["XDG_CONFIG_HOME"] = str(project / ".xdg")
+def _start(project: Path, *args: str, env: dict[str, str] | None = None
+           ) -> subprocess.Popen[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("ATTEST_")}
+    full_env["XDG_CONFIG_HOME"] = str(project / ".xdg")
+    full_env.update(env or {})
     return subprocess.Popen([sys.executable, "-m", "attest_cli", "run", *args], cwd=project,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def signal_when(proc: subprocess.Popen[str], ready: Callable[[], bool], sig: int,
+                settle: float = 0.0) -> tuple[str, float]:
+    """Once ``ready()`` (within 30 s), send ``sig``; return stderr and the seconds until
+    the process exited. The process never outlives the call."""
+    try:
+        assert wait_for(ready, 30), "the process never reached the point to signal"
+        time.sleep(settle)
+        t0 = time.monotonic()
+        proc.send_signal(sig)
+        _out, err = proc.communicate(timeout=60)
+        return err, time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 def test_sigint_kills_running_steps_records_the_run_and_exits_130(project: Path) -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from attest_cli.config.layers import defaults
-from attest_cli.observability.tracecontext import (
+from attest_cli.tracing.config import resolve
+from attest_cli.tracing.context import (
     format_traceparent,
     head_hint,
     parse_traceparent,
@@ -18,7 +19,6 @@ from attest_cli.observability.tracecontext import (
     ratio_keeps,
     with_member,
 )
-from attest_cli.observability.tracing_config import resolve
 
 TID = "4bf92f3577b34da6a3ce929d0e0e4736"
 SID = "00f067aa0ba902b7"
@@ -116,7 +116,7 @@ def _processor(always: bool, max_buffered: int = 100):  # type: ignore[no-untype
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
-    from attest_cli.observability.tail_sampling import ExportQueue, TailSamplingProcessor
+    from attest_cli.tracing.sampling import ExportQueue, TailSamplingProcessor
 
     class Memory:
         def __init__(self) -> None:
@@ -143,7 +143,7 @@ def _trace(tracer, proc, rate: float, *, error: bool, children: int = 3):  # typ
     from opentelemetry import trace
     from opentelemetry.trace import Status, StatusCode
 
-    from attest_cli.observability.tail_sampling import head_decision
+    from attest_cli.tracing.sampling import head_decision
 
     root = tracer.start_span("root")
     sc = root.get_span_context()
@@ -264,9 +264,9 @@ def test_cache_signing_and_verification_spans_nest_with_event_times(tmp_path: Pa
         VerificationFinished,
     )
     from attest_cli.engine.masking import SecretMasker
-    from attest_cli.engine.report import RunReport, StepResult
-    from attest_cli.observability.tracing import RunTracer
-    from attest_cli.observability.tracing_config import TracingConfig
+    from attest_cli.engine.run_report import RunReport, StepResult
+    from attest_cli.tracing.config import TracingConfig
+    from attest_cli.tracing.tracer import RunTracer
 
     out = tmp_path / "t.jsonl"
     cfg = TracingConfig(enabled=True, exporter="file", endpoint=str(out))

@@ -1,10 +1,14 @@
-"""The canonical serialization that signatures and the pipeline hash cover.
+"""The canonical serializations that signatures and the pipeline hash cover.
 
 A receipt may be stored as YAML or JSON; both must verify identically, so the signature
-never covers the file's bytes but this canonical form of its data: JSON with keys sorted,
-no insignificant whitespace, UTF-8 (not ``\\u`` escapes), integers as integers, floats in
-Python's shortest round-trip form, and no NaN or infinity. It is the JSON Canonicalization
-Scheme (RFC 8785) restricted to the value types receipts contain.
+never covers the file's bytes but a canonical form of its data. Two forms exist:
+
+- :func:`jcs_bytes`, the JSON Canonicalization Scheme (RFC 8785) as computed by the
+  maintained ``rfc8785`` package: what receipts of schema v2 are signed over, so anyone
+  with a JCS library can verify them (JCS writes ``0.0`` as ``0`` and ``1e-07`` as ``1e-7``).
+- :func:`canonical_bytes`, Python's ``json`` with sorted keys and no whitespace: what v1
+  receipts were signed over (it is *not* JCS for floats) and what the pipeline hash uses,
+  so that hashes recorded in existing receipts and caches stay valid.
 """
 
 from __future__ import annotations
@@ -53,6 +57,18 @@ def canonical_bytes(value: Any) -> bytes:
         _check(value, "")
         raise NotCanonicalizable("value cannot be serialized canonically") from None
     return text.encode("utf-8")
+
+
+def jcs_bytes(value: Any) -> bytes:
+    """RFC 8785 bytes of ``value`` (raises :class:`NotCanonicalizable`, naming the value)."""
+    import rfc8785
+
+    try:
+        return rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, TypeError, ValueError, RecursionError):
+        _check(value, "")
+        raise NotCanonicalizable("value cannot be serialized canonically (RFC 8785: numbers "
+                                 "must be finite and integers within +/-(2**53-1))") from None
 
 
 def canonical_digest(value: Any) -> str:

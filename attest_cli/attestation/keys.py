@@ -42,6 +42,24 @@ def fingerprint(raw: bytes) -> str:
     return bytes_digest(raw).split(":", 1)[1][:16]
 
 
+def sslib_key(raw: bytes) -> dict[str, object]:
+    """The public key as securesystemslib (TUF, in-toto) writes a key: keytype, scheme and
+    the hex public value."""
+    return {"keytype": "ed25519", "keyval": {"public": raw.hex()}, "scheme": "ed25519"}
+
+
+def dsse_keyid(raw: bytes) -> str:
+    """The key id a DSSE envelope names the key by: securesystemslib's (and in-toto's)
+    default, SHA-256 of the canonical JSON of :func:`sslib_key`. It is what
+    ``SSlibKey.from_crypto`` computes for the exported PEM key, so a third party's
+    ``Envelope.verify([key], 1)`` matches the signature without being told an id."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(sslib_key(raw), sort_keys=True, separators=(",", ":"))
+                          .encode("ascii")).hexdigest()
+
+
 def parse_public_text(text: str, *, source: str = "public key") -> bytes:
     """The 32 raw bytes of an ``ed25519:<hex>`` string (InputError otherwise)."""
     m = _HEX_KEY.fullmatch(text.strip())

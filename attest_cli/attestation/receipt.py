@@ -1,9 +1,10 @@
 """Receipts: what a run did, signed. Building, signing, writing and reading them back.
 
-A receipt is a plain mapping (schema ``attest.receipt/v1``, documented in
+A receipt is a plain mapping (schema ``attest.receipt/v2``, documented in
 ``docs/receipts.md``). The signature covers :func:`signed_bytes`: the canonical form
-(:mod:`attest_cli.attestation.canonical`) of every field except ``signature`` itself, so
-the YAML and JSON files of one run verify identically and any edited field is detected.
+(:mod:`attest_cli.attestation.canonical`; RFC 8785 for v2, the older form for v1, which
+still verifies) of every field except ``signature`` itself, so the YAML and JSON files of
+one run verify identically and any edited field is detected.
 """
 
 from __future__ import annotations
@@ -24,10 +25,15 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from attest_cli.atomic import write_atomic
-from attest_cli.attestation.canonical import NotCanonicalizable, canonical_bytes, canonical_digest
+from attest_cli.attestation.canonical import (
+    NotCanonicalizable,
+    canonical_bytes,
+    canonical_digest,
+    jcs_bytes,
+)
 from attest_cli.attestation.keys import KEY_PREFIX
 from attest_cli.digest import bytes_digest, file_digest
-from attest_cli.engine.report import STEP_STATUSES, RunReport, StepResult
+from attest_cli.engine.run_report import STEP_STATUSES, RunReport, StepResult
 from attest_cli.errors import InputError
 from attest_cli.jsonfile import parse_json
 from attest_cli.pathspec import check_relative, expand
@@ -39,7 +45,11 @@ if TYPE_CHECKING:
 
     from attest_cli.pipeline.model import Pipeline
 
-SCHEMA = "attest.receipt/v1"
+SCHEMA = "attest.receipt/v2"
+# what each schema's signature covers: v2 is RFC 8785 (JCS); v1 (before JCS) is kept so
+# receipts signed then still verify
+SIGNED_FORMS: dict[str, Callable[[Any], bytes]] = {"attest.receipt/v1": canonical_bytes,
+                                                    SCHEMA: jcs_bytes}
 MAX_BYTES = 50 * 2**20
 SIGNATURE_PREFIX = "ed25519:"
 _DIGEST = re.compile(r"blake3:[0-9a-f]{64}")
@@ -149,8 +159,10 @@ def build(report: RunReport, pipeline: Pipeline, *, mask: Callable[[str], str],
 
 
 def signed_bytes(doc: dict[str, Any]) -> bytes:
-    """Exactly the bytes the Ed25519 signature covers: everything but ``signature``."""
-    return canonical_bytes({k: v for k, v in doc.items() if k != "signature"})
+    """Exactly the bytes the Ed25519 signature covers: everything but ``signature``, in the
+    canonical form of the receipt's schema (JCS unless it is a v1 receipt)."""
+    form = SIGNED_FORMS.get(doc.get("schema"), jcs_bytes)  # type: ignore[arg-type]
+    return form({k: v for k, v in doc.items() if k != "signature"})
 
 
 def sign(doc: dict[str, Any], key: Ed25519PrivateKey) -> dict[str, Any]:
@@ -282,9 +294,9 @@ def validate_body(data: Any, *, path: str, lines: LocatedYAML | None = None,
         if key not in allowed:
             raise shape.error(f"unknown receipt field (this attest reads {SCHEMA})", str(key))
     schema = shape.string(doc, "schema")
-    if schema != SCHEMA:
-        raise shape.error(f"unsupported receipt schema {schema!r} (expected {SCHEMA})",
-                          "schema")
+    if schema not in SIGNED_FORMS:
+        raise shape.error(f"unsupported receipt schema {schema!r} (expected "
+                          f"{' or '.join(SIGNED_FORMS)})", "schema")
     for key in ("pipeline", "run_id", "status", "attest_version"):
         shape.string(doc, key)
     shape.string(doc, "pipeline_hash", pattern=_DIGEST, hint=" (expected blake3:<64 hex>)")

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from attest_cli.attestation.policy import Policy
-    from attest_cli.engine.report import RunReport
+    from attest_cli.engine.run_report import RunReport
     from attest_cli.run import RunSetup
 
 log = logging.getLogger("attest.verify")

@@ -129,7 +129,7 @@ def observe(bus: EventBus, ctx: AppContext, settings: Settings) -> Recorder | No
     The recorder buffers them; the caller closes it (in a ``finally``) to write them.
     """
     try:
-        from attest_cli.observability.history import attach_standalone
+        from attest_cli.metrics.history import attach_standalone
     except (ImportError, AttributeError):
         return None
     try:

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from html import escape
 
+from attest_cli.analysis.html import CSS as REPORT_CSS
 from attest_cli.bench.render import describe_result, fmt_value
 from attest_cli.bench.result import METRICS, TOTAL, BenchmarkResult
 from attest_cli.bench.stats import percentile, summarize
-from attest_cli.reports.html import CSS as REPORT_CSS
 
 # The page shares the look of ``attest analyze``'s other HTML reports.
 CSS = REPORT_CSS + """

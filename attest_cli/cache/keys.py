@@ -1,9 +1,9 @@
 """The cache key of a step: BLAKE3 over a canonical, length-prefixed, sorted encoding.
 
 A key is built from named *components* (``command``, ``env:NAME``, ``input:PATH``,
-``needs:STEP``, ``platform``, ``format``), each a short string. The components are sorted
-by name and every string is length-prefixed before hashing, so neither the order of a YAML
-mapping nor a value containing a separator can change or collide a key. Keeping the
+``needs:STEP``, ``outputs``, ``platform``, ``format``), each a short string. The components
+are sorted by name and every string is length-prefixed before hashing, so neither the order
+of a YAML mapping nor a value containing a separator can change or collide a key. Keeping the
 components (not just the key) lets ``attest cache explain`` and ``attest run -v`` say which
 one differs from the last stored entry.
 
@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 from attest_cli.digest import bytes_digest
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"  # 2: owner bits, link targets, empty dirs, outputs
 
 # Variables a command may reference without them being part of the key: they locate tools
 # and the user, not the build's meaning. Anything else referenced but undeclared is warned.
@@ -83,16 +83,41 @@ def undeclared_variables(command: str, declared: Iterable[str],
 
 
 class InputState(NamedTuple):
-    """One declared input as it enters the key."""
+    """One declared input as it enters the key: what a step reading it can tell apart.
+
+    A file: its executable bit, its owner's permission bits (``r``/``w``/``x``, the same
+    under any sane umask) and its content. A symlink: its link text *and* what it points to
+    (the content and owner bits of a file target; ``dir``, whose files are inputs of their
+    own under the link's path; ``missing``). An empty directory: that it exists. Group and
+    other permission bits are left out on purpose: they follow the umask of the checkout
+    (``022`` on CI, ``002`` on many desktops), and keying on them would stop every
+    developer from sharing CI's entries (see docs/cache.md).
+    """
 
     path: str  # relative POSIX path
-    executable: bool
+    kind: str  # file | symlink | dir
+    mode: int  # permission bits (of the target, for a symlink to a file)
     digest: str  # blake3:<hex> of the content (of the link text for a symlink)
-    symlink: bool = False
+    target: str | None = None  # a symlink's target: "file:<digest>", "dir", "missing", ...
+
+    @property
+    def executable(self) -> bool:
+        return bool(self.mode & 0o111)
+
+    def _bits(self) -> str:
+        owner = self.mode >> 6
+        return ("x" if self.executable else "-") + "".join(
+            c if owner & bit else "-" for c, bit in (("r", 4), ("w", 2), ("x", 1)))
 
     def component(self) -> str:
-        kind = "l" if self.symlink else ("x" if self.executable else "-")
-        return f"{kind}:{self.digest}"
+        if self.kind == "dir":
+            return "d"
+        if self.kind == "symlink":
+            target = self.target or "unfollowed"
+            if target.startswith("file:"):
+                target = f"{self._bits()}:{target}"
+            return f"l:{self.digest}:{target}"
+        return f"{self._bits()}:{self.digest}"
 
 
 @dataclass(frozen=True)
@@ -144,10 +169,16 @@ class KeyParts:
 
 
 def build_parts(*, command: str, env: Mapping[str, str], inputs: Iterable[InputState],
-                upstream: Mapping[str, str]) -> KeyParts:
-    """Assemble the components; ``upstream`` maps each needed step to its output digest."""
+                upstream: Mapping[str, str], outputs: Iterable[str] = ()) -> KeyParts:
+    """Assemble the components; ``upstream`` maps each needed step to its output digest.
+
+    The declared ``outputs`` are a component: an entry restores exactly what was declared
+    when it was stored, so declaring another output must miss (and run the step), not
+    restore an entry that never had it."""
     items = {"format": FORMAT_VERSION, "platform": platform_tag(),
-             "command": bytes_digest(command.encode("utf-8", "surrogateescape"))}
+             "command": bytes_digest(command.encode("utf-8", "surrogateescape")),
+             "outputs": bytes_digest(encode((str(i), p) for i, p in
+                                            enumerate(sorted(set(outputs)))))}
     for name, value in env.items():
         items[f"env:{name}"] = bytes_digest(value.encode("utf-8", "surrogateescape"))
     for state in inputs:

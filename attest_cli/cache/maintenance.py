@@ -48,24 +48,16 @@ def _inventory(backend: CacheBackend) -> _Inventory:
     for obj in backend.objects(entries.ENTRIES):
         key = obj.key[len(entries.ENTRIES):]
         inv.entries[key] = obj
-        raw = backend.get(obj.key) if not isinstance(backend, LocalBackend) else \
-            _peek(backend, obj.key)
         try:
-            manifest = entries.parse(raw or b"", key=key)
+            manifest = entries.load_manifest(backend, key, touch=False)
         except CorruptEntry:
+            manifest = None
+        if manifest is None:
             inv.corrupt.append(key)
             inv.refs[key] = set()
             continue
         inv.refs[key] = {entries.blob_key(d) for d in manifest.blob_digests}
     return inv
-
-
-def _peek(backend: LocalBackend, key: str) -> bytes | None:
-    """Read a local object without touching its last-used time (maintenance is not use)."""
-    try:
-        return (backend.root / key).read_bytes()
-    except OSError:
-        return None
 
 
 def prune(backend: CacheBackend, *, max_size: int | None, retention_days: int,
@@ -198,18 +190,21 @@ class VerifyProblem:
     backend: str
     key: str
     problems: list[str]
+    repaired: bool = False
 
 
-def verify(backends: Iterable[CacheBackend], *, repair: bool) -> tuple[int, list[VerifyProblem]]:
-    """Check every entry; with ``repair`` delete the broken ones (and bad blobs)."""
+def verify(checks: Iterable[tuple[CacheBackend, bool]]) -> tuple[int, list[VerifyProblem]]:
+    """Check every entry of each ``(backend, repair)``; where ``repair``, delete the broken
+    ones (and bad blobs). A read-only remote is checked with ``repair`` False."""
     checked = 0
     found: list[VerifyProblem] = []
-    for backend in backends:
+    for backend, repair in checks:
         for key in list(entries.entry_keys(backend)):
             checked += 1
             problems = entries.verify_entry(backend, key, repair=repair)
             if problems:
-                found.append(VerifyProblem(backend=backend.name, key=key, problems=problems))
+                found.append(VerifyProblem(backend=backend.name, key=key, problems=problems,
+                                           repaired=repair))
                 if repair:
                     entries.delete_entry(backend, key)
     return checked, found

@@ -7,6 +7,9 @@ against its digest when read, and restoring needs no archive parsing at all.
 A manifest may come from a shared remote cache, so :func:`parse` trusts nothing: every
 field is type-checked and every path must be a plain relative path (no ``/`` prefix, no
 ``..``, no empty or ``.`` component, no NUL). Anything else makes the entry corrupt.
+Sizes are bounded before they cost memory (:class:`ManifestLimits`): the raw manifest's
+bytes before it is parsed, then the number of files, each path's length and depth, each
+symlink target's length and the number of key components.
 """
 
 from __future__ import annotations
@@ -22,6 +25,20 @@ from attest_cli.digest import bytes_digest
 
 MANIFEST_VERSION = 1
 _DIGEST = re.compile(r"^blake3:[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class ManifestLimits:
+    """What a manifest may hold (documented in docs/cache.md)."""
+
+    max_bytes: int = 64 * 1024 * 1024  # the raw JSON, checked before parsing
+    max_files: int = 200_000
+    max_path_length: int = 4096  # characters of a path or a symlink target
+    max_depth: int = 128  # components of a path
+    max_components: int = 1_000_000  # key components recorded with the entry
+
+
+LIMITS = ManifestLimits()
 
 
 class CorruptEntry(Exception):
@@ -78,10 +95,14 @@ def outputs_digest(files: list[OutputFile]) -> str:
     return bytes_digest(encode(pairs))
 
 
-def check_path(rel: Any) -> str:
-    """A manifest path must be a normalized relative POSIX path."""
+def check_path(rel: Any, limits: ManifestLimits = LIMITS) -> str:
+    """A manifest path must be a normalized relative POSIX path, within the limits."""
     if not isinstance(rel, str) or not rel or "\0" in rel or "\\" in rel:
-        raise CorruptEntry(f"bad path {rel!r}")
+        raise CorruptEntry(f"bad path {str(rel)[:80]!r}")
+    if len(rel) > limits.max_path_length:
+        raise CorruptEntry(f"a path is longer than {limits.max_path_length} characters")
+    if rel.count("/") >= limits.max_depth:
+        raise CorruptEntry(f"a path is deeper than {limits.max_depth} components")
     p = PurePosixPath(rel)
     if p.is_absolute() or rel.startswith("/"):
         raise CorruptEntry(f"absolute path {rel!r}")
@@ -91,9 +112,10 @@ def check_path(rel: Any) -> str:
     return rel
 
 
-def check_link(rel: str, target: Any) -> str:
+def check_link(rel: str, target: Any, limits: ManifestLimits = LIMITS) -> str:
     """A symlink may only point inside the workspace, by a relative path."""
-    if not isinstance(target, str) or not target or "\0" in target:
+    if not isinstance(target, str) or not target or "\0" in target or \
+            len(target) > limits.max_path_length:
         raise CorruptEntry(f"bad symlink target for {rel!r}")
     if target.startswith("/"):
         raise CorruptEntry(f"symlink {rel!r} points to an absolute path")
@@ -108,12 +130,17 @@ def check_link(rel: str, target: Any) -> str:
     return target
 
 
-def parse(raw: bytes, *, key: str) -> Manifest:
+def parse(raw: bytes, *, key: str, limits: ManifestLimits = LIMITS) -> Manifest:
     """Validate an untrusted manifest; raise :class:`CorruptEntry` on anything odd."""
+    if len(raw) > limits.max_bytes:
+        raise CorruptEntry(f"manifest is {len(raw)} bytes, above the {limits.max_bytes}-byte "
+                           "limit")
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise CorruptEntry(f"manifest is not JSON ({exc})") from None
+    except RecursionError:
+        raise CorruptEntry("manifest is nested too deeply") from None
     if not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION:
         raise CorruptEntry("unknown manifest version")
     if data.get("key") != key:
@@ -121,10 +148,14 @@ def parse(raw: bytes, *, key: str) -> Manifest:
     files = []
     seen: set[str] = set()
     links: list[str] = []
-    for item in _typed(data, "files", list):
+    listed = _typed(data, "files", list)
+    if len(listed) > limits.max_files:
+        raise CorruptEntry(f"manifest lists {len(listed)} files, above the limit of "
+                           f"{limits.max_files}")
+    for item in listed:
         if not isinstance(item, dict):
             raise CorruptEntry("bad file entry")
-        rel = check_path(item.get("path"))
+        rel = check_path(item.get("path"), limits)
         if rel in seen:
             raise CorruptEntry(f"duplicate path {rel!r}")
         seen.add(rel)
@@ -139,7 +170,7 @@ def parse(raw: bytes, *, key: str) -> Manifest:
         if not isinstance(size, int) or size < 0:
             raise CorruptEntry(f"bad size for {rel!r}")
         if kind == "symlink":
-            check_link(rel, target)
+            check_link(rel, target, limits)
             links.append(rel)
         files.append(OutputFile(path=rel, kind=kind, mode=mode & 0o7777, digest=digest or "",
                                 size=size, target=target if kind == "symlink" else None))
@@ -152,6 +183,8 @@ def parse(raw: bytes, *, key: str) -> Manifest:
     if not _DIGEST.match(log_digest):
         raise CorruptEntry("bad log digest")
     components = _typed(data, "components", dict)
+    if len(components) > limits.max_components:
+        raise CorruptEntry(f"manifest has more than {limits.max_components} key components")
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in components.items()):
         raise CorruptEntry("bad components")
     try:

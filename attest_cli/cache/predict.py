@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from attest_cli.cache import store as entries
 from attest_cli.cache.backends.base import BackendUnavailable, CacheBackend
 from attest_cli.cache.backends.local import LocalBackend
+from attest_cli.cache.content_cache import ContentCache
 from attest_cli.cache.keys import KeyParts
 from attest_cli.cache.manifest import CorruptEntry, Manifest, parse
 from attest_cli.cache.setup import build_cache
-from attest_cli.cache.stepcache import ContentCache
 from attest_cli.config.layers import Settings
 from attest_cli.context import AppContext
 from attest_cli.pipeline.model import Pipeline

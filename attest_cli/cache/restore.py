@@ -5,6 +5,11 @@ every directory on the way is opened relative to its parent with ``O_NOFOLLOW``,
 symlink already in the workspace - planted by an earlier entry, or by anyone - is never
 followed while writing: the restore refuses instead. Files are written to a temp name in
 their directory and renamed over the target, which replaces (never follows) a link there.
+
+Modes come from the manifest, which may come from a hostile shared cache: only the
+executable bit is taken from it. A file is restored ``0777`` or ``0666`` minus the umask, a
+new directory ``0777`` minus the umask, an existing directory keeps its mode; setuid,
+setgid, sticky and world-writable bits (beyond what the umask allows) never reach the disk.
 """
 
 from __future__ import annotations
@@ -13,12 +18,39 @@ import contextlib
 import errno
 import os
 import secrets
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from attest_cli.cache.manifest import OutputFile
+from attest_cli.pathspec import STATE_DIR
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def process_umask() -> int:
+    """The umask, read without changing it where Linux allows (``/proc/self/status``)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:  # elsewhere: set and restore (a moment other threads could see)
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def restored_mode(executable: bool, umask: int | None = None) -> int:
+    """The mode a restored file gets: the executable bit from the entry, the rest from the
+    umask - like a file the step would have created itself."""
+    mask = process_umask() if umask is None else umask
+    return (0o777 if executable else 0o666) & ~mask & 0o777
 
 
 class UnsafeRestore(Exception):
@@ -34,6 +66,7 @@ class WorkspaceWriter:
         # Directories opened so far, by relative path. Holding their fds also means that a
         # directory swapped for a symlink after we opened it is still the one written into.
         self._dirs: dict[str, int] = {"": self._root_fd}
+        self.umask = process_umask()
 
     def close(self) -> None:
         for fd in self._dirs.values():
@@ -64,7 +97,7 @@ class WorkspaceWriter:
                 if not create:
                     raise
                 with contextlib.suppress(FileExistsError):
-                    os.mkdir(part, 0o755, dir_fd=fd)
+                    os.mkdir(part, 0o777, dir_fd=fd)  # minus the umask
                 nfd = self._open_dir(part, fd, rel)
             except OSError as exc:
                 if exc.errno in (errno.ELOOP, errno.ENOTDIR):
@@ -86,13 +119,16 @@ class WorkspaceWriter:
             raise
 
     def write_file(self, rel: str, mode: int, fill: Callable[[int], None]) -> None:
-        """Create ``rel`` atomically; ``fill(fd)`` writes the content."""
+        """Create ``rel`` atomically; ``fill(fd)`` writes the content. Of ``mode`` only the
+        executable bit counts (:func:`restored_mode`)."""
+        final = restored_mode(bool(mode & 0o111), self.umask)
+
         def create(dfd: int, tmp: str) -> None:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600,
                          dir_fd=dfd)
             try:
                 fill(fd)
-                os.fchmod(fd, mode & 0o7777)
+                os.fchmod(fd, final)
             finally:
                 os.close(fd)
         self._place(rel, create)
@@ -112,16 +148,14 @@ class WorkspaceWriter:
                 os.unlink(tmp, dir_fd=dfd)
             raise
 
-    def make_dir(self, rel: str, mode: int) -> None:
+    def make_dir(self, rel: str) -> None:
+        """Ensure the directory ``rel`` exists: a new one gets ``0777`` minus the umask, an
+        existing one keeps its mode (an entry's recorded mode is never applied)."""
         dfd, name = self._parent(rel)
         try:
             with contextlib.suppress(FileExistsError):
-                os.mkdir(name, 0o700, dir_fd=dfd)
-            fd = os.open(name, _DIR_FLAGS, dir_fd=dfd)
-            try:
-                os.fchmod(fd, mode & 0o7777)
-            finally:
-                os.close(fd)
+                os.mkdir(name, 0o777, dir_fd=dfd)  # minus the umask
+            os.close(os.open(name, _DIR_FLAGS, dir_fd=dfd))  # a directory, not a link
         except OSError as exc:
             if exc.errno in (errno.ELOOP, errno.ENOTDIR):
                 raise UnsafeRestore(f"refusing to restore directory {rel!r}: a symlink or "
@@ -138,7 +172,14 @@ class WorkspaceWriter:
 
 def restore_files(root: Path, files: list[OutputFile], blob: Callable[[OutputFile], bytes]
                   ) -> None:
-    """Restore ``files`` below ``root``; ``blob`` returns the verified content of a file."""
+    """Restore ``files`` below ``root``; ``blob`` returns the verified content of a file.
+
+    Nothing is ever restored into attest's own state (keys, history, cache): the loader
+    already refuses outputs that reach it, this is the last line."""
+    for f in files:
+        if f.path.split("/", 1)[0] == STATE_DIR:
+            raise UnsafeRestore(f"refusing to restore {f.path!r} into attest's state "
+                                f"directory {STATE_DIR}/")
     with WorkspaceWriter(root) as writer:
         for f in files:
             if f.kind == "symlink":
@@ -152,11 +193,9 @@ def restore_files(root: Path, files: list[OutputFile], blob: Callable[[OutputFil
             def fill(fd: int, data: bytes = data) -> None:
                 _write_all(fd, data)
             writer.write_file(f.path, f.mode, fill)
-        # directories last, deepest first: empty ones are created, and a read-only mode
-        # cannot stop the files above from being written into them
-        for f in sorted((f for f in files if f.kind == "dir"), key=lambda f: f.path,
-                        reverse=True):
-            writer.make_dir(f.path, f.mode)
+        # directories last: empty ones are created (the others exist by now)
+        for f in sorted((f for f in files if f.kind == "dir"), key=lambda f: f.path):
+            writer.make_dir(f.path)
 
 
 def _write_all(fd: int, data: bytes) -> None:

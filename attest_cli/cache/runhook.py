@@ -11,7 +11,7 @@ import logging
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from attest_cli.engine.report import RunReport
+    from attest_cli.engine.run_report import RunReport
     from attest_cli.run import RunSetup
 
 log = logging.getLogger("attest.cache")

@@ -59,10 +59,11 @@ class VerifyOutcome:
 def verify(ctx: AppContext, *, repair: bool) -> VerifyOutcome:
     settings = _settings(ctx)
     backends = _backends(ctx, settings)
-    if repair and settings["cache.mode"] == "read-only":
-        backends = backends[:1]  # never modify a remote we may only read
+    read_only = settings["cache.mode"] == "read-only"
+    # a remote we may only read is checked, never modified
+    checks = [(b, repair and (i == 0 or not read_only)) for i, b in enumerate(backends)]
     try:
-        checked, problems = maintenance.verify(backends, repair=repair)
+        checked, problems = maintenance.verify(checks)
     except BackendUnavailable as exc:
         raise CacheUnavailable(f"cannot verify the cache: {exc}") from None
     finally:

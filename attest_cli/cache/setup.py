@@ -13,8 +13,8 @@ from typing import Any
 from attest_cli.cache.backends.base import CacheBackend
 from attest_cli.cache.backends.guard import GuardedBackend
 from attest_cli.cache.backends.local import LocalBackend
+from attest_cli.cache.content_cache import ContentCache
 from attest_cli.cache.statindex import StatIndex
-from attest_cli.cache.stepcache import ContentCache
 from attest_cli.config.layers import Settings
 from attest_cli.context import AppContext
 from attest_cli.errors import AttestError, ConfigError, ExitCode
@@ -38,13 +38,19 @@ def open_local(ctx: AppContext, settings: Settings) -> LocalBackend:
         except ImportError:
             raise ConfigError("cache.compression: zstd needs the 'zstandard' package "
                               "(pip install zstandard)") from None
-    return LocalBackend(local_dir(ctx, settings), compression=compression)
+    return LocalBackend(local_dir(ctx, settings), compression=compression,
+                        max_entry_size=int(settings["cache.max_entry_size"]))
 
 
 def open_remote(settings: Settings, environ: Mapping[str, str]) -> CacheBackend | None:
-    """The configured remote backend (not yet contacted), or None for ``local``."""
+    """The configured remote backend (not yet contacted), or None for ``local``.
+
+    Under ``cache.mode: read-only`` the backend itself refuses every write and delete (and
+    Redis skips its TTL refresh on reads), whichever command asks."""
     backend = settings["cache.backend"]
     timeout = float(settings["cache.timeout"])
+    bounds: dict[str, Any] = {"max_entry_size": int(settings["cache.max_entry_size"]),
+                              "read_only": settings["cache.mode"] == "read-only"}
     ttl = int(settings["cache.retention_days"]) * 86400
     if backend == "redis":
         from attest_cli.cache.backends.redis import RedisBackend
@@ -55,7 +61,7 @@ def open_remote(settings: Settings, environ: Mapping[str, str]) -> CacheBackend 
                               "(host:port, redis:// or rediss:// URL)")
         password = environ.get("ATTEST_REDIS_PASSWORD") or environ.get("REDIS_PASSWORD")
         return RedisBackend(endpoint, prefix=settings["cache.prefix"], timeout=timeout,
-                            ttl=ttl, password=password or None)
+                            ttl=ttl, password=password or None, **bounds)
     if backend == "s3":
         from attest_cli.cache.backends.s3 import S3Backend
 
@@ -64,7 +70,8 @@ def open_remote(settings: Settings, environ: Mapping[str, str]) -> CacheBackend 
             raise ConfigError("cache.backend is s3 but cache.bucket is not set")
         return S3Backend(bucket, prefix=settings["cache.prefix"],
                          region=settings["cache.region"] or None,
-                         endpoint_url=settings["cache.endpoint_url"] or None, timeout=timeout)
+                         endpoint_url=settings["cache.endpoint_url"] or None, timeout=timeout,
+                         **bounds)
     return None
 
 
@@ -86,7 +93,8 @@ def build_cache(ctx: AppContext, settings: Settings, *, check_required: bool = T
     index = StatIndex(ctx.state_dir / "cache-stat-index.json")
     return ContentCache(local=local, remote=remote,
                         remote_writable=settings["cache.mode"] == "read-write",
-                        index=index, required=required)
+                        index=index, required=required,
+                        max_entry_size=int(settings["cache.max_entry_size"]))
 
 
 def settings_summary(settings: Settings) -> dict[str, Any]:

@@ -49,12 +49,17 @@ class FileState(NamedTuple):
     dataclass's ``__init__`` costs several times more."""
 
     path: str  # relative POSIX path
-    kind: str  # file | symlink
-    mode: int  # permission bits
+    kind: str  # file | symlink | dir (an empty directory among inputs)
+    mode: int  # permission bits (of the link's target when followed)
     size: int
     digest: str
     signature: Signature
     target: str | None = None  # link text of a symlink
+    # a followed symlink (inputs): what it points to - "file:<digest>", "dir" (its files
+    # are listed under the link's path), "missing" or "special" - and that target's stat
+    # signature, since editing the target leaves the link's own lstat unchanged
+    target_state: str | None = None
+    target_signature: Signature | None = None
 
     @property
     def executable(self) -> bool:
@@ -124,8 +129,14 @@ class StatIndex:
                 self._entries[name] = (sig, digest)
                 self._dirty = True
 
-    def scan(self, root: Path, rels: Sequence[str]) -> list[FileState]:
+    def scan(self, root: Path, rels: Sequence[str], *, follow: bool = False
+             ) -> list[FileState]:
         """The state of every path; unchanged files (same signature) are not read at all.
+
+        With ``follow`` (inputs), a symlink's state also says what its target is, and a
+        regular target's content digest is memoised under the link's path with the
+        *target's* signature: an edited target is re-hashed though the link did not change.
+        A directory (an empty one, listed by ``expand(follow_links=True)``) has no content.
 
         The unchanged case is one ``lstat`` and a dict lookup per file, done serially: on
         this scale a thread pool costs more than it saves. Files to hash go to a pool only
@@ -143,6 +154,10 @@ class StatIndex:
             full = prefix + rel
             st = os.lstat(full)
             seen.add(full)
+            if stat.S_ISDIR(st.st_mode):
+                out[i] = FileState(path=rel, kind="dir", mode=stat.S_IMODE(st.st_mode),
+                                   size=0, digest="", signature=signature_of(st))
+                continue
             if not stat.S_ISREG(st.st_mode) and not stat.S_ISLNK(st.st_mode):
                 # a FIFO, socket or device has no content to hash (reading a FIFO would
                 # block the run): it is not part of the key or of an entry
@@ -150,9 +165,10 @@ class StatIndex:
                 continue
             if stat.S_ISLNK(st.st_mode):
                 target = os.readlink(full)
-                out[i] = FileState(path=rel, kind="symlink", mode=0o777, size=0,
-                                   digest=bytes_digest(os.fsencode(target)),
-                                   signature=signature_of(st), target=target)
+                link = FileState(path=rel, kind="symlink", mode=0o777, size=0,
+                                 digest=bytes_digest(os.fsencode(target)),
+                                 signature=signature_of(st), target=target)
+                out[i] = self._follow(full, link) if follow else link
                 continue
             sig = signature_of(st)
             known = entries.get(full)
@@ -182,6 +198,21 @@ class StatIndex:
                 hash_one(item)
         return [s for s in out if s is not None]
 
+    def _follow(self, full: str, link: FileState) -> FileState:
+        """``link`` with what its target is now (see :meth:`scan`)."""
+        try:
+            st = os.stat(full)
+        except OSError:
+            return link._replace(target_state="missing")
+        sig = signature_of(st)
+        mode = stat.S_IMODE(st.st_mode)
+        if stat.S_ISDIR(st.st_mode):
+            return link._replace(mode=mode, target_state="dir", target_signature=sig)
+        if not stat.S_ISREG(st.st_mode):
+            return link._replace(target_state="special", target_signature=sig)
+        return link._replace(mode=mode, target_state="file:" + self.digest(full, st),
+                             target_signature=sig)
+
     def state(self, root: Path, rel: str) -> FileState:
         return self.scan(root, [rel])[0]
 
@@ -200,6 +231,9 @@ def restat(root: Path, states: Sequence[FileState]) -> list[str]:
         try:
             if signature_of((root / s.path).lstat()) != s.signature:
                 changed.append(s.path)
-        except FileNotFoundError:
+            elif s.target_signature is not None and \
+                    signature_of((root / s.path).stat()) != s.target_signature:
+                changed.append(s.path)  # the link stayed, its target changed
+        except OSError:
             changed.append(s.path)
     return changed

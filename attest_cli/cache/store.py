@@ -3,13 +3,16 @@
 Blobs are written before the manifest that names them, and the manifest with first-writer-
 wins semantics, so a reader that finds a manifest finds its blobs (unless something evicted
 or damaged them - which the digest check on every read turns into a miss, not a bad restore).
+An object that breaks a bound of its backend (:class:`MalformedObject`) is a corrupt entry
+here, like a blob that fails its digest.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from attest_cli.cache.backends.base import CacheBackend
+from attest_cli.cache.backends.base import CacheBackend, MalformedObject
+from attest_cli.cache.backends.local import LocalBackend
 from attest_cli.cache.manifest import CorruptEntry, Manifest, parse
 from attest_cli.digest import bytes_digest
 
@@ -26,9 +29,20 @@ def blob_key(digest: str) -> str:
     return f"{BLOBS}{hexd[:2]}/{hexd}"
 
 
-def load_manifest(backend: CacheBackend, key: str) -> Manifest | None:
+def read(backend: CacheBackend, key: str, *, touch: bool = True) -> bytes | None:
+    """An object's bytes (None when absent); :class:`CorruptEntry` when it breaks a bound.
+    ``touch=False`` reads a local object without marking it used (maintenance)."""
+    try:
+        if not touch and isinstance(backend, LocalBackend):
+            return backend.peek(key)
+        return backend.get(key)
+    except MalformedObject as exc:
+        raise CorruptEntry(str(exc)) from None
+
+
+def load_manifest(backend: CacheBackend, key: str, *, touch: bool = True) -> Manifest | None:
     """The entry's manifest, None when absent; :class:`CorruptEntry` when untrustworthy."""
-    raw = backend.get(entry_key(key))
+    raw = read(backend, entry_key(key), touch=touch)
     if raw is None:
         return None
     return parse(raw, key=key)
@@ -39,7 +53,7 @@ def fetch_blob(backend: CacheBackend, digest: str, *, repair: bool = True) -> by
 
     A blob that does not match is deleted (``repair``): nothing can ever make it valid.
     """
-    data = backend.get(blob_key(digest))
+    data = read(backend, blob_key(digest))
     if data is None:
         raise CorruptEntry(f"blob {digest[:19]}... is missing")
     if bytes_digest(data) != digest:

@@ -25,8 +25,8 @@ def analyze(
     output: Path | None = typer.Option(None, "--output", "-o",
                                        help="Write here instead of stdout."),
 ) -> None:
+    from attest_cli.analysis.analyze import analyze as render
     from attest_cli.atomic import write_atomic
-    from attest_cli.reports.analyze import analyze as render
 
     app = app_context(ctx)
     text = render(app.path(file), fmt, output)

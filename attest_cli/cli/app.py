@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -17,7 +18,9 @@ from attest_cli.cli import (
     analyze,
     benchmark,
     cache,
+    completion,
     config,
+    examples,
     health,
     history,
     init,
@@ -29,7 +32,7 @@ from attest_cli.cli import (
     serve,
     verify,
 )
-from attest_cli.errors import AttestError, ExitCode
+from attest_cli.errors import AttestError, ExitCode, disk_full
 
 app = typer.Typer(
     name="attest",
@@ -83,6 +86,12 @@ app.command("health", help=health.HELP)(health.health)
 app.add_typer(monitoring.app, name="monitoring", help=monitoring.HELP)
 app.command("analyze", help=analyze.HELP)(analyze.analyze)
 app.add_typer(benchmark.app, name="benchmark", help=benchmark.HELP)
+app.command("completion", help=completion.HELP)(completion.completion)
+
+
+def click_command() -> Any:
+    """The click command tree of :data:`app`, every command's help ending in an example."""
+    return examples.add_epilogs(typer.main.get_command(app))
 
 
 def _debug(argv: list[str]) -> bool:
@@ -97,12 +106,44 @@ def _debug(argv: list[str]) -> bool:
     return False
 
 
+def _one_line(exc: BaseException) -> str:
+    """An error as printed: one line (names in it escaped), no credential inside a URL."""
+    from attest_cli.escaping import escape_control
+    from attest_cli.redaction import redact_text
+
+    return escape_control(redact_text(str(exc)))
+
+
+def _click_error_line(exc: Exception) -> str:
+    """click's usage errors in attest's own style: ``attest: error: ...`` on one line.
+
+    click prints a usage line, a hint and a capitalised ``Error:`` over four lines; attest's
+    other errors are one line, so scripts and people read both the same way. A usage error
+    ends with where help is: ``(see 'attest run --help')``.
+    """
+    from typer._click import exceptions as click_exc
+
+    if isinstance(exc, click_exc.MissingParameter) and exc.param is not None \
+            and exc.param.param_type_name == "argument":
+        message = f"missing argument '{(exc.param.metavar or exc.param.name or '').upper()}'"
+    else:
+        message = exc.format_message() if isinstance(exc, click_exc.ClickException) else str(exc)
+    message = " ".join(message.split()).rstrip(".")
+    if message[:1].isupper() and message[1:2].islower():
+        message = message[0].lower() + message[1:]
+    line = f"attest: error: {_one_line(Exception(message))}"
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, click_exc.UsageError) and ctx is not None:
+        line += f" (see '{ctx.command_path} --help')"
+    return line
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app and map every outcome to an exit code."""
     from typer._click import exceptions as click_exc
 
     args = list(sys.argv[1:] if argv is None else argv)
-    command = typer.main.get_command(app)
+    command = click_command()
     code: int
     try:
         rv = command.main(args=args, prog_name="attest", standalone_mode=False)
@@ -112,10 +153,13 @@ def main(argv: list[str] | None = None) -> None:
             import traceback
 
             traceback.print_exc()
-        sys.stderr.write(f"attest: error: {exc}\n")
+        sys.stderr.write(f"attest: error: {_one_line(exc)}\n")
         code = int(exc.exit_code)
     except click_exc.ClickException as exc:
-        exc.show()
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: its help is the answer
+            exc.show()
+        else:
+            sys.stderr.write(_click_error_line(exc) + "\n")
         code = ExitCode.USAGE if exc.exit_code in (1, 2) else exc.exit_code
     except (click_exc.TyperException, typer.Abort):
         code = ExitCode.FAILURE
@@ -129,8 +173,13 @@ def main(argv: list[str] | None = None) -> None:
             import traceback
 
             traceback.print_exc()
-        sys.stderr.write(f"attest: internal error: {type(exc).__name__}: {exc} "
-                         "(run with -v for the traceback)\n")
-        code = ExitCode.FAILURE
+        full = disk_full(exc)  # ENOSPC from any write of any command: an error, not a bug
+        if full is not None:
+            sys.stderr.write(f"attest: error: {_one_line(full)}\n")
+            code = int(full.exit_code)
+        else:
+            sys.stderr.write(f"attest: internal error: {type(exc).__name__}: {_one_line(exc)} "
+                             "(run with -v for the traceback)\n")
+            code = ExitCode.FAILURE
     sys.stdout.flush()
     sys.exit(code)

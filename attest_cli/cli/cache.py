@@ -11,6 +11,7 @@ import typer
 
 from attest_cli.cli.common import app_context, configure_logging, print_json
 from attest_cli.errors import AttestError, ExitCode
+from attest_cli.escaping import escape_control as esc
 
 HELP = "Inspect and maintain the step cache (stats, verify, clear, prune, explain)."
 app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
@@ -37,7 +38,7 @@ def _size(n: int) -> str:
 
 
 @app.command("stats")
-def stats(ctx: typer.Context, fmt: Format = typer.Option(Format.table, "--format",
+def stats(ctx: typer.Context, fmt: Format = typer.Option(Format.table, "--format", "-f",
                                                           help="table or json.")) -> None:
     """Entries, bytes and hit rate (from the run history) per backend."""
     from attest_cli.cache import service
@@ -56,7 +57,7 @@ def stats(ctx: typer.Context, fmt: Format = typer.Option(Format.table, "--format
         out.write(f"{r['backend']:<8} {r['entries']:>8} {_size(r['bytes']):>10} {r['hits']:>6} "
                   f"{r['misses']:>7} {rate:>9}\n")
         if r["error"]:
-            out.write(f"  ({r['backend']} unavailable: {r['error']})\n")
+            out.write(f"  ({r['backend']} unavailable: {esc(r['error'])})\n")
 
 
 @app.command("verify")
@@ -70,14 +71,17 @@ def verify(ctx: typer.Context, repair: bool = typer.Option(
     outcome = service.verify(app_ctx, repair=repair)
     out = sys.stdout
     for p in outcome.problems:
-        action = "removed" if repair else "corrupt"
-        out.write(f"{action}: {p.backend} entry {p.key[:16]}: {'; '.join(p.problems)}\n")
+        action = "removed" if p.repaired else "corrupt"
+        detail = esc("; ".join(p.problems))
+        out.write(f"{action}: {p.backend} entry {esc(p.key[:16])}: {detail}\n")
+    left = [p for p in outcome.problems if not p.repaired]
     out.write(f"{outcome.checked} entr{'y' if outcome.checked == 1 else 'ies'} checked, "
               f"{len(outcome.problems)} with problems"
-              + (" (repaired)" if repair and outcome.problems else "") + "\n")
-    if outcome.problems and not repair:
-        raise AttestError("cache verification failed (run 'attest cache verify --repair' "
-                          "to remove the broken entries)", exit_code=ExitCode.FAILURE)
+              + (" (repaired)" if repair and outcome.problems and not left else "") + "\n")
+    if left:
+        hint = ("cache.mode is read-only: the remote cache was not modified" if repair else
+                "run 'attest cache verify --repair' to remove the broken entries")
+        raise AttestError(f"cache verification failed ({hint})", exit_code=ExitCode.FAILURE)
 
 
 @app.command("clear")
@@ -110,7 +114,8 @@ def prune(ctx: typer.Context) -> None:
 def explain(ctx: typer.Context, step: str = typer.Argument(..., help="The step to explain."),
             pipeline: Path | None = typer.Option(None, "--pipeline", "-p",
                                                  help="Pipeline file [default: attest.yaml]."),
-            fmt: Format = typer.Option(Format.table, "--format", help="table or json.")) -> None:
+            fmt: Format = typer.Option(Format.table, "--format", "-f",
+                                       help="table or json.")) -> None:
     """Show a step's cache key components and what changed since the last stored entry."""
     from attest_cli.cache import service
 
@@ -125,7 +130,7 @@ def explain(ctx: typer.Context, step: str = typer.Argument(..., help="The step t
     if not data["cacheable"]:
         out.write("  cache: false - this step is never looked up\n")
     for name, value in sorted(data["components"].items()):
-        out.write(f"  {name:<40} {value}\n")
+        out.write(f"  {esc(name):<40} {esc(value)}\n")
     where = ", ".join(f"{b}: {'present' if v is True else 'absent' if v is False else v}"
                       for b, v in data["in_cache"].items())
     out.write(f"in cache: {where}\n")
@@ -140,7 +145,7 @@ def explain(ctx: typer.Context, step: str = typer.Argument(..., help="The step t
             for d in data["changes"]:
                 detail = "" if d["before"] is None or d["now"] is None else \
                     f" ({_short(d['before'])} -> {_short(d['now'])})"
-                out.write(f"  - {d['change']}{detail}\n")
+                out.write(f"  - {esc(d['change'])}{esc(detail)}\n")
         else:
             out.write("no component differs from it\n")
     out.write("next run: " + ("hit (restored, not executed)" if data["would_hit"]

@@ -28,7 +28,7 @@ def app_context(ctx: typer.Context) -> AppContext:
 def configure_logging(app: AppContext, settings: Settings | None = None, *,
                       level: str | None = None, log_format: str | None = None) -> str:
     """Apply the log level precedence: ``--log-level`` > ``-v``/``-q`` > env > config."""
-    from attest_cli.observability import logging as attest_logging
+    from attest_cli.logging import structured as attest_logging
 
     chosen = level
     if chosen is None and app.verbose:

@@ -18,11 +18,27 @@ app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
 
 
 def _display(value: object) -> str:
+    """A value on one line of text: credentials in URLs redacted, control characters escaped."""
+    from attest_cli.escaping import escape_control
+
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list | dict):
-        return json.dumps(value)
-    return str(value)
+        return json.dumps(_shown(value))
+    return escape_control(_shown(value))
+
+
+def _shown(value: object) -> object:
+    """A value as printed: credentials inside URLs (``redis://:pw@h``) become ``***``."""
+    from attest_cli.redaction import redact_url
+
+    if isinstance(value, str):
+        return redact_url(value) if ("@" in value or "?" in value or "#" in value) else value
+    if isinstance(value, list):
+        return [_shown(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _shown(v) for k, v in value.items()}
+    return value
 
 
 def _settings(ctx: typer.Context) -> Settings:
@@ -69,12 +85,13 @@ def unset(ctx: typer.Context, key: str = typer.Argument(...),
 
 @app.command("list")
 def list_(ctx: typer.Context,
-          fmt: str = typer.Option("table", "--format", help="table or json")) -> None:
+          fmt: str = typer.Option("table", "--format", "-f", help="table or json")) -> None:
     """Every key with its type, default and meaning."""
     from attest_cli.config.schema import KEYS
 
     if fmt == "json":
-        sys.stdout.write(json.dumps([{"key": k.name, "type": k.kind, "default": k.default,
+        sys.stdout.write(json.dumps([{"key": k.name, "type": k.kind,
+                                      "default": _shown(k.default),
                                       "choices": list(k.choices), "doc": k.doc}
                                      for k in KEYS.values()], indent=2) + "\n")
         return
@@ -87,14 +104,14 @@ def list_(ctx: typer.Context,
 @app.command("show")
 def show(ctx: typer.Context, origin: bool = typer.Option(False, "--origin",
                                                          help="Say which layer set each value."),
-         fmt: str = typer.Option("text", "--format", help="text or json")) -> None:
+         fmt: str = typer.Option("text", "--format", "-f", help="text or json")) -> None:
     """The effective configuration."""
     from attest_cli.config.schema import KEYS
 
     settings = _settings(ctx)
     if fmt == "json":
         sys.stdout.write(json.dumps(
-            {k: ({"value": v, "origin": settings.origins[k]} if origin else v)
+            {k: ({"value": _shown(v), "origin": settings.origins[k]} if origin else _shown(v))
              for k, v in settings.values.items()
              if not (KEYS[k].secret and v)} , indent=2, default=str) + "\n")
         return

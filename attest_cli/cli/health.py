@@ -19,9 +19,9 @@ class Format(str, Enum):
 
 def health(
     ctx: typer.Context,
-    fmt: Format = typer.Option(Format.text, "--format", help="text or json."),
+    fmt: Format = typer.Option(Format.text, "--format", "-f", help="text or json."),
 ) -> None:
-    from attest_cli.observability.health import Readiness
+    from attest_cli.health.checks import Readiness
 
     app = app_context(ctx)
     settings = app.settings(pipeline_doc=app.pipeline_doc())
@@ -33,10 +33,13 @@ def health(
     if fmt is Format.json:
         print_json(report.to_dict())
     else:
-        out = [report.status]
-        width = max((len(n) for n in report.checks), default=0)
+        from attest_cli.escaping import escape_control as esc
+
+        out = [report.status]  # plug-ins name checks and write details: escape both
+        names = {name: esc(name) for name in report.checks}
+        width = max((len(n) for n in names.values()), default=0)
         for name, r in report.checks.items():
-            out.append(f"  {name.ljust(width)}  {r.status.ljust(9)}  {r.detail}  "
+            out.append(f"  {names[name].ljust(width)}  {r.status.ljust(9)}  {esc(r.detail)}  "
                        f"({r.duration_ms:.1f} ms)")
         sys.stdout.write("\n".join(out) + "\n")
     if not report.ok:

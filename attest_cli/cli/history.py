@@ -23,14 +23,17 @@ def history(
     pipeline: str | None = typer.Option(None, "--pipeline", help="Only runs of this pipeline."),
     failures_only: bool = typer.Option(False, "--failures-only",
                                        help="Only failed and interrupted runs."),
-    fmt: Format = typer.Option(Format.table, "--format", help="table or json."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table or json."),
 ) -> None:
-    from attest_cli.observability.history import open_history
-    from attest_cli.observability.history_view import as_json, as_table
+    from attest_cli.metrics.history import open_history
+    from attest_cli.metrics.history_view import as_json, as_table
+    from attest_cli.runs import abandon_dead_runs
 
     app = app_context(ctx)
     settings = app.settings(pipeline_doc=app.pipeline_doc())
-    records = open_history(app, settings).runs(limit=limit, pipeline=pipeline,
+    db = open_history(app, settings)
+    abandon_dead_runs(app, settings)
+    records = db.runs(limit=limit, pipeline=pipeline,
                                                failures_only=failures_only)
     if fmt is Format.json:
         print_json(as_json(records))

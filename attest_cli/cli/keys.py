@@ -63,7 +63,7 @@ def generate(
 def list_keys(
     ctx: typer.Context,
     trusted: bool = typer.Option(False, "--trusted", help="Only the trusted public keys."),
-    fmt: ListFormat = typer.Option(ListFormat.table, "--format", help="table or json."),
+    fmt: ListFormat = typer.Option(ListFormat.table, "--format", "-f", help="table or json."),
 ) -> None:
     """List the project's own key and the trusted public keys."""
     from attest_cli.attestation import keys
@@ -108,7 +108,8 @@ def trust(ctx: typer.Context, pubkey: str = typer.Argument(..., metavar="PUBKEY_
 @app.command("export")
 def export(
     ctx: typer.Context,
-    fmt: str = typer.Option("pem", "--format", help="pem or hex ('ed25519:<hex>')."),
+    fmt: str = typer.Option("pem", "--format", "-f", help="pem, hex ('ed25519:<hex>') or "
+                            "sslib (securesystemslib key JSON with its keyid)."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write here instead of "
                                        "stdout."),
 ) -> None:
@@ -117,14 +118,20 @@ def export(
     from attest_cli.attestation import keys
     from attest_cli.errors import UsageError
 
-    if fmt not in ("pem", "hex"):
-        raise UsageError(f"--format {fmt}: expected pem or hex")
+    if fmt not in ("pem", "hex", "sslib"):
+        raise UsageError(f"--format {fmt}: expected pem, hex or sslib")
     app_ctx, settings = _settings(ctx)
     own = keys.own_key(app_ctx.path(settings["signing.key"]))
     if own is None:
         raise UsageError(f"no signing key at {settings['signing.key']}; create one with "
                          "'attest keys generate'")
-    text = keys.public_pem(own.raw) if fmt == "pem" else own.text + "\n"
+    if fmt == "sslib":
+        import json
+
+        text = json.dumps({"keyid": keys.dsse_keyid(own.raw), **keys.sslib_key(own.raw)},
+                          indent=2) + "\n"
+    else:
+        text = keys.public_pem(own.raw) if fmt == "pem" else own.text + "\n"
     if output is not None:
         write_atomic(app_ctx.path(output), text)
     else:

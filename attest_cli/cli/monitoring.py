@@ -24,7 +24,7 @@ def _emit(text: str, output: Path | None, ctx: typer.Context) -> None:
 
 
 def _namespace(ctx: typer.Context) -> str:
-    from attest_cli.observability.metrics import namespace
+    from attest_cli.metrics.exposition import namespace
 
     app = app_context(ctx)
     return namespace(app.settings(pipeline_doc=app.pipeline_doc()))
@@ -39,7 +39,7 @@ def dashboard(
     """Write the Grafana dashboard JSON (import it in Grafana 10+)."""
     import json
 
-    from attest_cli.observability.dashboards import dashboard as build
+    from attest_cli.metrics.dashboards import dashboard as build
 
     _emit(json.dumps(build(_namespace(ctx)), indent=2) + "\n", output, ctx)
 
@@ -51,6 +51,6 @@ def alerts(
                                        help="Write here instead of stdout."),
 ) -> None:
     """Write the Prometheus rule file (recording rules and alerts)."""
-    from attest_cli.observability.alerts import render
+    from attest_cli.metrics.alerts import render
 
     _emit(render(_namespace(ctx)), output, ctx)

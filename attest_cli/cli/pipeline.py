@@ -25,13 +25,14 @@ class GraphFormat(str, Enum):
 def validate(ctx: typer.Context,
              pipeline: Path | None = typer.Option(None, "--pipeline", "-p")) -> None:
     """Check the pipeline and its configuration sections; exit 2 on the first problem."""
+    from attest_cli.pipeline.confine import check_state_outputs
     from attest_cli.pipeline.loader import load_pipeline
 
     app_ = app_context(ctx)
     doc = app_.pipeline_doc(pipeline, required=True)
     assert doc is not None
     p = load_pipeline(app_.pipeline_path(pipeline), doc=doc)
-    app_.settings(pipeline_doc=doc)
+    check_state_outputs(doc, p, app_.settings(pipeline_doc=doc), app_.state_dir)
     sys.stdout.write(f"{doc.path}: ok ({len(p.steps)} steps, pipeline '{p.name}')\n")
 
 
@@ -40,8 +41,9 @@ def show(ctx: typer.Context,
          pipeline: Path | None = typer.Option(None, "--pipeline", "-p"),
          fmt: GraphFormat = typer.Option(GraphFormat.ascii, "--format", "-f"),
          durations: bool = typer.Option(True, "--durations/--no-durations",
-                                        help="Weigh the critical path by the last run's "
-                                             "step durations when one exists.")) -> None:
+                                        help="Weigh the critical path by each step's "
+                                             "duration in the last run that executed it "
+                                             "(cached runs are skipped).")) -> None:
     """Draw the DAG (ascii, mermaid, dot or json), marking the critical path."""
     from attest_cli.pipeline.graph import render
     from attest_cli.pipeline.loader import load_pipeline
@@ -50,5 +52,5 @@ def show(ctx: typer.Context,
     app_ = app_context(ctx)
     doc = app_.pipeline_doc(pipeline, required=True)
     p = load_pipeline(app_.pipeline_path(pipeline), doc=doc)
-    weights = last_durations(app_.state_dir / "runs", p.name) if durations else None
+    weights = last_durations(app_.state_dir / "runs", p.name, p.steps) if durations else None
     sys.stdout.write(render(p, fmt.value, weights or None) + "\n")

@@ -19,16 +19,28 @@ class ExportFormat(StrEnum):
     in_toto = "in-toto"
 
 
+class Predicate(StrEnum):
+    attest = "attest"
+    slsa = "slsa-provenance-v1"
+
+
 @app.command("export")
 def export(
     ctx: typer.Context,
     receipt: Path = typer.Argument(..., metavar="RECEIPT", help="A signed receipt file."),
-    fmt: ExportFormat = typer.Option(ExportFormat.in_toto, "--format",
+    fmt: ExportFormat = typer.Option(ExportFormat.in_toto, "--format", "-f",
                                      help="in-toto: a Statement v1 in a DSSE envelope."),
+    predicate: Predicate = typer.Option(Predicate.attest, "--predicate",
+                                        help="attest: the receipt itself "
+                                        "(https://attest.dev/receipt/v1); slsa-provenance-v1: "
+                                        "SLSA provenance v1 (https://slsa.dev/provenance/v1)."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write here instead of "
                                        "stdout."),
 ) -> None:
-    """Write a receipt as an in-toto Statement in a DSSE envelope, signed by signing.key."""
+    """Write a receipt as an in-toto Statement in a DSSE envelope, signed by signing.key.
+
+    The envelope verifies with securesystemslib's Envelope.verify and the key from
+    'attest keys export' (its keyid is securesystemslib's default id of that key)."""
     from attest_cli.atomic import write_atomic
     from attest_cli.attestation.intoto import envelope
     from attest_cli.attestation.keys import load_private_key
@@ -46,7 +58,7 @@ def export(
     if loaded.form != "receipt":
         raise InputError("already an in-toto envelope", path=str(receipt))
     key = load_private_key(app.path(settings["signing.key"]))
-    text = json.dumps(envelope(loaded, app.workdir, key), indent=2) + "\n"
+    text = json.dumps(envelope(loaded, app.workdir, key, predicate.value), indent=2) + "\n"
     if output is not None:
         write_atomic(app.path(output), text)
     else:

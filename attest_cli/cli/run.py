@@ -15,7 +15,7 @@ from attest_cli.errors import UsageError
 if TYPE_CHECKING:
     from attest_cli.context import AppContext
     from attest_cli.engine.events import Observer
-    from attest_cli.engine.report import RunReport
+    from attest_cli.engine.run_report import RunReport
     from attest_cli.profiling.session import ProfileOutcome
     from attest_cli.run import Loaded, RunOptions
 
@@ -48,6 +48,9 @@ class LogLevel(str, Enum):
 
 def run(
     ctx: typer.Context,
+    step_names: list[str] | None = typer.Argument(None, metavar="[STEP]...", show_default=False,
+                                                  help="Steps to run with their needs, as "
+                                                  "--step (make-style: attest run build test)."),
     pipeline: Path | None = typer.Option(None, "--pipeline", "-p",
                                          help="Pipeline file [default: attest.yaml]."),
     parallel: int | None = typer.Option(None, "--parallel", "-j", min=1,
@@ -56,7 +59,7 @@ def run(
                                    "(repeatable)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan, each step predicted "
                                  "cached or run (and why); run nothing."),
-    plan_format: PlanFormat = typer.Option(PlanFormat.text, "--format",
+    plan_format: PlanFormat = typer.Option(PlanFormat.text, "--format", "-f",
                                            help="Format of the --dry-run plan: text or json."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither look up nor store."),
     keep_going: bool = typer.Option(False, "--keep-going", help="After a failure, still run "
@@ -73,6 +76,8 @@ def run(
                                           "(e.g. 30d)."),
     report: Path | None = typer.Option(None, "--report", help="Also write the run report JSON "
                                        "here."),
+    junit: Path | None = typer.Option(None, "--junit", help="Also write a JUnit XML report "
+                                      "here (one testcase per step), even if the run fails."),
     trace: bool = typer.Option(False, "--trace", help="Export an OpenTelemetry trace."),
     profile: Profile | None = typer.Option(None, "--profile", help="Profile attest itself: "
                                            "cpu (pyinstrument) or memory (memray)."),
@@ -86,6 +91,9 @@ def run(
     verbose: int = typer.Option(0, "--verbose", "-v", count=True, show_default=False,
                                 help="Stream step output and debug logs (-vv: trace)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only failures and errors."),
+    raw_output: bool = typer.Option(False, "--raw-output", help="Forward step output to the "
+                                    "terminal as written, escape sequences included (default: "
+                                    "only colours pass)."),
 ) -> None:
     from attest_cli import run as run_service
     from attest_cli.errors import Interrupted, PipelineFailed
@@ -94,13 +102,15 @@ def run(
     app.verbose = max(app.verbose, verbose)
     app.quiet = app.quiet or quiet
     options = run_service.RunOptions(
-        pipeline=str(pipeline) if pipeline else None, parallel=parallel, steps=list(step),
+        pipeline=str(pipeline) if pipeline else None, parallel=parallel,
+        steps=[*(step_names or []), *step],
         dry_run=dry_run, no_cache=no_cache, keep_going=keep_going, timeout=timeout, sign=sign,
         verify=verify, policy=str(policy) if policy else None,
         output=str(output) if output else None, report=str(report) if report else None,
         trace=trace, profile=profile.value if profile else None,
         profile_output=str(profile_output) if profile_output else None,
         metrics_file=str(metrics_file) if metrics_file else None, expires_in=expires_in,
+        junit=str(junit) if junit else None,
     )
     check_run_flags(app, parallel=parallel, timeout=timeout, expires_in=expires_in,
                     metrics_file=options.metrics_file,
@@ -123,10 +133,10 @@ def run(
         from attest_cli.profiling.session import profiled
 
         report_obj, outcome = profiled(app, options, loaded, native=native,
-                                       execute=lambda: _execute(app, options, loaded))
+                                       execute=lambda: _execute(app, options, loaded, raw_output))
         _print_profile(app, outcome)
     else:
-        report_obj = _execute(app, options, loaded)
+        report_obj = _execute(app, options, loaded, raw_output)
     if report_obj.status == "interrupted":
         raise Interrupted(report_obj.interrupted_by or 2)
     if report_obj.status != "success":
@@ -135,18 +145,19 @@ def run(
                              + (f": {', '.join(failed)}" if failed else ""))
 
 
-def _view(app: AppContext) -> Observer:
+def _view(app: AppContext, raw_output: bool) -> Observer:
     from attest_cli.ui.progress import choose_view
 
     return choose_view(sys.stderr, quiet=app.quiet, verbose=bool(app.verbose),
-                       environ=app.environ)
+                       environ=app.environ, raw_output=raw_output)
 
 
-def _execute(app: AppContext, options: RunOptions, loaded: Loaded) -> RunReport:
+def _execute(app: AppContext, options: RunOptions, loaded: Loaded,
+             raw_output: bool = False) -> RunReport:
     from attest_cli import run as run_service
     from attest_cli.ui.progress import LiveView
 
-    view = _view(app)
+    view = _view(app, raw_output)
     if isinstance(view, LiveView):
         view.start()
     try:

@@ -13,10 +13,11 @@ HELP = "Serve /metrics and health endpoints derived from the run history."
 
 def serve(
     ctx: typer.Context,
-    endpoint: str | None = typer.Option(None, "--endpoint", help="HOST:PORT or :PORT to listen "
-                                        "on [default: monitoring.prometheus.endpoint]."),
+    endpoint: str | None = typer.Option(None, "--endpoint", help="HOST:PORT or :PORT "
+                                        "(loopback) to listen on; 0.0.0.0:PORT exposes it "
+                                        "[default: monitoring.prometheus.endpoint]."),
 ) -> None:
-    from attest_cli.observability.exporter import Exporter
+    from attest_cli.metrics.serve import Exporter
 
     app = app_context(ctx)
     settings = app.settings(pipeline_doc=app.pipeline_doc())

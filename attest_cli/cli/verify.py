@@ -37,7 +37,7 @@ def verify(
                                      "current attest.yaml."),
     pipeline: Path | None = typer.Option(None, "--pipeline", "-p", help="Pipeline file to "
                                          "compare with [default: attest.yaml]."),
-    fmt: Format = typer.Option(Format.text, "--format", help="text or json."),
+    fmt: Format = typer.Option(Format.text, "--format", "-f", help="text or json."),
 ) -> None:
     from attest_cli.attestation.rendering import render_json, render_text
     from attest_cli.attestation.standalone import VerifyRequest, verify_receipts

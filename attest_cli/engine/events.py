@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from attest_cli.engine.report import RunReport, StepResult
+    from attest_cli.engine.run_report import RunReport, StepResult
     from attest_cli.pipeline.model import Pipeline
 
 log = logging.getLogger("attest.engine")

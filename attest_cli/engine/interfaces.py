@@ -2,7 +2,7 @@
 
 The engine knows a step cache only as :class:`StepCache` and extra step environment only
 as :data:`EnvProvider`; implementations live in ``attest_cli.cache`` and
-``attest_cli.observability.tracing``.
+``attest_cli.tracing.tracer``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from attest_cli.engine.report import StepResult
+    from attest_cli.engine.run_report import StepResult
     from attest_cli.pipeline.model import Pipeline, Step
 
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from attest_cli import deadline
 from attest_cli.engine.events import (
     CacheChecked,
     CacheStored,
@@ -27,11 +28,23 @@ from attest_cli.engine.events import (
 )
 from attest_cli.engine.interfaces import CacheDecision, EnvProvider, StepCache, StepContext
 from attest_cli.engine.masking import SecretMasker
-from attest_cli.engine.process import ProcessRegistry, run_command
-from attest_cli.engine.report import RunReport, StepResult
+from attest_cli.engine.process import (
+    DRAIN_SECONDS,
+    KILL_GRACE_SECONDS,
+    ProcessRegistry,
+    run_command,
+)
+from attest_cli.engine.run_report import RunReport, StepResult
+from attest_cli.errors import disk_full
 from attest_cli.pipeline.model import Pipeline, Step
 
 log = logging.getLogger("attest.pipeline")
+
+# After SIGINT/SIGTERM, how long a step may stay busy before the run stops waiting for it
+# (seconds). Its processes are gone by then (SIGKILL at KILL_GRACE_SECONDS, then at most
+# DRAIN_SECONDS of reading); what can still be busy is attest's own work for the step (a
+# cache lookup on a stalled peer), which must not hold the promised exit 130/143.
+INTERRUPT_GRACE_SECONDS = KILL_GRACE_SECONDS + DRAIN_SECONDS + 1.0
 
 
 @dataclass
@@ -65,7 +78,11 @@ class Scheduler:
 
     # -- signals -------------------------------------------------------------------------
     def interrupt(self, signum: int) -> None:
-        """Stop starting steps and kill running process groups (safe from a signal handler)."""
+        """Stop starting steps and kill running process groups (safe from a signal handler).
+
+        Network calls in flight (a metrics push, a trace export) give up too: see
+        :func:`attest_cli.deadline.note_signal`."""
+        deadline.note_signal()
         if self.interrupted is None:
             self.interrupted = signum
         threading.Thread(target=self.registry.terminate_all, name="attest-terminate",
@@ -111,9 +128,18 @@ class Scheduler:
                         results[dep] = self._skip(self.pipeline.steps[dep], reason)
                         todo.append(dep)
 
+        interrupted_at: float | None = None
         while len(results) < len(self.order):
             if self.interrupted is not None and stop_reason is None:
                 stop_reason = "the run was interrupted"
+                interrupted_at = time.monotonic()
+            if (interrupted_at is not None and running
+                    and time.monotonic() - interrupted_at > INTERRUPT_GRACE_SECONDS):
+                for name in sorted(running, key=index.__getitem__):
+                    free_slots.append(running.pop(name))
+                    results[name] = self._abandon(self.pipeline.steps[name])
+                    settle(name)
+                free_slots.sort()
             if stop_reason:
                 for name in self.order:
                     if name not in results and name not in running:
@@ -139,6 +165,8 @@ class Scheduler:
                 name, result = self._done.get(timeout=0.2)
             except queue.Empty:
                 continue
+            if name not in running:
+                continue  # a step abandoned after an interrupt that finished after all
             free_slots.append(running.pop(name))
             free_slots.sort()
             results[name] = result
@@ -154,6 +182,15 @@ class Scheduler:
     def _skip(self, step: Step, reason: str) -> StepResult:
         result = StepResult(name=step.name, command=self.masker(step.run), status="skipped",
                             reason=reason)
+        self.bus.publish(StepFinished(run_id=self.report.run_id, result=result))
+        return result
+
+    def _abandon(self, step: Step) -> StepResult:
+        """A step still busy long after the interrupt: recorded, no longer waited for."""
+        result = StepResult(name=step.name, command=self.masker(step.run), status="failure",
+                            reason=f"killed by interrupt (still busy "
+                                   f"{INTERRUPT_GRACE_SECONDS:g}s after the signal; "
+                                   "not waited for)")
         self.bus.publish(StepFinished(run_id=self.report.run_id, result=result))
         return result
 
@@ -174,7 +211,8 @@ class Scheduler:
             log.error("step %s could not run: %s", step.name, exc,
                       exc_info=log.isEnabledFor(logging.DEBUG))
             result = StepResult(name=step.name, command=self.masker(step.run), status="failure",
-                                exit_code=None, slot=slot, reason=f"internal error: {exc}")
+                                exit_code=None, slot=slot,
+                                reason=str(disk_full(exc) or f"internal error: {exc}"))
         self._done.put((step.name, result))
 
     def _run_step(self, step: Step, slot: int, upstream: dict[str, StepResult]) -> StepResult:
@@ -190,6 +228,10 @@ class Scheduler:
         decision = self._lookup(ctx)
         if decision is not None and decision.hit:
             return self._replay(step, result, decision, log_path)
+        if self.interrupted is not None:  # interrupted while the cache was consulted
+            result.status = "skipped"
+            result.reason = "not started: the run was interrupted"
+            return result
         for provider in self.env_providers:
             env.update(provider(step.name))
         timeout = step.timeout or self.options.default_timeout

@@ -85,8 +85,13 @@ def dependents(pipeline: Pipeline, name: str) -> set[str]:
 
 def critical_path(pipeline: Pipeline, durations: Mapping[str, float] | None = None
                   ) -> tuple[list[str], float]:
-    """The longest chain by duration (by step count when no durations are known)."""
-    weight = {n: (durations or {}).get(n, 1.0) for n in pipeline.steps}
+    """The longest chain by duration (by step count when no durations are known).
+
+    With durations, a step that never ran weighs 0: mixing step counts with seconds would
+    let an unmeasured step outweigh a measured one.
+    """
+    default = 0.0 if durations else 1.0
+    weight = {n: (durations or {}).get(n, default) for n in pipeline.steps}
     best: dict[str, tuple[float, list[str]]] = {}
     for name in topological_order(pipeline):
         prior = max((best[d] for d in pipeline.steps[name].needs), default=(0.0, []),
@@ -156,10 +161,22 @@ def render(pipeline: Pipeline, fmt: str, durations: Mapping[str, float] | None =
                 mark = " *" if name in crit else ""
                 after = f"  <- {', '.join(needs)}" if needs else ""
                 lines.append(f"    {name}{mark}{after}")
-        unit = "s" if durations else " steps"
-        lines.append(f"critical path (*): {' -> '.join(path)}  ({total:g}{unit})")
+        weight = human_duration(total) if durations else f"{total:g} steps"
+        lines.append(f"critical path (*): {' -> '.join(path)}  ({weight})")
         return "\n".join(lines)
     raise ValueError(f"unknown format {fmt!r}")
+
+
+def human_duration(seconds: float) -> str:
+    """``350ms``, ``1.2s``, ``2m03s``, ``1h02m05s``: the precision a reader needs at each scale."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
 def _ident(name: str) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 from attest_cli.config.layers import PIPELINE_SECTIONS
 from attest_cli.config.schema import parse_duration, suggest
 from attest_cli.errors import InputError
+from attest_cli.pipeline.confine import check_declarations
 from attest_cli.pipeline.graph import find_cycle
 from attest_cli.pipeline.model import Pipeline, Step
 from attest_cli.yamlfile import LocatedYAML, load_yaml
@@ -66,6 +67,7 @@ def load_pipeline(path: str | Path, *, doc: LocatedYAML | None = None) -> Pipeli
         if step_name in steps:
             raise doc.error(f"duplicate step name '{step_name}'", *item_where)
         steps[step_name] = _step(doc, step_name, body, item_where)
+        check_declarations(doc, steps[step_name])
     for step in steps.values():
         for need in step.needs:
             if need not in steps:
@@ -128,7 +130,7 @@ def _step(doc: LocatedYAML, name: str, body: Any, where: tuple[str, ...]) -> Ste
                                  (*where, "cache_exclude_env"), _ENV_NAME, "variable name"),
         secrets=_names(doc, body.get("secrets", []), (*where, "secrets"), _ENV_NAME,
                        "variable name"),
-        line=doc.line(*where),
+        line=doc.line(*where), location=where,
     )
 
 

@@ -23,6 +23,9 @@ class Step:
     cache_exclude_env: tuple[str, ...] = ()
     secrets: tuple[str, ...] = ()
     line: int | None = None
+    # the key path of the step in its file (("steps", "build") or ("steps", "0")), to locate
+    # errors found after loading
+    location: tuple[str, ...] = field(default=(), compare=False)
 
     def canonical(self) -> dict[str, Any]:
         """A JSON-ready, key-sorted form (used for hashing the pipeline definition)."""

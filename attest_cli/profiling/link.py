@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from attest_cli.atomic import write_atomic
-from attest_cli.engine.report import RunReport
+from attest_cli.engine.run_report import RunReport
 from attest_cli.errors import InputError
 
 SCHEMA = "attest.profile-link"

@@ -23,7 +23,7 @@ from attest_cli.profiling.link import ProfileLink, link_path, write_link
 if TYPE_CHECKING:
     from attest_cli.config.layers import Settings
     from attest_cli.context import AppContext
-    from attest_cli.engine.report import RunReport
+    from attest_cli.engine.run_report import RunReport
     from attest_cli.pipeline.model import Pipeline
     from attest_cli.run import RunOptions
 

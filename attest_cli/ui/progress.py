@@ -1,6 +1,9 @@
 """Progress views for ``attest run``: a rich live view, plain lines, GitHub Actions groups.
 
-All of them write to stderr; stdout is kept for machine-readable output.
+All of them write to stderr; stdout is kept for machine-readable output. Every name they
+print (steps, pipelines, reasons) goes through :func:`escape_control`, and a step's output
+through :func:`filter_output` (colours kept, cursor/erase/title sequences removed) unless
+``--raw-output`` asked for the bytes as the step wrote them.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from attest_cli.engine.events import Event, RunFinished, StepFinished, StepOutput, StepStarted
-from attest_cli.engine.report import RunReport, StepResult
+from attest_cli.engine.run_report import RunReport, StepResult
+from attest_cli.escaping import escape_control as esc
+from attest_cli.escaping import filter_output
 
 SYMBOLS = {"success": "✓", "failure": "✗", "skipped": "↷", "cached": "◆"}
 TAIL_LINES = 20
@@ -28,13 +33,25 @@ def _fmt_duration(seconds: float) -> str:
 
 
 def _describe(r: StepResult) -> str:
+    name = esc(r.name)
     if r.status == "success":
-        return f"{r.name} ({_fmt_duration(r.wall_seconds)})"
+        return f"{name} ({_fmt_duration(r.wall_seconds)})"
     if r.status == "cached":
-        return f"{r.name} cached ({r.cache_backend or 'cache'})"
+        return f"{name} cached ({esc(r.cache_backend or 'cache')})"
     if r.status == "skipped":
-        return f"{r.name} skipped: {r.reason}"
-    return f"{r.name} failed: {r.reason} ({_fmt_duration(r.wall_seconds)})"
+        return f"{name} skipped: {esc(r.reason)}"
+    return f"{name} failed: {esc(r.reason)} ({_fmt_duration(r.wall_seconds)})"
+
+
+class OutputFilter:
+    """A step's output line as the terminal should get it (see :mod:`attest_cli.escaping`)."""
+
+    def __init__(self, *, colour: bool = True, raw: bool = False) -> None:
+        self.colour = colour
+        self.raw = raw
+
+    def __call__(self, line: str) -> str:
+        return line if self.raw else filter_output(line, colour=self.colour)
 
 
 def _log_tail(r: StepResult, lines: int = TAIL_LINES) -> list[str]:
@@ -49,18 +66,21 @@ def summary_line(report: RunReport) -> str:
     for s in report.steps:
         counts[s.status] = counts.get(s.status, 0) + 1
     parts = [f"{counts[k]} {k}" for k in ("success", "cached", "failure", "skipped") if k in counts]
-    return (f"{report.pipeline}: {report.status} in {_fmt_duration(report.duration_seconds)} "
+    return (f"{esc(report.pipeline)}: {report.status} in "
+            f"{_fmt_duration(report.duration_seconds)} "
             f"— {', '.join(parts)} (run {report.run_id})")
 
 
 class PlainView:
     """Line-oriented output for pipes and CI logs: every output line prefixed by its step."""
 
-    def __init__(self, stream: TextIO, *, show_output: bool = True, quiet: bool = False) -> None:
+    def __init__(self, stream: TextIO, *, show_output: bool = True, quiet: bool = False,
+                 output: OutputFilter | None = None) -> None:
         self.stream = stream
         self.show_output = show_output and not quiet
         self.quiet = quiet
         self.width = 0
+        self.output = output or OutputFilter()
 
     def _write(self, text: str) -> None:
         self.stream.write(text + "\n")
@@ -68,9 +88,9 @@ class PlainView:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, StepStarted) and not self.quiet:
-            self._write(f"▶ {event.step}: {event.command}")
+            self._write(f"▶ {esc(event.step)}: {esc(event.command)}")
         elif isinstance(event, StepOutput) and self.show_output:
-            self._write(f"[{event.step}] {event.line}")
+            self._write(f"[{esc(event.step)}] {self.output(event.line)}")
         elif isinstance(event, StepFinished):
             r = event.result
             if self.quiet and r.status != "failure":
@@ -78,7 +98,7 @@ class PlainView:
             self._write(f"{SYMBOLS[r.status]} {_describe(r)}")
             if r.status == "failure" and not self.show_output:
                 for line in _log_tail(r):
-                    self._write(f"  [{r.name}] {line}")
+                    self._write(f"  [{esc(r.name)}] {self.output(line)}")
         elif isinstance(event, RunFinished) and not self.quiet:
             self._write(summary_line(event.report))
 
@@ -91,10 +111,12 @@ class GitHubActionsView:
     the step ends.
     """
 
-    def __init__(self, stream: TextIO, summary_path: str | None) -> None:
+    def __init__(self, stream: TextIO, summary_path: str | None,
+                 output: OutputFilter | None = None) -> None:
         self.stream = stream
         self.summary_path = summary_path
         self.buffers: dict[str, list[str]] = {}
+        self.output = output or OutputFilter()
 
     def _write(self, text: str) -> None:
         self.stream.write(text + "\n")
@@ -110,10 +132,10 @@ class GitHubActionsView:
             lines = self.buffers.pop(r.name, [])
             self._write(f"::group::{SYMBOLS[r.status]} {_describe(r)}")
             for line in lines:
-                self._write(line)
+                self._write(self.output(line))
             self._write("::endgroup::")
             if r.status == "failure":
-                self._write(f"::error title=attest step {r.name} failed::{r.reason}")
+                self._write(f"::error title=attest step {esc(r.name)} failed::{esc(r.reason)}")
         elif isinstance(event, RunFinished):
             self._write(summary_line(event.report))
             if self.summary_path:
@@ -122,12 +144,12 @@ class GitHubActionsView:
 
 
 def markdown_summary(report: RunReport) -> str:
-    rows = [f"### attest: {report.pipeline} — {report.status}", "",
+    rows = [f"### attest: {esc(report.pipeline)} — {report.status}", "",
             "| step | status | duration | exit | cache |", "|---|---|---:|---:|---|"]
     for s in report.steps:
         cache = "hit" if s.cache_hit else ("miss" if s.cache_key else "")
         exit_code = "" if s.exit_code is None else str(s.exit_code)
-        rows.append(f"| {s.name} | {SYMBOLS[s.status]} {s.status} | "
+        rows.append(f"| {esc(s.name)} | {SYMBOLS[s.status]} {s.status} | "
                     f"{_fmt_duration(s.wall_seconds)} | {exit_code} | {cache} |")
     rows.append("")
     rows.append(f"Total {_fmt_duration(report.duration_seconds)}, run `{report.run_id}`.")
@@ -143,6 +165,7 @@ class LiveView:
 
         self.console = Console(file=stream, no_color=not color, highlight=False)
         self.show_output = show_output
+        self.output = OutputFilter(colour=color)
         self.running: dict[str, tuple[float, str]] = {}
         self.last_line: dict[str, str] = {}
         self.lock = threading.Lock()
@@ -158,9 +181,9 @@ class LiveView:
             items = list(self.running.items())
             last = dict(self.last_line)
         for name, (t0, _cmd) in items:
-            tail = last.get(name, "")
-            table.add_row(Spinner("dots"), f"[bold]{name}[/]", f"{now - t0:5.1f}s",
-                          f"[dim]{tail[:80]}[/]")
+            tail = filter_output(last.get(name, ""), colour=False)
+            table.add_row(Spinner("dots"), _text(esc(name), "bold"), f"{now - t0:5.1f}s",
+                          _text(tail[:80], "dim"))
         return table
 
     def start(self) -> None:
@@ -192,8 +215,7 @@ class LiveView:
             with self.lock:
                 self.last_line[event.step] = event.line
             if self.show_output:
-                self.console.print(f"[dim]\\[{event.step}][/] {event.line}", markup=True,
-                                   highlight=False)
+                self._print_output(event.step, event.line)
         elif isinstance(event, StepFinished):
             r = event.result
             with self.lock:
@@ -201,14 +223,28 @@ class LiveView:
                 self.last_line.pop(r.name, None)
             style = {"success": "green", "failure": "red", "skipped": "yellow",
                      "cached": "cyan"}[r.status]
-            self.console.print(f"[{style}]{SYMBOLS[r.status]}[/] {_describe(r)}", markup=True,
-                               highlight=False)
+            self.console.print(_text(SYMBOLS[r.status], style), _text(_describe(r)))
             if r.status == "failure" and not self.show_output:
                 for line in _log_tail(r):
-                    self.console.print(f"  [dim]│[/] {line}", markup=True, highlight=False)
+                    self._print_output(None, line)
         elif isinstance(event, RunFinished):
             self.stop()
             self.console.print(summary_table(event.report))
+
+    def _print_output(self, step: str | None, line: str) -> None:
+        """One output line, its own colours rendered by rich and nothing else let through
+        (``Text`` objects: a ``[bold]`` or ``[/]`` in the output is text, not markup)."""
+        from rich.text import Text
+
+        prefix = _text(f"[{esc(step)}] " if step is not None else "  │ ", "dim")
+        self.console.print(Text.assemble(prefix, Text.from_ansi(self.output(line))))
+
+
+def _text(value: str, style: str = "") -> Any:
+    """Plain text for rich: never parsed as markup."""
+    from rich.text import Text
+
+    return Text(value, style=style)
 
 
 def _rss(s: StepResult) -> str:
@@ -221,29 +257,39 @@ def _rss(s: StepResult) -> str:
 def summary_table(report: RunReport) -> object:
     from rich.table import Table
 
-    title = f"{report.pipeline} — {report.status} in {_fmt_duration(report.duration_seconds)}"
-    table = Table(title=title, title_justify="left")
+    title = (f"{esc(report.pipeline)} — {report.status} in "
+             f"{_fmt_duration(report.duration_seconds)}")
+    table = Table(title=_text(title), title_justify="left")
     for col, kw in (("step", {}), ("status", {}), ("wall", {"justify": "right"}),
                     ("cpu", {"justify": "right"}), ("peak rss", {"justify": "right"}),
                     ("note", {})):
         table.add_column(col, **kw)  # type: ignore[arg-type]
     for s in report.steps:
         note = s.reason or (f"{s.cache_backend} hit" if s.cache_hit else "")
-        table.add_row(s.name, f"{SYMBOLS[s.status]} {s.status}", _fmt_duration(s.wall_seconds),
+        table.add_row(_text(esc(s.name)), f"{SYMBOLS[s.status]} {s.status}",
+                      _fmt_duration(s.wall_seconds),
                       _fmt_duration(s.cpu_user_seconds + s.cpu_system_seconds),
-                      _rss(s),
-                      note or "")
+                      _rss(s), _text(esc(note or "")))
     table.caption = f"run {report.run_id}"
     return table
 
 
 def choose_view(stream: TextIO, *, quiet: bool, verbose: bool,
-                environ: dict[str, str] | None = None) -> PlainView | LiveView | GitHubActionsView:
-    """Live view on an interactive terminal; GitHub groups under Actions; plain otherwise."""
+                environ: dict[str, str] | None = None, raw_output: bool = False
+                ) -> PlainView | LiveView | GitHubActionsView:
+    """Live view on an interactive terminal; GitHub groups under Actions; plain otherwise.
+
+    A step's colours are kept unless ``NO_COLOR`` is set or ``TERM`` is ``dumb``. With
+    ``raw_output`` the step's bytes pass untouched, and a terminal gets plain lines when the
+    output is shown (``-v``): a live view redraws its region with the very cursor sequences
+    raw output may contain, so the two cannot share a screen.
+    """
     env = environ if environ is not None else dict(os.environ)
+    colour = not env.get("NO_COLOR") and env.get("TERM") != "dumb"
+    output = OutputFilter(colour=colour, raw=raw_output)
     if env.get("GITHUB_ACTIONS") == "true" and not quiet:
-        return GitHubActionsView(stream, env.get("GITHUB_STEP_SUMMARY"))
+        return GitHubActionsView(stream, env.get("GITHUB_STEP_SUMMARY"), output)
     interactive = stream.isatty() and not env.get("CI") and env.get("TERM") != "dumb"
-    if interactive and not quiet:
+    if interactive and not quiet and not (raw_output and verbose):
         return LiveView(stream, show_output=verbose, color=not env.get("NO_COLOR"))
-    return PlainView(stream, show_output=True, quiet=quiet)
+    return PlainView(stream, show_output=True, quiet=quiet, output=output)

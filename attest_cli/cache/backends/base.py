@@ -17,6 +17,10 @@ class BackendUnavailable(Exception):
     """The backend could not be reached or answered with an error (timeouts included)."""
 
 
+class MalformedObject(Exception):
+    """A stored object breaks a bound or its format (:mod:`.bounded`): a corrupt entry."""
+
+
 @dataclass(frozen=True)
 class StoredObject:
     key: str
@@ -30,7 +34,7 @@ class CacheBackend(Protocol):
     name: str  # local | redis | s3
 
     def get(self, key: str) -> bytes | None:
-        """The value, or None when absent."""
+        """The value, or None when absent; :class:`MalformedObject` when it breaks a bound."""
         ...
 
     def put(self, key: str, data: bytes) -> bool:

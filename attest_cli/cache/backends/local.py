@@ -4,6 +4,10 @@ Every object is a file named by its key, written to a temp file and renamed into
 reader never sees half an object and two runs writing the same key leave one valid copy.
 Reads touch the file's mtime, which makes mtime the "last used" time that least-recently-
 used eviction (``cache.max_size``) and ``cache.retention_days`` go by.
+
+The directory may have been filled by a restored CI cache, so reads are bounded like the
+remote ones: a file (or the inflated content of a ``.zst`` file) above ``max_entry_size``
+is a :class:`~.base.MalformedObject`, found without reading it whole.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from attest_cli.atomic import write_atomic
-from attest_cli.cache.backends.base import StoredObject
+from attest_cli.cache.backends.base import MalformedObject, StoredObject
+from attest_cli.cache.backends.bounded import DEFAULT_MAX_ENTRY_SIZE, check_size, read_limited
 
 _ZSTD_SUFFIX = ".zst"
 
@@ -23,9 +29,11 @@ _ZSTD_SUFFIX = ".zst"
 class LocalBackend:
     name = "local"
 
-    def __init__(self, root: Path, *, compression: str = "none") -> None:
+    def __init__(self, root: Path, *, compression: str = "none",
+                 max_entry_size: int = DEFAULT_MAX_ENTRY_SIZE) -> None:
         self.root = root
         self.compression = compression
+        self.max_entry_size = max_entry_size
 
     def _path(self, key: str) -> Path:
         if key.startswith("/") or ".." in key.split("/"):
@@ -33,16 +41,28 @@ class LocalBackend:
         return self.root / key
 
     def get(self, key: str) -> bytes | None:
+        return self._read(key, touch=True)
+
+    def peek(self, key: str) -> bytes | None:
+        """Read without touching the last-used time (maintenance is not use)."""
+        return self._read(key, touch=False)
+
+    def _read(self, key: str, *, touch: bool) -> bytes | None:
         path = self._path(key)
         for candidate, compressed in ((path, False), (path.with_name(path.name + _ZSTD_SUFFIX),
                                                       True)):
             try:
-                data = candidate.read_bytes()
-            except (FileNotFoundError, NotADirectoryError):
+                with candidate.open("rb") as fh:
+                    if not compressed:
+                        check_size(key, os.fstat(fh.fileno()).st_size, self.max_entry_size)
+                    data = _decompressed(fh, key, self.max_entry_size) if compressed else \
+                        read_limited(fh, key, self.max_entry_size)
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
                 continue
-            with contextlib.suppress(OSError):
-                os.utime(candidate)
-            return _decompress(data) if compressed else data
+            if touch:
+                with contextlib.suppress(OSError):
+                    os.utime(candidate)
+            return data
         return None
 
     def put(self, key: str, data: bytes) -> bool:
@@ -114,7 +134,12 @@ def _compress(data: bytes) -> bytes:
     return zstandard.ZstdCompressor(level=3).compress(data)
 
 
-def _decompress(data: bytes) -> bytes:
+def _decompressed(fh: BinaryIO, key: str, limit: int) -> bytes:
+    """Inflate a stream without trusting the size its frame header announces."""
     import zstandard
 
-    return zstandard.ZstdDecompressor().decompress(data)
+    try:
+        with zstandard.ZstdDecompressor().stream_reader(fh, closefd=False) as reader:
+            return read_limited(reader, key, limit)
+    except zstandard.ZstdError as exc:
+        raise MalformedObject(f"{key}: not a valid zstd frame ({exc})") from None

@@ -1,28 +1,39 @@
 """S3 backend: ``cache.bucket``, ``cache.prefix``, ``cache.region``, ``cache.endpoint_url``.
 
 Credentials come from the standard AWS chain (environment, shared files, instance roles).
-Every call has ``cache.timeout`` as connect and read timeout and a single attempt: the
-circuit breaker, not botocore's retry loop, decides when to try again. Writes ask S3 not to
-overwrite (``If-None-Match: *``); where a store ignores that, content-addressed blobs make a
-second write harmless and the manifest of a key is the same whoever writes it.
+Every call has ``cache.timeout`` as one total deadline (:func:`.bounded.within`; also the
+connect and read timeout) and a single attempt: the circuit breaker, not botocore's retry
+loop, decides when to try again. An object is untrusted: one whose announced length is
+above ``cache.max_entry_size`` is refused unread, and a body is read only up to that limit.
+Opened read-only (``cache.mode: read-only``) the backend sends no PUT, POST or DELETE.
+Writes ask S3 not to overwrite (``If-None-Match: *``); where a store ignores that,
+content-addressed blobs make a second write harmless and the manifest
+of a key is the same whoever writes it.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
-from attest_cli.cache.backends.base import BackendUnavailable, StoredObject
+from attest_cli.cache.backends.base import StoredObject
+from attest_cli.cache.backends.bounded import (
+    DEFAULT_MAX_ENTRY_SIZE,
+    RemoteCalls,
+    check_size,
+    read_limited,
+)
 
 T = TypeVar("T")
 
 
-class S3Backend:
+class S3Backend(RemoteCalls):
     name = "s3"
 
     def __init__(self, bucket: str, *, prefix: str = "attest/", region: str | None = None,
-                 endpoint_url: str | None = None, timeout: float = 5.0) -> None:
+                 endpoint_url: str | None = None, timeout: float = 5.0,
+                 max_entry_size: int = DEFAULT_MAX_ENTRY_SIZE, read_only: bool = False) -> None:
         import boto3
         from botocore.config import Config
         from botocore.exceptions import BotoCoreError, ClientError
@@ -35,12 +46,10 @@ class S3Backend:
         self._errors: tuple[type[BaseException], ...] = (BotoCoreError, ClientError, OSError)
         self.bucket = bucket
         self.prefix = prefix
-
-    def _do(self, fn: Callable[[], T]) -> T:
-        try:
-            return fn()
-        except self._errors as exc:
-            raise BackendUnavailable(f"s3 bucket {self.bucket}: {exc}") from None
+        self.timeout = timeout
+        self.max_entry_size = max_entry_size
+        self.read_only = read_only
+        self.where = f"s3 bucket {bucket}"
 
     def _status(self, exc: Any) -> str:
         err = getattr(exc, "response", {}).get("Error", {})
@@ -54,10 +63,20 @@ class S3Backend:
                 if self._status(exc) in ("NoSuchKey", "404"):
                     return None
                 raise
-            return bytes(obj["Body"].read())
+            body = obj["Body"]
+            try:
+                length = obj.get("ContentLength")
+                if isinstance(length, int):
+                    check_size(key, length, self.max_entry_size)
+                return read_limited(body, key, self.max_entry_size)
+            finally:
+                body.close()
         return self._do(read)
 
     def put(self, key: str, data: bytes) -> bool:
+        if self._refuse("writing", key):
+            return False
+
         def write() -> bool:
             try:
                 self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data,
@@ -82,6 +101,8 @@ class S3Backend:
         return self._do(head)
 
     def delete(self, key: str) -> None:
+        if self._refuse("deleting", key):
+            return
         self._do(lambda: self.client.delete_object(Bucket=self.bucket, Key=self.prefix + key))
 
     def size(self) -> int:
@@ -101,7 +122,7 @@ class S3Backend:
                                             size=int(item["Size"]),
                                             last_used=item["LastModified"].timestamp()))
             return out
-        return iter(self._do(listing))
+        return iter(self._do(listing, self._listing_deadline()))
 
     def close(self) -> None:
         with contextlib.suppress(AttributeError, *self._errors):

@@ -14,7 +14,7 @@ import asyncio
 import os
 import shutil
 
-from attest_cli.observability.health import HealthContext, HealthStatus
+from attest_cli.health.checks import HealthContext, HealthStatus
 
 
 class DiskSpaceCheck:

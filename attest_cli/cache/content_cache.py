@@ -1,0 +1,363 @@
+"""The step cache the scheduler calls: key, lookup + restore, store; local tier under a remote.
+
+Lookups try the local directory first, then the remote backend (Redis or S3) if one is
+configured; a remote hit is copied into the local tier on the way. Stores go to the local
+tier and, unless ``cache.mode`` is ``read-only``, to the remote. Remote trouble never fails
+a step: the circuit breaker (:mod:`.backends.guard`) warns once and the lookup is a miss.
+A corrupt or malformed entry is a miss with one warning; it is deleted from the tier it
+came from unless that is a read-only remote, which is never written nor deleted from.
+
+Counting: a hit counts for the backend that answered (``local``, ``redis``, ``s3``); a miss
+counts for the configured backend (the last one asked).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import stat as stat_mod
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from attest_cli.atomic import write_atomic
+from attest_cli.cache import store as entries
+from attest_cli.cache.backends.base import BackendUnavailable, CacheBackend
+from attest_cli.cache.backends.guard import GuardedBackend
+from attest_cli.cache.backends.local import LocalBackend
+from attest_cli.cache.inputs import input_paths, input_states, key_inputs
+from attest_cli.cache.keys import (
+    KeyParts,
+    build_parts,
+    explain_changes,
+    key_env,
+    undeclared_variables,
+)
+from attest_cli.cache.manifest import LIMITS as MANIFEST_LIMITS
+from attest_cli.cache.manifest import CorruptEntry, Manifest, OutputFile, check_link
+from attest_cli.cache.outputs import describe, output_digest
+from attest_cli.cache.restore import UnsafeRestore, restore_files, restored_mode
+from attest_cli.cache.statindex import FileState, StatIndex, restat
+from attest_cli.digest import bytes_digest
+from attest_cli.engine.interfaces import CacheDecision, StepContext, StoreOutcome
+from attest_cli.pathspec import covers
+from attest_cli.pipeline.model import Pipeline, Step
+
+if TYPE_CHECKING:
+    from attest_cli.engine.run_report import StepResult
+
+log = logging.getLogger("attest.cache")
+
+
+@dataclass
+class _MissState:
+    parts: KeyParts
+    inputs: list[FileState]
+
+
+@dataclass
+class KeyReport:
+    """A step's key as it would be computed now, and how it relates to the last entry."""
+
+    key: str
+    parts: KeyParts
+    previous: dict[str, object] | None
+    changes: list[dict[str, str | None]]
+
+
+class ContentCache:
+    """Implements :class:`attest_cli.engine.interfaces.StepCache`."""
+
+    def __init__(self, *, local: LocalBackend, remote: GuardedBackend | None = None,
+                 remote_writable: bool = True, index: StatIndex, required: bool = False,
+                 max_entry_size: int | None = None) -> None:
+        self.local = local
+        self.remote = remote
+        self.remote_writable = remote_writable
+        self.index = index
+        self.required = required
+        self.max_entry_size = max_entry_size
+        self.backend_name = remote.name if remote else local.name
+        self.counts: dict[str, dict[str, int]] = {}
+        self.required_failure: str | None = None
+        self._lock = threading.Lock()
+        self._warned_vars: set[str] = set()
+
+    # -- keys ----------------------------------------------------------------------------
+    def key_for(self, pipeline: Pipeline, step: Step, environ: Mapping[str, str]
+                ) -> tuple[KeyParts, list[FileState]]:
+        root = pipeline.root
+        env = key_env(pipeline.env, step.env, step.cache_env, step.cache_exclude_env,
+                      pipeline.secret_names | set(step.secrets), environ)
+        states = input_states(root, step.inputs, self.index)
+        inputs = key_inputs(step.name, states)
+        upstream = {name: output_digest(root, pipeline.steps[name].outputs, self.index)
+                    for name in step.needs if name in pipeline.steps}
+        return build_parts(command=step.run, env=env, inputs=inputs, upstream=upstream,
+                           outputs=step.outputs), states
+
+    def explain(self, pipeline: Pipeline, step: Step, environ: Mapping[str, str]) -> KeyReport:
+        parts, _ = self.key_for(pipeline, step, environ)
+        previous = self._last_entry(pipeline, step)
+        changes = parts.differences(previous["components"]) if previous else []  # type: ignore[arg-type]
+        return KeyReport(key=parts.key, parts=parts, previous=previous, changes=changes)
+
+    def _record_path(self, pipeline: Pipeline, step: Step) -> Path:
+        ident = bytes_digest(f"{pipeline.root}\0{pipeline.name}\0{step.name}".encode())[7:39]
+        return self.local.root / "steps" / f"{ident}.json"
+
+    def _last_entry(self, pipeline: Pipeline, step: Step) -> dict[str, object] | None:
+        try:  # a cache directory may come from elsewhere: bounded like a manifest
+            with self._record_path(pipeline, step).open("rb") as fh:
+                raw = fh.read(MANIFEST_LIMITS.max_bytes + 1)
+            if len(raw) > MANIFEST_LIMITS.max_bytes:
+                return None
+            data = json.loads(raw)
+        except (OSError, ValueError, RecursionError):
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("components"), dict):
+            return None
+        return data
+
+    def _remember(self, pipeline: Pipeline, step: Step, parts: KeyParts) -> None:
+        """Record the components of the step's latest entry (for explaining later misses).
+
+        A small ``.key`` file beside the record makes the common case - a hit on the entry
+        already recorded - one tiny read instead of rewriting thousands of components."""
+        path = self._record_path(pipeline, step)
+        key_path = path.with_suffix(".key")
+        try:
+            if key_path.read_text(encoding="utf-8") == parts.key:
+                return
+        except OSError:
+            pass
+        record = {"pipeline": pipeline.name, "step": step.name, "key": parts.key,
+                  "components": parts.items, "at": time.time()}
+        try:
+            write_atomic(path, json.dumps(record, sort_keys=True))
+            write_atomic(key_path, parts.key)
+        except OSError as exc:
+            log.debug("could not record the last entry of %s: %s", step.name, exc)
+
+    # -- lookup --------------------------------------------------------------------------
+    def lookup(self, ctx: StepContext) -> CacheDecision:
+        step, pipeline = ctx.step, ctx.pipeline
+        self._warn_undeclared(pipeline, step, ctx.env)
+        parts, states = self.key_for(pipeline, step, ctx.env)
+        key = parts.key
+        state = _MissState(parts, states)
+        inputs = [{"path": s.path, "hash": s.digest} for s in states if s.kind != "dir"]
+        problems: list[str] = []
+        tiers: list[CacheBackend] = [self.local] + ([self.remote] if self.remote else [])
+        for backend in tiers:
+            try:
+                manifest = entries.load_manifest(backend, key)
+                if manifest is None:
+                    continue
+                log_bytes = self._restore(pipeline.root, step, manifest, backend)
+            except BackendUnavailable as exc:
+                problems.append(f"{backend.name} unavailable ({exc})")
+                self._note_required(exc)
+                continue
+            except (CorruptEntry, UnsafeRestore) as exc:
+                if self._writable(backend):
+                    log.warning("cache entry %s of step %s is corrupt or unsafe, deleting "
+                                "it: %s", key[:12], step.name, exc)
+                    problems.append(f"corrupt entry deleted ({exc})")
+                    self._forget(backend, key)
+                else:
+                    log.warning("cache entry %s of step %s in the read-only %s cache is "
+                                "corrupt or unsafe, ignoring it: %s", key[:12], step.name,
+                                backend.name, exc)
+                    problems.append(f"corrupt entry ignored ({exc})")
+                continue
+            if backend is not self.local:
+                self._copy_to_local(manifest)
+            self._remember(pipeline, step, parts)
+            self._count(backend.name, "hits")
+            log_text = log_bytes.decode("utf-8", "replace")
+            return CacheDecision(
+                hit=True, backend=backend.name, key=key, log_text=log_text,
+                output_digest=manifest.output_digest,
+                outputs=[{"path": f.path, "hash": f.digest} for f in manifest.files
+                         if f.kind != "dir"],
+                inputs=inputs, components=parts.summary(), state=state)
+        self._count(self.backend_name, "misses")
+        return CacheDecision(hit=False, backend=self.backend_name, key=key,
+                             reason=self._miss_reason(pipeline, step, parts, problems),
+                             inputs=inputs, components=parts.summary(), state=state)
+
+    def _miss_reason(self, pipeline: Pipeline, step: Step, parts: KeyParts,
+                     problems: list[str]) -> str:
+        previous = self._last_entry(pipeline, step)
+        if previous is None:
+            reason = "no earlier entry for this step"
+        else:
+            changes = parts.diff(previous["components"])  # type: ignore[arg-type]
+            reason = (explain_changes(changes) if changes else
+                      f"entry {parts.key[:12]} is no longer in the cache (evicted or cleared)")
+        return "; ".join([reason, *problems])
+
+    def _restore(self, root: Path, step: Step, manifest: Manifest, backend: CacheBackend
+                 ) -> bytes:
+        """Restore the outputs (checking each path against the declaration); the log."""
+        for f in manifest.files:
+            if not covers(step.outputs, f.path):
+                raise UnsafeRestore(f"{f.path!r} is not among the step's declared outputs")
+        fetch_from: list[CacheBackend] = [backend] if backend is self.local else [self.local,
+                                                                                  backend]
+
+        def blob(f: OutputFile) -> bytes:
+            return self._blob(f.digest, fetch_from)
+
+        unchanged = {f.path for f in manifest.files if f.kind == "file" and self._same(root, f)}
+        restore_files(root, [f for f in manifest.files if f.path not in unchanged], blob)
+        return self._blob(manifest.log_digest, fetch_from)
+
+    def _blob(self, digest: str, tiers: list[CacheBackend]) -> bytes:
+        """A verified blob from the first tier that has a good copy (local before remote);
+        a bad local copy is dropped and the remote asked, rather than condemning the entry."""
+        fallback = len(tiers) > 1
+        for backend in tiers:
+            if backend is self.local and fallback and \
+                    not backend.contains(entries.blob_key(digest)):
+                continue
+            try:
+                data = entries.fetch_blob(backend, digest, repair=self._writable(backend))
+            except CorruptEntry as exc:
+                if backend is self.local and fallback:
+                    log.debug("local copy of a blob is bad, asking the remote: %s", exc)
+                    continue
+                raise
+            if backend is not self.local:
+                entries.put_blob(self.local, digest, data)
+            return data
+        raise CorruptEntry(f"blob {digest[:19]}... is missing")
+
+    def _same(self, root: Path, f: OutputFile) -> bool:
+        """An output already on disk with the right content and mode needs no write."""
+        try:
+            st = (root / f.path).lstat()
+        except OSError:
+            return False
+        if not stat_mod.S_ISREG(st.st_mode) or st.st_size != f.size or \
+                stat_mod.S_IMODE(st.st_mode) != restored_mode(bool(f.mode & 0o111)):
+            return False
+        try:
+            return self.index.digest(root / f.path, st) == f.digest
+        except OSError:
+            return False
+
+    def _writable(self, backend: CacheBackend) -> bool:
+        """May this lookup delete from the backend? Never from a read-only remote."""
+        return backend is self.local or self.remote_writable
+
+    def _copy_to_local(self, manifest: Manifest) -> None:
+        try:
+            entries.put_manifest(self.local, manifest)
+        except OSError as exc:
+            log.debug("could not copy entry %s to the local tier: %s", manifest.key[:12], exc)
+
+    def _forget(self, backend: CacheBackend, key: str) -> None:
+        try:
+            entries.delete_entry(backend, key)
+        except (BackendUnavailable, OSError) as exc:
+            log.debug("could not delete entry %s from %s: %s", key[:12], backend.name, exc)
+
+    # -- store ---------------------------------------------------------------------------
+    def store(self, ctx: StepContext, decision: CacheDecision, result: StepResult,
+              log_path: Path) -> StoreOutcome:
+        state = decision.state
+        assert isinstance(state, _MissState)
+        step, root = ctx.step, ctx.pipeline.root
+        changed = restat(root, state.inputs)
+        now = input_paths(root, step.inputs)
+        before = [s.path for s in state.inputs]
+        changed += sorted(set(now) ^ set(before))
+        if changed:
+            return self._not_stored(step, f"input {changed[0]} changed while the step ran")
+        files, missing = describe(root, step.outputs, self.index)
+        if missing:
+            return self._not_stored(step, f"declared output {missing[0]} was not produced")
+        for f in files:
+            if f.kind == "symlink":
+                try:
+                    check_link(f.path, f.target)
+                except CorruptEntry as exc:  # it could never be restored safely
+                    return self._not_stored(step, f"output {exc}")
+        limit = self.max_entry_size
+        for f in files:
+            if limit is not None and f.kind == "file" and f.size > limit:
+                return self._not_stored(step, f"output {f.path} is larger than "
+                                              f"cache.max_entry_size ({limit} bytes)")
+        blobs: dict[str, bytes] = {}
+        stored_files: list[OutputFile] = []
+        for f in files:
+            if f.kind == "file":
+                data = (root / f.path).read_bytes()
+                digest = bytes_digest(data)
+                blobs[digest] = data
+                f = OutputFile(path=f.path, kind="file", mode=f.mode, digest=digest,
+                               size=len(data))
+            stored_files.append(f)
+        log_bytes = log_path.read_bytes() if log_path.exists() else b""
+        log_digest = bytes_digest(log_bytes)
+        blobs[log_digest] = log_bytes
+        manifest = Manifest(key=state.parts.key, step=step.name, files=stored_files,
+                            log_digest=log_digest, log_size=len(log_bytes),
+                            exit_code=result.exit_code or 0, wall_seconds=result.wall_seconds,
+                            created_at=time.time(), components=state.parts.items)
+        written = self._write(self.local, manifest, blobs)
+        self._count(self.local.name, "stored_bytes", written)
+        if self.remote is not None and self.remote_writable:
+            try:
+                remote_written = self._write(self.remote, manifest, blobs)
+                self._count(self.remote.name, "stored_bytes", remote_written)
+                written += remote_written
+            except BackendUnavailable as exc:
+                self._note_required(exc)
+                log.debug("not stored in %s: %s", self.remote.name, exc)
+        self._remember(ctx.pipeline, step, state.parts)
+        return StoreOutcome(stored=True, bytes=written, output_digest=manifest.output_digest,
+                            outputs=[{"path": f.path, "hash": f.digest} for f in stored_files
+                                     if f.kind != "dir"])
+
+    @staticmethod
+    def _write(backend: CacheBackend, manifest: Manifest, blobs: dict[str, bytes]) -> int:
+        written = sum(entries.put_blob(backend, d, data) for d, data in blobs.items())
+        return written + entries.put_manifest(backend, manifest)
+
+    def _not_stored(self, step: Step, reason: str) -> StoreOutcome:
+        log.warning("step %s not cached: %s", step.name, reason)
+        return StoreOutcome(stored=False, reason=reason)
+
+    # -- bookkeeping ---------------------------------------------------------------------
+    def _count(self, backend: str, what: str, n: int = 1) -> None:
+        with self._lock:
+            row = self.counts.setdefault(backend, {"hits": 0, "misses": 0, "stored_bytes": 0})
+            row[what] += n
+
+    def _note_required(self, exc: Exception) -> None:
+        if self.required and self.required_failure is None:
+            self.required_failure = str(exc)
+
+    def _warn_undeclared(self, pipeline: Pipeline, step: Step, env: Mapping[str, str]) -> None:
+        declared = {*pipeline.env, *step.env, *step.cache_env, *step.cache_exclude_env,
+                    *pipeline.secret_names, *step.secrets}
+        for name in undeclared_variables(step.run, declared, env):
+            marker = f"{step.name}:{name}"
+            with self._lock:
+                if marker in self._warned_vars:
+                    continue
+                self._warned_vars.add(marker)
+            log.warning("step %s uses $%s, which is not part of its cache key: a change of it "
+                        "will not re-run the step (list it in cache_env, or in "
+                        "cache_exclude_env to silence this)", step.name, name)
+
+    def close(self) -> None:
+        self.index.save()
+        if self.remote is not None:
+            self.remote.close()

@@ -1,0 +1,57 @@
+"""A step's declared inputs as the key sees them: through symlinks, with empty directories.
+
+The key must cover what the step can see. Inputs are therefore expanded following symlinks
+(a link's target content, the files under a linked directory) and listing empty
+directories; outputs are not (:func:`attest_cli.pathspec.expand` without ``follow_links``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from attest_cli.cache.keys import InputState
+from attest_cli.cache.statindex import FileState, StatIndex
+from attest_cli.pathspec import expand
+
+log = logging.getLogger("attest.cache")
+
+_warned: set[str] = set()
+_lock = threading.Lock()
+
+
+def input_paths(root: Path, patterns: Sequence[str]) -> list[str]:
+    return expand(root, patterns, follow_links=True)
+
+
+def input_states(root: Path, patterns: Sequence[str], index: StatIndex) -> list[FileState]:
+    return index.scan(root, input_paths(root, patterns), follow=True)
+
+
+def key_inputs(step: str, states: Sequence[FileState]) -> list[InputState]:
+    """The key's view of ``states``; warns once per step about what it leaves out."""
+    out = [InputState(path=s.path, kind=s.kind, mode=s.mode, digest=s.digest,
+                      target=s.target_state) for s in states]
+    _warn_excluded_modes(step, states)
+    return out
+
+
+def _warn_excluded_modes(step: str, states: Sequence[FileState]) -> None:
+    """Group/other permission bits are not in the key (they follow the umask). Where they
+    are clearly chosen - a file the owner can read but group or others cannot, such as a
+    ``chmod 600`` credentials file - say so once, since changing them will not re-run."""
+    private = [s.path for s in states if s.kind == "file" and s.mode & 0o400
+               and (s.mode & 0o044) != 0o044]
+    if not private:
+        return
+    with _lock:
+        if step in _warned:
+            return
+        _warned.add(step)
+    log.warning("step %s: input %s has mode %04o; group/other permission bits are not part "
+                "of the cache key (only the owner's and the executable bit are), so changing "
+                "them will not re-run the step%s", step, private[0],
+                next(s.mode for s in states if s.path == private[0]),
+                f" ({len(private) - 1} more such input(s))" if len(private) > 1 else "")

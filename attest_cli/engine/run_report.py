@@ -1,0 +1,150 @@
+"""The run report: the durable record of one run (``.attest/runs/<run-id>.json``).
+
+Metrics history, ``attest analyze``, receipts and benchmarks all read this record back, so
+its JSON form is versioned (``schema_version``) and documented in the README. Add fields
+freely; rename or remove only with a version bump.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from attest_cli.errors import InputError
+
+SCHEMA = "attest.run-report"
+SCHEMA_VERSION = 1
+
+STEP_STATUSES = ("success", "failure", "skipped", "cached")
+# abandoned: the process died without recording the end (kill -9, OOM killer, reboot)
+RUN_STATUSES = ("running", "success", "failure", "interrupted", "abandoned")
+
+
+@dataclass
+class StepResult:
+    """What happened to one step. Resource figures cover the step's process tree."""
+
+    name: str
+    command: str
+    status: str = "skipped"  # success | failure | skipped | cached
+    exit_code: int | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    wall_seconds: float = 0.0
+    cpu_user_seconds: float = 0.0
+    cpu_system_seconds: float = 0.0
+    max_rss_bytes: int = 0
+    # Linux charges a spawned child with attest's own peak RSS at exec: when max_rss_bytes
+    # is <= this floor the step's true peak is at most that, not exactly that.
+    max_rss_floor_bytes: int | None = None
+    slot: int | None = None  # which parallel slot ran it (for timelines)
+    log_file: str | None = None
+    timed_out: bool = False
+    signal: int | None = None
+    reason: str | None = None  # why skipped/failed, in words
+    cache_hit: bool = False
+    cache_backend: str | None = None
+    cache_key: str | None = None
+    cache_miss_reason: str | None = None
+    output_digest: str | None = None  # digest of the declared outputs (feeds downstream keys)
+    outputs: list[dict[str, str]] = field(default_factory=list)  # [{path, hash}]
+    inputs: list[dict[str, str]] = field(default_factory=list)
+    needs: list[str] = field(default_factory=list)  # what it waited for (critical path)
+
+    @property
+    def max_rss_exact(self) -> bool:
+        """False when the figure is only the inherited floor (an upper bound)."""
+        floor = self.max_rss_floor_bytes
+        return floor is None or self.max_rss_bytes > floor
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("success", "cached")
+
+
+@dataclass
+class RunReport:
+    """One run of a pipeline: identity, timing, status and every step's result."""
+
+    run_id: str
+    pipeline: str
+    pipeline_file: str
+    started_at: float
+    finished_at: float | None = None
+    status: str = "running"
+    exit_code: int | None = None
+    parallel: int = 1
+    attest_version: str = ""
+    hostname: str = ""
+    pid: int | None = None  # with hostname and process_start: proves a dead run abandoned
+    process_start: str | None = None
+    steps: list[StepResult] = field(default_factory=list)
+    interrupted_by: int | None = None
+    cache: dict[str, dict[str, int]] = field(default_factory=dict)  # backend -> hits/misses
+    receipt: str | None = None
+    trace_id: str | None = None
+
+    @property
+    def duration_seconds(self) -> float:
+        return max(0.0, (self.finished_at or self.started_at) - self.started_at)
+
+    def step(self, name: str) -> StepResult:
+        for s in self.steps:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    @property
+    def steps_success(self) -> int:
+        return sum(1 for s in self.steps if s.ok)
+
+    @property
+    def cache_hit_rate(self) -> float:
+        """Hits over cache lookups; steps that never looked up are not counted."""
+        looked = [s for s in self.steps if s.cache_key is not None or s.cache_hit]
+        return round(sum(s.cache_hit for s in looked) / len(looked), 4) if looked else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        # Shallow copies instead of dataclasses.asdict's deep recursion: the report of a
+        # 1,000-step run is written twice per run and asdict dominated that cost.
+        data: dict[str, Any] = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION,
+                                **self.__dict__}
+        data["steps"] = [dict(s.__dict__) for s in self.steps]
+        data["cache"] = {k: dict(v) for k, v in self.cache.items()}
+        data["duration_seconds"] = round(self.duration_seconds, 6)
+        data["steps_total"] = len(self.steps)
+        data["steps_success"] = self.steps_success
+        data["cache_hit_rate"] = self.cache_hit_rate
+        return data
+
+    def to_json(self) -> str:
+        # Compact: with thousands of input digests, indent=2 forces the pure-Python encoder
+        # (4x slower), and the report is written twice per run. `jq .` pretty-prints it.
+        return json.dumps(self.to_dict(), separators=(",", ":")) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "report") -> RunReport:
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+            raise InputError(f"not an attest run report (expected \"schema\": \"{SCHEMA}\")",
+                             path=source)
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise InputError(f"run report schema_version {version!r} is not supported "
+                             f"(this attest reads {SCHEMA_VERSION})", path=source)
+        try:
+            known = set(cls.__dataclass_fields__)
+            step_known = set(StepResult.__dataclass_fields__)
+            fields = {k: v for k, v in data.items() if k in known and k != "steps"}
+            steps = [StepResult(**{k: v for k, v in s.items() if k in step_known})
+                     for s in data.get("steps", [])]
+            return cls(steps=steps, **fields)
+        except (TypeError, AttributeError) as exc:
+            raise InputError(f"malformed run report: {exc}", path=source) from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunReport:
+        from attest_cli.jsonfile import load_json
+
+        return cls.from_dict(load_json(path, expected="a run report"), source=str(path))

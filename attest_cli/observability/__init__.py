@@ -1,1 +1,0 @@
-"""Logs, metrics, traces, history and health: observers of the engine's events."""
