@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from attest_cli import deadline
 from attest_cli.engine.events import (
     CacheChecked,
     CacheStored,
@@ -34,12 +35,19 @@ from attest_cli.engine.interfaces import (
     StepRunner,
 )
 from attest_cli.engine.masking import SecretMasker
+from attest_cli.engine.process import DRAIN_SECONDS, KILL_GRACE_SECONDS
 from attest_cli.engine.run_report import RunReport, StepResult
 from attest_cli.engine.step_runner import ProcessStepRunner, SystemClock
 from attest_cli.errors import disk_full
 from attest_cli.pipeline.model import Pipeline, Step
 
 log = logging.getLogger("attest.pipeline")
+
+# After SIGINT/SIGTERM, how long a step may stay busy before the run stops waiting for it
+# (seconds). Its processes are gone by then (SIGKILL at KILL_GRACE_SECONDS, then at most
+# DRAIN_SECONDS of reading); what can still be busy is attest's own work for the step (a
+# cache lookup on a stalled peer), which must not hold the promised exit 130/143.
+INTERRUPT_GRACE_SECONDS = KILL_GRACE_SECONDS + DRAIN_SECONDS + 1.0
 
 
 @dataclass
@@ -79,7 +87,11 @@ class Scheduler:
 
     # -- signals -------------------------------------------------------------------------
     def interrupt(self, signum: int) -> None:
-        """Stop starting steps and kill running process groups (safe from a signal handler)."""
+        """Stop starting steps and kill running process groups (safe from a signal handler).
+
+        Network calls in flight (a metrics push, a trace export) give up too: see
+        :func:`attest_cli.deadline.note_signal`."""
+        deadline.note_signal()
         if self.interrupted is None:
             self.interrupted = signum
         threading.Thread(target=self.runner.terminate_all, name="attest-terminate",
@@ -125,9 +137,18 @@ class Scheduler:
                         results[dep] = self._skip(self.pipeline.steps[dep], reason)
                         todo.append(dep)
 
+        interrupted_at: float | None = None
         while len(results) < len(self.order):
             if self.interrupted is not None and stop_reason is None:
                 stop_reason = "the run was interrupted"
+                interrupted_at = self.clock.monotonic()
+            if (interrupted_at is not None and running
+                    and self.clock.monotonic() - interrupted_at > INTERRUPT_GRACE_SECONDS):
+                for name in sorted(running, key=index.__getitem__):
+                    free_slots.append(running.pop(name))
+                    results[name] = self._abandon(self.pipeline.steps[name])
+                    settle(name)
+                free_slots.sort()
             if stop_reason:
                 for name in self.order:
                     if name not in results and name not in running:
@@ -153,6 +174,8 @@ class Scheduler:
                 name, result = self._done.get(timeout=0.2)
             except queue.Empty:
                 continue
+            if name not in running:
+                continue  # a step abandoned after an interrupt that finished after all
             free_slots.append(running.pop(name))
             free_slots.sort()
             results[name] = result
@@ -170,6 +193,15 @@ class Scheduler:
     def _skip(self, step: Step, reason: str) -> StepResult:
         result = StepResult(name=step.name, command=self.masker(step.run), status="skipped",
                             reason=reason)
+        self.bus.publish(StepFinished(run_id=self.report.run_id, result=result))
+        return result
+
+    def _abandon(self, step: Step) -> StepResult:
+        """A step still busy long after the interrupt: recorded, no longer waited for."""
+        result = StepResult(name=step.name, command=self.masker(step.run), status="failure",
+                            reason=f"killed by interrupt (still busy "
+                                   f"{INTERRUPT_GRACE_SECONDS:g}s after the signal; "
+                                   "not waited for)")
         self.bus.publish(StepFinished(run_id=self.report.run_id, result=result))
         return result
 
@@ -207,6 +239,10 @@ class Scheduler:
         decision = self._lookup(ctx)
         if decision is not None and decision.hit:
             return self._replay(step, result, decision, log_path)
+        if self.interrupted is not None:  # interrupted while the cache was consulted
+            result.status = "skipped"
+            result.reason = "not started: the run was interrupted"
+            return result
         for provider in self.env_providers:
             env.update(provider(step.name))
         timeout = step.timeout or self.options.default_timeout

@@ -5,6 +5,10 @@ The Pushgateway *replaces* a group's values on each push; it never adds them. Pu
 pushes the totals from the run history, in a group per pipeline and runner
 (``job``/``pipeline``/``instance``), including the last-success and last-completion
 timestamps. A push that fails is one warning; it never changes the run's exit code.
+
+The push has a *total* deadline (``monitoring.prometheus.push_timeout``, default 5 s) and a
+signal ends it at once (:mod:`attest_cli.deadline`): a gateway that answers one byte at a
+time cannot hold the end of a run.
 """
 
 from __future__ import annotations
@@ -13,12 +17,12 @@ import logging
 import socket
 from typing import Any
 
+from attest_cli import deadline
 from attest_cli.config.layers import Settings
 from attest_cli.logging.structured import fields
 
 log = logging.getLogger("attest.metrics")
 
-PUSH_TIMEOUT = 5.0  # seconds: the most a down Pushgateway may delay the end of a run
 
 
 def grouping_key(settings: Settings, pipeline: str) -> dict[str, str]:
@@ -27,17 +31,31 @@ def grouping_key(settings: Settings, pipeline: str) -> dict[str, str]:
     return {"pipeline": pipeline, "instance": instance}
 
 
-def push(settings: Settings, pipeline: str, registry: Any, *, timeout: float = PUSH_TIMEOUT
+def _deadline_handler(url: str, method: str, timeout: float | None,
+                      headers: list[tuple[str, str]], data: bytes) -> Any:
+    """prometheus_client's handler hook: the request itself, through the shared deadline."""
+    def handle() -> None:
+        deadline.http_request(url, data=data, method=method, headers=dict(headers),
+                              seconds=float(timeout or 0), what="Pushgateway push")
+    return handle
+
+
+def push(settings: Settings, pipeline: str, registry: Any, *, timeout: float | None = None
          ) -> bool:
-    """PUT the registry to the configured gateway; False (and one warning) on failure."""
+    """PUT the registry to the configured gateway; False (and one warning) on failure.
+
+    ``timeout`` (default ``monitoring.prometheus.push_timeout``) bounds the whole push."""
     from prometheus_client import push_to_gateway
 
+    if timeout is None:
+        timeout = float(settings["monitoring.prometheus.push_timeout"])
     url = str(settings["monitoring.prometheus.pushgateway"]).strip()
     job = str(settings["monitoring.prometheus.job"]).strip() or "attest"
     group = grouping_key(settings, pipeline)
     try:
-        push_to_gateway(url, job=job, registry=registry, grouping_key=group, timeout=timeout)
-    except Exception as exc:  # refused, timeout, 4xx/5xx: the run's outcome stands
+        push_to_gateway(url, job=job, registry=registry, grouping_key=group, timeout=timeout,
+                        handler=_deadline_handler)
+    except Exception as exc:  # refused, deadline, signal, 4xx/5xx: the run's outcome stands
         log.warning("pushing metrics to %s failed: %s", url, exc,
                     extra=fields(pushgateway=url, job=job, **group))
         return False

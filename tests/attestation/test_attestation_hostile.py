@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import resource
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -160,10 +164,117 @@ def test_a_wrong_value_in_a_yaml_receipt_names_its_line(project: Path) -> None:
     assert f"line.yaml:{number}:" in line
 
 
-def test_a_receipt_that_cannot_be_written_fails_the_run_with_a_reason(project: Path) -> None:
+def test_a_receipt_that_cannot_be_written_is_refused_before_the_run(project: Path) -> None:
     (project / "afile").write_text("in the way\n")
+    shutil.rmtree(project / "out")
     r = attest("run", "--sign", "--output", "afile/receipt.yaml", cwd=project)
-    assert r.returncode == 1
-    assert "could not write the signed receipt" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip() == "attest: error: --output afile/receipt.yaml: cannot write: " \
+        "Not a directory"
+    assert not (project / "out").exists()  # checked while parsing: no step ran
     r = attest("run", "--sign", cwd=project, env={"ATTEST_SIGNING__EXPIRES_IN": "soon"})
     assert r.returncode == 2 and "signing.expires_in soon" in r.stderr
+
+
+# Memory budget and duplicate keys (issue 12, item 12): docs/receipts.md
+
+RSS_BOUND = 1024 * 2**20  # generous: the budget keeps a refused 50 MB file far below this
+SAFETY_AS = 3 * 2**30  # address-space cap so a regression fails instead of swapping the host
+
+
+def _limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (SAFETY_AS, SAFETY_AS))
+
+
+def verify_measured(project: Path, name: str) -> tuple[int, str, int]:
+    """Run ``attest verify NAME``; returns (exit status, stderr, peak RSS in bytes)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTEST_")}
+    env["XDG_CONFIG_HOME"] = str(project / ".xdg")
+    proc = subprocess.Popen([sys.executable, "-m", "attest_cli", "verify", name], cwd=project,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=_limit_memory)
+    assert proc.stderr is not None
+    err = proc.stderr.read().decode()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, err, usage.ru_maxrss * 1024  # ru_maxrss is KiB on Linux
+
+
+def _fill(path: Path, head: str, item: str, tail: str, size: int) -> None:
+    count = (size - len(head) - len(tail)) // len(item)
+    with path.open("w") as fh:
+        fh.write(head)
+        fh.write(item * count)
+        fh.write(tail)
+
+
+def test_a_51_mb_yaml_receipt_is_refused_within_a_memory_bound(project: Path) -> None:
+    name = "huge.yaml"
+    text = (project / "good.yaml").read_text()
+    _fill(project / name, text + "padding:\n", "- [a, b]\n", "", 51_000_000)
+    code, err, peak = verify_measured(project, name)
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "values" in lines[0] and name in lines[0], lines
+    assert peak < RSS_BOUND, f"peak RSS {peak / 2**20:.0f} MiB"
+
+
+def test_a_51_mb_json_receipt_is_refused_within_a_memory_bound(project: Path) -> None:
+    name = "huge.json"
+    _fill(project / name, '{"padding": [', "{},", "{}]}", 51_000_000)
+    code, err, peak = verify_measured(project, name)
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "values" in lines[0] and name in lines[0], lines
+    assert peak < RSS_BOUND, f"peak RSS {peak / 2**20:.0f} MiB"
+
+
+def test_deep_nesting_is_refused_with_one_line(project: Path) -> None:
+    (project / "deep.json").write_text('{"a": ' + "[" * 500 + "]" * 500 + "}")
+    (project / "deep.yaml").write_text("a: " + "[" * 500 + "]" * 500 + "\n")
+    for name in ("deep.json", "deep.yaml"):
+        r = attest("verify", name, cwd=project)
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.count("\n") == 1 and "nested more than 100" in r.stderr, r.stderr
+
+
+def test_a_yaml_receipt_with_two_status_keys_fails_naming_key_and_line(project: Path) -> None:
+    text = (project / "good.yaml").read_text()
+    lines = text.splitlines(keepends=True)
+    at = lines.index("  status: success\n")
+    lines.insert(at, "  status: failure\n")  # a reader sees failure; the parser kept success
+    (project / "dup.yaml").write_text("".join(lines))
+    r = attest("verify", "dup.yaml", cwd=project)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert r.stderr.strip() == \
+        f"attest: error: dup.yaml:{at + 2}: steps.0.status: duplicate key 'status'"
+
+
+def test_a_json_receipt_with_two_status_keys_fails_naming_the_key(project: Path) -> None:
+    doc = yaml.safe_load((project / "good.yaml").read_text())
+    text = json.dumps(doc, indent=2)
+    text = text.replace('"status": "success"', '"status": "failure",\n  "status": "success"', 1)
+    (project / "dup.json").write_text(text)
+    r = attest("verify", "dup.json", cwd=project)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    dup_line = text.splitlines().index('  "status": "success",') + 1
+    assert r.stderr.strip() == f"attest: error: dup.json:{dup_line}: status: duplicate key 'status'"
+    clean = json.dumps(doc, indent=2)
+    steps = clean.index('"status": "success"', clean.index('"steps"'))
+    nested = clean[:steps] + '"status": "failure", ' + clean[steps:]
+    (project / "dup2.json").write_text(nested)
+    r = attest("verify", "dup2.json", cwd=project)
+    dup_line = nested.count("\n", 0, steps) + 1
+    assert r.stderr.strip() == \
+        f"attest: error: dup2.json:{dup_line}: steps.0.status: duplicate key 'status'"
+
+
+def test_fifos_and_devices_as_receipt_policy_or_key_are_refused_without_blocking(
+        project: Path) -> None:
+    os.mkfifo(project / "fifo")
+    for args in (["fifo"], ["/dev/zero"], ["good.yaml", "--policy", "fifo"],
+                 ["good.yaml", "--public-key", "fifo"], ["good.yaml", "--public-key",
+                                                         "/dev/zero"]):
+        r = attest("verify", *args, cwd=project, timeout=20)
+        assert r.returncode == 2, (args, r.stdout, r.stderr)
+        assert r.stderr.count("\n") == 1 and "only regular files are read" in r.stderr, r.stderr

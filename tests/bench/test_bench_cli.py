@@ -209,7 +209,7 @@ BAD_RESULT = {"schema": "attest.benchmark", "schema_version": 99}
 @pytest.mark.parametrize(("args", "message"), [
     (["compare", "--baseline", "nope"], "--baseline nope: not a result file, a stored label"),
     (["compare", "--baseline", "missing.json"], "missing.json: no such file"),
-    (["compare", "--baseline", "garbage.json"], "garbage.json: not valid JSON"),
+    (["compare", "--baseline", "garbage.json"], "garbage.json:1: not valid JSON"),
     (["compare", "--baseline", "v99.json"], "schema_version 99 is not supported"),
     (["compare", "--baseline", "other.json", "--current", "small.json"], "share no step"),
     (["compare", "--baseline", "small.json", "--current", "small.json"], "too few samples"),

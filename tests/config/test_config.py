@@ -100,3 +100,13 @@ def test_init_refuses_to_overwrite_without_force(project: Path) -> None:
     run = attest("run", cwd=project)
     assert run.returncode == 0, run.stderr
     assert (project / "build" / "greeting.txt").read_text() == "hello from attest\n"
+
+
+def test_config_set_through_a_symlinked_file_keeps_the_link(project: Path) -> None:
+    """A config kept in a dotfiles repository stays a link; its target is replaced atomically."""
+    (project / ".attest").mkdir(exist_ok=True)
+    (project / "dotfiles.yaml").write_text("log_level: info\n")
+    (project / ".attest" / "config.yaml").symlink_to(project / "dotfiles.yaml")
+    assert attest("config", "set", "log_level", "debug", cwd=project).returncode == 0
+    assert (project / ".attest" / "config.yaml").is_symlink()
+    assert yaml.safe_load((project / "dotfiles.yaml").read_text()) == {"log_level": "debug"}

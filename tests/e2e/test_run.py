@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from tests.e2e.helpers import alive, last_report, start_run, steps_by_name
 from tests.support import attest, wait_for, write_pipeline
-
-
-def last_report(project: Path) -> dict:
-    runs = sorted((project / ".attest" / "runs").glob("*.json"))
-    assert runs, "no run report written"
-    return json.loads(runs[-1].read_text())
-
-
-def steps_by_name(report: dict) -> dict[str, dict]:
-    return {s["name"]: s for s in report["steps"]}
 
 
 def test_independent_steps_overlap_in_time_with_parallelism(project: Path) -> None:
@@ -110,7 +99,7 @@ def test_step_timeout_kills_the_process_group(project: Path) -> None:
     assert s["status"] == "failure" and s["timed_out"] is True
     assert s["reason"] == "timed out after 0.5s"
     child = int((project / "child.pid").read_text())
-    assert wait_for(lambda: not _alive(child), 5), "background child survived the timeout"
+    assert wait_for(lambda: not alive(child), 5), "background child survived the timeout"
 
 
 def test_global_timeout_applies_to_steps_without_their_own(project: Path) -> None:
@@ -125,40 +114,20 @@ def test_global_timeout_applies_to_steps_without_their_own(project: Path) -> Non
     assert s["slow"]["timed_out"] and s["own"]["status"] == "success"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie is dead for our purposes
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def _start(project: Path, *args: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTEST_")}
-    env["XDG_CONFIG_HOME"] = str(project / ".xdg")
-    return subprocess.Popen([sys.executable, "-m", "attest_cli", "run", *args], cwd=project,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 def test_sigint_kills_running_steps_records_the_run_and_exits_130(project: Path) -> None:
     write_pipeline(project, """
         steps:
           hang: {run: 'sleep 60 & echo $! > sleep.pid; wait'}
           later: {run: 'touch later', needs: [hang]}
     """)
-    proc = _start(project)
+    proc = start_run(project)
     assert wait_for(lambda: (project / "sleep.pid").exists() and
                     (project / "sleep.pid").read_text().strip() != "", 20)
     sleeper = int((project / "sleep.pid").read_text())
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
-    assert wait_for(lambda: not _alive(sleeper), 5), "the step's sleep was orphaned"
+    assert wait_for(lambda: not alive(sleeper), 5), "the step's sleep was orphaned"
     report = last_report(project)
     assert report["status"] == "interrupted" and report["interrupted_by"] == 2
     s = steps_by_name(report)
@@ -168,7 +137,7 @@ def test_sigint_kills_running_steps_records_the_run_and_exits_130(project: Path)
 
 def test_sigterm_exits_143(project: Path) -> None:
     write_pipeline(project, "steps:\n  hang: {run: 'echo started > started; sleep 60'}\n")
-    proc = _start(project)
+    proc = start_run(project)
     assert wait_for(lambda: (project / "started").exists(), 20)
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=30)
@@ -305,7 +274,7 @@ def test_concurrent_runs_in_one_project_keep_separate_records(project: Path) -> 
             cache: false
             timeout: 60
     """)
-    procs = [_start(project) for _ in range(3)]
+    procs = [start_run(project) for _ in range(3)]
     for p in procs:
         p.communicate(timeout=60)
         assert p.returncode == 0

@@ -69,6 +69,7 @@ def serve_proc(demo: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
 
 # -- textfile --------------------------------------------------------------------------------
 def test_metrics_file_holds_cumulative_history_values_and_passes_promtool(demo: Path) -> None:
+    (demo / "m").mkdir()  # the collector's directory must exist (docs/security.md)
     assert attest("run", "--metrics-file", "m/attest.prom", cwd=demo).returncode == 0
     assert attest("run", "--metrics-file", "m/attest.prom", cwd=demo,
                   env={"FAIL": "1"}).returncode == 1

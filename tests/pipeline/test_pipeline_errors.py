@@ -88,3 +88,80 @@ def test_bad_flag_value_is_usage_error(project: Path) -> None:
     proc = attest("run", "--log-level", "loud", cwd=project)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "loud" in proc.stderr
+
+
+def test_a_pipeline_and_a_config_are_bounded_too(tmp_path: Path) -> None:
+    (tmp_path / "attest.yaml").write_text('version: "0.1"\nname: p\nsteps:\n  a:\n'
+                                          "    run: touch ran\n")
+    with (tmp_path / "big.yaml").open("w") as fh:
+        fh.write("x:\n" + "- 1\n" * 1_100_000)
+    r = attest("run", "-p", "big.yaml", cwd=tmp_path)
+    assert r.returncode == 2 and "big.yaml:" in r.stderr and "values" in r.stderr, r.stderr
+    r = attest("run", cwd=tmp_path, env={"ATTEST_CONFIG": str(tmp_path / "big.yaml")})
+    assert r.returncode == 2 and "big.yaml:" in r.stderr and "values" in r.stderr, r.stderr
+    assert not (tmp_path / "ran").exists()
+
+
+# Bad input is exit 2 before anything runs (issue 12, item 13): docs/security.md
+
+SIDE_EFFECT = 'version: "0.1"\nname: p\nsteps:\n  a:\n    run: touch ran\n'
+
+
+def _refused_before_running(root: Path, *args: str, words: tuple[str, ...],
+                            env: dict[str, str] | None = None) -> None:
+    r = attest("run", "--no-cache", *args, cwd=root, env=env, timeout=20)
+    assert r.returncode == 2, (args, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    if lines[0].startswith("Usage:"):  # Click's own usage error: usage, hint, error
+        lines = lines[-1:]
+    assert len(lines) == 1 and "Traceback" not in r.stderr, lines
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    assert not (root / "ran").exists(), f"a step ran despite {args}"
+
+
+def test_non_regular_pipeline_and_config_files_are_refused_without_blocking(
+        tmp_path: Path) -> None:
+    import os
+
+    (tmp_path / "attest.yaml").write_text(SIDE_EFFECT)
+    os.mkfifo(tmp_path / "fifo")
+    _refused_before_running(tmp_path, "-p", "/dev/zero", words=("/dev/zero",
+                                                                "character device"))
+    _refused_before_running(tmp_path, "-p", "fifo", words=("fifo", "FIFO"))
+    _refused_before_running(tmp_path, env={"ATTEST_CONFIG": "/dev/zero"},
+                            words=("/dev/zero", "character device"))
+    _refused_before_running(tmp_path, env={"ATTEST_CONFIG": str(tmp_path / "fifo")},
+                            words=("fifo", "FIFO"))
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (("-j", "1e20"), ("--parallel",)),
+    (("-j", "99999999999999999999"), ("--parallel", "1024")),
+    (("--timeout", "nan"), ("--timeout", "nan")),
+    (("--timeout", "1e300"), ("--timeout", "100 years")),
+    (("--sign", "--expires-in", "99999999999d"), ("--expires-in", "100 years")),
+    (("--report", "/"), ("--report /: is a directory",)),
+    (("--metrics-file", "missing/m.prom"), ("--metrics-file", "does not exist")),
+])
+def test_bad_numbers_and_targets_on_the_command_line_stop_before_any_step(
+        tmp_path: Path, args: tuple[str, ...], words: tuple[str, ...]) -> None:
+    (tmp_path / "attest.yaml").write_text(SIDE_EFFECT)
+    _refused_before_running(tmp_path, *args, words=words)
+    assert not (tmp_path / "missing").exists()
+
+
+def test_nan_and_huge_numbers_in_pipeline_and_config_name_file_line_and_key(
+        tmp_path: Path) -> None:
+    (tmp_path / "attest.yaml").write_text(SIDE_EFFECT + "    timeout: .nan\n")
+    _refused_before_running(tmp_path, words=("attest.yaml:6: steps.a.timeout", "nan"))
+    (tmp_path / "attest.yaml").write_text(SIDE_EFFECT)
+    for text, words in (("tracing:\n  sampling:\n    rate: .nan\n",
+                         ("c.yaml:3: tracing.sampling.rate", "nan")),
+                        ("cache:\n  timeout: .inf\n", ("c.yaml:2: cache.timeout", "inf")),
+                        ("parallel: 100000000000000000000\n", ("c.yaml:1: parallel", "1024")),
+                        ("cache:\n  max_size: 99999999999999999999TB\n",
+                         ("c.yaml:2: cache.max_size",))):
+        (tmp_path / "c.yaml").write_text(text)
+        _refused_before_running(tmp_path, env={"ATTEST_CONFIG": str(tmp_path / "c.yaml")},
+                                words=words)
