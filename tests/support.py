@@ -101,3 +101,34 @@ def run_in_pty(args: list[str], cwd: Path, timeout: float = 30,
     os.close(master)
     return proc.returncode, b"".join(chunks).decode("utf-8", "replace")
 
+
+
+def serve_on_free_port(argv: Callable[[int], list[str]], *, cwd: Path, tries: int = 5,
+                       timeout: float = 20.0) -> tuple[subprocess.Popen[bytes], int]:
+    """Start a server on a free loopback port and make sure *it* is the one listening.
+
+    ``free_port`` closes its probe socket before the server binds, so another process (a
+    parallel test worker) can take the port in between; the server then fails to bind
+    while ``wait_for_port`` happily connects to the other one. A server that exited is
+    started again on a new port."""
+    for _ in range(tries):
+        port = free_port()
+        proc = subprocess.Popen(argv(port), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, cwd=cwd)
+        def settled(proc: subprocess.Popen[bytes] = proc, port: int = port) -> bool:
+            return proc.poll() is not None or _listening(port)
+
+        if wait_for(settled, timeout) and proc.poll() is None:
+            # listening and alive: still alive a moment later means the bind was its own
+            time.sleep(0.05)
+            if proc.poll() is None:
+                return proc, port
+        proc.kill()
+        proc.wait(10)
+    raise AssertionError(f"could not start {argv(0)[0]} on a free port in {tries} tries")
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0

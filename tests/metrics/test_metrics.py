@@ -26,7 +26,15 @@ from tests.metrics.helpers import (
     start_attest,
     stop,
 )
-from tests.support import attest, free_port, require_binary, wait_for, wait_for_port, write_pipeline
+from tests.support import (
+    attest,
+    free_port,
+    require_binary,
+    serve_on_free_port,
+    wait_for,
+    wait_for_port,
+    write_pipeline,
+)
 
 # -- helpers ---------------------------------------------------------------------------------
 
@@ -271,11 +279,11 @@ def test_serve_stops_cleanly_on_sigterm(serve_proc: tuple[subprocess.Popen[str],
 @pytest.fixture
 def pushgateway(tmp_path: Path) -> Iterator[int]:
     binary = require_binary("prometheus-pushgateway")
-    port = free_port()
-    proc = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    proc, port = serve_on_free_port(
+        lambda port: [binary, f"--web.listen-address=127.0.0.1:{port}",
+        # Debian's build persists to /var/lib/prometheus by default: one store per test
+        f"--persistence.file={tmp_path / 'pushgateway.data'}"], cwd=tmp_path)
     try:
-        assert wait_for_port(port, 20)
         yield port
     finally:
         proc.terminate()
