@@ -182,9 +182,14 @@ def execute(ctx: AppContext, options: RunOptions, *, view: Callable[[Event], Non
             for hook in setup.before_finish:
                 hook(report)
             bus.publish(RunFinished(report=report))
+            if scheduler.interrupted is not None and report.interrupted_by is None:
+                # a signal during the end-of-run work (e.g. a stalled metrics push, which
+                # then gives up): the run still ends as interrupted, exit 130/143
+                finalize_status(report, scheduler.interrupted)
             write_report(report, runs_dir / f"{run_id}.json")
-        if options.report:
-            write_report(report, ctx.path(options.report))
+        if options.report:  # "-" is standard output (docs/security.md)
+            write_report(report, Path("-") if options.report == "-" else
+                         ctx.path(options.report))
     except BaseException:
         _close_failed(report, runs_dir / f"{run_id}.json")
         raise

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from attest_cli.cli.common import app_context, configure_logging
+from attest_cli.cli.common import app_context, check_run_flags, configure_logging
 from attest_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -111,6 +111,10 @@ def run(
         metrics_file=str(metrics_file) if metrics_file else None, expires_in=expires_in,
         junit=str(junit) if junit else None,
     )
+    check_run_flags(app, parallel=parallel, timeout=timeout, expires_in=expires_in,
+                    metrics_file=options.metrics_file,
+                    outputs={"--report": options.report, "--output": options.output,
+                             "--profile-output": options.profile_output})
     configure_logging(app, level=log_level.value if log_level else None,
                       log_format=log_format.value if log_format else None)
     loaded = run_service.load(app, options)
