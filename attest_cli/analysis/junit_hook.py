@@ -51,7 +51,7 @@ class _JUnitWriter:
             self._write(self.setup.report)
 
     def _write(self, report: RunReport) -> None:
-        from attest_cli.analysis.junit import write
+        from attest_cli.render.junit import write
 
         self.written = True
         try:

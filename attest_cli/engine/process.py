@@ -1,9 +1,14 @@
 """Run one step's command: own process group, captured output, timeout, resource usage.
 
 Each step runs as ``/bin/sh -c`` in a new session so that a timeout or an interrupt can
-kill the whole tree (``killpg``) and nothing is orphaned. We reap the child ourselves with
-``os.wait4`` to get its rusage (CPU and peak RSS of the tree it waited for) and then set
-``Popen.returncode`` so the object does not wait a second time.
+kill the whole tree (``killpg``) and nothing is orphaned. A process that leaves that session
+on purpose (``setsid``) is out of reach of ``killpg``; attest then stops reading the step's
+output shortly after the step's shell exits (:data:`DRAIN_SECONDS`), so it cannot hang a
+run either.
+
+We reap the child ourselves with ``os.wait4`` to get its rusage (CPU and peak RSS of the
+tree it waited for) and then set ``Popen.returncode`` so the object does not wait a second
+time.
 """
 
 from __future__ import annotations
@@ -19,7 +24,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-KILL_GRACE_SECONDS = 3.0
+KILL_GRACE_SECONDS = 3.0  # SIGTERM -> SIGKILL, on timeout and on interrupt
+# After a step's shell exits, attest reads what is left in its output pipe for at most this
+# long and this much, then stops: a process the step detached (``setsid cmd &``) may keep
+# the pipe open forever, and must not hold the run.
+DRAIN_SECONDS = 1.0
+DRAIN_BYTES = 1 << 20
+TIMEOUT_EXIT_CODE = 124  # a step stopped by its timeout, as coreutils' timeout(1) reports
 
 
 @dataclass
@@ -42,10 +53,13 @@ class ProcessRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pids: set[int] = set()
+        self.closed = False  # terminate_all ran: a group started now is killed at once
 
-    def add(self, pid: int) -> None:
+    def add(self, pid: int) -> bool:
+        """Track ``pid``; False once :meth:`terminate_all` ran (the caller kills it)."""
         with self._lock:
             self._pids.add(pid)
+            return not self.closed
 
     def discard(self, pid: int) -> None:
         with self._lock:
@@ -57,7 +71,9 @@ class ProcessRegistry:
 
     def terminate_all(self, grace: float = KILL_GRACE_SECONDS) -> None:
         """SIGTERM every group, then SIGKILL what is left after ``grace`` seconds."""
-        pids = self.running()
+        with self._lock:
+            self.closed = True
+            pids = list(self._pids)
         for pid in pids:
             kill_group(pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
@@ -87,18 +103,19 @@ def run_command(command: str, *, cwd: Path, env: Mapping[str, str], log_path: Pa
     """Run ``command`` to completion; its merged stdout/stderr go to ``log_path``.
 
     One thread does everything (read output, enforce the timeout, reap): a step costs one
-    thread, which keeps the per-step overhead close to make's. The read loop wakes up only
-    on output, at the deadline, or every ``_IDLE`` seconds to notice a child that exited
-    while a background grandchild still holds the pipe open.
+    thread, which keeps the per-step overhead close to make's. The read loop wakes up on
+    output, at the deadline, and at least every ``_IDLE`` seconds to notice a child that
+    exited while something it left behind still holds the pipe open. The step is over when
+    its shell exits: what is already in the pipe is drained for at most
+    :data:`DRAIN_SECONDS` / :data:`DRAIN_BYTES`, and a process that detached itself
+    (``setsid``) and keeps the pipe open can never hold the run.
     """
     floor = own_peak_rss()
     started = time.monotonic()
     pid, fd = _spawn(command, cwd, env)
-    registry.add(pid)
-    deadline = started + timeout if timeout else None
-    timed_out = False
-    kill_at: float | None = None  # when to SIGKILL after a SIGTERM
-    exited_at: float | None = None
+    if not registry.add(pid):  # started just as the run was interrupted
+        kill_group(pid, signal.SIGKILL)
+    watch = _Watch(pid, started, started + timeout if timeout else None)
     pending = b""
     try:
         with open(log_path, "w", encoding="utf-8") as log:
@@ -117,31 +134,16 @@ def run_command(command: str, *, cwd: Path, env: Mapping[str, str], log_path: Pa
                 return rest
 
             while True:
-                now = time.monotonic()
-                wait = _IDLE
-                if deadline is not None and not timed_out:
-                    wait = max(0.0, min(wait, deadline - now))
+                wait = watch.tick(time.monotonic())
+                if wait is None:
+                    break  # the drain bound after the step's exit is reached
                 ready, _, _ = select.select([fd], [], [], wait)
                 if ready:
                     chunk = os.read(fd, 65536)
                     if not chunk:
                         break
+                    watch.read(len(chunk))
                     pending = emit(pending + chunk)
-                    continue
-                now = time.monotonic()
-                if deadline is not None and not timed_out and now >= deadline:
-                    timed_out = True
-                    kill_group(pid, signal.SIGTERM)
-                    kill_at = now + KILL_GRACE_SECONDS
-                if kill_at is not None and now >= kill_at:
-                    kill_group(pid, signal.SIGKILL)
-                    kill_at = None
-                if exited_at is None and _has_exited(pid):
-                    exited_at = now
-                if exited_at is not None and now - exited_at > _ORPHAN_GRACE:
-                    # The shell is gone but something it left behind holds our pipe.
-                    kill_group(pid, signal.SIGTERM)
-                    kill_at = kill_at or now + KILL_GRACE_SECONDS
             if pending:
                 emit(pending, final=True)
     finally:
@@ -156,16 +158,73 @@ def run_command(command: str, *, cwd: Path, env: Mapping[str, str], log_path: Pa
     registry.discard(pid)
     code = os.waitstatus_to_exitcode(status)
     sig = -code if code < 0 else None
+    if sig:
+        code = 128 + sig
     return ProcessOutcome(
-        exit_code=128 + sig if sig else code,
+        # a step stopped by its timeout never reports the code it died with (a shell that
+        # traps SIGTERM may well exit 0): it reports 124, as coreutils' timeout(1) does
+        exit_code=TIMEOUT_EXIT_CODE if watch.timed_out else code,
         wall_seconds=wall,
         cpu_user_seconds=usage.ru_utime,
         cpu_system_seconds=usage.ru_stime,
         max_rss_bytes=usage.ru_maxrss * 1024,  # Linux reports KiB
         max_rss_floor_bytes=floor,
-        timed_out=timed_out,
+        timed_out=watch.timed_out,
         signal=sig,
     )
+
+
+class _Watch:
+    """The clock side of :func:`run_command`: timeout, kill escalation and the drain bound.
+
+    Kept apart from the read loop so that the loop stays a plain select/read: ``tick``
+    says how long the loop may block, or None when it must stop reading.
+    """
+
+    def __init__(self, pid: int, started: float, deadline: float | None) -> None:
+        self.pid = pid
+        self.deadline = deadline
+        self.timed_out = False
+        self.kill_at: float | None = None  # when to SIGKILL after a SIGTERM
+        self.exited_at: float | None = None
+        self.orphans_termed = False
+        self.drained = 0  # bytes read since the shell exited
+        # a step that ends by itself closes the pipe: no exit check until _IDLE has passed
+        self._next_check = started + _IDLE
+
+    def tick(self, now: float) -> float | None:
+        due_deadline = (self.deadline is not None and not self.timed_out
+                        and self.exited_at is None and now >= self.deadline)
+        if now >= self._next_check or due_deadline:
+            self._next_check = now + _IDLE
+            if self.exited_at is None and _has_exited(self.pid):
+                self.exited_at = now
+            if self.exited_at is None:
+                if due_deadline:
+                    self.timed_out = True
+                    kill_group(self.pid, signal.SIGTERM)
+                    self.kill_at = now + KILL_GRACE_SECONDS
+                if self.kill_at is not None and now >= self.kill_at:
+                    kill_group(self.pid, signal.SIGKILL)
+                    self.kill_at = None
+            else:
+                since = now - self.exited_at
+                if since >= DRAIN_SECONDS or self.drained >= DRAIN_BYTES:
+                    # The shell is gone; what holds the pipe now is either left in the step's
+                    # group (SIGTERMed at _ORPHAN_GRACE: now SIGKILL) or detached from it.
+                    kill_group(self.pid, signal.SIGKILL)
+                    return None
+                if since >= _ORPHAN_GRACE and not self.orphans_termed:
+                    self.orphans_termed = True
+                    kill_group(self.pid, signal.SIGTERM)
+        wait = max(0.0, self._next_check - now)
+        if self.deadline is not None and not self.timed_out and self.exited_at is None:
+            wait = max(0.0, min(wait, self.deadline - now))
+        return wait
+
+    def read(self, n: int) -> None:
+        if self.exited_at is not None:
+            self.drained += n
 
 
 def _spawn(command: str, cwd: Path, env: Mapping[str, str]) -> tuple[int, int]:

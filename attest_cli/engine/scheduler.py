@@ -12,11 +12,11 @@ import logging
 import os
 import queue
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from attest_cli import deadline
 from attest_cli.engine.events import (
     CacheChecked,
     CacheStored,
@@ -25,14 +25,29 @@ from attest_cli.engine.events import (
     StepOutput,
     StepStarted,
 )
-from attest_cli.engine.interfaces import CacheDecision, EnvProvider, StepCache, StepContext
+from attest_cli.engine.interfaces import (
+    CacheDecision,
+    Clock,
+    EnvProvider,
+    StepCache,
+    StepContext,
+    StepRequest,
+    StepRunner,
+)
 from attest_cli.engine.masking import SecretMasker
-from attest_cli.engine.process import ProcessRegistry, run_command
+from attest_cli.engine.process import DRAIN_SECONDS, KILL_GRACE_SECONDS
 from attest_cli.engine.run_report import RunReport, StepResult
+from attest_cli.engine.step_runner import ProcessStepRunner, SystemClock
 from attest_cli.errors import disk_full
 from attest_cli.pipeline.model import Pipeline, Step
 
 log = logging.getLogger("attest.pipeline")
+
+# After SIGINT/SIGTERM, how long a step may stay busy before the run stops waiting for it
+# (seconds). Its processes are gone by then (SIGKILL at KILL_GRACE_SECONDS, then at most
+# DRAIN_SECONDS of reading); what can still be busy is attest's own work for the step (a
+# cache lookup on a stalled peer), which must not hold the promised exit 130/143.
+INTERRUPT_GRACE_SECONDS = KILL_GRACE_SECONDS + DRAIN_SECONDS + 1.0
 
 
 @dataclass
@@ -46,12 +61,17 @@ class SchedulerOptions:
 
 
 class Scheduler:
-    """Executes one run; create a new instance per run."""
+    """Executes one run; create a new instance per run.
+
+    ``runner`` runs the step commands and ``clock`` tells the time; the defaults are real
+    processes and the system clock, ``engine/testing.py`` has fakes for both.
+    """
 
     def __init__(self, pipeline: Pipeline, order: Sequence[str], report: RunReport,
                  bus: EventBus, options: SchedulerOptions, *, cache: StepCache | None = None,
                  env_providers: Sequence[EnvProvider] = (),
-                 masker: SecretMasker | None = None) -> None:
+                 masker: SecretMasker | None = None, runner: StepRunner | None = None,
+                 clock: Clock | None = None) -> None:
         self.pipeline = pipeline
         self.order = list(order)
         self.report = report
@@ -60,16 +80,21 @@ class Scheduler:
         self.cache = cache
         self.env_providers = list(env_providers)
         self.masker = masker or SecretMasker()
-        self.registry = ProcessRegistry()
+        self.runner: StepRunner = runner or ProcessStepRunner()
+        self.clock: Clock = clock or SystemClock()
         self.interrupted: int | None = None
         self._done: queue.Queue[tuple[str, StepResult]] = queue.Queue()
 
     # -- signals -------------------------------------------------------------------------
     def interrupt(self, signum: int) -> None:
-        """Stop starting steps and kill running process groups (safe from a signal handler)."""
+        """Stop starting steps and kill running process groups (safe from a signal handler).
+
+        Network calls in flight (a metrics push, a trace export) give up too: see
+        :func:`attest_cli.deadline.note_signal`."""
+        deadline.note_signal()
         if self.interrupted is None:
             self.interrupted = signum
-        threading.Thread(target=self.registry.terminate_all, name="attest-terminate",
+        threading.Thread(target=self.runner.terminate_all, name="attest-terminate",
                          daemon=True).start()
 
     # -- main loop -----------------------------------------------------------------------
@@ -112,9 +137,18 @@ class Scheduler:
                         results[dep] = self._skip(self.pipeline.steps[dep], reason)
                         todo.append(dep)
 
+        interrupted_at: float | None = None
         while len(results) < len(self.order):
             if self.interrupted is not None and stop_reason is None:
                 stop_reason = "the run was interrupted"
+                interrupted_at = self.clock.monotonic()
+            if (interrupted_at is not None and running
+                    and self.clock.monotonic() - interrupted_at > INTERRUPT_GRACE_SECONDS):
+                for name in sorted(running, key=index.__getitem__):
+                    free_slots.append(running.pop(name))
+                    results[name] = self._abandon(self.pipeline.steps[name])
+                    settle(name)
+                free_slots.sort()
             if stop_reason:
                 for name in self.order:
                     if name not in results and name not in running:
@@ -140,10 +174,14 @@ class Scheduler:
                 name, result = self._done.get(timeout=0.2)
             except queue.Empty:
                 continue
+            if name not in running:
+                continue  # a step abandoned after an interrupt that finished after all
             free_slots.append(running.pop(name))
             free_slots.sort()
             results[name] = result
             self.bus.publish(StepFinished(run_id=self.report.run_id, result=result))
+            if self.interrupted is not None and stop_reason is None:
+                stop_reason = "the run was interrupted"  # not the kill it caused
             if result.status == "failure" and not self.options.keep_going and not stop_reason:
                 stop_reason = f"step '{name}' failed"
             settle(name)
@@ -153,6 +191,15 @@ class Scheduler:
     def _skip(self, step: Step, reason: str) -> StepResult:
         result = StepResult(name=step.name, command=self.masker(step.run), status="skipped",
                             reason=reason, needs=list(step.needs))
+        self.bus.publish(StepFinished(run_id=self.report.run_id, result=result))
+        return result
+
+    def _abandon(self, step: Step) -> StepResult:
+        """A step still busy long after the interrupt: recorded, no longer waited for."""
+        result = StepResult(name=step.name, command=self.masker(step.run), status="failure",
+                            reason=f"killed by interrupt (still busy "
+                                   f"{INTERRUPT_GRACE_SECONDS:g}s after the signal; "
+                                   "not waited for)")
         self.bus.publish(StepFinished(run_id=self.report.run_id, result=result))
         return result
 
@@ -183,7 +230,7 @@ class Scheduler:
         masked_cmd = self.masker(step.run)
         log_path = self.options.logs_dir / f"{step.name}.log"
         result = StepResult(name=step.name, command=masked_cmd, slot=slot,
-                            started_at=time.time(), log_file=str(log_path))
+                            started_at=self.clock.time(), log_file=str(log_path))
         self.bus.publish(StepStarted(run_id=self.report.run_id, step=step.name,
                                      command=masked_cmd, slot=slot))
         env = self._env_for(step)
@@ -192,15 +239,19 @@ class Scheduler:
         decision = self._lookup(ctx)
         if decision is not None and decision.hit:
             return self._replay(step, result, decision, log_path)
+        if self.interrupted is not None:  # interrupted while the cache was consulted
+            result.status = "skipped"
+            result.reason = "not started: the run was interrupted"
+            return result
         for provider in self.env_providers:
             env.update(provider(step.name))
         timeout = step.timeout or self.options.default_timeout
-        outcome = run_command(
-            step.run, cwd=self.pipeline.root, env=env, log_path=log_path, timeout=timeout,
-            registry=self.registry, mask=self.masker,
+        outcome = self.runner.run(StepRequest(
+            step=step.name, command=step.run, cwd=self.pipeline.root, env=env,
+            log_path=log_path, timeout=timeout, mask=self.masker,
             on_line=lambda line: self.bus.publish(StepOutput(step=step.name, line=line)),
-        )
-        result.finished_at = time.time()
+        ))
+        result.finished_at = self.clock.time()
         result.exit_code = outcome.exit_code
         result.wall_seconds = outcome.wall_seconds
         result.cpu_user_seconds = outcome.cpu_user_seconds
@@ -231,7 +282,7 @@ class Scheduler:
     def _lookup(self, ctx: StepContext) -> CacheDecision | None:
         if self.cache is None or not self.options.use_cache or not ctx.step.cache:
             return None
-        t0 = time.monotonic()
+        t0 = self.clock.monotonic()
         try:
             decision = self.cache.lookup(ctx)
         except Exception as exc:
@@ -239,14 +290,14 @@ class Scheduler:
             return None
         self.bus.publish(CacheChecked(step=ctx.step.name, backend=decision.backend,
                                       hit=decision.hit, key=decision.key, reason=decision.reason,
-                                      duration=time.monotonic() - t0,
+                                      duration=self.clock.monotonic() - t0,
                                       components=decision.components))
         return decision
 
     def _store(self, ctx: StepContext, decision: CacheDecision, result: StepResult,
                log_path: Path) -> None:
         assert self.cache is not None
-        t0 = time.monotonic()
+        t0 = self.clock.monotonic()
         try:
             stored = self.cache.store(ctx, decision, result, log_path)
         except Exception as exc:
@@ -256,7 +307,7 @@ class Scheduler:
         result.outputs = stored.outputs
         self.bus.publish(CacheStored(step=ctx.step.name, backend=decision.backend,
                                      key=decision.key or "", bytes=stored.bytes,
-                                     duration=time.monotonic() - t0, stored=stored.stored,
+                                     duration=self.clock.monotonic() - t0, stored=stored.stored,
                                      reason=stored.reason))
 
     def _replay(self, step: Step, result: StepResult, decision: CacheDecision,
@@ -265,7 +316,7 @@ class Scheduler:
         log_path.write_text(decision.log_text, encoding="utf-8")
         for line in decision.log_text.splitlines():
             self.bus.publish(StepOutput(step=step.name, line=line))
-        result.finished_at = time.time()
+        result.finished_at = self.clock.time()
         result.status = "cached"
         result.exit_code = 0
         result.wall_seconds = result.finished_at - (result.started_at or result.finished_at)

@@ -65,8 +65,12 @@ class HealthContext:
     executor: concurrent.futures.Executor
 
     async def blocking(self, func: Callable[[], HealthStatus]) -> HealthStatus:
-        """Run blocking I/O off the event loop, so checks stay concurrent."""
-        return await asyncio.get_running_loop().run_in_executor(self.executor, func)
+        """Run blocking I/O off the event loop, so checks stay concurrent. On a daemon
+        thread of its own: a probe stuck on a slow peer past ``health.timeout`` must hold
+        neither a pool worker nor the process's exit (pool threads are joined at exit)."""
+        from attest_cli.deadline import in_daemon_thread
+
+        return await in_daemon_thread(func)
 
 
 @dataclass

@@ -117,9 +117,14 @@ def execute(ctx: AppContext, options: RunOptions, *, view: Callable[[Event], Non
                 conclude(report, run, interrupted=scheduler.interrupted)
                 stage.finished = True
                 bus.publish(RunFinished(report=report.snapshot()))
+                if scheduler.interrupted is not None and report.interrupted_by is None:
+                    # a signal during the end-of-run work (e.g. a stalled metrics push, which
+                    # then gives up): the run still ends as interrupted, exit 130/143
+                    conclude(report, run, interrupted=scheduler.interrupted)
                 write_report(report, path)
-            if options.report:
-                write_report(report, ctx.path(options.report))
+            if options.report:  # "-" is standard output (docs/security.md)
+                write_report(report, Path("-") if options.report == "-" else
+                             ctx.path(options.report))
         except BaseException as exc:
             if not stage.finished:
                 _close_failed(report, run, path, exc, bus if stage.started else None)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -121,12 +121,15 @@ class RunTracer:
     """One run's tracing: the SDK provider, the span bookkeeping and the step environment."""
 
     def __init__(self, cfg: TracingConfig, *, workdir: Path, environ: Mapping[str, str],
-                 masker: SecretMasker, pipeline_root: Path) -> None:
+                 masker: SecretMasker, pipeline_root: Path,
+                 make_exporter: Callable[[], Any] | None = None) -> None:
+        """``make_exporter`` replaces the configured exporter (tests pass the SDK's
+        ``InMemorySpanExporter``); by default ``cfg`` decides."""
         quiet_sdk_logs()
         self.cfg = cfg
         self.masker = masker
         self.pipeline_root = pipeline_root
-        self.queue = ExportQueue(lambda: build_exporter(cfg, workdir),
+        self.queue = ExportQueue(make_exporter or (lambda: build_exporter(cfg, workdir)),
                                  explain=lambda: _ForwardToDebug.last_problem)
         self.processor = TailSamplingProcessor(self.queue,
                                                always_sample_errors=cfg.always_sample_errors,

@@ -2,7 +2,8 @@
 
 Built-ins are looked up like plug-ins in :data:`BUILDERS`, keyed by the wire format the
 configuration resolves to (:attr:`TracingConfig.wire`). Each builder imports its library
-only when called.
+only when called. Every network exporter bounds each export by ``tracing.exporter.timeout``
+as a total deadline (:mod:`attest_cli.deadline`), however slowly the collector answers.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from attest_cli.tracing.config import TracingConfig
+from attest_cli.tracing.exporters.base import DeadlineExporter
 
 
 def _otlp_http(cfg: TracingConfig, workdir: Path) -> Any:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    return OTLPSpanExporter(endpoint=cfg.target, headers=cfg.headers, timeout=cfg.timeout)
+    return DeadlineExporter(
+        OTLPSpanExporter(endpoint=cfg.target, headers=cfg.headers, timeout=cfg.timeout),
+        timeout=cfg.timeout, name="OTLP/HTTP")
 
 
 def _otlp_grpc(cfg: TracingConfig, workdir: Path) -> Any:
@@ -27,8 +31,10 @@ def _otlp_grpc(cfg: TracingConfig, workdir: Path) -> Any:
     headers = {k.lower(): v for k, v in cfg.headers.items()}  # gRPC metadata keys
     endpoint = cfg.target
     insecure = not endpoint.startswith("https://")
-    return OTLPSpanExporter(endpoint=endpoint, insecure=insecure, headers=headers or None,
-                            timeout=cfg.timeout)
+    return DeadlineExporter(
+        OTLPSpanExporter(endpoint=endpoint, insecure=insecure, headers=headers or None,
+                         timeout=cfg.timeout),
+        timeout=cfg.timeout, name="OTLP/gRPC")
 
 
 def _jaeger_thrift(cfg: TracingConfig, workdir: Path) -> Any:
