@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from attest_cli import deadline
+from attest_cli.deadline import note_signal
 from attest_cli.engine.events import (
     CacheChecked,
     CacheStored,
@@ -91,7 +91,7 @@ class Scheduler:
 
         Network calls in flight (a metrics push, a trace export) give up too: see
         :func:`attest_cli.deadline.note_signal`."""
-        deadline.note_signal()
+        note_signal()
         if self.interrupted is None:
             self.interrupted = signum
         threading.Thread(target=self.runner.terminate_all, name="attest-terminate",

@@ -39,8 +39,8 @@ def spans(tmp_path: Path) -> dict[str, ReadableSpan]:
     pipeline = Pipeline(name="p", path=tmp_path / "attest.yaml", root=tmp_path, steps=steps)
     report = RunReport(run_id="r1", pipeline="p", pipeline_file="attest.yaml", started_at=T0,
                        parallel=2)
-    tracer.start_root(report)
-    assert report.trace_id is not None and len(report.trace_id) == 32
+    trace_id = tracer.start_root(report)
+    assert trace_id is not None and len(trace_id) == 32
     build = StepResult(name="build", command="make TOKEN=***", status="success", exit_code=0,
                        started_at=T0 + 1, finished_at=T0 + 3, wall_seconds=2.0,
                        cache_backend="local")
