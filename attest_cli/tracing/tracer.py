@@ -17,7 +17,7 @@ import signal
 import socket
 import subprocess
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -179,12 +179,15 @@ class RunTracer:
     """One run's tracing: the span bookkeeping, the tail sampler and the step environment."""
 
     def __init__(self, cfg: TracingConfig, *, workdir: Path, environ: Mapping[str, str],
-                 masker: SecretMasker, pipeline_root: Path) -> None:
+                 masker: SecretMasker, pipeline_root: Path,
+                 make_exporter: Callable[[], Any] | None = None) -> None:
+        """``make_exporter`` replaces the configured exporter (tests pass the SDK's
+        ``InMemorySpanExporter``); by default ``cfg`` decides."""
         quiet_sdk_logs()
         self.cfg = cfg
         self.masker = masker
         self.pipeline_root = pipeline_root
-        self.queue = ExportQueue(lambda: build_exporter(cfg, workdir),
+        self.queue = ExportQueue(make_exporter or (lambda: build_exporter(cfg, workdir)),
                                  explain=lambda: _ForwardToDebug.last_problem)
         self.processor = TailSamplingProcessor(self.queue,
                                                always_sample_errors=cfg.always_sample_errors,
@@ -261,9 +264,9 @@ class RunTracer:
         elif isinstance(event, RunFinished):
             self._run_finished(event.report)
 
-    def start_root(self, report: RunReport) -> None:
+    def start_root(self, report: RunReport) -> str:
         """Open the run's root span as soon as the run exists, so every log line of the run
-        (even "Pipeline execution started") carries its trace id."""
+        (even "Pipeline execution started") carries its trace id; returns that id (hex)."""
         remote = None
         if self.parent is not None:
             remote = SpanIds(self.parent.trace_id, self.parent.span_id,
@@ -283,11 +286,12 @@ class RunTracer:
         hint = head_hint(self.parent_state) if self.parent is not None else None
         self.head = head_decision(sc.trace_id, self.cfg.rate, self.parent, hint)
         self.processor.begin(sc.trace_id, sc.span_id, self.head)
-        report.trace_id = f"{sc.trace_id:032x}"
+        self.trace_id = f"{sc.trace_id:032x}"
         # `git rev-parse` takes tens of ms: ask while the run goes, add it when the root ends
         self._vcs_thread = threading.Thread(target=self._ask_vcs, name="attest-trace-vcs",
                                             daemon=True)
         self._vcs_thread.start()
+        return self.trace_id
 
     def _ask_vcs(self) -> None:
         self._vcs = vcs_attributes(self.pipeline_root)
