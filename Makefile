@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck check completions man docs bench clean
+.PHONY: run test test-unit lint typecheck check completions man docs bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +19,16 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP)
 	cd examples && ../$(BIN)/attest run
 
-## test: install into .venv and run the whole test suite
+## test: install into .venv and run the whole test suite, TEST_WORKERS processes at a time
+# (the tests mostly wait on subprocesses and servers, so more workers than cores pay off;
+# every test uses its own temporary directory and free loopback ports)
+TEST_WORKERS ?= 4
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+
+## test-unit: only the in-process layer (engine, cache, verifier, tracer, history; seconds)
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -q -m unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check attest_cli tests benchmarks

@@ -8,7 +8,7 @@ than every kept run whose report is gone.
 
 Never deleted: the run that is applying retention, and any run whose report still says
 ``running`` (another attest process at work, or a dead one not yet marked ``abandoned``;
-:func:`attest_cli.runs.abandon_dead_runs` marks those, and a later run removes them).
+:func:`attest_cli.runner.records.abandon_dead_runs` marks those, and a later run removes them).
 
 Cost: two directory listings, bounded by ``keep_runs`` plus the runs started since the
 last retention, then one small read (the first :data:`HEAD_BYTES` bytes of a report, where

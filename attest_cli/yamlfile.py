@@ -1,13 +1,18 @@
-"""Safe YAML loading that remembers where every value came from.
+"""Safe YAML loading that remembers where every value came from, within a memory budget.
 
 Every attest file (pipeline, config, policy, receipt) reports errors as ``file:line: key``.
-PyYAML's node graph carries the marks, so we compose nodes with the *safe* loader and build
-plain Python values ourselves, recording the line of each dotted key path. Building the
-values ourselves also bounds alias expansion ("billion laughs") instead of trusting it.
+We read libyaml's *event* stream and build plain Python values ourselves, recording the line
+of each dotted key path. No node graph is ever held (composing a 51 MB document into PyYAML
+nodes took more than 11 GB), and the build counts values and nesting as it goes, so a
+document stops at :data:`MAX_NODES` values (aliases count once per use, which also bounds
+"billion laughs") or :data:`MAX_DEPTH` levels, whichever comes first, with one located error.
+Duplicate mapping keys are an error too: YAML says keys are unique, and a receipt with two
+``status`` keys must not verify as whichever one the parser kept.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,8 +20,12 @@ from typing import Any
 import yaml
 
 from attest_cli.errors import InputError
+from attest_cli.regularfile import read_regular
 
-MAX_NODES = 1_000_000
+MAX_NODES = 1_000_000  # values in one document, aliases expanded
+MAX_DEPTH = 100  # nested mappings/sequences
+MAX_BYTES = 50 * 2**20
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 @dataclass
@@ -40,31 +49,22 @@ class LocatedYAML:
         return InputError(message, path=self.path, line=self.line(*keys), key=dotted)
 
 
-def load_yaml(path: str | Path, *, max_bytes: int = 50 * 2**20, label: str | None = None,
+def load_yaml(path: str | Path, *, max_bytes: int = MAX_BYTES, label: str | None = None,
               text: str | None = None) -> LocatedYAML:
     """Load ``path`` safely; any problem becomes one :class:`InputError` line."""
     name = label or str(path)
     if text is None:
-        p = Path(path)
-        try:
-            size = p.stat().st_size
-            if size > max_bytes:
-                raise InputError(f"file is {size} bytes, larger than the {max_bytes} allowed",
-                                 path=name)
-            raw = p.read_bytes()
-        except FileNotFoundError:
-            raise InputError("no such file", path=name) from None
-        except IsADirectoryError:
-            raise InputError("is a directory, expected a YAML file", path=name) from None
-        except PermissionError:
-            raise InputError("permission denied", path=name) from None
+        raw = read_regular(path, max_bytes=max_bytes, label=name, expected="a YAML file")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InputError(f"not UTF-8 text (byte {exc.start})", path=name) from None
+        del raw
+    located = LocatedYAML(path=name, data=None)
+    loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster
+    loader = loader_cls(text)
     try:
-        # libyaml's parser when PyYAML was built with it (about 10x faster); same safe nodes.
-        node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        located.data = _Builder(located, loader).run()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -72,45 +72,190 @@ def load_yaml(path: str | Path, *, max_bytes: int = 50 * 2**20, label: str | Non
         raise InputError(f"YAML syntax error: {problem}", path=name, line=line) from None
     except yaml.YAMLError as exc:
         raise InputError(f"YAML error: {exc}", path=name) from None
-    located = LocatedYAML(path=name, data=None)
-    if node is None:
-        return located
-    builder = _Builder(located)
-    located.data = builder.build(node, ())
+    finally:
+        loader.dispose()
     return located
 
 
+class _Frame:
+    """One open mapping or sequence while its events stream past."""
+
+    __slots__ = ("anchor", "count", "key", "key_line", "merges", "path", "value")
+
+    def __init__(self, value: dict[Any, Any] | list[Any], path: tuple[str, ...],
+                 anchor: str | None, count: int) -> None:
+        self.value = value
+        self.path = path
+        self.anchor = anchor
+        self.count = count  # the value count when this container opened
+        self.key: Any = None
+        self.key_line = 0
+        self.merges: list[tuple[Any, int]] = []
+        # a pending key is marked by key_line > 0
+
+
 class _Builder:
-    def __init__(self, located: LocatedYAML) -> None:
+    """Builds values from the event stream; one instance per document."""
+
+    def __init__(self, located: LocatedYAML, loader: Any) -> None:
         self.located = located
+        self.loader = loader
         self.count = 0
         self.constructor = yaml.SafeLoader(stream="")
+        self.anchors: dict[str, tuple[Any, int]] = {}  # value, values it holds
+        self.stack: list[_Frame] = []
 
-    def build(self, node: yaml.Node, path: tuple[str, ...]) -> Any:
-        self.count += 1
+    def fail(self, message: str, line: int, key: tuple[str, ...] = ()) -> InputError:
+        return InputError(message, path=self.located.path, line=line,
+                          key=".".join(key) if key else None)
+
+    def run(self) -> Any:
+        result: Any = None
+        documents = 0
+        done = False
+        while self.loader.check_event():
+            event = self.loader.get_event()
+            if isinstance(event, yaml.DocumentStartEvent):
+                documents += 1
+                if documents > 1:
+                    raise self.fail("expected a single document, found another", _line(event))
+                continue
+            if isinstance(event, yaml.StreamStartEvent | yaml.StreamEndEvent |
+                          yaml.DocumentEndEvent):
+                continue
+            line = _line(event)
+            value, finished = self.event(event, line)
+            if finished:
+                result = value
+                done = True
+        return result if done else None
+
+    def _tick(self, line: int, amount: int = 1) -> None:
+        self.count += amount
         if self.count > MAX_NODES:
-            raise InputError(f"document expands to more than {MAX_NODES} values "
-                             "(alias bomb?)", path=self.located.path, line=node.start_mark.line + 1)
-        self.located.lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            self.constructor.flatten_mapping(node)
-            out: dict[Any, Any] = {}
-            for key_node, value_node in node.value:
-                key = self.build(key_node, path)
-                if isinstance(key, dict | list):
-                    raise InputError("a mapping key must be a scalar", path=self.located.path,
-                                     line=key_node.start_mark.line + 1)
-                skey = str(key)
-                if key in out:
-                    raise InputError(f"duplicate key '{skey}'", path=self.located.path,
-                                     line=key_node.start_mark.line + 1, key=".".join((*path, skey)))
-                self.located.lines[(*path, skey)] = key_node.start_mark.line + 1
-                out[key] = self.build(value_node, (*path, skey))
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(child, (*path, str(i))) for i, child in enumerate(node.value)]
+            raise self.fail(f"document has more than {MAX_NODES} values (alias bomb or "
+                            "oversized file?)", line)
+
+    def _path(self) -> tuple[str, ...]:
+        """The key path of the value about to be built."""
+        if not self.stack:
+            return ()
+        top = self.stack[-1]
+        if isinstance(top.value, list):
+            return (*top.path, str(len(top.value)))
+        return (*top.path, _key_text(top.key))
+
+    def event(self, event: Any, line: int) -> tuple[Any, bool]:
+        """Handle one node event; returns (the top value, True) when the document is built."""
+        if isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            frame = self.stack.pop()
+            value: Any = frame.value
+            if isinstance(value, dict):
+                _apply_merges(value, frame.merges)
+            if frame.anchor is not None:
+                self.anchors[frame.anchor] = (value, self.count - frame.count)
+            return self.attach(value, line)
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor not in self.anchors:
+                raise self.fail(f"unknown alias '*{event.anchor}'", line)
+            value, size = self.anchors[event.anchor]
+            self._tick(line, max(size, 1))
+            self.located.lines.setdefault(self._path(), line)
+            return self.attach(copy.deepcopy(value), line)
+        self._tick(line)
+        path = self._path()
+        pending_key = bool(self.stack) and isinstance(self.stack[-1].value, dict) \
+            and not self.stack[-1].key_line
+        if not pending_key:
+            self.located.lines.setdefault(path, line)
+        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            if pending_key:
+                raise self.fail("a mapping key must be a scalar", line)
+            if len(self.stack) >= MAX_DEPTH:
+                raise self.fail(f"nested more than {MAX_DEPTH} levels deep", line, path)
+            container: dict[Any, Any] | list[Any] = \
+                {} if isinstance(event, yaml.MappingStartEvent) else []
+            self.stack.append(_Frame(container, path, event.anchor, self.count))
+            return None, False
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = self.loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+        if tag == _MERGE_TAG:
+            return self.attach(None, line, merge=True)
+        value = self.scalar(event, tag, line)
+        if event.anchor is not None:
+            self.anchors[event.anchor] = (value, 1)
+        return self.attach(value, line)
+
+    def scalar(self, event: Any, tag: str, line: int) -> Any:
+        node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+        constructors = self.constructor.yaml_constructors
+        build = constructors.get(tag, constructors.get(None))
         try:
-            return self.constructor.construct_object(node, deep=True)
+            if build is None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"could not determine a constructor for the tag {tag!r}",
+                    event.start_mark)
+            return build(self.constructor, node)
+        except yaml.MarkedYAMLError as exc:
+            raise self.fail(f"bad value: {exc.problem}", line) from None
         except yaml.YAMLError as exc:
-            raise InputError(f"bad value: {exc}", path=self.located.path,
-                             line=node.start_mark.line + 1) from None
+            raise self.fail(f"bad value: {exc}", line) from None
+
+    def attach(self, value: Any, line: int, *, merge: bool = False) -> tuple[Any, bool]:
+        """Put a finished value into the open container (or finish the document)."""
+        if not self.stack:
+            return value, True
+        top = self.stack[-1]
+        if isinstance(top.value, list):
+            top.value.append(value)
+            return None, False
+        if not top.key_line:  # this value is a key
+            if isinstance(value, dict | list):
+                raise self.fail("a mapping key must be a scalar", line)
+            top.key = _MergeKey if merge else value
+            top.key_line = line
+            if not merge:
+                skey = _key_text(value)
+                if value in top.value:
+                    raise self.fail(f"duplicate key '{skey}'", line, (*top.path, skey))
+                self.located.lines[(*top.path, skey)] = line
+            return None, False
+        if top.key is _MergeKey:
+            sources = value if isinstance(value, list) else [value]
+            for source in sources:
+                if not isinstance(source, dict):
+                    raise self.fail("a merge key '<<' needs a mapping or a list of mappings",
+                                    top.key_line)
+            top.merges.extend((source, top.key_line) for source in sources)
+        else:
+            top.value[top.key] = value
+        top.key = None
+        top.key_line = 0
+        return None, False
+
+
+def _line(event: Any) -> int:
+    return event.start_mark.line + 1 if event.start_mark is not None else 0
+
+
+class _MergeKey:
+    """Marks that the pending key is YAML's merge key ``<<``."""
+
+
+def _key_text(key: Any) -> str:
+    return "<<" if key is _MergeKey else str(key)
+
+
+def _apply_merges(mapping: dict[Any, Any], merges: list[tuple[Any, int]]) -> None:
+    """YAML merge keys, in PyYAML's order: merged keys first, explicit keys win, earlier
+    merged mappings win over later ones."""
+    if not merges:
+        return
+    merged: dict[Any, Any] = {}
+    for source, _line in merges:
+        for key, value in source.items():
+            merged.setdefault(key, value)
+    merged.update(mapping)
+    mapping.clear()
+    mapping.update(merged)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import pty
+import select
 import shutil
 import socket
 import subprocess
@@ -68,3 +70,65 @@ def wait_for_port(port: int, timeout: float = 10.0) -> bool:
             s.settimeout(0.2)
             return s.connect_ex(("127.0.0.1", port)) == 0
     return wait_for(up, timeout)
+
+
+def run_in_pty(args: list[str], cwd: Path, timeout: float = 30,
+               extra_env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Run attest attached to a pseudo-terminal, as at an interactive shell."""
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "GITHUB_ACTIONS", "NO_COLOR")}
+    env.update({"TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40",
+                "XDG_CONFIG_HOME": str(cwd / ".xdg")})
+    env.update(extra_env or {})
+    proc = subprocess.Popen([sys.executable, "-m", "attest_cli", *args], cwd=cwd, env=env,
+                            stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.1)
+        if ready:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif proc.poll() is not None:
+            break
+    proc.wait(timeout=5)
+    os.close(master)
+    return proc.returncode, b"".join(chunks).decode("utf-8", "replace")
+
+
+
+def serve_on_free_port(argv: Callable[[int], list[str]], *, cwd: Path, tries: int = 5,
+                       timeout: float = 20.0) -> tuple[subprocess.Popen[bytes], int]:
+    """Start a server on a free loopback port and make sure *it* is the one listening.
+
+    ``free_port`` closes its probe socket before the server binds, so another process (a
+    parallel test worker) can take the port in between; the server then fails to bind
+    while ``wait_for_port`` happily connects to the other one. A server that exited is
+    started again on a new port."""
+    for _ in range(tries):
+        port = free_port()
+        proc = subprocess.Popen(argv(port), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, cwd=cwd)
+        def settled(proc: subprocess.Popen[bytes] = proc, port: int = port) -> bool:
+            return proc.poll() is not None or _listening(port)
+
+        if wait_for(settled, timeout) and proc.poll() is None:
+            # listening and alive: still alive a moment later means the bind was its own
+            time.sleep(0.05)
+            if proc.poll() is None:
+                return proc, port
+        proc.kill()
+        proc.wait(10)
+    raise AssertionError(f"could not start {argv(0)[0]} on a free port in {tries} tries")
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from attest_cli.analysis.detect import CPU, KINDS, MEMORY, detect
-from attest_cli.analysis.registry import renderer
+from attest_cli.analysis.detect import CPU, MEMORY, detect
 from attest_cli.analysis.subject import load_subject
 from attest_cli.errors import InputError
+from attest_cli.render.registry import for_kind
 
 # Damage that only shows once a renderer reads the whole file, per kind: what to say.
 DAMAGE: dict[str, tuple[tuple[type[Exception], ...], str]] = {
@@ -31,7 +31,7 @@ def default_format(output: Path | None) -> str:
 def analyze(path: Path, fmt: str | None = None, output: Path | None = None) -> str:
     """Render ``path`` in ``fmt``; every unusable file is an InputError naming it (exit 2)."""
     kind, raw = detect(path)
-    render = renderer(kind, fmt or default_format(output), KINDS[kind])
+    render = for_kind(kind).renderer(fmt or default_format(output)).render
     subject = load_subject(path, kind, raw)
     if kind not in DAMAGE:
         return render(subject)

@@ -72,5 +72,5 @@ def jcs_bytes(value: Any) -> bytes:
 
 
 def canonical_digest(value: Any) -> str:
-    """``blake3:<hex>`` of the canonical form (the pipeline hash uses this)."""
+    """``blake3:<hex>`` of the canonical form (what ``pipeline.identity.pipeline_hash`` equals)."""
     return bytes_digest(canonical_bytes(value))

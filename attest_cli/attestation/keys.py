@@ -76,17 +76,15 @@ def public_path_for(private: Path) -> Path:
 
 
 def _read_small(path: Path, what: str) -> bytes:
+    """A key file: a regular file of at most MAX_KEY_FILE bytes (a FIFO is never waited on)."""
+    from attest_cli.regularfile import read_regular
+
     try:
-        size = path.stat().st_size
-        if size > MAX_KEY_FILE:
-            raise InputError(f"{what} file is {size} bytes; not a key", path=str(path))
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"no such {what} file", path=str(path)) from None
-    except IsADirectoryError:
-        raise InputError(f"is a directory, expected a {what} file", path=str(path)) from None
-    except PermissionError:
-        raise InputError("permission denied", path=str(path)) from None
+        return read_regular(path, max_bytes=MAX_KEY_FILE, expected=f"a {what} file")
+    except InputError as exc:
+        if exc.message.endswith("no such file"):
+            raise InputError(f"no such {what} file", path=str(path)) from None
+        raise
 
 
 def warn_if_exposed(path: Path) -> bool:

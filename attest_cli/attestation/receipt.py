@@ -28,15 +28,17 @@ from attest_cli.atomic import write_atomic
 from attest_cli.attestation.canonical import (
     NotCanonicalizable,
     canonical_bytes,
-    canonical_digest,
     jcs_bytes,
 )
 from attest_cli.attestation.keys import KEY_PREFIX
 from attest_cli.digest import bytes_digest, file_digest
 from attest_cli.engine.run_report import STEP_STATUSES, RunReport, StepResult
 from attest_cli.errors import InputError
+from attest_cli.jsonfile import parse_json
 from attest_cli.pathspec import check_relative, expand
-from attest_cli.yamlfile import MAX_NODES, LocatedYAML, load_yaml
+from attest_cli.pipeline.identity import pipeline_hash
+from attest_cli.regularfile import read_regular
+from attest_cli.yamlfile import LocatedYAML, load_yaml
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -66,11 +68,6 @@ def parse_time(text: str) -> float:
     if value.tzinfo is None:
         raise ValueError("no time zone")
     return value.timestamp()
-
-
-def pipeline_hash(pipeline: Pipeline) -> str:
-    """BLAKE3 of the canonical pipeline definition (not of the file's formatting)."""
-    return canonical_digest(pipeline.canonical())
 
 
 def _entries(recorded: list[dict[str, str]]) -> list[dict[str, str]] | None:
@@ -190,7 +187,7 @@ def format_for(path: Path) -> str:
 
 
 def write(doc: dict[str, Any], path: Path) -> Path:
-    return write_atomic(path, render(doc, format_for(path)), mode=0o644)
+    return write_atomic(path, render(doc, format_for(path)))
 
 
 # -- reading back ------------------------------------------------------------------------
@@ -216,64 +213,22 @@ class LoadedReceipt:
 
 
 def read_document(path: Path, *, label: str | None = None) -> tuple[Any, LocatedYAML | None]:
-    """Parse a receipt-like file (YAML or JSON), bounded in size and alias expansion."""
+    """Parse a receipt-like file (YAML or JSON): a regular file of at most :data:`MAX_BYTES`,
+    built within the value and depth budget of :mod:`attest_cli.yamlfile` (which bounds
+    memory and alias expansion), duplicate keys refused."""
     name = label or str(path)
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise InputError("no such file", path=name) from None
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", path=name) from None
-    if path.is_dir():
-        raise InputError("is a directory, expected a receipt file", path=name)
-    if size > MAX_BYTES:
-        raise InputError(f"file is {size} bytes, larger than the {MAX_BYTES} allowed for a "
-                         "receipt", path=name)
-    if size == 0:
+    raw = read_regular(path, max_bytes=MAX_BYTES, label=name, expected="a receipt file")
+    if not raw:
         raise InputError("empty file, not a receipt", path=name)
-    raw = path.read_bytes()
     if path.suffix.lower() == ".json" or raw.lstrip()[:1] == b"{":
-        try:
-            return json.loads(raw.decode("utf-8")), None
-        except UnicodeDecodeError as exc:
-            raise InputError(f"not UTF-8 text (byte {exc.start})", path=name) from None
-        except json.JSONDecodeError as exc:
-            raise InputError(f"not valid JSON: {exc.msg}", path=name, line=exc.lineno) from None
-        except RecursionError:
-            raise InputError("JSON nested too deeply", path=name) from None
-    return _fast_yaml(raw, path, name), None
-
-
-def _fast_yaml(raw: bytes, path: Path, name: str) -> Any:
-    """Parse with libyaml directly, then bound the expanded size (an alias bomb is a small
-    document whose values are shared many times). Any problem falls back to
-    :func:`load_yaml`, which names the line; so does a failed validation (:func:`load`)."""
-    loader = getattr(yaml, "CSafeLoader", None)
-    if loader is None:
-        return load_yaml(path, max_bytes=MAX_BYTES, label=name).data
+        return parse_json(raw, name=name, expected="a receipt"), None
     try:
-        data = yaml.load(raw.decode("utf-8"), Loader=loader)  # the C *safe* loader
-    except (UnicodeDecodeError, yaml.YAMLError, RecursionError):
-        return load_yaml(path, max_bytes=MAX_BYTES, label=name).data  # raises, located
-    if _expanded_size(data, MAX_NODES) > MAX_NODES:
-        raise InputError(f"document expands to more than {MAX_NODES} values (alias bomb?)",
-                         path=name)
-    return data
-
-
-def _expanded_size(data: Any, limit: int) -> int:
-    """How many values ``data`` has once shared references are expanded (stops past limit)."""
-    count = 0
-    stack = [data]
-    while stack and count <= limit:
-        item = stack.pop()
-        count += 1
-        if isinstance(item, dict):
-            stack.extend(item.values())
-            count += len(item)
-        elif isinstance(item, list):
-            stack.extend(item)
-    return count
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text (byte {exc.start})", path=name) from None
+    del raw
+    located = load_yaml(path, label=name, text=text)
+    return located.data, located
 
 
 class _Shape:
@@ -430,16 +385,7 @@ def load(path: Path, *, label: str | None = None) -> LoadedReceipt:
         from attest_cli.attestation.intoto import load_envelope
 
         return load_envelope(data, path=name)
-    try:
-        doc = validate_body(data, path=name, lines=lines)
-    except InputError:
-        if lines is not None or path.suffix.lower() == ".json" or \
-                path.read_bytes().lstrip()[:1] == b"{":
-            raise
-        # Parsed without positions: parse again with them, so the error names its line.
-        located = load_yaml(path, max_bytes=MAX_BYTES, label=name)
-        validate_body(located.data, path=name, lines=located)
-        raise
+    doc = validate_body(data, path=name, lines=lines)
     try:
         message = signed_bytes(doc)
     except NotCanonicalizable as exc:

@@ -1,10 +1,12 @@
 """``attest run --sign/--verify/--policy``: sign the run's receipt, and verify it.
 
-``attach`` returns at once when none of those options is set. Otherwise it prepares
+A run feature (``attest.run_features`` entry point ``attestation``): ``attach`` returns
+at once when none of those options is set. Otherwise it prepares
 everything that can fail on bad input (the key, the policy, the output path, the expiry)
 before any step runs, so a typo exits 2 without running the pipeline, and adds a
 ``before_finish`` hook that builds, signs, writes and (with ``--verify``) verifies the
-receipt once the steps are done.
+receipt once the steps are done; a receipt that cannot be written or does not verify
+fails the run through ``run.fail``.
 """
 
 from __future__ import annotations
@@ -15,20 +17,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from attest_cli.errors import AttestError, UsageError
+from attest_cli.runner.features import Feature
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from attest_cli.attestation.policy import Policy
     from attest_cli.engine.run_report import RunReport
-    from attest_cli.run import RunSetup
+    from attest_cli.runner.features import RunContext
 
 log = logging.getLogger("attest.verify")
 
 RECEIPTS_DIR = "receipts"
 
 
-def attach(setup: RunSetup) -> None:
+def attach(setup: RunContext) -> None:
     o = setup.options
     verify = o.verify or o.policy is not None
     if not (o.sign or verify or o.output or o.expires_in):
@@ -57,11 +60,11 @@ def attach(setup: RunSetup) -> None:
     # First use creates the default key pair; a key named explicitly (ATTEST_SIGNING_KEY,
     # config) must exist, so a typo there never silently signs with a brand-new key.
     signer.load_key(create=setup.settings["signing.key"] == lookup("signing.key").default)
-    setup.before_finish.append(signer.finish)
+    setup.before_finish(signer.finish)
 
 
 class _Signer:
-    def __init__(self, setup: RunSetup, key_path: Path, expires_in: float | None,
+    def __init__(self, setup: RunContext, key_path: Path, expires_in: float | None,
                  output: Path | None, verify: bool, policy: Policy | None) -> None:
         self.setup = setup
         self.key_path = key_path
@@ -88,8 +91,7 @@ class _Signer:
         except (OSError, AttestError) as exc:
             log.error("could not write the signed receipt: %s", exc,
                       extra={"fields": {"error": str(exc)}})
-            report.status = "failure"
-            report.exit_code = 1
+            self.setup.fail(f"could not write the signed receipt: {exc}")
 
     def _finish(self, report: RunReport) -> None:
         from attest_cli.attestation import receipt as receipts
@@ -106,19 +108,20 @@ class _Signer:
         if self.output is not None:
             receipts.write(doc, self.output)
         shown = setup.ctx.display(path)
-        report.receipt = shown
+        setup.record("receipt", shown)
         duration = time.perf_counter() - t0
-        setup.bus.publish(ReceiptSigned(path=shown, duration=duration))
+        setup.publish(ReceiptSigned(path=shown, duration=duration))
         log.info("receipt signed: %s", shown,
                  extra={"fields": {"receipt": shown, "steps": len(doc["steps"]),
                                    "duration_ms": round(duration * 1000, 3)}})
         if self.verify:
-            self._verify(report, path)
+            self._verify(shown, path)
 
-    def _verify(self, report: RunReport, path: Path) -> None:
+    def _verify(self, shown: str, path: Path) -> None:
         from attest_cli.attestation.keys import KnownKey, raw_public
-        from attest_cli.attestation.receipt import load, pipeline_hash
+        from attest_cli.attestation.receipt import load
         from attest_cli.attestation.verify import ReceiptVerifier, VerifyOptions
+        from attest_cli.pipeline.identity import pipeline_hash
 
         setup = self.setup
         assert self.key is not None
@@ -128,7 +131,7 @@ class _Signer:
                                 required_key=own, pipeline_hash=pipeline_hash(setup.pipeline),
                                 pipeline_label=setup.ctx.display(setup.pipeline.path),
                                 policy=self.policy)
-        result = ReceiptVerifier(options, setup.bus).verify(load(path, label=report.receipt))
+        result = ReceiptVerifier(options, setup).verify(load(path, label=shown))
         for check in result.checks:
             if check.status in ("fail", "warn"):
                 level = logging.ERROR if check.status == "fail" else logging.WARNING
@@ -136,10 +139,12 @@ class _Signer:
                         check.detail, extra={"fields": {"check": check.name,
                                                         "reason": check.reason}})
         if result.ok:
-            log.info("receipt verified: %s", report.receipt,
-                     extra={"fields": {"receipt": report.receipt, "checks": len(result.checks)}})
+            log.info("receipt verified: %s", shown,
+                     extra={"fields": {"receipt": shown, "checks": len(result.checks)}})
             return
         log.error("receipt verification failed (%s); the run fails",
                   ", ".join(result.reasons), extra={"fields": {"reasons": result.reasons}})
-        report.status = "failure"
-        report.exit_code = 1
+        setup.fail(f"receipt verification failed: {', '.join(result.reasons)}")
+
+
+FEATURE = Feature("attestation", 400, attach)

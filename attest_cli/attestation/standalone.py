@@ -7,20 +7,17 @@ history (and so ``attest_verifications_total``) observes.
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import logging
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from attest_cli.attestation import keys as keyfiles
 from attest_cli.attestation.policy import load_policy
-from attest_cli.attestation.receipt import LoadedReceipt, load, pipeline_hash
+from attest_cli.attestation.receipt import LoadedReceipt, load
 from attest_cli.attestation.verify import (
     MALFORMED,
     ReceiptVerifier,
@@ -30,8 +27,10 @@ from attest_cli.attestation.verify import (
 from attest_cli.config.layers import Settings
 from attest_cli.context import AppContext
 from attest_cli.engine.events import EventBus, VerificationFinished
-from attest_cli.errors import InputError, Interrupted, UsageError
+from attest_cli.errors import InputError, UsageError
 from attest_cli.pathspec import is_glob
+from attest_cli.pipeline.identity import pipeline_hash
+from attest_cli.runner.signals import StopRequest
 
 log = logging.getLogger("attest.verify")
 
@@ -139,52 +138,6 @@ def observe(bus: EventBus, ctx: AppContext, settings: Settings) -> Recorder | No
         return None
 
 
-class _StopOnSignals:
-    """SIGINT/SIGTERM stop the verification between receipts (main thread only).
-
-    The default SIGTERM action would kill the process before the buffered verifications
-    are written, and an exception raised in a signal handler could land inside the
-    recorder (the bus would swallow it). So a signal is only noted; :meth:`check`, called
-    between receipts, raises :class:`Interrupted`, and so does leaving the block when a
-    signal came during the final write. A second signal before that is a hard stop
-    (KeyboardInterrupt), except while the buffer is being written.
-    """
-
-    def __init__(self) -> None:
-        self.previous: dict[int, Any] = {}
-        self.received: int | None = None
-        self._closing = False
-
-    def __enter__(self) -> _StopOnSignals:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, _frame: object) -> None:
-        if self.received is not None and not self._closing:
-            raise KeyboardInterrupt
-        self.received = self.received or signum
-
-    def check(self) -> None:
-        if self.received is not None:
-            raise Interrupted(self.received)
-
-    @contextlib.contextmanager
-    def closing(self) -> Iterator[None]:
-        self._closing = True
-        try:
-            yield
-        finally:
-            self._closing = False
-
-    def __exit__(self, exc_type: object, *_exc: object) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-        if exc_type is None:
-            self.check()
-
-
 def verify_receipts(ctx: AppContext, request: VerifyRequest) -> list[VerificationResult]:
     """Verify every receipt the request names; InputError (exit 2) on unusable input.
 
@@ -195,7 +148,9 @@ def verify_receipts(ctx: AppContext, request: VerifyRequest) -> list[Verificatio
         raise UsageError("name at least one receipt file (globs allowed)")
     settings = _settings(ctx, request)
     bus = EventBus()
-    with _StopOnSignals() as signals:
+    # SIGINT/SIGTERM stop between receipts; the buffered verifications are still written,
+    # and a second signal before that write is a hard stop.
+    with StopRequest(second_is_hard=True, check_on_exit=True) as signals:
         recorder = observe(bus, ctx, settings)
         try:
             return _verify(ctx, request, settings, bus, signals.check)

@@ -25,7 +25,7 @@ from attest_cli.attestation.receipt import (
     utc_text,
     workspace_digest,
 )
-from attest_cli.engine.events import EventBus, VerificationFinished
+from attest_cli.engine.events import Publisher, VerificationFinished
 
 # failure reasons (the metrics' ``reason`` label)
 INVALID_SIGNATURE = "invalid_signature"
@@ -94,7 +94,7 @@ class VerifyOptions:
 class ReceiptVerifier:
     """Runs the checks on loaded receipts and reports each group on the event bus."""
 
-    def __init__(self, options: VerifyOptions, bus: EventBus | None = None) -> None:
+    def __init__(self, options: VerifyOptions, bus: Publisher | None = None) -> None:
         self.options = options
         self.bus = bus
         self._digests: dict[str, str | None] = {}

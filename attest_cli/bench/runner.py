@@ -1,6 +1,7 @@
 """Run a pipeline N times in-process and collect per-step samples.
 
-Each iteration is a real ``attest run`` (:func:`attest_cli.run.execute`) without the
+Each iteration is a real ``attest run`` (the run service's ``execute``, which the caller
+passes in as a :data:`RunExecutor`, so the benchmark never imports the service) without the
 interpreter start-up a shell loop around ``attest run`` would add, so the figures are the
 pipeline's own. Cold cache means ``--no-cache`` (every step executes); warm cache means the
 cache is on and filled by the warm-up, so the measured iterations time cache hits.
@@ -12,25 +13,35 @@ lands on both sides instead of looking like a regression.
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
-import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from attest_cli.bench import environment
 from attest_cli.bench.result import DETAIL, METRICS, TOTAL, BenchmarkResult
 from attest_cli.bench.stats import warnings_for
 from attest_cli.context import AppContext
-from attest_cli.digest import bytes_digest
 from attest_cli.errors import AttestError, ExitCode, Interrupted, UsageError
-from attest_cli.pipeline.model import Pipeline
+from attest_cli.pipeline.identity import pipeline_hash
+from attest_cli.runner.features import RunOptions
+from attest_cli.runner.loading import Loaded, load
+from attest_cli.runner.signals import StopRequest
+
+if TYPE_CHECKING:
+    from attest_cli.engine.run_report import RunReport
 
 CACHE_MODES = ("cold", "warm")
+
+
+class RunExecutor(Protocol):
+    """``attest run`` in-process: the run service's ``execute``."""
+
+    def __call__(self, ctx: AppContext, options: RunOptions, *, view: Any = None,
+                 loaded: Loaded | None = None) -> RunReport: ...
 
 
 @dataclass
@@ -95,23 +106,17 @@ def _last_line(path: str) -> str:
     return lines[-1][:200] if lines else ""
 
 
-def pipeline_hash(pipeline: Pipeline) -> str:
-    """Identity of the pipeline definition: equal hashes mean the same steps and commands."""
-    return bytes_digest(json.dumps(pipeline.canonical(), sort_keys=True).encode("utf-8"))
-
-
 class _Side:
     """The running state of one subject's benchmark."""
 
-    def __init__(self, subject: Subject, settings: BenchmarkSettings) -> None:
-        from attest_cli import run as run_service
-
+    def __init__(self, subject: Subject, settings: BenchmarkSettings,
+                 execute: RunExecutor) -> None:
         self.subject = subject
         self.settings = settings
-        self.options = run_service.RunOptions(pipeline=subject.pipeline or settings.pipeline,
-                                              steps=list(settings.steps),
-                                              no_cache=settings.cache == "cold")
-        self.loaded = run_service.load(subject.ctx, self.options)
+        self.execute = execute
+        self.options = RunOptions(pipeline=subject.pipeline or settings.pipeline,
+                                  steps=list(settings.steps), no_cache=settings.cache == "cold")
+        self.loaded = load(subject.ctx, self.options)
         self.pipeline, _, self.order = self.loaded
         self.environment = environment.capture(subject.ctx.workdir)
         self.samples: dict[str, Any] = {
@@ -138,12 +143,9 @@ class _Side:
                               exit_code=ExitCode.FAILURE)
 
     def once(self, measured: bool) -> float:
-        from attest_cli import run as run_service
-
         self._prepare()
         t0 = time.perf_counter()
-        report = run_service.execute(self.subject.ctx, self.options, view=None,
-                                     loaded=self.loaded)
+        report = self.execute(self.subject.ctx, self.options, view=None, loaded=self.loaded)
         wall = time.perf_counter() - t0
         if report.status == "interrupted":
             raise Interrupted(report.interrupted_by or 2)
@@ -217,12 +219,13 @@ class _Side:
 
 
 def benchmark(subjects: Sequence[Subject], settings: BenchmarkSettings,
-              progress: Progress | None = None) -> list[BenchmarkResult]:
+              progress: Progress | None = None, *,
+              execute: RunExecutor) -> list[BenchmarkResult]:
     """Benchmark every subject (interleaved when several); results in subject order."""
     settings.check()
     progress = progress or QuietProgress()
     started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    sides = [_Side(s, settings) for s in subjects]
+    sides = [_Side(s, settings, execute) for s in subjects]
     warmup = settings.effective_warmup
     progress.start(len(sides) * (warmup + settings.iterations))
     labels = [s.label for s in subjects]
@@ -230,7 +233,9 @@ def benchmark(subjects: Sequence[Subject], settings: BenchmarkSettings,
     def results() -> list[BenchmarkResult]:
         return [side.result(started_at, [lb for lb in labels if lb != side.subject.label])
                 for side in sides]
-    stop = _StopRequest()
+    # Signals between iterations end the benchmark after the current one; while a run's
+    # steps execute, the run routes them to its scheduler and then reports the signal.
+    stop = StopRequest()
     try:
         with stop:
             for i in range(warmup):
@@ -256,34 +261,6 @@ def benchmark(subjects: Sequence[Subject], settings: BenchmarkSettings,
     finally:
         progress.stop()
     return results()
-
-
-class _StopRequest:
-    """SIGINT/SIGTERM between the runs of iterations end the benchmark after the current
-    iteration instead of raising wherever the main thread happens to be (a run's set-up
-    code must not see a KeyboardInterrupt). While a run's steps execute, the run service
-    installs its own handler, which stops the steps; that run then reports the signal."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self.previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _StopRequest:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, _frame: object) -> None:
-        self.signum = self.signum or signum
-
-    def check(self) -> None:
-        if self.signum is not None:
-            raise Interrupted(self.signum)
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
 
 
 class BenchmarkInterrupted(Interrupted):

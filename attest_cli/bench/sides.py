@@ -20,6 +20,7 @@ from attest_cli.bench.runner import (
     BenchmarkInterrupted,
     BenchmarkSettings,
     Progress,
+    RunExecutor,
     Subject,
     benchmark,
 )
@@ -78,7 +79,8 @@ def _share_project_config(ctx: AppContext, workdir: Path) -> None:
 
 
 def obtain(ctx: AppContext, baseline: Side, current: Side, settings: BenchmarkSettings,
-           progress: Progress | None = None) -> tuple[BenchmarkResult, BenchmarkResult]:
+           progress: Progress | None = None, *,
+           execute: RunExecutor) -> tuple[BenchmarkResult, BenchmarkResult]:
     """Benchmark the sides that need it (interleaved) and return both results."""
     todo = [s for s in (baseline, current) if s.result is None]
     if not todo:
@@ -115,7 +117,7 @@ def obtain(ctx: AppContext, baseline: Side, current: Side, settings: BenchmarkSe
                                     {"kind": "git-ref", "ref": side.spec, "commit": side.commit},
                                     pipeline=str(tree / rel_pipeline)))
         try:
-            results = benchmark(subjects, settings, progress)
+            results = benchmark(subjects, settings, progress, execute=execute)
         except BenchmarkInterrupted as exc:
             for partial in exc.partial or []:  # keep what was measured; compare nothing
                 store.save(ctx, partial)

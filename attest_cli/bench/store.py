@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from attest_cli import __version__
 from attest_cli.atomic import write_atomic
@@ -76,3 +77,19 @@ def list_results(ctx: AppContext) -> list[StoredResult]:
             out.append(StoredResult(path.stem, path, None, str(exc)))
     out.sort(key=lambda s: (s.result.created_at if s.result else "", s.label), reverse=True)
     return out
+
+
+def catalogue(ctx: AppContext) -> list[dict[str, Any]]:
+    """One row per stored result (``attest benchmark list``): an unreadable one says why."""
+    rows: list[dict[str, Any]] = []
+    for e in list_results(ctx):
+        r = e.result
+        if r is None:
+            rows.append({"label": e.label, "path": ctx.display(e.path), "error": e.error})
+            continue
+        git = r.environment.get("git") or {}
+        rows.append({"label": e.label, "path": ctx.display(e.path), "created_at": r.created_at,
+                     "pipeline": r.pipeline.get("name"), "iterations": r.iterations,
+                     "cache": r.settings.get("cache"), "commit": git.get("commit"),
+                     "total_mean_seconds": r.summary("total", "wall").mean})
+    return rows

@@ -122,11 +122,11 @@ def explain(ctx: AppContext, step_name: str, pipeline_file: str | None = None
             ) -> dict[str, Any]:
     """The step's key components now, the last stored entry's, what differs, and whether
     the key is in the cache (would the next run hit?)."""
-    from attest_cli import run as run_service
     from attest_cli.config.schema import suggest
+    from attest_cli.runner.features import RunOptions
+    from attest_cli.runner.loading import load
 
-    options = run_service.RunOptions(pipeline=pipeline_file)
-    pipeline, settings, _order = run_service.load(ctx, options)
+    pipeline, settings, _order = load(ctx, RunOptions(pipeline=pipeline_file))
     if step_name not in pipeline.steps:
         raise UsageError(f"no step '{step_name}' in {ctx.display(pipeline.path)}"
                          f"{suggest(step_name, pipeline.steps)}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
@@ -31,7 +30,7 @@ def analyze(
     app = app_context(ctx)
     text = render(app.path(file), fmt, output)
     if output is None:
-        sys.stdout.write(text)
+        app.stdout.write(text)
         return
     target = write_atomic(app.path(output), text)
-    sys.stderr.write(f"wrote {app.display(target)}\n")
+    app.stderr.write(f"wrote {app.display(target)}\n")

@@ -69,7 +69,9 @@ def root(
     workdir = (working_dir or Path.cwd()).resolve()
     if working_dir is not None and not workdir.is_dir():
         raise AttestError(f"-C {working_dir}: not a directory")
-    ctx.obj = AppContext(workdir=workdir, config_file=config_file, verbose=verbose, quiet=quiet)
+    given = ctx.obj if isinstance(ctx.obj, AppContext) else AppContext()  # a caller's streams
+    ctx.obj = AppContext(workdir=workdir, config_file=config_file, verbose=verbose, quiet=quiet,
+                         stdout=given.stdout, stderr=given.stderr)
 
 
 app.command("run", help=run.HELP)(run.run)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,16 +39,19 @@ class Metric(StrEnum):
     rss = "rss"
 
 
-def _color() -> bool:
-    import os
-
-    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+def _color(app: AppContext) -> bool:
+    return app.stdout.isatty() and not app.environ.get("NO_COLOR")
 
 
-def _width() -> int:
+def _width(app: AppContext) -> int:
     import shutil
 
-    return shutil.get_terminal_size((120, 24)).columns if sys.stdout.isatty() else 120
+    return shutil.get_terminal_size((120, 24)).columns if app.stdout.isatty() else 120
+
+
+def _looks(app: AppContext) -> dict[str, Any]:
+    """The options a table renderer is made with: colour and width of the terminal."""
+    return {"color": _color(app), "width": _width(app)}
 
 
 def _quiet_logs(app: AppContext) -> None:
@@ -57,9 +59,9 @@ def _quiet_logs(app: AppContext) -> None:
     configure_logging(app, level=None if app.verbose else "warn")
 
 
-def _warn(lines: list[str]) -> None:
+def _warn(app: AppContext, lines: list[str]) -> None:
     for line in lines:
-        sys.stderr.write(f"attest: warning: {line}\n")
+        app.stderr.write(f"attest: warning: {line}\n")
 
 
 @app.command("pipeline")
@@ -85,13 +87,15 @@ def pipeline(
 ) -> None:
     """Run the pipeline N times and report statistics per step."""
     from attest_cli.atomic import write_atomic
-    from attest_cli.bench import render, store
+    from attest_cli.bench import store
     from attest_cli.bench.runner import (
         BenchmarkInterrupted,
         BenchmarkSettings,
         Subject,
         benchmark,
     )
+    from attest_cli.render.registry import BENCHMARK_RESULT
+    from attest_cli.runner.service import execute
     from attest_cli.ui.bench_progress import choose
 
     app = app_context(ctx)
@@ -103,28 +107,23 @@ def pipeline(
     chosen = store.check_label(label) if label else store.default_label(app.workdir)
     try:
         result = benchmark([Subject(chosen, app, {"kind": "worktree"})], settings,
-                           choose(sys.stderr, quiet=app.quiet))[0]
+                           choose(app.stderr, quiet=app.quiet), execute=execute)[0]
     except BenchmarkInterrupted as exc:
         if exc.partial:  # keep the iterations measured so far
             kept = store.save(app, exc.partial[0])
             if output:
                 write_atomic(app.path(output), exc.partial[0].to_json())
-            sys.stderr.write(f"attest: kept {exc.partial[0].iterations} measured iterations "
+            app.stderr.write(f"attest: kept {exc.partial[0].iterations} measured iterations "
                              f"as '{exc.partial[0].label}' ({app.display(kept)})\n")
         raise
     stored = store.save(app, result)
     if output:
         write_atomic(app.path(output), result.to_json())
+    app.stdout.write(BENCHMARK_RESULT.render(fmt.value, result, metric=metric.value,
+                                             **_looks(app)))
     if fmt is Format.json:
-        sys.stdout.write(render.result_json(result))
-    elif fmt is Format.markdown:
-        sys.stdout.write(render.result_markdown(result, metric=metric.value))
-    else:
-        sys.stdout.write(render.result_text(result, metric=metric.value, color=_color(),
-                                            width=_width()))
-    if fmt is Format.json:
-        _warn(result.warnings)
-    sys.stderr.write(f"attest: stored as '{result.label}' ({app.display(stored)})"
+        _warn(app, result.warnings)
+    app.stderr.write(f"attest: stored as '{result.label}' ({app.display(stored)})"
                      + (f" and written to {output}" if output else "") + "\n")
 
 
@@ -155,10 +154,12 @@ def compare(
                                "result has that label."),
 ) -> None:
     """Compare two results with a significance test, per step."""
-    from attest_cli.bench import render, sides
+    from attest_cli.bench import sides
     from attest_cli.bench.compare import compare as do_compare
     from attest_cli.bench.runner import BenchmarkSettings
     from attest_cli.errors import AttestError, ExitCode, UsageError
+    from attest_cli.render.registry import COMPARISON
+    from attest_cli.runner.service import execute
     from attest_cli.ui.bench_progress import choose
 
     app = app_context(ctx)
@@ -174,16 +175,13 @@ def compare(
     settings = BenchmarkSettings(iterations=iterations, warmup=warmup, cache=mode,
                                  prepare=prepare, steps=list(step),
                                  pipeline=str(pipeline_file) if pipeline_file else None)
-    b, c = sides.obtain(app, base, cur, settings, choose(sys.stderr, quiet=app.quiet))
+    b, c = sides.obtain(app, base, cur, settings, choose(app.stderr, quiet=app.quiet),
+                        execute=execute)
     result = do_compare(b, c, metric=metric.value, alpha=alpha, threshold=fail_on_regression)
     result.notes = {"baseline": base.note, "current": cur.note}
+    app.stdout.write(COMPARISON.render(fmt.value, result, **_looks(app)))
     if fmt is Format.json:
-        sys.stdout.write(render.comparison_json(result))
-        _warn(result.warnings)
-    elif fmt is Format.markdown:
-        sys.stdout.write(render.comparison_markdown(result))
-    else:
-        sys.stdout.write(render.comparison_text(result, color=_color(), width=_width()))
+        _warn(app, result.warnings)
     if result.regressions:
         names = ", ".join(r.name for r in result.regressions)
         raise AttestError(f"performance regression above {fail_on_regression:g}%: {names}",
@@ -197,42 +195,8 @@ def list_results(
                                    help="table or json."),
 ) -> None:
     """Stored results (.attest/benchmarks/), newest first."""
-    import json
-
     from attest_cli.bench import store
-    from attest_cli.bench.render import fmt_value
+    from attest_cli.render.registry import STORED_RESULTS
 
     app = app_context(ctx)
-    entries = store.list_results(app)
-    rows: list[dict[str, Any]] = []
-    for e in entries:
-        r = e.result
-        if r is None:
-            rows.append({"label": e.label, "path": app.display(e.path), "error": e.error})
-            continue
-        git = r.environment.get("git") or {}
-        rows.append({"label": e.label, "path": app.display(e.path), "created_at": r.created_at,
-                     "pipeline": r.pipeline.get("name"), "iterations": r.iterations,
-                     "cache": r.settings.get("cache"), "commit": git.get("commit"),
-                     "total_mean_seconds": r.summary("total", "wall").mean})
-    if fmt is ListFormat.json:
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
-        return
-    if not rows:
-        sys.stdout.write("no stored benchmark results (attest benchmark pipeline stores one)\n")
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table()
-    for col in ("label", "created", "pipeline", "iterations", "cache", "total mean", "commit"):
-        table.add_column(col)
-    for row in rows:
-        if "error" in row:
-            table.add_row(row["label"], f"unreadable: {row['error']}", "", "", "", "", "")
-            continue
-        table.add_row(row["label"], row["created_at"], str(row["pipeline"]),
-                      str(row["iterations"]), str(row["cache"]),
-                      fmt_value(row["total_mean_seconds"], "wall"),
-                      str(row["commit"] or "")[:12])
-    Console(file=sys.stdout, highlight=False, width=_width()).print(table)
+    app.stdout.write(STORED_RESULTS.render(fmt.value, store.catalogue(app), **_looks(app)))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
-from attest_cli.errors import NotAvailableError
+from attest_cli.errors import NotAvailableError, UsageError
 
 if TYPE_CHECKING:  # imported lazily: `attest --help` must not pay for YAML and config
     from attest_cli.config.layers import Settings
@@ -53,7 +53,45 @@ def not_available(what: str, issue: int) -> None:
                             f"(tracked as issue #{issue})")
 
 
-def print_json(data: Any) -> None:
+def print_json(app: AppContext, data: Any) -> None:
+    """Write ``data`` as indented JSON to the command's stdout (``app.stdout``)."""
     import json
 
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    app.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def check_run_flags(app: AppContext, *, parallel: int | None, timeout: float | None,
+                    expires_in: str | None, outputs: dict[str, str | None],
+                    metrics_file: str | None) -> None:
+    """Refuse bad numbers and unwritable targets while parsing, before any step runs
+    (docs/security.md, "Bad input is exit 2 before anything runs")."""
+    from attest_cli.config.schema import lookup, parse_duration
+
+    maximum = lookup("parallel").maximum
+    if parallel is not None and maximum is not None and parallel > maximum:
+        raise UsageError(f"--parallel {parallel}: must be <= {maximum:g}")
+    for option, raw in (("--timeout", timeout), ("--expires-in", expires_in)):
+        if raw is not None:
+            try:
+                parse_duration(raw)
+            except ValueError as exc:
+                raise UsageError(f"{option} {raw}: {exc}") from None
+    for option, value in {**outputs, "--metrics-file": metrics_file}.items():
+        if value:
+            check_output_target(app, value, option, parent_must_exist=option == "--metrics-file")
+
+
+def check_output_target(app: AppContext, value: str, option: str, *,
+                        parent_must_exist: bool = False) -> None:
+    """A file attest will write (``--report``, ``--metrics-file``...) must be absent, a
+    regular file or a stream (see :func:`attest_cli.atomic.target_kind`)."""
+    from attest_cli.atomic import STREAM, target_kind
+    from attest_cli.errors import InputError
+
+    path = Path(value) if value == "-" else app.path(value)
+    try:
+        kind = target_kind(path, label=value)
+    except InputError as exc:
+        raise UsageError(f"{option} {exc.message}") from None
+    if kind != STREAM and parent_must_exist and not path.parent.is_dir():
+        raise UsageError(f"{option} {value}: directory {path.parent} does not exist")

@@ -7,10 +7,11 @@ exactly the files a source checkout has.
 
 from __future__ import annotations
 
-import sys
 from enum import Enum
 
 import typer
+
+from attest_cli.cli.common import app_context
 
 HELP = "Print the completion script for bash, zsh or fish (install: see the README)."
 
@@ -33,6 +34,7 @@ def script_text(shell: Shell) -> str:
         encoding="utf-8")
 
 
-def completion(shell: Shell = typer.Argument(..., metavar="SHELL", show_default=False,
+def completion(ctx: typer.Context,
+               shell: Shell = typer.Argument(..., metavar="SHELL", show_default=False,
                                              help="bash, zsh or fish.")) -> None:
-    sys.stdout.write(script_text(shell))
+    app_context(ctx).stdout.write(script_text(shell))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import TYPE_CHECKING
 
 import typer
@@ -17,30 +15,6 @@ HELP = "Get, set and inspect the layered configuration."
 app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
 
 
-def _display(value: object) -> str:
-    """A value on one line of text: credentials in URLs redacted, control characters escaped."""
-    from attest_cli.escaping import escape_control
-
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | dict):
-        return json.dumps(_shown(value))
-    return escape_control(_shown(value))
-
-
-def _shown(value: object) -> object:
-    """A value as printed: credentials inside URLs (``redis://:pw@h``) become ``***``."""
-    from attest_cli.redaction import redact_url
-
-    if isinstance(value, str):
-        return redact_url(value) if ("@" in value or "?" in value or "#" in value) else value
-    if isinstance(value, list):
-        return [_shown(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _shown(v) for k, v in value.items()}
-    return value
-
-
 def _settings(ctx: typer.Context) -> Settings:
     app_ = app_context(ctx)
     return app_.settings(pipeline_doc=app_.pipeline_doc())
@@ -51,10 +25,11 @@ def get(ctx: typer.Context, key: str = typer.Argument(..., help="Dotted key, e.g
         ) -> None:
     """Print the effective value of KEY."""
     from attest_cli.config.schema import KEYS, lookup
+    from attest_cli.render.config import display
 
     spec = lookup(key)
     value = _settings(ctx).get(key)
-    sys.stdout.write(("<set>" if spec.secret and value else _display(value)) + "\n"
+    app_context(ctx).stdout.write(("<set>" if spec.secret and value else display(value)) + "\n"
                      if key in KEYS else "")
 
 
@@ -64,11 +39,12 @@ def set_(ctx: typer.Context, key: str = typer.Argument(...), value: str = typer.
          ) -> None:
     """Validate VALUE for KEY and write it to the project (or user) file."""
     from attest_cli.config.layers import write_key
+    from attest_cli.render.config import display
 
     app_ = app_context(ctx)
     path = app_.sources().user_file if global_ else app_.sources().project_file
     coerced = write_key(path, key, value)
-    sys.stderr.write(f"{key} = {_display(coerced)} ({path})\n")
+    app_.stderr.write(f"{key} = {display(coerced)} ({path})\n")
 
 
 @app.command("unset")
@@ -80,7 +56,7 @@ def unset(ctx: typer.Context, key: str = typer.Argument(...),
     app_ = app_context(ctx)
     path = app_.sources().user_file if global_ else app_.sources().project_file
     write_key(path, key, None)
-    sys.stderr.write(f"{key} unset ({path})\n")
+    app_.stderr.write(f"{key} unset ({path})\n")
 
 
 @app.command("list")
@@ -88,17 +64,10 @@ def list_(ctx: typer.Context,
           fmt: str = typer.Option("table", "--format", "-f", help="table or json")) -> None:
     """Every key with its type, default and meaning."""
     from attest_cli.config.schema import KEYS
+    from attest_cli.render.registry import CONFIG_KEYS
 
-    if fmt == "json":
-        sys.stdout.write(json.dumps([{"key": k.name, "type": k.kind,
-                                      "default": _shown(k.default),
-                                      "choices": list(k.choices), "doc": k.doc}
-                                     for k in KEYS.values()], indent=2) + "\n")
-        return
-    width = max(len(k) for k in KEYS)
-    for k in KEYS.values():
-        kind = "|".join(k.choices) if k.choices else k.kind
-        sys.stdout.write(f"{k.name:<{width}}  {kind:<14}  {_display(k.default):<16}  {k.doc}\n")
+    text = CONFIG_KEYS.render("json" if fmt == "json" else "table", list(KEYS.values()))
+    app_context(ctx).stdout.write(text)
 
 
 @app.command("show")
@@ -106,21 +75,12 @@ def show(ctx: typer.Context, origin: bool = typer.Option(False, "--origin",
                                                          help="Say which layer set each value."),
          fmt: str = typer.Option("text", "--format", "-f", help="text or json")) -> None:
     """The effective configuration."""
-    from attest_cli.config.schema import KEYS
+    from attest_cli.render.config import ShownSettings
+    from attest_cli.render.registry import CONFIG_SETTINGS
 
-    settings = _settings(ctx)
-    if fmt == "json":
-        sys.stdout.write(json.dumps(
-            {k: ({"value": _shown(v), "origin": settings.origins[k]} if origin else _shown(v))
-             for k, v in settings.values.items()
-             if not (KEYS[k].secret and v)} , indent=2, default=str) + "\n")
-        return
-    for key, value in settings.values.items():
-        shown = "<set>" if KEYS[key].secret and value else _display(value)
-        line = f"{key} = {shown}"
-        if origin:
-            line += f"    # {settings.origins[key]}"
-        sys.stdout.write(line + "\n")
+    shown = ShownSettings(_settings(ctx), origin=origin)
+    app_context(ctx).stdout.write(CONFIG_SETTINGS.render("json" if fmt == "json" else "text",
+                                                         shown))
 
 
 @app.command("path")
@@ -135,7 +95,7 @@ def path(ctx: typer.Context) -> None:
         rows.append(("file", app_.path(explicit)))
     for name, p in rows:
         state = "exists" if p.exists() else "missing"
-        sys.stdout.write(f"{name:<9} {p}  ({state})\n")
+        app_context(ctx).stdout.write(f"{name:<9} {p}  ({state})\n")
 
 
 @app.command("validate")
@@ -143,5 +103,5 @@ def validate(ctx: typer.Context) -> None:
     """Load every layer; exit 2 naming the file, line and key of the first problem."""
     settings = _settings(ctx)
     layers = sorted({o for o in settings.origins.values()})
-    sys.stdout.write(f"configuration ok ({len(settings.values)} keys; layers: "
+    app_context(ctx).stdout.write(f"configuration ok ({len(settings.values)} keys; layers: "
                      f"{', '.join(layers)})\n")

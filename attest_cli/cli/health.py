@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from enum import Enum
 
 import typer
 
-from attest_cli.cli.common import app_context, print_json
+from attest_cli.cli.common import app_context
 
 HELP = "Run the health checks once; exit 0 when healthy, 1 when not."
 
@@ -22,6 +21,7 @@ def health(
     fmt: Format = typer.Option(Format.text, "--format", "-f", help="text or json."),
 ) -> None:
     from attest_cli.health.checks import Readiness
+    from attest_cli.render.registry import HEALTH
 
     app = app_context(ctx)
     settings = app.settings(pipeline_doc=app.pipeline_doc())
@@ -30,17 +30,6 @@ def health(
         report = readiness.evaluate()
     finally:
         readiness.close()
-    if fmt is Format.json:
-        print_json(report.to_dict())
-    else:
-        from attest_cli.escaping import escape_control as esc
-
-        out = [report.status]  # plug-ins name checks and write details: escape both
-        names = {name: esc(name) for name in report.checks}
-        width = max((len(n) for n in names.values()), default=0)
-        for name, r in report.checks.items():
-            out.append(f"  {names[name].ljust(width)}  {r.status.ljust(9)}  {esc(r.detail)}  "
-                       f"({r.duration_ms:.1f} ms)")
-        sys.stdout.write("\n".join(out) + "\n")
+    app.stdout.write(HEALTH.render(fmt.value, report))
     if not report.ok:
         raise typer.Exit(1)

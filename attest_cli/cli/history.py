@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from enum import Enum
 
 import typer
 
-from attest_cli.cli.common import app_context, print_json
+from attest_cli.cli.common import app_context
 
 HELP = "List past runs from the run history."
 
@@ -26,16 +25,12 @@ def history(
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="table or json."),
 ) -> None:
     from attest_cli.metrics.history import open_history
-    from attest_cli.metrics.history_view import as_json, as_table
-    from attest_cli.runs import abandon_dead_runs
+    from attest_cli.render.registry import HISTORY
+    from attest_cli.runner.records import abandon_dead_runs
 
     app = app_context(ctx)
     settings = app.settings(pipeline_doc=app.pipeline_doc())
     db = open_history(app, settings)
     abandon_dead_runs(app, settings)
-    records = db.runs(limit=limit, pipeline=pipeline,
-                                               failures_only=failures_only)
-    if fmt is Format.json:
-        print_json(as_json(records))
-    else:
-        sys.stdout.write(as_table(records))
+    records = db.runs(limit=limit, pipeline=pipeline, failures_only=failures_only)
+    app.stdout.write(HISTORY.render(fmt.value, records))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 from attest_cli.cli.common import app_context
@@ -17,4 +15,4 @@ def init(ctx: typer.Context, force: bool = typer.Option(False, "--force",
 
     app = app_context(ctx)
     for path in write_scaffold(app.workdir, force=force):
-        sys.stdout.write(f"wrote {app.display(path)}\n")
+        app.stdout.write(f"wrote {app.display(path)}\n")

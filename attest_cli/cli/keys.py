@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -54,9 +53,9 @@ def generate(
     app_ctx, settings = _settings(ctx)
     directory = app_ctx.path(output) if output else app_ctx.path(settings["signing.key"]).parent
     made = keys.generate(directory, force=force)
-    sys.stdout.write(f"private key: {app_ctx.display(made.private)} (mode 0600, keep it secret)\n"
-                     f"public key:  {app_ctx.display(made.public)}\n"
-                     f"             {keys.public_text(made.public_key)}\n")
+    app_ctx.stdout.write(f"private key: {app_ctx.display(made.private)} (mode 0600, keep it "
+                         f"secret)\npublic key:  {app_ctx.display(made.public)}\n"
+                         f"             {keys.public_text(made.public_key)}\n")
 
 
 @app.command("list")
@@ -74,15 +73,16 @@ def list_keys(
     found += keys.trusted_keys(app_ctx.state_dir, list(settings["signing.trusted_keys"]),
                                app_ctx.workdir)
     if fmt is ListFormat.json:
-        print_json([{"origin": k.origin, "fingerprint": k.fingerprint, "public_key": k.text,
-                     "source": str(k.source)} for k in found])
+        print_json(app_ctx, [{"origin": k.origin, "fingerprint": k.fingerprint,
+                              "public_key": k.text, "source": str(k.source)} for k in found])
         return
     if not found:
-        sys.stdout.write("no keys (create one with 'attest keys generate')\n" if not trusted else
-                         "no trusted keys (add one with 'attest keys trust FILE')\n")
+        app_ctx.stdout.write("no keys (create one with 'attest keys generate')\n"
+                             if not trusted else
+                             "no trusted keys (add one with 'attest keys trust FILE')\n")
         return
     for k in found:
-        sys.stdout.write(f"{k.origin:<8} {k.fingerprint}  {k.text}  {k.source}\n")
+        app_ctx.stdout.write(f"{k.origin:<8} {k.fingerprint}  {k.text}  {k.source}\n")
 
 
 @app.command("trust")
@@ -101,7 +101,7 @@ def trust(ctx: typer.Context, pubkey: str = typer.Argument(..., metavar="PUBKEY_
         raw = keys.load_public_key(path)
     stored, new = keys.trust(app_ctx.state_dir, raw)
     state = "trusted" if new else "already trusted"
-    sys.stdout.write(f"{state}: {keys.fingerprint(raw)} {keys.public_text(raw)} "
+    app_ctx.stdout.write(f"{state}: {keys.fingerprint(raw)} {keys.public_text(raw)} "
                      f"({app_ctx.display(stored)})\n")
 
 
@@ -135,4 +135,4 @@ def export(
     if output is not None:
         write_atomic(app_ctx.path(output), text)
     else:
-        sys.stdout.write(text)
+        app_ctx.stdout.write(text)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
@@ -14,13 +13,14 @@ app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
 
 
 def _emit(text: str, output: Path | None, ctx: typer.Context) -> None:
+    app = app_context(ctx)
     if output is None:
-        sys.stdout.write(text)
+        app.stdout.write(text)
         return
     from attest_cli.atomic import write_atomic
 
-    path = write_atomic(app_context(ctx).path(output), text)
-    sys.stderr.write(f"wrote {path}\n")
+    path = write_atomic(app.path(output), text)
+    app.stderr.write(f"wrote {path}\n")
 
 
 def _namespace(ctx: typer.Context) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from enum import Enum
 from pathlib import Path
 
@@ -33,7 +32,7 @@ def validate(ctx: typer.Context,
     assert doc is not None
     p = load_pipeline(app_.pipeline_path(pipeline), doc=doc)
     check_state_outputs(doc, p, app_.settings(pipeline_doc=doc), app_.state_dir)
-    sys.stdout.write(f"{doc.path}: ok ({len(p.steps)} steps, pipeline '{p.name}')\n")
+    app_.stdout.write(f"{doc.path}: ok ({len(p.steps)} steps, pipeline '{p.name}')\n")
 
 
 @app.command("show")
@@ -45,12 +44,13 @@ def show(ctx: typer.Context,
                                              "duration in the last run that executed it "
                                              "(cached runs are skipped).")) -> None:
     """Draw the DAG (ascii, mermaid, dot or json), marking the critical path."""
-    from attest_cli.pipeline.graph import render
     from attest_cli.pipeline.loader import load_pipeline
-    from attest_cli.runs import last_durations
+    from attest_cli.render.pipeline_graph import Drawing
+    from attest_cli.render.registry import PIPELINE_GRAPH
+    from attest_cli.runner.records import last_durations
 
     app_ = app_context(ctx)
     doc = app_.pipeline_doc(pipeline, required=True)
     p = load_pipeline(app_.pipeline_path(pipeline), doc=doc)
     weights = last_durations(app_.state_dir / "runs", p.name, p.steps) if durations else None
-    sys.stdout.write(render(p, fmt.value, weights or None) + "\n")
+    app_.stdout.write(PIPELINE_GRAPH.render(fmt.value, Drawing(p, weights or None)))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from enum import StrEnum
 from pathlib import Path
 
@@ -62,4 +61,4 @@ def export(
     if output is not None:
         write_atomic(app.path(output), text)
     else:
-        sys.stdout.write(text)
+        app.stdout.write(text)

@@ -1,15 +1,14 @@
-"""``attest run``: parse the options, delegate to :mod:`attest_cli.run`, map the outcome."""
+"""``attest run``: parse the options, delegate to the run service, map the outcome."""
 
 from __future__ import annotations
 
-import sys
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
-from attest_cli.cli.common import app_context, configure_logging
+from attest_cli.cli.common import app_context, check_run_flags, configure_logging
 from attest_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -17,7 +16,8 @@ if TYPE_CHECKING:
     from attest_cli.engine.events import Observer
     from attest_cli.engine.run_report import RunReport
     from attest_cli.profiling.session import ProfileOutcome
-    from attest_cli.run import Loaded, RunOptions
+    from attest_cli.runner.features import RunOptions
+    from attest_cli.runner.service import Loaded
 
 HELP = "Execute the pipeline's steps as a DAG, in parallel, skipping unchanged steps."
 
@@ -95,13 +95,14 @@ def run(
                                     "terminal as written, escape sequences included (default: "
                                     "only colours pass)."),
 ) -> None:
-    from attest_cli import run as run_service
     from attest_cli.errors import Interrupted, PipelineFailed
+    from attest_cli.runner import service as run_service
+    from attest_cli.runner.features import RunOptions
 
     app = app_context(ctx)
     app.verbose = max(app.verbose, verbose)
     app.quiet = app.quiet or quiet
-    options = run_service.RunOptions(
+    options = RunOptions(
         pipeline=str(pipeline) if pipeline else None, parallel=parallel,
         steps=[*(step_names or []), *step],
         dry_run=dry_run, no_cache=no_cache, keep_going=keep_going, timeout=timeout, sign=sign,
@@ -112,6 +113,10 @@ def run(
         metrics_file=str(metrics_file) if metrics_file else None, expires_in=expires_in,
         junit=str(junit) if junit else None,
     )
+    check_run_flags(app, parallel=parallel, timeout=timeout, expires_in=expires_in,
+                    metrics_file=options.metrics_file,
+                    outputs={"--report": options.report, "--output": options.output,
+                             "--profile-output": options.profile_output})
     configure_logging(app, level=log_level.value if log_level else None,
                       log_format=log_format.value if log_format else None)
     loaded = run_service.load(app, options)
@@ -144,13 +149,13 @@ def run(
 def _view(app: AppContext, raw_output: bool) -> Observer:
     from attest_cli.ui.progress import choose_view
 
-    return choose_view(sys.stderr, quiet=app.quiet, verbose=bool(app.verbose),
+    return choose_view(app.stderr, quiet=app.quiet, verbose=bool(app.verbose),
                        environ=app.environ, raw_output=raw_output)
 
 
 def _execute(app: AppContext, options: RunOptions, loaded: Loaded,
              raw_output: bool = False) -> RunReport:
-    from attest_cli import run as run_service
+    from attest_cli.runner import service as run_service
     from attest_cli.ui.progress import LiveView
 
     view = _view(app, raw_output)
@@ -165,45 +170,15 @@ def _execute(app: AppContext, options: RunOptions, loaded: Loaded,
 
 def _print_profile(app: AppContext, outcome: ProfileOutcome) -> None:
     """Where the profile went and what profiling cost (stderr: stdout stays machine-readable)."""
-    where = app.display(outcome.path)
-    if outcome.error:
-        sys.stderr.write(f"attest: warning: {outcome.kind} profile not written to {where}: "
-                         f"{outcome.error}\n")
-        return
-    facts = outcome.facts
-    if outcome.kind == "cpu":
-        what = (f"{facts.get('samples', 0)} samples in {facts.get('threads', 1)} thread(s) "
-                f"over {facts.get('duration_seconds', 0):.2f}s")
-    else:
-        what = (f"peak {facts.get('peak_memory_bytes', 0) / 2**20:.1f} MiB, "
-                f"{facts.get('allocations', 0)} allocations")
-    sys.stderr.write(f"{outcome.kind} profile ({outcome.tool}): {where} ({what}; profiler "
-                     f"overhead {outcome.overhead_seconds * 1000:.0f}ms to start, stop and "
-                     f"write)\n  analyze it: attest analyze {where} --format html "
-                     f"--output {outcome.kind}-analysis.html\n")
+    from attest_cli.render.profile import outcome_note
+
+    app.stderr.write(outcome_note(outcome, app.display(outcome.path)))
 
 
 def _print_plan(app: AppContext, options: RunOptions, *, as_json: bool = False) -> None:
-    from attest_cli import run as run_service
+    from attest_cli.render.plan import Plan
+    from attest_cli.render.registry import RUN_PLAN
+    from attest_cli.runner import service as run_service
 
     pipeline, steps = run_service.plan(app, options)
-    out = sys.stdout
-    cached = sum(1 for s in steps if s.prediction is not None and s.prediction.status == "cached")
-    if as_json:
-        import dataclasses
-        import json
-
-        out.write(json.dumps({"pipeline": pipeline.name, "dry_run": True,
-                              "would_run": len(steps) - cached, "cached": cached,
-                              "steps": [dataclasses.asdict(s) for s in steps]}, indent=2) + "\n")
-        return
-    out.write(f"{pipeline.name}: {len(steps)} step(s) planned, {len(steps) - cached} would run, "
-              f"{cached} cached (dry run, nothing executed)\n")
-    for s in steps:
-        needs = f"  needs: {', '.join(s.needs)}" if s.needs else ""
-        extra = [] if s.cache else ["cache off"]
-        if s.timeout:
-            extra.append(f"timeout {s.timeout:g}s")
-        suffix = f"  ({', '.join(extra)})" if extra else ""
-        status = f"  -> {s.prediction.describe()}" if s.prediction is not None else ""
-        out.write(f"  [{s.level + 1}] {s.name}: {s.command}{needs}{suffix}{status}\n")
+    app.stdout.write(RUN_PLAN.render("json" if as_json else "text", Plan(pipeline.name, steps)))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 from attest_cli.cli.common import app_context, configure_logging
@@ -23,7 +21,7 @@ def serve(
     settings = app.settings(pipeline_doc=app.pipeline_doc())
     configure_logging(app, settings)
     exporter = Exporter(app, settings, endpoint)
-    sys.stderr.write(f"attest serve: listening on {exporter.url} "
+    app.stderr.write(f"attest serve: listening on {exporter.url} "
                      f"({', '.join(exporter.paths)}); stop with Ctrl-C\n")
-    sys.stderr.flush()
+    app.stderr.flush()
     exporter.run_until_signalled()

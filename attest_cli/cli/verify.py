@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from enum import StrEnum
 from pathlib import Path
 
@@ -39,9 +38,9 @@ def verify(
                                          "compare with [default: attest.yaml]."),
     fmt: Format = typer.Option(Format.text, "--format", "-f", help="text or json."),
 ) -> None:
-    from attest_cli.attestation.rendering import render_json, render_text
     from attest_cli.attestation.standalone import VerifyRequest, verify_receipts
     from attest_cli.errors import AttestError, ExitCode
+    from attest_cli.render.registry import VERIFICATION
 
     app = app_context(ctx)
     configure_logging(app)
@@ -52,7 +51,7 @@ def verify(
         check_signatures=not no_signatures, check_pipeline=not no_pipeline,
         pipeline=str(pipeline) if pipeline else None)
     results = verify_receipts(app, request)
-    sys.stdout.write(render_json(results) if fmt is Format.json else render_text(results))
+    app.stdout.write(VERIFICATION.render(fmt.value, results))
     failed = [r for r in results if not r.ok]
     if failed:
         reasons = sorted({reason for r in failed for reason in r.reasons})

@@ -209,5 +209,6 @@ def write_key(path: Path, key: str, value: Any | None) -> Any:
         for parent, part in reversed(trail):
             if not parent[part]:
                 del parent[part]
-    write_atomic(path, yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
+    write_atomic(path, yaml.safe_dump(data, sort_keys=False, default_flow_style=False),
+                 follow_symlinks=True)  # a config kept in a dotfiles repo stays linked
     return coerced

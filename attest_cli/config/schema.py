@@ -8,6 +8,7 @@ mirroring the nested YAML sections of the seed (``monitoring.prometheus.enabled`
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,29 @@ _SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**1
                "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 _DURATION_UNITS = {"": 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0,
                    "w": 7 * 86400.0}
+# Bounds on numbers from files, env and flags (docs/security.md): NaN and infinities are
+# never a value, and a duration past a century or a size past 2**63 is a typo or an attack
+# (99999999999d overflowed the date of a receipt's expiry after the steps had run).
+MAX_DURATION_SECS = 100 * 365 * 86400.0
+MAX_SIZE_BYTES = 2**63 - 1
+
+
+def finite(value: float, what: str = "a number") -> float:
+    """``value`` if it is a finite float, else ``ValueError`` (NaN compares false to every
+    bound, so it must be refused by name)."""
+    if math.isnan(value) or math.isinf(value):
+        raise ValueError(f"expected {what}, not {value}")
+    return value
+
+
+def bounded_duration(seconds: float) -> float:
+    """Seconds, refusing NaN, infinities, negatives and more than :data:`MAX_DURATION_SECS`."""
+    finite(seconds, "a duration")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    if seconds > MAX_DURATION_SECS:
+        raise ValueError(f"more than {MAX_DURATION_SECS:.0f} seconds (100 years)")
+    return seconds
 
 
 def parse_size(value: Any) -> int:
@@ -26,11 +50,15 @@ def parse_size(value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError("expected a size such as 10GB")
     if isinstance(value, int):
-        return value
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(value))
-    if not m or m.group(2).lower() not in _SIZE_UNITS:
-        raise ValueError("expected a size such as 10GB, 512MiB or a byte count")
-    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+        number = float(value)
+    else:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(value))
+        if not m or m.group(2).lower() not in _SIZE_UNITS:
+            raise ValueError("expected a size such as 10GB, 512MiB or a byte count")
+        number = float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
+    if not 0 <= number <= MAX_SIZE_BYTES:
+        raise ValueError(f"expected a size between 0 and {MAX_SIZE_BYTES} bytes")
+    return int(value) if isinstance(value, int) else int(number)
 
 
 def parse_duration(value: Any) -> float:
@@ -38,11 +66,11 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 30s or 24h")
     if isinstance(value, int | float):
-        return float(value)
+        return bounded_duration(float(value))
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(value))
     if not m or m.group(2).lower() not in _DURATION_UNITS:
         raise ValueError("expected a duration such as 30s, 15m, 24h or 7d")
-    return float(m.group(1)) * _DURATION_UNITS[m.group(2).lower()]
+    return bounded_duration(float(m.group(1)) * _DURATION_UNITS[m.group(2).lower()])
 
 
 def _bool(value: Any) -> bool:
@@ -71,9 +99,10 @@ def _float(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a number")
     try:
-        return float(value)
-    except (TypeError, ValueError):
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
         raise ValueError("expected a number") from None
+    return finite(number)
 
 
 def _str(value: Any) -> str:
@@ -150,7 +179,8 @@ KEYS: dict[str, Key] = {k.name: k for k in [
        choices=LOG_LEVELS),
     _k("log_format", "enum", "auto", "auto: JSON when stderr is not a terminal, else text.",
        choices=("auto", "text", "json")),
-    _k("parallel", "int", 0, "Steps run at once; 0 means the CPU count.", minimum=0),
+    _k("parallel", "int", 0, "Steps run at once; 0 means the CPU count.", minimum=0,
+       maximum=1024),
     _k("cache.enabled", "bool", True, "Use the step cache at all."),
     _k("cache.backend", "enum", "local", "Where entries live: local, redis or s3.",
        choices=("local", "redis", "s3")),

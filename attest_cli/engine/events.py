@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from attest_cli.engine.run_report import RunReport, StepResult
@@ -26,6 +26,8 @@ class Event:
     at: float = field(default_factory=time.time, kw_only=True)
 
 
+# RunStarted and RunFinished carry a frozen snapshot of the report (RunReport.snapshot()):
+# assigning to it raises, and the run's later changes never reach an observer.
 @dataclass(frozen=True)
 class RunStarted(Event):
     run_id: str
@@ -99,6 +101,12 @@ class ReceiptSigned(Event):
 
 
 Observer = Callable[[Event], None]
+
+
+class Publisher(Protocol):
+    """Anything events can be published on (the bus, a run feature's context)."""
+
+    def publish(self, event: Event) -> None: ...
 
 
 class EventBus:

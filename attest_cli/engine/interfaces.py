@@ -1,8 +1,10 @@
 """The small interfaces through which the engine calls its collaborators.
 
-The engine knows a step cache only as :class:`StepCache` and extra step environment only
-as :data:`EnvProvider`; implementations live in ``attest_cli.cache`` and
-``attest_cli.tracing.tracer``.
+The engine knows a step cache only as :class:`StepCache`, extra step environment only as
+:data:`EnvProvider`, the processes it starts only as a :class:`StepRunner` and time only as
+a :class:`Clock`; implementations live in ``attest_cli.cache``,
+``attest_cli.tracing.tracer``, ``attest_cli.engine.step_runner`` and, for tests,
+``attest_cli.engine.testing`` (so scheduling is testable without processes or sleeps).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from attest_cli.engine.process import ProcessOutcome
     from attest_cli.engine.run_report import StepResult
     from attest_cli.pipeline.model import Pipeline, Step
 
@@ -72,3 +75,37 @@ class StepCache(Protocol):
 
 EnvProvider = Callable[[str], Mapping[str, str]]
 """Called with a step name just before it starts; returns extra variables (TRACEPARENT)."""
+
+
+@dataclass(frozen=True)
+class StepRequest:
+    """One step's command as the scheduler hands it to a :class:`StepRunner`."""
+
+    step: str
+    command: str  # unmasked: what the shell runs
+    cwd: Path
+    env: Mapping[str, str]
+    log_path: Path  # the runner writes the masked, merged output here
+    timeout: float | None
+    on_line: Callable[[str], None]  # called with each masked output line
+    mask: Callable[[str], str]
+
+
+class StepRunner(Protocol):
+    """Runs step commands to completion; the real one runs processes (``step_runner.py``)."""
+
+    def run(self, request: StepRequest) -> ProcessOutcome:
+        """Run one command; blocks until it has exited, timed out or been terminated."""
+        ...
+
+    def terminate_all(self) -> None:
+        """Stop every command still running (called from a helper thread on interrupt)."""
+        ...
+
+
+class Clock(Protocol):
+    """Where the scheduler reads time: ``monotonic`` for durations, ``time`` for stamps."""
+
+    def monotonic(self) -> float: ...
+
+    def time(self) -> float: ...

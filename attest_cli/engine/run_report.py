@@ -8,7 +8,7 @@ freely; rename or remove only with a version bump.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import FrozenInstanceError, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +100,17 @@ class RunReport:
     cache: dict[str, dict[str, int]] = field(default_factory=dict)  # backend -> hits/misses
     receipt: str | None = None
     trace_id: str | None = None
+    failures: list[str] = field(default_factory=list)  # why a feature failed the run
+
+    def snapshot(self) -> RunReport:
+        """A frozen copy for observers: assigning to it (or to its steps) raises, and the
+        run's own report changing later never changes what an observer was handed."""
+        snap = _FrozenRunReport.__new__(_FrozenRunReport)
+        snap.__dict__.update(self.__dict__)
+        snap.__dict__["steps"] = tuple(_frozen_step(s) for s in self.steps)
+        snap.__dict__["cache"] = {k: dict(v) for k, v in self.cache.items()}
+        snap.__dict__["failures"] = tuple(self.failures)
+        return snap
 
     @property
     def duration_seconds(self) -> float:
@@ -163,3 +174,21 @@ class RunReport:
         from attest_cli.jsonfile import load_json
 
         return cls.from_dict(load_json(path, expected="a run report"), source=str(path))
+
+
+class _FrozenStepResult(StepResult):
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}: a published step result")
+
+
+class _FrozenRunReport(RunReport):
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}: a run report snapshot")
+
+
+def _frozen_step(step: StepResult) -> StepResult:
+    snap = _FrozenStepResult.__new__(_FrozenStepResult)
+    snap.__dict__.update(step.__dict__)
+    for name in ("outputs", "inputs", "needs"):
+        snap.__dict__[name] = tuple(step.__dict__[name])
+    return snap

@@ -12,12 +12,11 @@ import logging
 import os
 import queue
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from attest_cli import deadline
+from attest_cli.deadline import note_signal
 from attest_cli.engine.events import (
     CacheChecked,
     CacheStored,
@@ -26,15 +25,19 @@ from attest_cli.engine.events import (
     StepOutput,
     StepStarted,
 )
-from attest_cli.engine.interfaces import CacheDecision, EnvProvider, StepCache, StepContext
-from attest_cli.engine.masking import SecretMasker
-from attest_cli.engine.process import (
-    DRAIN_SECONDS,
-    KILL_GRACE_SECONDS,
-    ProcessRegistry,
-    run_command,
+from attest_cli.engine.interfaces import (
+    CacheDecision,
+    Clock,
+    EnvProvider,
+    StepCache,
+    StepContext,
+    StepRequest,
+    StepRunner,
 )
+from attest_cli.engine.masking import SecretMasker
+from attest_cli.engine.process import DRAIN_SECONDS, KILL_GRACE_SECONDS
 from attest_cli.engine.run_report import RunReport, StepResult
+from attest_cli.engine.step_runner import ProcessStepRunner, SystemClock
 from attest_cli.errors import disk_full
 from attest_cli.pipeline.model import Pipeline, Step
 
@@ -58,12 +61,17 @@ class SchedulerOptions:
 
 
 class Scheduler:
-    """Executes one run; create a new instance per run."""
+    """Executes one run; create a new instance per run.
+
+    ``runner`` runs the step commands and ``clock`` tells the time; the defaults are real
+    processes and the system clock, ``engine/testing.py`` has fakes for both.
+    """
 
     def __init__(self, pipeline: Pipeline, order: Sequence[str], report: RunReport,
                  bus: EventBus, options: SchedulerOptions, *, cache: StepCache | None = None,
                  env_providers: Sequence[EnvProvider] = (),
-                 masker: SecretMasker | None = None) -> None:
+                 masker: SecretMasker | None = None, runner: StepRunner | None = None,
+                 clock: Clock | None = None) -> None:
         self.pipeline = pipeline
         self.order = list(order)
         self.report = report
@@ -72,7 +80,8 @@ class Scheduler:
         self.cache = cache
         self.env_providers = list(env_providers)
         self.masker = masker or SecretMasker()
-        self.registry = ProcessRegistry()
+        self.runner: StepRunner = runner or ProcessStepRunner()
+        self.clock: Clock = clock or SystemClock()
         self.interrupted: int | None = None
         self._done: queue.Queue[tuple[str, StepResult]] = queue.Queue()
 
@@ -82,10 +91,10 @@ class Scheduler:
 
         Network calls in flight (a metrics push, a trace export) give up too: see
         :func:`attest_cli.deadline.note_signal`."""
-        deadline.note_signal()
+        note_signal()
         if self.interrupted is None:
             self.interrupted = signum
-        threading.Thread(target=self.registry.terminate_all, name="attest-terminate",
+        threading.Thread(target=self.runner.terminate_all, name="attest-terminate",
                          daemon=True).start()
 
     # -- main loop -----------------------------------------------------------------------
@@ -131,9 +140,9 @@ class Scheduler:
         while len(results) < len(self.order):
             if self.interrupted is not None and stop_reason is None:
                 stop_reason = "the run was interrupted"
-                interrupted_at = time.monotonic()
+                interrupted_at = self.clock.monotonic()
             if (interrupted_at is not None and running
-                    and time.monotonic() - interrupted_at > INTERRUPT_GRACE_SECONDS):
+                    and self.clock.monotonic() - interrupted_at > INTERRUPT_GRACE_SECONDS):
                 for name in sorted(running, key=index.__getitem__):
                     free_slots.append(running.pop(name))
                     results[name] = self._abandon(self.pipeline.steps[name])
@@ -170,17 +179,17 @@ class Scheduler:
             free_slots.sort()
             results[name] = result
             self.bus.publish(StepFinished(run_id=self.report.run_id, result=result))
+            if self.interrupted is not None and stop_reason is None:
+                stop_reason = "the run was interrupted"  # not the kill it caused
             if result.status == "failure" and not self.options.keep_going and not stop_reason:
                 stop_reason = f"step '{name}' failed"
             settle(name)
         self.report.steps = [results[n] for n in self.order if n in results]
-        for r in self.report.steps:  # recorded so analyses can rebuild the DAG
-            r.needs = list(self.pipeline.steps[r.name].needs)
         return self.report
 
     def _skip(self, step: Step, reason: str) -> StepResult:
         result = StepResult(name=step.name, command=self.masker(step.run), status="skipped",
-                            reason=reason)
+                            reason=reason, needs=list(step.needs))
         self.bus.publish(StepFinished(run_id=self.report.run_id, result=result))
         return result
 
@@ -212,13 +221,15 @@ class Scheduler:
             result = StepResult(name=step.name, command=self.masker(step.run), status="failure",
                                 exit_code=None, slot=slot,
                                 reason=str(disk_full(exc) or f"internal error: {exc}"))
+        # The result is final before it is published: nothing changes it afterwards.
+        result.needs = list(step.needs)  # recorded so analyses can rebuild the DAG
         self._done.put((step.name, result))
 
     def _run_step(self, step: Step, slot: int, upstream: dict[str, StepResult]) -> StepResult:
         masked_cmd = self.masker(step.run)
         log_path = self.options.logs_dir / f"{step.name}.log"
         result = StepResult(name=step.name, command=masked_cmd, slot=slot,
-                            started_at=time.time(), log_file=str(log_path))
+                            started_at=self.clock.time(), log_file=str(log_path))
         self.bus.publish(StepStarted(run_id=self.report.run_id, step=step.name,
                                      command=masked_cmd, slot=slot))
         env = self._env_for(step)
@@ -234,12 +245,12 @@ class Scheduler:
         for provider in self.env_providers:
             env.update(provider(step.name))
         timeout = step.timeout or self.options.default_timeout
-        outcome = run_command(
-            step.run, cwd=self.pipeline.root, env=env, log_path=log_path, timeout=timeout,
-            registry=self.registry, mask=self.masker,
+        outcome = self.runner.run(StepRequest(
+            step=step.name, command=step.run, cwd=self.pipeline.root, env=env,
+            log_path=log_path, timeout=timeout, mask=self.masker,
             on_line=lambda line: self.bus.publish(StepOutput(step=step.name, line=line)),
-        )
-        result.finished_at = time.time()
+        ))
+        result.finished_at = self.clock.time()
         result.exit_code = outcome.exit_code
         result.wall_seconds = outcome.wall_seconds
         result.cpu_user_seconds = outcome.cpu_user_seconds
@@ -272,7 +283,7 @@ class Scheduler:
     def _lookup(self, ctx: StepContext) -> CacheDecision | None:
         if self.cache is None or not self.options.use_cache or not ctx.step.cache:
             return None
-        t0 = time.monotonic()
+        t0 = self.clock.monotonic()
         try:
             decision = self.cache.lookup(ctx)
         except Exception as exc:
@@ -280,14 +291,14 @@ class Scheduler:
             return None
         self.bus.publish(CacheChecked(step=ctx.step.name, backend=decision.backend,
                                       hit=decision.hit, key=decision.key, reason=decision.reason,
-                                      duration=time.monotonic() - t0,
+                                      duration=self.clock.monotonic() - t0,
                                       components=decision.components))
         return decision
 
     def _store(self, ctx: StepContext, decision: CacheDecision, result: StepResult,
                log_path: Path) -> None:
         assert self.cache is not None
-        t0 = time.monotonic()
+        t0 = self.clock.monotonic()
         try:
             stored = self.cache.store(ctx, decision, result, log_path)
         except Exception as exc:
@@ -297,7 +308,7 @@ class Scheduler:
         result.outputs = stored.outputs
         self.bus.publish(CacheStored(step=ctx.step.name, backend=decision.backend,
                                      key=decision.key or "", bytes=stored.bytes,
-                                     duration=time.monotonic() - t0, stored=stored.stored,
+                                     duration=self.clock.monotonic() - t0, stored=stored.stored,
                                      reason=stored.reason))
 
     def _replay(self, step: Step, result: StepResult, decision: CacheDecision,
@@ -309,7 +320,7 @@ class Scheduler:
             result.log_file = None
         for line in decision.log_text.splitlines():
             self.bus.publish(StepOutput(step=step.name, line=line))
-        result.finished_at = time.time()
+        result.finished_at = self.clock.time()
         result.status = "cached"
         result.exit_code = 0
         result.wall_seconds = result.finished_at - (result.started_at or result.finished_at)

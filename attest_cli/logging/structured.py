@@ -24,21 +24,47 @@ logging.addLevelName(logging.WARNING, "WARN")
 LEVELS = {"trace": TRACE, "debug": logging.DEBUG, "info": logging.INFO,
           "warn": logging.WARNING, "warning": logging.WARNING, "error": logging.ERROR}
 
-# Set by tracing when it is on: returns (trace_id, span_id) hex strings of the current span.
-trace_context: Callable[[], tuple[str, str] | None] | None = None
-# Set by the run when secrets are known: masks secret values in every message and field.
-masker: Callable[[str], str] | None = None
+Mask = Callable[[str], str]
+TraceIds = Callable[[], "tuple[str, str] | None"]
 
 
-def _mask(value: Any) -> Any:
+class RunLogScope(logging.Filter):
+    """While a run is on, every attest log record carries that run's secret masker and
+    the ids of its current span, which the formatters apply. The run service installs the
+    scope on attest's handlers (``with RunLogScope(masker) as scope``) and hands it the
+    trace ids tracing gave the run; nothing is kept in module globals."""
+
+    def __init__(self, mask: Mask | None = None, trace_ids: TraceIds | None = None) -> None:
+        super().__init__()
+        self.mask = mask
+        self.trace_ids = trace_ids
+        self._handlers: list[logging.Handler] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.attest_mask = self.mask
+        record.attest_trace_ids = self.trace_ids
+        return True
+
+    def __enter__(self) -> RunLogScope:
+        self._handlers = list(logging.getLogger("attest").handlers)
+        for handler in self._handlers:
+            handler.addFilter(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handler in self._handlers:
+            handler.removeFilter(self)
+
+
+def _mask(value: Any, masker: Mask | None = None) -> Any:
     """Credentials out of a message or field: URLs redacted always, secret values when known."""
     if isinstance(value, str):
         value = redact_text(value)
         return masker(value) if masker is not None else value
     if isinstance(value, dict):
-        return {k: _mask(v) for k, v in value.items()}
+        return {k: _mask(v, masker) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_mask(v) for v in value]
+        return [_mask(v, masker) for v in value]
     return value
 
 
@@ -51,18 +77,20 @@ class JSONFormatter(logging.Formatter):
     """One JSON object per line: timestamp, level, target, message, fields (+ trace ids)."""
 
     def format(self, record: logging.LogRecord) -> str:
+        mask = getattr(record, "attest_mask", None)
         doc: dict[str, Any] = {
             "timestamp": _timestamp(record.created),
             "level": record.levelname,
             "target": record.name.replace(".", "::"),
-            "message": _mask(record.getMessage()),
-            "fields": _mask(getattr(record, "fields", {}) or {}),
+            "message": _mask(record.getMessage(), mask),
+            "fields": _mask(getattr(record, "fields", {}) or {}, mask),
         }
-        ids = trace_context() if trace_context else None
+        trace_ids = getattr(record, "attest_trace_ids", None)
+        ids = trace_ids() if trace_ids else None
         if ids:
             doc["trace_id"], doc["span_id"] = ids
         if record.exc_info:
-            doc["exception"] = _mask(self.formatException(record.exc_info))
+            doc["exception"] = _mask(self.formatException(record.exc_info), mask)
         return json.dumps(doc, default=str, ensure_ascii=False)
 
 
@@ -78,15 +106,16 @@ class TextFormatter(logging.Formatter):
         self.color = color
 
     def format(self, record: logging.LogRecord) -> str:
-        fields = _mask(getattr(record, "fields", {}) or {})
+        mask = getattr(record, "attest_mask", None)
+        fields = _mask(getattr(record, "fields", {}) or {}, mask)
         tail = " ".join(f"{k}={v}" for k, v in fields.items())
         level = record.levelname
         label = f"{_COLORS.get(level, '')}{level:<5}\033[0m" if self.color else f"{level:<5}"
-        msg = f"{label} {_mask(record.getMessage())}"
+        msg = f"{label} {_mask(record.getMessage(), mask)}"
         if tail:
             msg += f" \033[2m{tail}\033[0m" if self.color else f"  {tail}"
         if record.exc_info:
-            msg += "\n" + _mask(self.formatException(record.exc_info))
+            msg += "\n" + _mask(self.formatException(record.exc_info), mask)
         return msg
 
 

@@ -169,9 +169,11 @@ class CachedExposition:
                  sizes: SizeSource | None = None) -> None:
         self.keyed = keyed
         self.sizes = sizes
+        self.ns = ns
         self._snapshot = Tally()
         self._sizes: dict[str, int] = {}
-        self._registry = registry_for(lambda: self._snapshot, ns, lambda: self._sizes)
+        self._registry: Any = None  # built at the first scrape: a run nobody scrapes never
+        # imports prometheus_client (~30 ms)
         self._key: Hashable = object()
         self._body = b""
         self._lock = threading.Lock()
@@ -182,6 +184,9 @@ class CachedExposition:
             sizes = self.sizes() if self.sizes else {}
             full_key = (key, tuple(sorted(sizes.items())))
             if full_key != self._key:
+                if self._registry is None:
+                    self._registry = registry_for(lambda: self._snapshot, self.ns,
+                                                  lambda: self._sizes)
                 self._snapshot, self._sizes = build(), sizes
                 self._body = exposition(self._registry)
                 self._key = full_key

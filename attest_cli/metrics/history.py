@@ -414,19 +414,10 @@ class HistoryRecorder:
                            self.db.record_verifications, None, "", verifications, pending)
 
     def close(self) -> None:
-        """Standalone: flush. A run that ended without RunFinished (an internal error) is
-        still recorded."""
+        """Standalone: flush. (A run always ends with RunFinished, an internal error too:
+        the run service decides and publishes the status; the recorder only writes it.)"""
         if self.standalone:
             self.flush()
-            return
-        report = self._report
-        if report is None or self._finished:
-            return
-        if report.status == "running":
-            report.status = "failure"
-        report.finished_at = report.finished_at or time.time()
-        account(self.tally, RunFinished(report=report), report.pipeline)
-        self._finish(report)
 
     def _guard(self, what: str, func: Any, *args: Any) -> bool:
         try:

@@ -6,13 +6,15 @@ answered by a small fixed pool of worker threads, so a slow readiness check neve
 a metrics scrape, and the liveness route is answered on the loop itself, so it answers
 whatever the pool is doing. Connections are capped: at the cap the oldest idle connection
 is closed to make room, and when every connection is busy a new one gets ``503`` at once.
-It binds before the run starts, so a port in use is one clear error line naming the port
-and the configuration key, not a late surprise. An endpoint without a host binds loopback.
+It binds before the run starts (for ``attest run`` the event loop itself starts only when
+the first client connects: :meth:`EndpointServer.start`): for ``attest serve`` a port in
+use is one clear error line naming the port and the configuration key; ``attest run`` warns
+once and runs without its live endpoint (:class:`PortInUse`). An endpoint without a host
+binds loopback.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import json
@@ -24,11 +26,14 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from attest_cli.config.layers import Settings
 from attest_cli.errors import ConfigError
+
+if TYPE_CHECKING:  # asyncio is imported on the server's own thread (~20 ms off the run's path)
+    import asyncio
 
 log = logging.getLogger("attest.metrics")
 
@@ -66,6 +71,10 @@ def json_response(code: int, body: dict[str, Any]) -> Response:
     return code, "application/json", (json.dumps(body) + "\n").encode()
 
 
+class PortInUse(ConfigError):
+    """Another process listens on the port (``attest run`` warns and goes on without it)."""
+
+
 def _bind(host: str, port: int, backlog: int, where: str) -> socket.socket:
     try:
         if ":" in host:
@@ -75,7 +84,7 @@ def _bind(host: str, port: int, backlog: int, where: str) -> socket.socket:
         return socket.create_server((host, port), backlog=backlog)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            raise ConfigError(f"port {port} is already in use ({where})") from None
+            raise PortInUse(f"port {port} is already in use ({where})") from None
         raise ConfigError(f"cannot listen on {host}:{port} ({where}): "
                           f"{exc.strerror or exc}") from None
 
@@ -132,23 +141,51 @@ class EndpointServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._started = threading.Event()
+        self._stopping = False
+        self._lazy = False
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
         self._pool = ThreadPoolExecutor(max_workers=self.limits.workers,
                                         thread_name_prefix="attest-http")
         self._conns: set[asyncio.Task[None]] = set()
         self._idle: OrderedDict[asyncio.Task[None], asyncio.StreamWriter] = OrderedDict()
 
     # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> EndpointServer:
+    def start(self, *, wait: bool = True) -> EndpointServer:
+        """Serve on a background thread.
+
+        ``wait=False`` (``attest run``) returns at once and defers the event loop until the
+        first client connects: the socket already listens, so that client waits in the
+        backlog for the few milliseconds asyncio takes to load, and a run that nobody
+        scrapes never loads it at all.
+        """
+        self._lazy = not wait
+        if self._lazy:
+            self._wake_r, self._wake_w = socket.socketpair()
         self._thread = threading.Thread(target=self.serve_forever, name="attest-metrics",
                                         daemon=True)
         self._thread.start()
-        self._started.wait(10)
+        if wait:
+            self._started.wait(10)
         return self
 
     def serve_forever(self) -> None:
+        if self._lazy:
+            import select
+
+            assert self._wake_r is not None
+            select.select([self._sock, self._wake_r], [], [])  # a client, or stop()
+            if self._stopping:
+                return
+        import asyncio
+
         asyncio.run(self._main())
 
     def stop(self) -> None:
+        self._stopping = True  # a loop that has not started yet ends as soon as it does
+        if self._wake_w is not None:
+            with contextlib.suppress(OSError):
+                self._wake_w.send(b"x")
         loop, stop = self._loop, self._stop
         if loop is not None and stop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):  # the loop ended meanwhile
@@ -156,11 +193,18 @@ class EndpointServer:
         if self._thread is not None:
             self._thread.join(5)
         self._sock.close()
+        for end in (self._wake_r, self._wake_w):
+            if end is not None:
+                end.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        import asyncio
+
         self._stop = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        if self._stopping:  # stop() came before the loop existed
+            return
         server = await asyncio.start_server(self._client, sock=self._sock,
                                             limit=self.limits.max_head_bytes)
         self._started.set()
@@ -179,6 +223,8 @@ class EndpointServer:
 
     # -- one connection --------------------------------------------------------------------
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        import asyncio
+
         task = asyncio.current_task()
         assert task is not None
         try:
@@ -211,6 +257,8 @@ class EndpointServer:
 
     async def _one_request(self, task: asyncio.Task[None], reader: asyncio.StreamReader,
                            writer: asyncio.StreamWriter) -> bool:
+        import asyncio
+
         """Read and answer one request; True to keep the connection for another."""
         limits = self.limits
         self._idle[task] = writer
@@ -237,6 +285,8 @@ class EndpointServer:
         return keep
 
     async def _answer(self, path: str) -> Response:
+        import asyncio
+
         route = self.routes.get(path)
         if route is None:
             return 404, "text/plain", b"not found\n"

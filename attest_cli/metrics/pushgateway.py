@@ -31,13 +31,37 @@ def grouping_key(settings: Settings, pipeline: str) -> dict[str, str]:
     return {"pipeline": pipeline, "instance": instance}
 
 
-def _deadline_handler(url: str, method: str, timeout: float | None,
-                      headers: list[tuple[str, str]], data: bytes) -> Any:
+def split_credentials(url: str) -> tuple[str, dict[str, str]]:
+    """``http://user:pass@host/`` -> (``http://host/``, a basic-auth header).
+
+    Gateways behind basic auth are configured with the credentials in the URL; urllib would
+    try to resolve ``user:pass@host`` as the host name, so they travel as a header instead
+    (and never appear in the URL that errors and logs name)."""
+    import base64
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    if parts.username is None and parts.password is None:
+        return url, {}
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port is not None else "")
+    token = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    header = "Basic " + base64.b64encode(token.encode("utf-8")).decode("ascii")
+    return urlunsplit(parts._replace(netloc=netloc)), {"Authorization": header}
+
+
+def _deadline_handler(auth: dict[str, str]) -> Any:
     """prometheus_client's handler hook: the request itself, through the shared deadline."""
-    def handle() -> None:
-        deadline.http_request(url, data=data, method=method, headers=dict(headers),
-                              seconds=float(timeout or 0), what="Pushgateway push")
-    return handle
+    def handler(url: str, method: str, timeout: float | None,
+                headers: list[tuple[str, str]], data: bytes) -> Any:
+        def handle() -> None:
+            deadline.http_request(url, data=data, method=method,
+                                  headers={**dict(headers), **auth},
+                                  seconds=float(timeout or 0), what="Pushgateway push")
+        return handle
+    return handler
 
 
 def push(settings: Settings, pipeline: str, registry: Any, *, timeout: float | None = None
@@ -49,12 +73,12 @@ def push(settings: Settings, pipeline: str, registry: Any, *, timeout: float | N
 
     if timeout is None:
         timeout = float(settings["monitoring.prometheus.push_timeout"])
-    url = str(settings["monitoring.prometheus.pushgateway"]).strip()
+    url, auth = split_credentials(str(settings["monitoring.prometheus.pushgateway"]).strip())
     job = str(settings["monitoring.prometheus.job"]).strip() or "attest"
     group = grouping_key(settings, pipeline)
     try:
         push_to_gateway(url, job=job, registry=registry, grouping_key=group, timeout=timeout,
-                        handler=_deadline_handler)
+                        handler=_deadline_handler(auth))
     except Exception as exc:  # refused, deadline, signal, 4xx/5xx: the run's outcome stands
         log.warning("pushing metrics to %s failed: %s", url, exc,
                     extra=fields(pushgateway=url, job=job, **group))

@@ -1,4 +1,4 @@
-"""How metrics and history attach to ``attest run`` (listed in ``run.FEATURES``).
+"""Metrics and history as a run feature (``attest.run_features`` entry point ``metrics``).
 
 Always: the history observer (every run is recorded, failed and interrupted ones too).
 When configured: the live endpoint (``monitoring.prometheus.enabled``), a Pushgateway push
@@ -10,24 +10,26 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from attest_cli.engine.events import Event, RunFinished
 from attest_cli.metrics.history import HistoryDB, HistoryRecorder
 from attest_cli.metrics.tally import Tally
+from attest_cli.runner.features import Feature
 
 if TYPE_CHECKING:
-    from attest_cli.run import RunSetup
+    from attest_cli.runner.features import RunContext
 
 log = logging.getLogger("attest.metrics")
 
 
-def attach(setup: RunSetup) -> None:
+def attach(setup: RunContext) -> None:
     db = HistoryDB.from_settings(setup.ctx, setup.settings)
     recorder = HistoryRecorder(db)
-    setup.bus.subscribe(recorder)
-    setup.closers.append(recorder.close)
+    setup.subscribe(recorder)
+    setup.on_close(recorder.close)
 
     s = setup.settings
     live = bool(s["monitoring.prometheus.enabled"])
@@ -45,7 +47,7 @@ def attach(setup: RunSetup) -> None:
     if live:
         _start_live_endpoint(setup, db, recorder, ns, sizes)
     if gateway or textfile:
-        setup.bus.subscribe(_Finisher(setup, db, recorder, ns, sizes))
+        setup.subscribe(_Finisher(setup, db, recorder, ns, sizes))
 
 
 def _check_writable(path: Path) -> None:
@@ -70,12 +72,13 @@ def _totals(db: HistoryDB, pipeline: str | None) -> Tally:
         return Tally()
 
 
-def _start_live_endpoint(setup: RunSetup, db: HistoryDB, recorder: HistoryRecorder, ns: str,
+def _start_live_endpoint(setup: RunContext, db: HistoryDB, recorder: HistoryRecorder, ns: str,
                          sizes: Any) -> None:
     from attest_cli.metrics.exposition import CachedExposition
     from attest_cli.metrics.http_server import (
         TEXT_FORMAT,
         EndpointServer,
+        PortInUse,
         parse_endpoint,
         routes_for,
     )
@@ -87,23 +90,51 @@ def _start_live_endpoint(setup: RunSetup, db: HistoryDB, recorder: HistoryRecord
     base = _totals(db, None)  # earlier runs; this run's tally is added live
     live = recorder.tally
     text = CachedExposition(lambda: (live.version, lambda: base.merged(live)), ns, sizes)
-    readiness = None
-    if s["health.enabled"]:
-        from attest_cli.health.checks import Readiness
-
-        readiness = Readiness(setup.ctx, s)
-        setup.closers.append(readiness.close)
+    readiness = _LazyReadiness(setup) if s["health.enabled"] else None
     routes = routes_for(s, lambda: (200, TEXT_FORMAT, text()),
                         readiness.evaluate if readiness else None)
-    server = EndpointServer(host, port, routes, where=where).start()
-    setup.closers.append(server.stop)
+    try:
+        server = EndpointServer(host, port, routes, where=where)
+    except PortInUse as exc:
+        # another run or `attest serve` has the port: the run and its history matter more
+        # than a live view of it (serve already exposes the history's totals)
+        log.warning("%s; running without the live metrics endpoint (the run is still "
+                    "recorded in the history)", exc)
+        return
+    server.start(wait=False)  # listening already; the loop starts beside the run
+    setup.on_close(server.stop)
+    if readiness is not None:
+        setup.on_close(readiness.close)
     log.info("serving live metrics on %s%s", server.url, s["monitoring.prometheus.path"])
+
+
+class _LazyReadiness:
+    """The readiness checks, set up at the first readiness request: loading the health
+    check plug-ins (an entry-point scan, ~30 ms) is not paid by runs nobody probes."""
+
+    def __init__(self, setup: RunContext) -> None:
+        self.setup = setup
+        self._checks: Any = None
+        self._lock = threading.Lock()
+
+    def evaluate(self) -> Any:
+        with self._lock:
+            if self._checks is None:
+                from attest_cli.health.checks import Readiness
+
+                self._checks = Readiness(self.setup.ctx, self.setup.settings)
+        return self._checks.evaluate()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._checks is not None:
+                self._checks.close()
 
 
 class _Finisher:
     """At RunFinished (after the history wrote the run): push and/or write the textfile."""
 
-    def __init__(self, setup: RunSetup, db: HistoryDB, recorder: HistoryRecorder, ns: str,
+    def __init__(self, setup: RunContext, db: HistoryDB, recorder: HistoryRecorder, ns: str,
                  sizes: Any) -> None:
         self.setup = setup
         self.db = db
@@ -140,3 +171,6 @@ class _Finisher:
                 write_textfile(path, registry_for(lambda: totals_all, self.ns, self.sizes))
             except (OSError, AttestError) as exc:
                 log.warning("--metrics-file %s: could not write: %s", path, exc)
+
+
+FEATURE = Feature("metrics", 300, attach)

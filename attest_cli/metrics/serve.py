@@ -7,8 +7,6 @@ endpoints. It runs until SIGINT or SIGTERM and then stops cleanly.
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
 
 from attest_cli.config.layers import Settings
@@ -23,7 +21,8 @@ from attest_cli.metrics.http_server import (
     parse_endpoint,
     routes_for,
 )
-from attest_cli.runs import abandon_dead_runs
+from attest_cli.runner.records import abandon_dead_runs
+from attest_cli.runner.signals import StopRequest
 
 ABANDONED_EVERY = 10.0  # seconds between looks for runs whose process died
 
@@ -54,25 +53,16 @@ class Exporter:
 
     def run_until_signalled(self) -> int:
         """Serve until SIGINT/SIGTERM; returns the signal number that stopped it."""
-        stop = threading.Event()
-        got: list[int] = []
-
-        def handle(signum: int, _frame: object) -> None:
-            got.append(signum)
-            stop.set()
-
-        previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        self.server.start()
-        next_look = 0.0
-        try:
-            while not stop.wait(0.5):
-                if time.monotonic() >= next_look:  # runs killed since: abandoned, counted
-                    abandon_dead_runs(self.app, self.settings)
-                    next_look = time.monotonic() + ABANDONED_EVERY
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            self.server.stop()
-            if self.readiness is not None:
-                self.readiness.close()
-        return got[0] if got else 0
+        with StopRequest() as stop:
+            self.server.start()
+            next_look = 0.0
+            try:
+                while not stop.stopped.wait(0.5):
+                    if time.monotonic() >= next_look:  # runs killed since: abandoned, counted
+                        abandon_dead_runs(self.app, self.settings)
+                        next_look = time.monotonic() + ABANDONED_EVERY
+            finally:
+                self.server.stop()
+                if self.readiness is not None:
+                    self.readiness.close()
+        return stop.signum or 0

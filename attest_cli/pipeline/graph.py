@@ -1,9 +1,8 @@
-"""The step DAG: cycles, ordering, selection and the critical path, plus its drawings."""
+"""The step DAG: cycles, ordering, selection and the critical path (drawn by
+``attest_cli.render.pipeline_graph``)."""
 
 from __future__ import annotations
 
-import itertools
-import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
@@ -112,72 +111,3 @@ def levels(pipeline: Pipeline) -> list[list[str]]:
     for name, d in depth.items():
         grouped[d].append(name)
     return grouped
-
-
-def render(pipeline: Pipeline, fmt: str, durations: Mapping[str, float] | None = None) -> str:
-    """Draw the DAG as ``ascii``, ``mermaid``, ``dot`` or ``json``, marking the critical path."""
-    path, total = critical_path(pipeline, durations)
-    crit = set(path)
-    crit_edges = set(itertools.pairwise(path))
-    if fmt == "json":
-        return json.dumps({
-            "pipeline": pipeline.name,
-            "steps": [{"name": s.name, "needs": list(s.needs), "critical": s.name in crit}
-                      for s in pipeline.steps.values()],
-            "levels": levels(pipeline),
-            "critical_path": path,
-            "critical_path_weight": total,
-            "weight_unit": "seconds" if durations else "steps",
-        }, indent=2)
-    if fmt == "mermaid":
-        lines = ["graph TD"]
-        for s in pipeline.steps.values():
-            lines.append(f'    {_ident(s.name)}["{s.name}"]')
-        for s in pipeline.steps.values():
-            for d in s.needs:
-                arrow = "==>" if (d, s.name) in crit_edges else "-->"
-                lines.append(f"    {_ident(d)} {arrow} {_ident(s.name)}")
-        if crit:
-            lines.append("    classDef critical stroke:#d33,stroke-width:3px")
-            lines.append("    class " + ",".join(_ident(n) for n in path) + " critical")
-        return "\n".join(lines)
-    if fmt == "dot":
-        lines = [f'digraph "{pipeline.name}" {{', "    rankdir=LR;"]
-        for s in pipeline.steps.values():
-            style = ' color="red" penwidth=2' if s.name in crit else ""
-            lines.append(f'    "{s.name}" [shape=box{style}];')
-        for s in pipeline.steps.values():
-            for d in s.needs:
-                style = ' [color="red" penwidth=2]' if (d, s.name) in crit_edges else ""
-                lines.append(f'    "{d}" -> "{s.name}"{style};')
-        lines.append("}")
-        return "\n".join(lines)
-    if fmt == "ascii":
-        lines = [f"{pipeline.name}"]
-        for i, group in enumerate(levels(pipeline)):
-            lines.append(f"  stage {i + 1}")
-            for name in group:
-                needs = pipeline.steps[name].needs
-                mark = " *" if name in crit else ""
-                after = f"  <- {', '.join(needs)}" if needs else ""
-                lines.append(f"    {name}{mark}{after}")
-        weight = human_duration(total) if durations else f"{total:g} steps"
-        lines.append(f"critical path (*): {' -> '.join(path)}  ({weight})")
-        return "\n".join(lines)
-    raise ValueError(f"unknown format {fmt!r}")
-
-
-def human_duration(seconds: float) -> str:
-    """``350ms``, ``1.2s``, ``2m03s``, ``1h02m05s``: the precision a reader needs at each scale."""
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
-
-
-def _ident(name: str) -> str:
-    return "s_" + "".join(c if c.isalnum() else "_" for c in name)

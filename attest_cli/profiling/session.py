@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from attest_cli.context import AppContext
     from attest_cli.engine.run_report import RunReport
     from attest_cli.pipeline.model import Pipeline
-    from attest_cli.run import RunOptions
+    from attest_cli.runner.features import RunOptions
 
 log = logging.getLogger("attest.profiling")
 

@@ -4,8 +4,10 @@ The standard OpenTelemetry variables are honoured *below* attest's own configura
 ``OTEL_*`` value is used only where the matching attest key still has its built-in default
 (``settings.origins[key] == "default"``). ``OTEL_SDK_DISABLED=true`` turns tracing off
 unless it was asked for on the command line (``--trace``) or with
-``ATTEST_TRACING__ENABLED`` (both sit above the environment's OTEL layer). No OpenTelemetry
-import here: this decides whether tracing is on at all.
+``ATTEST_TRACING__ENABLED`` (both sit above the environment's OTEL layer). When neither
+attest's keys nor ``OTEL_EXPORTER_OTLP_*ENDPOINT`` name an exporter or an endpoint, spans go
+to the ``file`` exporter (``.attest/traces.jsonl``), not to a collector on localhost.
+No OpenTelemetry import here: this decides whether tracing is on at all.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ class TracingConfig:
     max_buffered_spans: int = 10000
     resource_attributes: dict[str, str] = field(default_factory=dict)
     disabled_by: str | None = None  # why tracing is off although configured on
+    # True when nothing named an exporter or endpoint, so spans go to the file exporter
+    defaulted_to_file: bool = False
 
     @property
     def wire(self) -> str:
@@ -117,6 +121,10 @@ def resolve(settings: Settings, environ: Mapping[str, str], *, trace_flag: bool)
         base = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
         # the signal-specific variable is used as is; the base one gets /v1/traces (via .target)
         cfg.endpoint = traces or (base.rstrip("/") if base else "")
+    if not cfg.endpoint and otlp and default("tracing.exporter.type"):
+        # Nothing says where a collector is: exporting to localhost:4318 would only wait
+        # for a collector that is (almost always) not there, so write the trace file.
+        cfg.exporter, otlp, cfg.defaulted_to_file = "file", False, True
     if not cfg.endpoint:
         kind = cfg.protocol if otlp else ""
         cfg.endpoint = DEFAULT_ENDPOINTS.get((cfg.exporter, kind), "")

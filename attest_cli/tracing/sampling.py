@@ -22,11 +22,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
-from opentelemetry.sdk.trace.export import SpanExportResult
-from opentelemetry.trace import StatusCode
-
 from attest_cli.tracing.context import TraceParent, ratio_keeps
+from attest_cli.tracing.spans import to_readable
+
+# Spans are attest's RecordedSpan (or, in unit tests, the SDK's ReadableSpan): anything with
+# ``context.trace_id``/``context.span_id`` and ``status.status_code`` (value 2 = ERROR).
+SpanLike = Any
+ERROR = 2
+
+
+def exported_ok(result: Any) -> bool:
+    """True for the SDK's ``SpanExportResult.SUCCESS`` and attest's own."""
+    return getattr(result, "name", None) == "SUCCESS"
 
 log = logging.getLogger("attest.tracing")
 
@@ -46,8 +53,10 @@ class ExportQueue:
     """Exports batches on one daemon thread; shutdown waits at most ``timeout`` seconds.
 
     The exporter is *built* on that thread too, when the first span to export arrives:
-    loading an exporter library (OTLP pulls in protobuf and requests or grpc) takes ~100 ms,
-    which then overlaps the run, and a run whose trace is dropped never pays it.
+    loading an exporter library (OTLP pulls in protobuf, the encoder and the SDK, gRPC also
+    grpcio) takes tens of ms, which then overlaps the run, and a run whose trace is dropped
+    never pays it. Spans reach exporters that need the SDK's ``ReadableSpan`` converted
+    here, on this thread (:func:`attest_cli.tracing.spans.to_readable`).
     """
 
     def __init__(self, make_exporter: Callable[[], Any], *, max_queue: int = 100_000,
@@ -58,7 +67,7 @@ class ExportQueue:
         self.explain = explain  # the reason behind a FAILURE result, when the exporter logged it
         self.max_queue = max_queue
         self.batch_size = batch_size
-        self._items: deque[ReadableSpan] = deque()
+        self._items: deque[SpanLike] = deque()
         self._cond = threading.Condition()
         self._closing = False
         self.exported = 0
@@ -70,7 +79,7 @@ class ExportQueue:
                                         daemon=True)
         self._thread.start()
 
-    def put(self, spans: Sequence[ReadableSpan]) -> None:
+    def put(self, spans: Sequence[SpanLike]) -> None:
         with self._cond:
             room = self.max_queue - len(self._items)
             self._items.extend(spans[:max(0, room)])
@@ -115,10 +124,12 @@ class ExportQueue:
         except Exception as exc:
             log.debug("trace exporter shutdown failed: %s", exc)
 
-    def _export(self, batch: list[ReadableSpan]) -> None:
+    def _export(self, batch: list[SpanLike]) -> None:
         try:
+            if not getattr(self.exporter, "takes_recorded_spans", False):
+                batch = to_readable(batch)  # the SDK's class, built here, off the run's path
             result = self.exporter.export(batch)
-            error = None if result == SpanExportResult.SUCCESS else (
+            error = None if exported_ok(result) else (
                 getattr(self.exporter, "last_error", None) or self.explain()
                 or "the collector refused or could not be reached")
         except Exception as exc:
@@ -150,12 +161,15 @@ class _Trace:
     error: bool = False
     root_ended: bool = False
     open: int = 0
-    buffer: deque[ReadableSpan] = field(default_factory=deque)
+    buffer: deque[SpanLike] = field(default_factory=deque)
     dropped: int = 0
 
 
-class TailSamplingProcessor(SpanProcessor):
-    """Records every span and decides per trace when its local root has ended."""
+class TailSamplingProcessor:
+    """Records every span and decides per trace when its local root has ended.
+
+    Duck-types the SDK's ``SpanProcessor`` (``on_start``/``on_end``...), so the module never
+    imports the SDK; attest's tracer calls it with its own recorded spans."""
 
     def __init__(self, queue: ExportQueue, *, always_sample_errors: bool,
                  max_buffered: int) -> None:
@@ -198,17 +212,17 @@ class TailSamplingProcessor(SpanProcessor):
             if t is not None:
                 t.open += 1
 
-    def on_end(self, span: ReadableSpan) -> None:
+    def on_end(self, span: SpanLike) -> None:
         ctx = span.context
         assert ctx is not None
-        out: list[ReadableSpan] = []
+        out: list[SpanLike] = []
         with self._lock:
             t = self._traces.get(ctx.trace_id)
             if t is None:
                 out.append(span)  # not a trace this run began: export it as is
             else:
                 t.open -= 1
-                if span.status.status_code is StatusCode.ERROR:
+                if span.status.status_code.value == ERROR:
                     t.error = True
                 if ctx.span_id == t.root_span_id:
                     t.root_ended = True
@@ -226,11 +240,14 @@ class TailSamplingProcessor(SpanProcessor):
         if out:
             self.queue.put(out)
 
-    def _buffer(self, t: _Trace, span: ReadableSpan) -> None:
+    def _buffer(self, t: _Trace, span: SpanLike) -> None:
         if len(t.buffer) >= self.max_buffered:
             t.buffer.popleft()
             t.dropped += 1
         t.buffer.append(span)
+
+    def _on_ending(self, span: Any) -> None:
+        pass
 
     def shutdown(self) -> None:
         pass

@@ -4,24 +4,22 @@ An observer like the others: it turns :mod:`attest_cli.engine.events` into spans
 events' own timestamps, hands every step process a ``TRACEPARENT`` for that step's span
 (so a nested ``attest run`` or any OTel-aware tool joins the trace) and lets the JSON logs
 carry ``trace_id``/``span_id``. Sampling is decided at the end of the trace
-(:mod:`attest_cli.tracing.sampling`). Imported only when tracing is on.
+(:mod:`attest_cli.tracing.sampling`). Imported only when tracing is on; spans are attest's
+own records (:mod:`attest_cli.tracing.spans`), so the run never loads the OpenTelemetry SDK
+on its own thread (the export thread does, for the exporters that need it).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import socket
 import subprocess
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
-
-from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON
-from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
-from opentelemetry.trace.span import TraceState
 
 from attest_cli import __version__
 from attest_cli.engine.events import (
@@ -54,14 +52,70 @@ from attest_cli.tracing.sampling import (
     TailSamplingProcessor,
     head_decision,
 )
+from attest_cli.tracing.spans import (
+    RecordedSpan,
+    Resource,
+    Scope,
+    SpanIds,
+    SpanKind,
+    StatusCode,
+    new_span_id,
+    new_trace_id,
+)
 
 log = logging.getLogger("attest.tracing")
 
-_RESULT = {"success": "success", "failure": "failure", "interrupted": "cancellation"}
+# OpenTelemetry CI/CD semantic conventions (cicd.pipeline.result and
+# cicd.pipeline.task.run.result enum values; tests check them against the semconv package)
+RUN_RESULT = {"success": "success", "failure": "failure", "interrupted": "cancellation",
+               "abandoned": "error"}
+ACTION = "RUN"  # cicd.pipeline.action.name: attest runs a pipeline; the root is "RUN <name>"
+
+
+def task_result(r: StepResult) -> tuple[str, str | None]:
+    """``(cicd.pipeline.task.run.result, error.type)`` of a finished step.
+
+    A cached step is ``success`` (its outputs are the ones a run would make;
+    ``attest.step.cache_hit`` tells it apart); a step that never ran is ``skip``. Failures
+    are told apart by why: the step's timeout (``timeout``), attest's interrupt
+    (``cancellation``), a step attest could not start or watch (``error``, exit code
+    unknown), else the command's own ``failure`` with its exit code or signal as the
+    low-cardinality ``error.type``.
+    """
+    if r.status in ("success", "cached"):
+        return "success", None
+    if r.status == "skipped":
+        return "skip", None
+    if r.timed_out:
+        return "timeout", "timeout"
+    if (r.reason or "").startswith("killed by interrupt"):
+        return "cancellation", "interrupted"
+    if r.signal:
+        try:
+            return "failure", signal.Signals(r.signal).name  # e.g. SIGKILL (the OOM killer)
+        except ValueError:
+            return "failure", f"signal_{r.signal}"
+    if r.exit_code is None:
+        return "error", "internal"
+    return "failure", f"exit_code_{r.exit_code}"
 
 
 def _ns(seconds: float) -> int:
     return int(seconds * 1_000_000_000)
+
+
+def run_error_type(report: RunReport) -> str | None:
+    """``error.type`` of a run that did not succeed: its first failed step's, else why."""
+    if report.status == "success":
+        return None
+    if report.status == "interrupted":
+        return "interrupted"
+    if report.status == "abandoned":
+        return "abandoned"
+    for step in report.steps:
+        if step.status == "failure":
+            return task_result(step)[1]
+    return "step_skipped" if any(s.status == "skipped" for s in report.steps) else "internal"
 
 
 class _ForwardToDebug(logging.Handler):
@@ -86,7 +140,11 @@ def quiet_sdk_logs() -> None:
 
 def vcs_attributes(root: Path) -> dict[str, str]:
     """Revision and branch when the project is a git checkout (never the remote URL, which
-    may carry credentials)."""
+    may carry credentials). Outside a checkout no ``git`` process is started (a few stats
+    instead of a fork and exec per traced run)."""
+    if not os.environ.get("GIT_DIR") and not any(
+            (d / ".git").exists() for d in (root.resolve(), *root.resolve().parents)):
+        return {}
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD", "--abbrev-ref", "HEAD"], cwd=root,
                              capture_output=True, text=True, timeout=5)
@@ -118,36 +176,33 @@ def remote_parent(environ: Mapping[str, str]) -> tuple[TraceParent | None,
 
 
 class RunTracer:
-    """One run's tracing: the SDK provider, the span bookkeeping and the step environment."""
+    """One run's tracing: the span bookkeeping, the tail sampler and the step environment."""
 
     def __init__(self, cfg: TracingConfig, *, workdir: Path, environ: Mapping[str, str],
-                 masker: SecretMasker, pipeline_root: Path) -> None:
+                 masker: SecretMasker, pipeline_root: Path,
+                 make_exporter: Callable[[], Any] | None = None) -> None:
+        """``make_exporter`` replaces the configured exporter (tests pass the SDK's
+        ``InMemorySpanExporter``); by default ``cfg`` decides."""
         quiet_sdk_logs()
         self.cfg = cfg
         self.masker = masker
         self.pipeline_root = pipeline_root
-        self.queue = ExportQueue(lambda: build_exporter(cfg, workdir),
+        self.queue = ExportQueue(make_exporter or (lambda: build_exporter(cfg, workdir)),
                                  explain=lambda: _ForwardToDebug.last_problem)
         self.processor = TailSamplingProcessor(self.queue,
                                                always_sample_errors=cfg.always_sample_errors,
                                                max_buffered=cfg.max_buffered_spans)
-        from opentelemetry.sdk.version import __version__ as sdk_version
+        from opentelemetry.sdk.version import __version__ as sdk_version  # a constant
 
         attrs: dict[str, Any] = {k: masker(v) for k, v in cfg.resource_attributes.items()}
         attrs.update({"service.name": cfg.service_name, "service.version": __version__,
+                      "host.name": socket.gethostname(),
                       "telemetry.sdk.language": "python", "telemetry.sdk.name": "opentelemetry",
                       "telemetry.sdk.version": sdk_version})
-        provider = TracerProvider(sampler=ALWAYS_ON, resource=Resource(attrs),
-                                  shutdown_on_exit=False)
-        # attest's own setting decided that tracing is on (tracing/config.py documents how
-        # OTEL_SDK_DISABLED is weighed), so the SDK must not switch itself off from os.environ.
-        if getattr(provider, "_disabled", False):
-            provider._disabled = False
-        provider.add_span_processor(self.processor)
-        self.tracer = provider.get_tracer("attest", __version__)
+        self.resource = Resource(attrs)
+        self.scope = Scope("attest", __version__)
         self.parent, self.parent_state = remote_parent(environ)
-        self.root: Any = None
-        self.root_context: Any = None
+        self.root: RecordedSpan | None = None
         self.head = True
         self.steps: dict[str, Any] = {}
         self._thread_span = threading.local()
@@ -165,10 +220,21 @@ class RunTracer:
             out[key] = self.masker(value) if isinstance(value, str) else value
         return out
 
-    def _child(self, name: str, parent: Any, start: float, attrs: Mapping[str, Any]) -> Any:
-        ctx = trace.set_span_in_context(parent) if parent is not None else self.root_context
-        return self.tracer.start_span(self.masker(name), context=ctx, start_time=_ns(start),
-                                      attributes=self._attrs(attrs))
+    def _span(self, name: str, context: SpanIds, parent: SpanIds | None, start_ns: int,
+              attrs: Mapping[str, Any], kind: SpanKind = SpanKind.INTERNAL) -> RecordedSpan:
+        span = RecordedSpan(self.masker(name), context=context, parent=parent, kind=kind,
+                            start_time=start_ns, attributes=self._attrs(attrs),
+                            resource=self.resource, scope=self.scope,
+                            on_end=self.processor.on_end)
+        self.processor.on_start(span)
+        return span
+
+    def _child(self, name: str, parent: RecordedSpan | None, start: float,
+               attrs: Mapping[str, Any]) -> RecordedSpan:
+        assert self.root is not None
+        up = (parent or self.root).context
+        ids = SpanIds(up.trace_id, new_span_id(), trace_state=up.trace_state)
+        return self._span(name, ids, up, _ns(start), attrs)
 
     # -- the observer --------------------------------------------------------------------
     def __call__(self, event: Event) -> None:
@@ -193,43 +259,45 @@ class RunTracer:
                                 "attest.verification.ok": event.ok,
                                 "attest.verification.reason": event.reason})
             if not event.ok:
-                span.set_status(Status(StatusCode.ERROR, self.masker(event.reason or "failed")))
+                span.set_status(StatusCode.ERROR, self.masker(event.reason or "failed"))
             span.end(end_time=_ns(event.at))
         elif isinstance(event, RunFinished):
             self._run_finished(event.report)
 
-    def start_root(self, report: RunReport) -> None:
+    def start_root(self, report: RunReport) -> str:
         """Open the run's root span as soon as the run exists, so every log line of the run
-        (even "Pipeline execution started") carries its trace id."""
-        parent_ctx = None
+        (even "Pipeline execution started") carries its trace id; returns that id (hex)."""
+        remote = None
         if self.parent is not None:
-            remote = SpanContext(trace_id=self.parent.trace_id, span_id=self.parent.span_id,
-                                 is_remote=True, trace_flags=TraceFlags(self.parent.flags & 1),
-                                 trace_state=TraceState(self.parent_state))
-            parent_ctx = trace.set_span_in_context(NonRecordingSpan(remote))
+            remote = SpanIds(self.parent.trace_id, self.parent.span_id,
+                             trace_flags=self.parent.flags & 1, is_remote=True,
+                             trace_state=tuple(self.parent_state))
         attrs = {"cicd.pipeline.name": report.pipeline,
                  "cicd.pipeline.run.id": report.run_id,
-                 "service.version": __version__,
-                 "attest.pipeline.file": report.pipeline_file,
-                 "host.name": report.hostname}
-        self.root = self.tracer.start_span(self.masker(f"run {report.pipeline}"),
-                                           context=parent_ctx, start_time=_ns(report.started_at),
-                                           attributes=self._attrs(attrs))
-        sc = self.root.get_span_context()
+                 "cicd.pipeline.action.name": ACTION,
+                 "attest.pipeline.file": report.pipeline_file}
+        # CI/CD semconv: a SERVER span named "{action} {pipeline}"; host.name and
+        # service.version are on the resource, where they describe every span
+        ids = SpanIds(remote.trace_id if remote else new_trace_id(), new_span_id(),
+                      trace_state=remote.trace_state if remote else ())
+        self.root = self._span(f"{ACTION} {report.pipeline}", ids, remote,
+                               _ns(report.started_at), attrs, kind=SpanKind.SERVER)
+        sc = self.root.context
         hint = head_hint(self.parent_state) if self.parent is not None else None
         self.head = head_decision(sc.trace_id, self.cfg.rate, self.parent, hint)
         self.processor.begin(sc.trace_id, sc.span_id, self.head)
-        self.root_context = trace.set_span_in_context(self.root)
-        report.trace_id = f"{sc.trace_id:032x}"
+        self.trace_id = f"{sc.trace_id:032x}"
         # `git rev-parse` takes tens of ms: ask while the run goes, add it when the root ends
         self._vcs_thread = threading.Thread(target=self._ask_vcs, name="attest-trace-vcs",
                                             daemon=True)
         self._vcs_thread.start()
+        return self.trace_id
 
     def _ask_vcs(self) -> None:
         self._vcs = vcs_attributes(self.pipeline_root)
 
     def _run_started(self, event: RunStarted) -> None:
+        assert self.root is not None  # __call__ ignores events before the root exists
         self.root.set_attributes({"attest.run.parallel": event.parallel,
                                   "attest.run.steps_selected": len(event.selected)})
 
@@ -270,8 +338,11 @@ class RunTracer:
         if span is None:  # skipped: never started, a zero-length span says why
             span = self._child(f"step {r.name}", self.root, event.at,
                                {"cicd.pipeline.task.name": r.name})
+        result, error_type = task_result(r)
         span.set_attributes(self._attrs({
-            "cicd.pipeline.task.run.result": r.status,
+            "cicd.pipeline.task.run.result": result,
+            "error.type": error_type,
+            "attest.step.status": r.status,
             "process.exit.code": r.exit_code,
             "attest.step.cache_hit": r.cache_hit,
             "attest.cache.backend": r.cache_backend,
@@ -288,7 +359,7 @@ class RunTracer:
             span.add_event("exception", self._attrs({
                 "exception.type": "StepFailed", "exception.message": reason,
                 "process.exit.code": r.exit_code}))
-            span.set_status(Status(StatusCode.ERROR, reason))
+            span.set_status(StatusCode.ERROR, reason)
         end = r.finished_at if r.finished_at is not None else event.at
         span.end(end_time=_ns(end))
 
@@ -298,7 +369,8 @@ class RunTracer:
         root = self.root
         failed = [s.name for s in report.steps if s.status == "failure"]
         root.set_attributes(self._attrs({
-            "cicd.pipeline.result": _RESULT.get(report.status, report.status),
+            "cicd.pipeline.result": RUN_RESULT.get(report.status, "error"),
+            "error.type": run_error_type(report),
             "attest.run.status": report.status,
             "process.exit.code": report.exit_code,
             "attest.run.steps_total": len(report.steps),
@@ -309,7 +381,7 @@ class RunTracer:
         if self._vcs_thread is not None:
             self._vcs_thread.join(2)  # git answers in ms; never hold the run's end long
             root.set_attributes(self._attrs(self._vcs))
-        dropped = self.processor.buffer_dropped(root.get_span_context().trace_id)
+        dropped = self.processor.buffer_dropped(root.context.trace_id)
         if dropped:
             root.set_attribute("attest.trace.dropped_spans", dropped)
         if report.status != "success":
@@ -318,7 +390,7 @@ class RunTracer:
                 "exception.type": "PipelineFailed" if report.status == "failure"
                 else "Interrupted",
                 "exception.message": message, "process.exit.code": report.exit_code}))
-            root.set_status(Status(StatusCode.ERROR, self.masker(message)))
+            root.set_status(StatusCode.ERROR, self.masker(message))
         end = report.finished_at or None
         root.end(end_time=_ns(end) if end else None)
 
@@ -350,10 +422,10 @@ class RunTracer:
             leftovers = list(self.steps.values())
             self.steps.clear()
         for span in leftovers:
-            span.set_status(Status(StatusCode.ERROR, "the run ended before the step finished"))
+            span.set_status(StatusCode.ERROR, "the run ended before the step finished")
             span.end()
         if self.root is not None and self.root.is_recording():
-            self.root.set_status(Status(StatusCode.ERROR, "the run ended abnormally"))
+            self.root.set_status(StatusCode.ERROR, "the run ended abnormally")
             self.root.end()
         left = self.queue.shutdown(self.cfg.timeout)
         q = self.queue

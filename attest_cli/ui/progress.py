@@ -16,31 +16,30 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from attest_cli.engine.events import Event, RunFinished, StepFinished, StepOutput, StepStarted
-from attest_cli.engine.run_report import RunReport, StepResult
+from attest_cli.engine.run_report import StepResult
 from attest_cli.escaping import escape_control as esc
 from attest_cli.escaping import filter_output
+from attest_cli.render.figures import duration
+from attest_cli.render.run_summary import (
+    SYMBOLS,
+    markdown_summary,
+    rich_text,
+    summary_line,
+    summary_table,
+)
 
-SYMBOLS = {"success": "✓", "failure": "✗", "skipped": "↷", "cached": "◆"}
 TAIL_LINES = 20
-
-
-def _fmt_duration(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    if seconds < 60:
-        return f"{seconds:.2f}s"
-    return f"{int(seconds // 60)}m{seconds % 60:04.1f}s"
 
 
 def _describe(r: StepResult) -> str:
     name = esc(r.name)
     if r.status == "success":
-        return f"{name} ({_fmt_duration(r.wall_seconds)})"
+        return f"{name} ({duration(r.wall_seconds)})"
     if r.status == "cached":
         return f"{name} cached ({esc(r.cache_backend or 'cache')})"
     if r.status == "skipped":
         return f"{name} skipped: {esc(r.reason)}"
-    return f"{name} failed: {esc(r.reason)} ({_fmt_duration(r.wall_seconds)})"
+    return f"{name} failed: {esc(r.reason)} ({duration(r.wall_seconds)})"
 
 
 class OutputFilter:
@@ -59,16 +58,6 @@ def _log_tail(r: StepResult, lines: int = TAIL_LINES) -> list[str]:
         return []
     with open(r.log_file, encoding="utf-8", errors="replace") as fh:
         return [line.rstrip("\n") for line in deque(fh, maxlen=lines)]
-
-
-def summary_line(report: RunReport) -> str:
-    counts: dict[str, int] = {}
-    for s in report.steps:
-        counts[s.status] = counts.get(s.status, 0) + 1
-    parts = [f"{counts[k]} {k}" for k in ("success", "cached", "failure", "skipped") if k in counts]
-    return (f"{esc(report.pipeline)}: {report.status} in "
-            f"{_fmt_duration(report.duration_seconds)} "
-            f"— {', '.join(parts)} (run {report.run_id})")
 
 
 class PlainView:
@@ -143,19 +132,6 @@ class GitHubActionsView:
                     fh.write(markdown_summary(event.report))
 
 
-def markdown_summary(report: RunReport) -> str:
-    rows = [f"### attest: {esc(report.pipeline)} — {report.status}", "",
-            "| step | status | duration | exit | cache |", "|---|---|---:|---:|---|"]
-    for s in report.steps:
-        cache = "hit" if s.cache_hit else ("miss" if s.cache_key else "")
-        exit_code = "" if s.exit_code is None else str(s.exit_code)
-        rows.append(f"| {esc(s.name)} | {SYMBOLS[s.status]} {s.status} | "
-                    f"{_fmt_duration(s.wall_seconds)} | {exit_code} | {cache} |")
-    rows.append("")
-    rows.append(f"Total {_fmt_duration(report.duration_seconds)}, run `{report.run_id}`.")
-    return "\n".join(rows) + "\n\n"
-
-
 class LiveView:
     """A rich live view: spinners and elapsed time for running steps, results above them,
     and a summary table at the end. Used only on an interactive terminal."""
@@ -182,8 +158,8 @@ class LiveView:
             last = dict(self.last_line)
         for name, (t0, _cmd) in items:
             tail = filter_output(last.get(name, ""), colour=False)
-            table.add_row(Spinner("dots"), _text(esc(name), "bold"), f"{now - t0:5.1f}s",
-                          _text(tail[:80], "dim"))
+            table.add_row(Spinner("dots"), rich_text(esc(name), "bold"), f"{now - t0:5.1f}s",
+                          rich_text(tail[:80], "dim"))
         return table
 
     def start(self) -> None:
@@ -223,7 +199,7 @@ class LiveView:
                 self.last_line.pop(r.name, None)
             style = {"success": "green", "failure": "red", "skipped": "yellow",
                      "cached": "cyan"}[r.status]
-            self.console.print(_text(SYMBOLS[r.status], style), _text(_describe(r)))
+            self.console.print(rich_text(SYMBOLS[r.status], style), rich_text(_describe(r)))
             if r.status == "failure" and not self.show_output:
                 for line in _log_tail(r):
                     self._print_output(None, line)
@@ -236,42 +212,8 @@ class LiveView:
         (``Text`` objects: a ``[bold]`` or ``[/]`` in the output is text, not markup)."""
         from rich.text import Text
 
-        prefix = _text(f"[{esc(step)}] " if step is not None else "  │ ", "dim")
+        prefix = rich_text(f"[{esc(step)}] " if step is not None else "  │ ", "dim")
         self.console.print(Text.assemble(prefix, Text.from_ansi(self.output(line))))
-
-
-def _text(value: str, style: str = "") -> Any:
-    """Plain text for rich: never parsed as markup."""
-    from rich.text import Text
-
-    return Text(value, style=style)
-
-
-def _rss(s: StepResult) -> str:
-    if not s.max_rss_bytes:
-        return ""
-    bound = "" if s.max_rss_exact else "≤"
-    return f"{bound}{s.max_rss_bytes / 2**20:.1f} MiB"
-
-
-def summary_table(report: RunReport) -> object:
-    from rich.table import Table
-
-    title = (f"{esc(report.pipeline)} — {report.status} in "
-             f"{_fmt_duration(report.duration_seconds)}")
-    table = Table(title=_text(title), title_justify="left")
-    for col, kw in (("step", {}), ("status", {}), ("wall", {"justify": "right"}),
-                    ("cpu", {"justify": "right"}), ("peak rss", {"justify": "right"}),
-                    ("note", {})):
-        table.add_column(col, **kw)  # type: ignore[arg-type]
-    for s in report.steps:
-        note = s.reason or (f"{s.cache_backend} hit" if s.cache_hit else "")
-        table.add_row(_text(esc(s.name)), f"{SYMBOLS[s.status]} {s.status}",
-                      _fmt_duration(s.wall_seconds),
-                      _fmt_duration(s.cpu_user_seconds + s.cpu_system_seconds),
-                      _rss(s), _text(esc(note or "")))
-    table.caption = f"run {report.run_id}"
-    return table
 
 
 def choose_view(stream: TextIO, *, quiet: bool, verbose: bool,

@@ -1,5 +1,6 @@
 """Trace exporters by name: OTLP (HTTP/protobuf, gRPC), Jaeger Thrift, Zipkin, console, file.
 
+OTLP/HTTP, Jaeger and Zipkin POST with the standard library (no ``requests``).
 Built-ins are looked up like plug-ins in :data:`BUILDERS`, keyed by the wire format the
 configuration resolves to (:attr:`TracingConfig.wire`). Each builder imports its library
 only when called. Every network exporter bounds each export by ``tracing.exporter.timeout``
@@ -18,11 +19,9 @@ from attest_cli.tracing.exporters.base import DeadlineExporter
 
 
 def _otlp_http(cfg: TracingConfig, workdir: Path) -> Any:
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from attest_cli.tracing.exporters.otlp_http import OTLPHTTPExporter
 
-    return DeadlineExporter(
-        OTLPSpanExporter(endpoint=cfg.target, headers=cfg.headers, timeout=cfg.timeout),
-        timeout=cfg.timeout, name="OTLP/HTTP")
+    return OTLPHTTPExporter(cfg.target, headers=cfg.headers, timeout=cfg.timeout)
 
 
 def _otlp_grpc(cfg: TracingConfig, workdir: Path) -> Any:

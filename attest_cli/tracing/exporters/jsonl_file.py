@@ -1,9 +1,14 @@
 """One JSON object per span, appended to a file (a CI artifact that needs no collector).
 
-Several runs may share the file (a nested ``attest run`` inside a step writes to it while the
-outer run is still going), so each export takes an exclusive lock on the directory, reads the
-current content and replaces the file atomically with the old lines plus the new ones: a
-reader never sees a half-written line and no writer loses another's spans.
+Append-only, so an export costs what it writes, however many runs the file already holds:
+each export encodes its batch, takes an exclusive ``flock`` on the file and makes one
+``write`` with ``O_APPEND`` (the kernel puts it at the end of the file, after whatever another
+run appended meanwhile). The file is never read nor rewritten, so a crash can at worst leave
+the *last* line torn; before appending, a writer that finds the file not ending in a newline
+starts on a fresh line, so a torn line never swallows the next batch, and
+:func:`read_records` skips it. Every line is at most :data:`MAX_LINE_BYTES`: a span whose
+attributes would be longer has its longest values shortened and carries
+``"truncated": true``.
 """
 
 from __future__ import annotations
@@ -12,13 +17,14 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from attest_cli.atomic import write_atomic
-from attest_cli.tracing.exporters.base import SpanExporterBase
+from attest_cli.tracing.exporters.base import ExportResult, SpanExporterBase
 
+MAX_LINE_BYTES = 65_536  # one span's line, newline included
+MAX_VALUE_CHARS = 1_024  # what a long attribute value is cut to when a line is too long
 _KIND = {0: "internal", 1: "server", 2: "client", 3: "producer", 4: "consumer"}
 _STATUS = {0: "unset", 1: "ok", 2: "error"}
 
@@ -52,31 +58,79 @@ def to_record(span: Any) -> dict[str, Any]:
     }
 
 
+def _shorten(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
+        return value[:MAX_VALUE_CHARS] + "…"
+    if isinstance(value, list | tuple) and len(json.dumps(value, default=str)) > MAX_VALUE_CHARS:
+        return _shorten(json.dumps(value, default=str))
+    return value
+
+
+def encode_line(record: dict[str, Any]) -> bytes:
+    """One record as one line of at most :data:`MAX_LINE_BYTES` (shortened when longer)."""
+    line = (json.dumps(record, default=str) + "\n").encode("utf-8")
+    if len(line) <= MAX_LINE_BYTES:
+        return line
+    record = dict(record, truncated=True, status=dict(record["status"]))
+    record["status"]["description"] = _shorten(record["status"]["description"])
+    record["attributes"] = {k: _shorten(v) for k, v in record["attributes"].items()}
+    record["resource"] = {k: _shorten(v) for k, v in record["resource"].items()}
+    record["events"] = [dict(e, attributes={k: _shorten(v) for k, v in e["attributes"].items()})
+                        for e in record["events"]]
+    record["name"] = _shorten(record["name"])
+    line = (json.dumps(record, default=str) + "\n").encode("utf-8")
+    if len(line) <= MAX_LINE_BYTES:
+        return line
+    # still too long (thousands of attributes): keep what identifies and times the span
+    record["attributes"], record["events"] = {}, []
+    return (json.dumps(record, default=str) + "\n").encode("utf-8")
+
+
+def append_lines(path: Path, data: bytes) -> None:
+    """Append ``data`` (whole lines) to ``path`` in one write, under an exclusive lock."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # other runs appending to the same file wait here
+        size = os.fstat(fd).st_size
+        if size and _last_byte(path, size) != b"\n":
+            data = b"\n" + data  # a crashed writer's torn line stays on a line of its own
+        view = memoryview(data)
+        while view:  # one write for a regular file; the loop covers a signal's short write
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _last_byte(path: Path, size: int) -> bytes:
+    with path.open("rb") as f:
+        f.seek(size - 1)
+        return f.read(1)
+
+
+def read_records(path: Path) -> Iterator[dict[str, Any]]:
+    """The spans of a file the exporter wrote, skipping a line a crash left torn."""
+    with path.open("rb") as f:
+        for raw in f:
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                yield record
+
+
 class JSONLinesFileExporter(SpanExporterBase):
-    """Writes JSON lines to ``path``."""
+    """Appends JSON lines to ``path``."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
     def export(self, spans: Sequence[Any]) -> Any:
-        from opentelemetry.sdk.trace.export import SpanExportResult
-
-        lines = "".join(json.dumps(to_record(s), default=str) + "\n" for s in spans)
+        data = b"".join(encode_line(to_record(s)) for s in spans)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                try:
-                    old = self.path.read_text(encoding="utf-8")
-                except FileNotFoundError:
-                    old = ""
-                if old and not old.endswith("\n"):
-                    old += "\n"
-                write_atomic(self.path, old + lines)
-            finally:
-                os.close(fd)  # releases the lock
+            append_lines(self.path, data)
         except OSError as exc:
             self.last_error = str(exc)
-            return SpanExportResult.FAILURE
-        return SpanExportResult.SUCCESS
+            return ExportResult.FAILURE
+        return ExportResult.SUCCESS

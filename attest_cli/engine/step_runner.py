@@ -1,0 +1,37 @@
+"""The real :class:`StepRunner` and :class:`Clock`: processes and the system's time.
+
+The scheduler takes both as constructor arguments so that tests can swap in the fakes of
+``engine/testing.py``; these are the defaults, and they add nothing to ``run_command``.
+"""
+
+from __future__ import annotations
+
+import time
+
+from attest_cli.engine.interfaces import StepRequest
+from attest_cli.engine.process import ProcessOutcome, ProcessRegistry, run_command
+
+
+class ProcessStepRunner:
+    """Runs each step as a process group (``engine/process.py``); an interrupt kills them."""
+
+    def __init__(self) -> None:
+        self.registry = ProcessRegistry()
+
+    def run(self, request: StepRequest) -> ProcessOutcome:
+        return run_command(request.command, cwd=request.cwd, env=request.env,
+                           log_path=request.log_path, timeout=request.timeout,
+                           registry=self.registry, mask=request.mask, on_line=request.on_line)
+
+    def terminate_all(self) -> None:
+        self.registry.terminate_all()
+
+
+class SystemClock:
+    """``time.monotonic`` and ``time.time``."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def time(self) -> float:
+        return time.time()

@@ -1,0 +1,38 @@
+"""What a run is about to run: the pipeline, the settings, the selected steps in order.
+
+Separate from the service so that commands which only need to know the pipeline (``attest
+cache explain``, ``attest benchmark``) can load it the way ``attest run`` does without
+importing the run service.
+"""
+
+from __future__ import annotations
+
+from attest_cli.config.layers import Settings
+from attest_cli.config.schema import suggest
+from attest_cli.context import AppContext
+from attest_cli.errors import UsageError
+from attest_cli.pipeline.confine import check_state_outputs
+from attest_cli.pipeline.graph import topological_order, with_needs
+from attest_cli.pipeline.loader import load_pipeline
+from attest_cli.pipeline.model import Pipeline
+from attest_cli.runner.features import RunOptions
+
+Loaded = tuple[Pipeline, Settings, list[str]]
+
+
+def load(ctx: AppContext, options: RunOptions) -> Loaded:
+    """Load the pipeline and settings, and resolve the steps to run, in order."""
+    doc = ctx.pipeline_doc(options.pipeline, required=True)
+    assert doc is not None
+    pipeline = load_pipeline(ctx.pipeline_path(options.pipeline), doc=doc)
+    settings = ctx.settings(pipeline_doc=doc, flags={"parallel": options.parallel})
+    check_state_outputs(doc, pipeline, settings, ctx.state_dir)
+    order = topological_order(pipeline)
+    if options.steps:
+        for name in options.steps:
+            if name not in pipeline.steps:
+                raise UsageError(f"--step {name}: no such step in {doc.path}"
+                                 f"{suggest(name, pipeline.steps)}")
+        chosen = with_needs(pipeline, options.steps)
+        order = [n for n in order if n in chosen]
+    return pipeline, settings, order

@@ -1,0 +1,121 @@
+"""ContentCache in-process: store, lookup, restore and miss reasons on a temporary directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from attest_cli.cache.backends.local import LocalBackend
+from attest_cli.cache.content_cache import ContentCache
+from attest_cli.cache.statindex import StatIndex
+from attest_cli.engine.interfaces import StepContext
+from attest_cli.engine.run_report import StepResult
+from attest_cli.pipeline.model import Pipeline, Step
+
+pytestmark = pytest.mark.unit  # in-process: the fast layer (make test-unit)
+
+STEP = Step(name="build", run="cp src.txt out/x.txt", inputs=("src.txt",),
+            outputs=("out/x.txt",))
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "src.txt").write_text("v1\n")
+    return root
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> ContentCache:
+    return ContentCache(local=LocalBackend(tmp_path / "cache"), index=StatIndex(None))
+
+
+def context(root: Path, step: Step = STEP) -> StepContext:
+    pipeline = Pipeline(name="p", path=root / "attest.yaml", root=root, steps={step.name: step})
+    return StepContext(run_id="r1", pipeline=pipeline, step=step, env={"PATH": "/bin"},
+                       workdir=root, upstream={})
+
+
+def build(root: Path, log: Path, text: str = "v1\n") -> None:
+    """What the step would do: write its output and its log."""
+    (root / "out").mkdir(exist_ok=True)
+    (root / "out" / "x.txt").write_text(text)
+    log.write_text("copied\n")
+
+
+def store(cache: ContentCache, root: Path, log: Path):  # type: ignore[no-untyped-def]
+    ctx = context(root)
+    decision = cache.lookup(ctx)
+    build(root, log)
+    return decision, cache.store(ctx, decision, StepResult(name="build", command=STEP.run,
+                                                           exit_code=0), log)
+
+
+def test_first_lookup_misses_then_store_then_hit_restores(cache: ContentCache, root: Path,
+                                                           tmp_path: Path) -> None:
+    log = tmp_path / "build.log"
+    miss, stored = store(cache, root, log)
+    assert (miss.hit, miss.backend, miss.reason) == (False, "local",
+                                                      "no earlier entry for this step")
+    assert miss.inputs and miss.inputs[0]["path"] == "src.txt"
+    assert stored.stored and stored.bytes > 0
+    assert stored.outputs == [{"path": "out/x.txt", "hash": stored.outputs[0]["hash"]}]
+
+    (root / "out" / "x.txt").unlink()
+    hit = cache.lookup(context(root))
+    assert (hit.hit, hit.key, hit.log_text) == (True, miss.key, "copied\n")
+    assert hit.output_digest == stored.output_digest
+    assert (root / "out" / "x.txt").read_text() == "v1\n"
+    assert cache.counts["local"]["hits"] == 1
+    assert cache.counts["local"]["misses"] == 1
+
+
+def test_a_changed_input_misses_and_says_which(cache: ContentCache, root: Path,
+                                               tmp_path: Path) -> None:
+    first, _ = store(cache, root, tmp_path / "build.log")
+    (root / "src.txt").write_text("v2\n")
+    again = cache.lookup(context(root))
+    assert not again.hit
+    assert again.key != first.key
+    assert again.reason is not None and "src.txt" in again.reason
+
+
+def test_a_restored_output_with_changed_content_is_rewritten(cache: ContentCache, root: Path,
+                                                             tmp_path: Path) -> None:
+    store(cache, root, tmp_path / "build.log")
+    (root / "out" / "x.txt").write_text("tampered\n")
+    assert cache.lookup(context(root)).hit
+    assert (root / "out" / "x.txt").read_text() == "v1\n"
+
+
+def test_a_missing_declared_output_is_not_stored(cache: ContentCache, root: Path,
+                                                 tmp_path: Path) -> None:
+    ctx = context(root)
+    decision = cache.lookup(ctx)
+    log = tmp_path / "build.log"
+    log.write_text("")
+    outcome = cache.store(ctx, decision, StepResult(name="build", command=STEP.run), log)
+    assert (outcome.stored, outcome.reason) == (False,
+                                                "declared output out/x.txt was not produced")
+    assert not cache.lookup(ctx).hit
+
+
+def test_an_input_changed_while_the_step_ran_is_not_stored(cache: ContentCache, root: Path,
+                                                           tmp_path: Path) -> None:
+    ctx = context(root)
+    decision = cache.lookup(ctx)
+    build(root, tmp_path / "build.log")
+    (root / "src.txt").write_text("edited meanwhile, longer\n")
+    outcome = cache.store(ctx, decision, StepResult(name="build", command=STEP.run),
+                          tmp_path / "build.log")
+    assert (outcome.stored, outcome.reason) == (False, "input src.txt changed while the step ran")
+
+
+def test_entries_over_max_entry_size_are_not_stored(root: Path, tmp_path: Path) -> None:
+    cache = ContentCache(local=LocalBackend(tmp_path / "cache"), index=StatIndex(None),
+                         max_entry_size=2)
+    _, outcome = store(cache, root, tmp_path / "build.log")
+    assert not outcome.stored
+    assert outcome.reason == "output out/x.txt is larger than cache.max_entry_size (2 bytes)"

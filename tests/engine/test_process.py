@@ -1,0 +1,104 @@
+"""run_command directly: exit codes, captured output, process-group kill on timeout."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from attest_cli.engine.process import ProcessRegistry, group_alive, run_command
+
+pytestmark = pytest.mark.unit  # in-process: the fast layer (make test-unit)
+
+
+def run(command: str, tmp_path: Path, *, timeout: float | None = None,
+        registry: ProcessRegistry | None = None, lines: list[str] | None = None):  # type: ignore[no-untyped-def]
+    return run_command(command, cwd=tmp_path, env={"PATH": os.environ["PATH"], "V": "env-ok"},
+                       log_path=tmp_path / "step.log", timeout=timeout,
+                       registry=registry or ProcessRegistry(),
+                       on_line=None if lines is None else lines.append,
+                       mask=lambda s: s.replace("hunter2", "***"))
+
+
+def test_exit_codes_are_reported(tmp_path: Path) -> None:
+    assert run("true", tmp_path).exit_code == 0
+    failed = run("exit 7", tmp_path)
+    assert (failed.exit_code, failed.timed_out, failed.signal) == (7, False, None)
+
+
+def test_a_signalled_step_reports_128_plus_the_signal(tmp_path: Path) -> None:
+    outcome = run("kill -TERM $$", tmp_path)
+    assert (outcome.exit_code, outcome.signal) == (128 + signal.SIGTERM, signal.SIGTERM)
+
+
+def test_merged_output_is_masked_logged_and_streamed(tmp_path: Path) -> None:
+    lines: list[str] = []
+    outcome = run("echo out; echo err >&2; echo pw=hunter2; printf 'no newline'; echo $V >&2",
+                  tmp_path, lines=lines)
+    assert outcome.exit_code == 0
+    assert lines == ["out", "err", "pw=***", "no newlineenv-ok"]
+    assert (tmp_path / "step.log").read_text() == "out\nerr\npw=***\nno newlineenv-ok\n"
+
+
+def test_the_step_runs_in_its_working_directory_with_stdin_closed(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    lines: list[str] = []
+    outcome = run_command("pwd; cat", cwd=tmp_path / "sub", env={"PATH": os.environ["PATH"]},
+                          log_path=tmp_path / "step.log", timeout=5,
+                          registry=ProcessRegistry(), on_line=lines.append)
+    assert outcome.exit_code == 0
+    assert lines == [str((tmp_path / "sub").resolve())]
+
+
+def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
+    pidfile = tmp_path / "grandchild.pid"
+    started = time.monotonic()
+    outcome = run(f"sleep 60 & echo $! > {pidfile}; wait", tmp_path, timeout=0.5)
+    assert time.monotonic() - started < 10
+    # a timed-out step exits 124, as coreutils' timeout does; the signal is still recorded
+    assert (outcome.timed_out, outcome.exit_code, outcome.signal) == (True, 124, signal.SIGTERM)
+    assert outcome.wall_seconds >= 0.5
+    grandchild = int(pidfile.read_text())
+    assert not _alive(grandchild)
+
+
+def test_terminate_all_stops_running_groups(tmp_path: Path) -> None:
+    registry = ProcessRegistry()
+    outcomes = []
+    worker = threading.Thread(target=lambda: outcomes.append(
+        run("sleep 60", tmp_path, registry=registry)))
+    worker.start()
+    deadline = time.monotonic() + 5
+    while not registry.running() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (pgid,) = registry.running()
+    registry.terminate_all()
+    worker.join(10)
+    assert not worker.is_alive()
+    assert outcomes[0].exit_code == 128 + signal.SIGTERM
+    assert not group_alive(pgid)
+    assert registry.running() == []
+
+
+def _alive(pid: int) -> bool:
+    deadline = time.monotonic() + 5  # the kill is asynchronous to the reaping of sh
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        if _zombie(pid):
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return False

@@ -1,0 +1,190 @@
+"""The scheduler in-process: order, parallel slots, failures, timeouts, interrupts, cache.
+
+Every test runs on the fakes of ``attest_cli.engine.testing``: no process and no sleep.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+
+import pytest
+
+from attest_cli.engine.events import CacheChecked, CacheStored, StepFinished, StepOutput
+from attest_cli.engine.testing import FakeStepCache, Script
+from attest_cli.pipeline.model import Step
+from tests.engine.harness import Harness, MakeScheduler
+
+pytestmark = pytest.mark.unit  # in-process: the fast layer (make test-unit)
+
+
+def step(name: str, *needs: str, **kw: object) -> Step:
+    return Step(name=name, run=f"echo {name}", needs=needs, **kw)  # type: ignore[arg-type]
+
+
+def statuses(h: Harness) -> dict[str, str]:
+    return {r.name: r.status for r in h.report.steps}
+
+
+def test_steps_start_in_dependency_then_file_order(make_scheduler: MakeScheduler) -> None:
+    h = make_scheduler([step("c", "a"), step("a"), step("b"), step("d", "c", "b")])
+    h.scheduler.run()
+    # a is the first ready step; once it is done, c (earlier in the file) goes before b
+    assert h.runner.started == ["a", "c", "b", "d"]
+    assert h.events.started() == ["a", "c", "b", "d"]
+    assert statuses(h) == {"c": "success", "a": "success", "b": "success", "d": "success"}
+    assert [r.name for r in h.report.steps] == ["c", "a", "b", "d"]  # the pipeline's order
+    assert h.report.steps[3].needs == ["c", "b"]
+
+
+def test_environment_names_the_run_and_step(make_scheduler: MakeScheduler) -> None:
+    h = make_scheduler([step("a", env={"X": "1"})])
+    h.scheduler.run()
+    env = h.runner.requests[0].env
+    assert env["ATTEST_RUN_ID"] == "r1"
+    assert env["ATTEST_STEP"] == "a"
+    assert env["ATTEST_PIPELINE"] == "p"
+    assert env["X"] == "1"
+    assert env["PATH"] == "/bin"
+
+
+def test_durations_and_stamps_come_from_the_clock(make_scheduler: MakeScheduler) -> None:
+    h = make_scheduler([step("a"), step("b", "a")], {"a": Script(duration=2.5),
+                                                      "b": Script(duration=4.0)})
+    start = h.clock.time()
+    h.scheduler.run()
+    a, b = h.report.steps
+    assert (a.started_at, a.finished_at, a.wall_seconds) == (start, start + 2.5, 2.5)
+    assert (b.started_at, b.finished_at, b.wall_seconds) == (start + 2.5, start + 6.5, 4.0)
+
+
+def test_parallel_steps_use_at_most_parallel_slots(make_scheduler: MakeScheduler) -> None:
+    held = Script(held=True)
+    h = make_scheduler([step("a"), step("b"), step("c")], {"a": held, "b": held, "c": held},
+                       parallel=2)
+    worker = threading.Thread(target=h.scheduler.run)
+    worker.start()
+    h.runner.wait_started("a", "b")
+    assert "c" not in h.runner.started  # both slots are busy
+    h.runner.release("b")
+    h.runner.wait_started("c")
+    h.runner.release("a", "c")
+    worker.join(5)
+    assert not worker.is_alive()
+    assert h.runner.max_running == 2
+    slots = {r.name: r.slot for r in h.report.steps}
+    assert slots == {"a": 0, "b": 1, "c": 1}  # c took the slot b freed
+    assert h.events.of(StepFinished)[0].result.name == "b"
+
+
+def test_failure_stops_new_steps_and_skips_the_rest(make_scheduler: MakeScheduler) -> None:
+    h = make_scheduler([step("a"), step("b"), step("c", "b")], {"a": Script(exit_code=3)})
+    h.scheduler.run()
+    assert h.runner.started == ["a"]
+    assert statuses(h) == {"a": "failure", "b": "skipped", "c": "skipped"}
+    a, b, c = h.report.steps
+    assert (a.exit_code, a.reason) == (3, "exit code 3")
+    assert b.reason == "not started: step 'a' failed"
+    assert c.reason == "not started: step 'a' failed"
+
+
+def test_keep_going_runs_independent_steps_and_skips_dependents(
+        make_scheduler: MakeScheduler) -> None:
+    h = make_scheduler([step("a"), step("b", "a"), step("c", "b"), step("d")],
+                       {"a": Script(exit_code=1)}, keep_going=True)
+    h.scheduler.run()
+    assert h.runner.started == ["a", "d"]
+    assert statuses(h) == {"a": "failure", "b": "skipped", "c": "skipped", "d": "success"}
+    assert h.report.steps[1].reason == "needs 'a', which did not succeed"
+    assert h.report.steps[2].reason == "needs 'b', which did not succeed"
+    # every step is published exactly once
+    assert sorted(h.events.finished()) == ["a", "b", "c", "d"]
+    assert len(h.events.of(StepFinished)) == 4
+
+
+def test_timeout_fails_the_step_with_its_reason(make_scheduler: MakeScheduler) -> None:
+    h = make_scheduler([step("slow", timeout=2.0), step("next", "slow")],
+                       {"slow": Script(hangs=True)})
+    h.scheduler.run()
+    slow, nxt = h.report.steps
+    assert (slow.status, slow.timed_out, slow.reason) == ("failure", True, "timed out after 2s")
+    assert (slow.exit_code, slow.signal) == (128 + signal.SIGTERM, signal.SIGTERM)
+    assert slow.wall_seconds == 2.0
+    assert h.runner.requests[0].timeout == 2.0
+    assert nxt.status == "skipped"
+
+
+def test_default_timeout_applies_to_steps_without_their_own(
+        make_scheduler: MakeScheduler) -> None:
+    h = make_scheduler([step("a"), step("b", timeout=9.0)], keep_going=True, timeout=1.5)
+    h.scheduler.run()
+    assert [r.timeout for r in h.runner.requests] == [1.5, 9.0]
+
+
+def test_interrupt_kills_running_steps_and_skips_the_rest(
+        make_scheduler: MakeScheduler) -> None:
+    h = make_scheduler([step("a"), step("b"), step("c")],
+                       {"a": Script(hangs=True), "b": Script(hangs=True)}, parallel=2)
+    worker = threading.Thread(target=h.scheduler.run)
+    worker.start()
+    h.runner.wait_started("a", "b")
+    h.scheduler.interrupt(signal.SIGINT)
+    worker.join(5)
+    assert not worker.is_alive()
+    assert h.scheduler.interrupted == signal.SIGINT
+    assert h.runner.terminated.is_set()
+    a, b, c = h.report.steps
+    assert (a.status, a.reason, a.signal) == ("failure", "killed by interrupt", signal.SIGTERM)
+    assert (b.status, b.reason) == ("failure", "killed by interrupt")
+    assert (c.status, c.reason) == ("skipped", "not started: the run was interrupted")
+
+
+def test_a_runner_error_is_reported_as_a_failed_step(make_scheduler: MakeScheduler) -> None:
+    h = make_scheduler([step("a")], {"a": Script(error=RuntimeError("boom"))})
+    h.scheduler.run()
+    (a,) = h.report.steps
+    assert (a.status, a.exit_code, a.reason) == ("failure", None, "internal error: boom")
+
+
+def test_output_lines_are_masked_logged_and_published(make_scheduler: MakeScheduler,
+                                                      tmp_path: Path) -> None:
+    from attest_cli.engine.masking import SecretMasker
+
+    h = make_scheduler([step("a")], {"a": Script(output=("hello", "token s3cr3t"))})
+    h.scheduler.masker = SecretMasker(["s3cr3t"])
+    h.scheduler.run()
+    lines = [e.line for e in h.events.of(StepOutput)]
+    assert lines == ["hello", "token ***"]
+    assert (tmp_path / "logs" / "a.log").read_text() == "hello\ntoken ***\n"
+
+
+def test_cache_hit_replays_the_log_and_skips_the_runner(make_scheduler: MakeScheduler,
+                                                        tmp_path: Path) -> None:
+    cache = FakeStepCache(hits={"a": "from cache\n"})
+    h = make_scheduler([step("a"), step("b", "a")], {"b": Script(output=("built",))},
+                       cache=cache)
+    h.scheduler.run()
+    assert h.runner.started == ["b"]
+    a, b = h.report.steps
+    assert (a.status, a.cache_hit, a.cache_key, a.exit_code) == ("cached", True, "key:a", 0)
+    assert a.output_digest == "digest:a"
+    assert (tmp_path / "logs" / "a.log").read_text() == "from cache\n"
+    assert (b.status, b.cache_hit, b.cache_miss_reason) == ("success", False, "no entry")
+    assert b.output_digest == "digest:b"
+    assert cache.looked_up == ["a", "b"]
+    assert cache.stored == {"b": "built\n"}
+    checked = {e.step: e.hit for e in h.events.of(CacheChecked)}
+    assert checked == {"a": True, "b": False}
+    assert [(e.step, e.bytes) for e in h.events.of(CacheStored)] == [("b", 6)]
+    assert [e.line for e in h.events.of(StepOutput) if e.step == "a"] == ["from cache"]
+
+
+def test_failed_steps_and_uncached_steps_are_not_stored(make_scheduler: MakeScheduler) -> None:
+    cache = FakeStepCache()
+    h = make_scheduler([step("a"), step("b", cache=False)], {"a": Script(exit_code=1)},
+                       cache=cache, keep_going=True)
+    h.scheduler.run()
+    assert cache.looked_up == ["a"]
+    assert cache.stored == {}
+    assert statuses(h) == {"a": "failure", "b": "success"}

@@ -1,0 +1,285 @@
+"""The run service and its feature seam (attest_cli/runner/).
+
+Features arrive through the ``attest.run_features`` entry points, attest's own exactly as a
+third party's; the service alone decides a run's status; observers get frozen data; one
+signal handler; one pipeline hash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import FrozenInstanceError
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support import REPO, attest, write_pipeline
+
+PIPELINE = """
+    name: app
+    steps:
+      build: {run: 'echo built > out.txt', outputs: [out.txt]}
+      slow: {run: 'sleep 0.3', needs: [build], cache: false}
+"""
+
+
+# -- features through entry points ---------------------------------------------------------
+def test_built_in_features_are_entry_points_attached_in_declared_order() -> None:
+    from attest_cli.runner.plugins import load_features
+
+    loaded = [f for f in load_features() if f.builtin]
+    assert [(f.name, f.order) for f in loaded] == [
+        ("cache", 100), ("tracing", 200), ("metrics", 300), ("attestation", 400),
+        ("junit", 500)]
+
+
+@pytest.fixture(scope="module")
+def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """examples/run-feature-plugin pip-installed into a directory of its own."""
+    tmp = tmp_path_factory.mktemp("run-feature")
+    source = tmp / "run-feature-plugin"
+    shutil.copytree(REPO / "examples" / "run-feature-plugin", source)  # pip builds in the tree
+    site = tmp / "site"
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                          "--target", str(site), str(source)],
+                         capture_output=True, text=True, timeout=300)
+    assert pip.returncode == 0, pip.stderr
+    return site
+
+
+def test_a_pip_installed_third_party_feature_observes_the_run(project: Path,
+                                                             plugin_site: Path) -> None:
+    write_pipeline(project, PIPELINE)
+    proc = attest("run", cwd=project, env={"PYTHONPATH": f"{plugin_site}:{REPO}",
+                                           "ATTEST_RUN_SUMMARY": "summary.json"})
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((project / "summary.json").read_text())
+    assert summary["status"] == "success" and summary["exit_code"] == 0
+    assert summary["steps"] == {"build": "success", "slow": "success"}
+    assert summary["events"]["StepFinished"] == 2
+    assert summary["events"]["RunStarted"] == summary["events"]["RunFinished"] == 1
+    assert summary["failures"] == []
+
+
+def test_a_third_party_feature_fails_the_run_with_a_reason_in_the_report(
+        project: Path, plugin_site: Path) -> None:
+    write_pipeline(project, PIPELINE)
+    proc = attest("run", "--report", "report.json", cwd=project,
+                  env={"PYTHONPATH": f"{plugin_site}:{REPO}",
+                       "ATTEST_RUN_SUMMARY": "summary.json", "ATTEST_RUN_SUMMARY_BUDGET": "0.2"})
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads((project / "report.json").read_text())
+    assert report["status"] == "failure" and report["exit_code"] == 1
+    assert report["failures"] == ["run-summary: over the 0.2s budget: slow"]
+    assert [s["status"] for s in report["steps"]] == ["success", "success"]
+    # the observer sees the decided status, once
+    assert json.loads((project / "summary.json").read_text())["status"] == "failure"
+
+
+def test_a_run_feature_that_fails_to_load_is_one_warning(project: Path,
+                                                         tmp_path: Path) -> None:
+    dist = tmp_path / "site" / "broken_feature-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-feature\n"
+                                   "Version: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[attest.run_features]\nbroken = no_such_module_anywhere:Feature\n")
+    write_pipeline(project, PIPELINE)
+    proc = attest("run", "--log-format", "text", cwd=project,
+                  env={"PYTHONPATH": f"{tmp_path / 'site'}:{REPO}"})
+    assert proc.returncode == 0, proc.stderr
+    warnings = [ln for ln in proc.stderr.splitlines() if "failed to load" in ln]
+    assert len(warnings) == 1 and "no_such_module_anywhere" in warnings[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_help_reads_no_feature_entry_points(project: Path) -> None:
+    code = ("import sys, importlib.metadata as md\n"
+            "calls = []\n"
+            "real = md.entry_points\n"
+            "md.entry_points = lambda **kw: calls.append(kw) or real(**kw)\n"
+            "from attest_cli.cli.app import main\n"
+            "sys.argv = ['attest', '--help']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "assert not [c for c in calls if c.get('group') == 'attest.run_features'], calls\n"
+            "assert 'attest_cli.runner.plugins' not in sys.modules\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+# -- one status decision -------------------------------------------------------------------
+@pytest.mark.parametrize(("steps", "interrupted", "failures", "expect"), [
+    (["success", "cached"], None, [], ("success", 0)),
+    (["success", "failure"], None, [], ("failure", 1)),
+    (["success", "skipped"], None, [], ("failure", 1)),
+    (["success"], None, ["cache.required: redis failed"], ("failure", 1)),
+    (["failure"], 15, ["anything"], ("interrupted", 143)),
+])
+def test_one_function_decides_the_status(steps: list[str], interrupted: int | None,
+                                         failures: list[str], expect: tuple[str, int]) -> None:
+    from attest_cli.engine.run_report import StepResult
+    from attest_cli.runner.service import decide_status
+
+    results = [StepResult(name=f"s{i}", command="true", status=s) for i, s in enumerate(steps)]
+    assert decide_status(results, interrupted, failures) == expect
+
+
+# -- frozen events -------------------------------------------------------------------------
+def test_observers_get_frozen_reports_and_step_results_never_change_after_publication(
+        project: Path) -> None:
+    from attest_cli.context import AppContext
+    from attest_cli.engine.events import Event, RunFinished, RunStarted, StepFinished
+    from attest_cli.runner.features import RunOptions
+    from attest_cli.runner.service import execute
+
+    write_pipeline(project, PIPELINE)
+    seen: list[Event] = []
+    published: dict[str, dict[str, object]] = {}
+
+    def view(event: Event) -> None:
+        seen.append(event)
+        if isinstance(event, StepFinished):
+            published[event.result.name] = dict(event.result.__dict__)
+
+    ctx = AppContext(workdir=project, environ={"PATH": os.environ["PATH"]})
+    report = execute(ctx, RunOptions(), view=view)
+    assert report.status == "success"
+    started = next(e for e in seen if isinstance(e, RunStarted))
+    finished = next(e for e in seen if isinstance(e, RunFinished))
+    for snap in (started.report, finished.report):
+        with pytest.raises(FrozenInstanceError):
+            snap.status = "failure"
+    with pytest.raises(FrozenInstanceError):
+        finished.report.steps[0].status = "failure"
+    assert started.report.status == "running" and started.report.steps == ()
+    assert finished.report.status == "success"
+    # what observers were handed is what the run recorded: nothing changed it afterwards
+    for step in report.steps:
+        assert published[step.name] == step.__dict__, step.name
+    assert report.step("slow").needs == ["build"]
+
+
+# -- one signal handler --------------------------------------------------------------------
+def test_routed_signals_reach_the_handler_and_the_previous_handlers_come_back() -> None:
+    from attest_cli.errors import Interrupted
+    from attest_cli.runner.signals import StopRequest, routed
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    got: list[int] = []
+    with routed(got.append) as active:
+        assert active
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert got == [signal.SIGTERM]
+    assert {s: signal.getsignal(s) for s in before} == before
+    with pytest.raises(Interrupted) as info, StopRequest(check_on_exit=True) as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.stopped.is_set() and stop.signum == signal.SIGINT
+    assert info.value.signum == signal.SIGINT
+    assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_signals_are_not_routed_off_the_main_thread() -> None:
+    from attest_cli.runner.signals import routed
+
+    out: list[bool] = []
+
+    def worker() -> None:
+        with routed(lambda _s: None) as active:
+            out.append(active)
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    assert out == [False]
+
+
+# -- one pipeline hash ---------------------------------------------------------------------
+def test_receipts_and_benchmarks_hash_the_pipeline_the_same_way(project: Path) -> None:
+    write_pipeline(project, """
+        name: app
+        env: {GREETING: "héllo"}
+        steps:
+          a: {run: 'echo "$GREETING" > o.txt', outputs: [o.txt], timeout: 30}
+    """)
+    proc = attest("run", "--sign", "--output", "receipt.yaml", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    receipt = yaml.safe_load((project / "receipt.yaml").read_text())
+    proc = attest("benchmark", "pipeline", "-n", "2", "-w", "0", "-l", "x", "-o", "b.json",
+                  cwd=project, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    bench = json.loads((project / "b.json").read_text())
+    assert bench["pipeline"]["hash"] == receipt["pipeline_hash"]
+    assert receipt["pipeline_hash"].startswith("blake3:")
+
+
+def test_a_run_that_raises_is_decided_failure_once_and_every_observer_hears_it(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from attest_cli.context import AppContext
+    from attest_cli.engine.events import Event, RunFinished
+    from attest_cli.metrics.history import HistoryDB
+    from attest_cli.runner import service
+    from attest_cli.runner.features import RunContext, RunOptions
+    from attest_cli.runner.plugins import LoadedFeature
+
+    class Exploding:
+        name, order = "exploding", 999
+
+        def attach(self, run: RunContext) -> None:
+            def boom(_report: object) -> None:
+                raise RuntimeError("the disk went away")
+            run.before_finish(boom)
+
+    real = service.load_features
+    monkeypatch.setattr(service, "load_features", lambda: [
+        *real(), LoadedFeature(name="exploding", order=999, feature=Exploding(), builtin=True)])
+    write_pipeline(project, PIPELINE)
+    seen: list[Event] = []
+    ctx = AppContext(workdir=project, environ={"PATH": os.environ["PATH"]})
+    with pytest.raises(RuntimeError, match="the disk went away"):
+        service.execute(ctx, RunOptions(), view=seen.append)
+    finished = [e for e in seen if isinstance(e, RunFinished)]
+    assert len(finished) == 1 and finished[0].report.status == "failure"
+    assert finished[0].report.failures == ("the run stopped on an error: the disk went away",)
+    (record,) = HistoryDB(project / ".attest" / "history.db").runs()
+    assert record.status == "failure" and record.finished_at is not None
+    (path,) = (project / ".attest" / "runs").glob("*.json")
+    saved = json.loads(path.read_text())
+    assert saved["status"] == "failure" and saved["exit_code"] == 1
+
+
+def test_a_third_party_feature_whose_attach_raises_is_a_warning(
+        project: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from attest_cli.context import AppContext
+    from attest_cli.errors import UsageError
+    from attest_cli.runner import service
+    from attest_cli.runner.features import Feature, RunContext, RunOptions
+    from attest_cli.runner.plugins import LoadedFeature
+
+    def broken(run: RunContext) -> None:
+        run.subscribe(lambda _e: pytest.fail("a feature that failed to attach observed"))
+        run.fail("a feature that failed to attach decided")
+        raise RuntimeError("bad plug-in")
+
+    def strict(_run: RunContext) -> None:
+        raise UsageError("--thing: bad value")
+
+    real = service.load_features
+    extra = [LoadedFeature("broken", 1000, Feature("broken", 1000, broken), builtin=False)]
+    monkeypatch.setattr(service, "load_features", lambda: [*real(), *extra])
+    write_pipeline(project, PIPELINE)
+    ctx = AppContext(workdir=project, environ={"PATH": os.environ["PATH"]})
+    with caplog.at_level("WARNING", logger="attest"):
+        assert service.execute(ctx, RunOptions()).status == "success"
+    assert [r.getMessage() for r in caplog.records if "broken" in r.getMessage()] == [
+        "run feature broken failed to attach and is skipped: bad plug-in"]
+    # a usage error is meant: it stops the run before any step, whoever raises it
+    extra[:] = [LoadedFeature("strict", 1000, Feature("strict", 1000, strict), builtin=False)]
+    with pytest.raises(UsageError):
+        service.execute(ctx, RunOptions())
