@@ -188,3 +188,40 @@ def test_failed_steps_and_uncached_steps_are_not_stored(make_scheduler: MakeSche
     assert cache.looked_up == ["a"]
     assert cache.stored == {}
     assert statuses(h) == {"a": "failure", "b": "success"}
+
+
+class _CountingThread(threading.Thread):
+    """``threading.Thread`` that counts how many were started (patched in for one test)."""
+
+    starts = 0
+
+    def start(self) -> None:
+        type(self).starts += 1
+        super().start()
+
+
+@pytest.mark.parametrize("parallel", [1, 2, 4])
+def test_a_large_run_starts_at_most_parallel_threads(make_scheduler: MakeScheduler,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    parallel: int) -> None:
+    n = 2_000
+    steps = [step(f"s{i}", *([f"s{i - 1}"] if i % 10 else [])) for i in range(n)]
+    cache = FakeStepCache(hits={f"s{i}": "" for i in range(0, n, 2)})  # half are cache hits
+    h = make_scheduler(steps, parallel=parallel, cache=cache)
+    peak = 0
+    real_run = h.runner.run
+
+    def run_and_count(request):  # type: ignore[no-untyped-def]
+        nonlocal peak
+        peak = max(peak, threading.active_count())
+        return real_run(request)
+
+    h.runner.run = run_and_count  # type: ignore[method-assign]
+    before = threading.active_count()
+    _CountingThread.starts = 0
+    monkeypatch.setattr(threading, "Thread", _CountingThread)
+    h.scheduler.run()
+    assert statuses(h) == {f"s{i}": "cached" if i % 2 == 0 else "success" for i in range(n)}
+    assert _CountingThread.starts <= parallel  # one worker per slot, not one per step
+    assert peak - before <= parallel
+    assert sorted({r.slot for r in h.report.steps}) == list(range(parallel))
