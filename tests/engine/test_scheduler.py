@@ -225,3 +225,18 @@ def test_a_large_run_starts_at_most_parallel_threads(make_scheduler: MakeSchedul
     assert _CountingThread.starts <= parallel  # one worker per slot, not one per step
     assert peak - before <= parallel
     assert sorted({r.slot for r in h.report.steps}) == list(range(parallel))
+
+
+def test_the_workers_end_with_the_run(make_scheduler: MakeScheduler) -> None:
+    def workers() -> list[threading.Thread]:
+        return [t for t in threading.enumerate()
+                if t.name.startswith(("attest-worker-", "attest-step-"))]
+
+    assert workers() == []
+    for _ in range(3):  # a process that runs several pipelines keeps no idle threads
+        h = make_scheduler([step(f"s{i}") for i in range(20)], parallel=3)
+        h.scheduler.run()
+        for t in workers():
+            t.join(5)
+        assert workers() == []
+    assert statuses(h) == {f"s{i}": "success" for i in range(20)}
