@@ -30,6 +30,7 @@ from struct import Struct
 
 SERVER = Path(__file__).with_name("launcher_server.py")
 RECORD = Struct("<c7xqqdd")  # the same layout as launcher_server.RECORD
+MAX_REQUEST = 192 * 1024  # launcher_server.MAX_REQUEST: one datagram per step
 
 
 class LauncherGone(OSError):
@@ -109,18 +110,19 @@ class StepLauncher:
         """Start ``/bin/sh -c command``; return the step and the read end of its output."""
         if not self.usable:
             raise LauncherGone("the step launcher is not running")
+        payload = marshal.dumps((command, os.path.abspath(cwd), dict(env)))
+        if len(payload) > MAX_REQUEST:  # one datagram; a huge environment is spawned by attest
+            raise LauncherGone("the step's command and environment exceed one request")
         read_fd, write_fd = os.pipe()
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         step = LaunchedStep(mine)
         try:
-            payload = marshal.dumps((command, os.path.abspath(cwd), dict(env)))
             fds = array.array("i", [write_fd, theirs.fileno()])
             with self._lock:
-                self._control.sendmsg([b"s"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+                self._control.sendmsg([payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
             os.close(write_fd)
             write_fd = -1
             theirs.close()
-            mine.sendall(len(payload).to_bytes(4, "little") + payload)
             step.wait_started()
         except OSError as exc:
             self.usable = False
@@ -140,6 +142,24 @@ class StepLauncher:
             self._proc.wait(timeout=2)
 
 
+_shared: StepLauncher | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_launcher() -> StepLauncher | None:
+    """The process's launcher, started on the first call (its start-up overlaps the run's).
+
+    One per attest process, whatever the number of runs in it: requests are one datagram
+    each and every step has a socket of its own, so the steps of any thread may share it.
+    None where it cannot run or once it is gone (attest then spawns steps itself).
+    """
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = start_launcher() or _NONE
+        return _shared if _shared.usable else None
+
+
 def start_launcher() -> StepLauncher | None:
     """A running launcher, or None where it cannot run (attest then spawns steps itself)."""
     if not sys.platform.startswith("linux") or not sys.executable:
@@ -148,3 +168,10 @@ def start_launcher() -> StepLauncher | None:
         return StepLauncher()
     except OSError:
         return None
+
+
+class _Unavailable:
+    usable = False
+
+
+_NONE: StepLauncher = _Unavailable()  # type: ignore[assignment]

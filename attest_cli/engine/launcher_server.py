@@ -8,12 +8,12 @@ report at least attest's own peak; spawned from this process, a step starts at a
 7 MiB. See ``engine/launcher.py`` for attest's side and docs/profiling.md for the limits.
 
 Protocol, per step: attest sends on the control socket (fd ``FD``, SOCK_SEQPACKET) one
-message carrying two descriptors, the write end of the step's output pipe and the
-launcher's end of a stream socket for the step; then writes on that stream socket a
-length-prefixed ``marshal`` of ``(command, cwd, env)``. The launcher answers on the
-stream socket with fixed-size records (see :data:`RECORD`): ``P`` the pid and the peak
-RSS the step inherits at exec (its floor), then ``X`` the wait status and rusage. A
-request it cannot serve gets no ``P``: the socket closes and attest spawns the step.
+message: the ``marshal`` of ``(command, cwd, env)`` and two descriptors, the write end of
+the step's output pipe and the launcher's end of a stream socket for the step. The
+launcher answers on that stream socket with fixed-size records (see :data:`RECORD`): ``P``
+the pid and the peak RSS the step inherits at exec (its floor), then ``X`` the wait
+status and rusage. A request it cannot serve gets no ``P``: the socket closes and attest
+spawns the step itself.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ RECORD = _struct.Struct("<c7xqqdd")  # tag, a, b, c, d: 40 bytes, one write each
 # Python builds the argument arrays after the floor is read: the floor it reports includes
 # this margin, so that a step whose figure is at or below the floor is never called exact.
 FLOOR_MARGIN = 256 * 1024
+MAX_REQUEST = 192 * 1024  # one datagram: under the default socket buffer (208 KiB)
 _RESET = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGCHLD)
 _CANNOT_ENTER = 'printf "attest: cannot enter %s: %s\\n" "$1" "$2" >&2; exit 127'
 
@@ -53,16 +54,6 @@ def _send(chan: _socket.socket, tag: bytes, a: int, b: int, c: float, d: float) 
     except OSError:
         return False
     return True
-
-
-def _read_exactly(sock: _socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise EOFError
-        data += chunk
-    return data
 
 
 def _spawn(out_fd: int, command: str, cwd: str, env: dict[str, str]) -> tuple[int, int]:
@@ -92,7 +83,7 @@ def main(control_fd: int) -> None:
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    steps: dict[int, _socket.socket] = {}
+    steps: dict[int, tuple[_socket.socket, int]] = {}
     fd_size = 4
     while True:
         try:
@@ -102,24 +93,23 @@ def main(control_fd: int) -> None:
         if wake_r in ready:
             os.read(wake_r, 4096)
         if control_fd in ready:
-            msg, anc, _, _ = control.recvmsg(16, _socket.CMSG_LEN(2 * fd_size),
+            msg, anc, _, _ = control.recvmsg(MAX_REQUEST, _socket.CMSG_LEN(2 * fd_size),
                                              _socket.MSG_CMSG_CLOEXEC)
             if not msg:
                 break  # attest is gone
             fds = [int.from_bytes(data[i:i + fd_size], "little")
                    for _, _, data in anc for i in range(0, len(data), fd_size)]
-            out_fd, chan_fd = fds[0], fds[1]
-            chan = _socket.socket(fileno=chan_fd)
+            out_fd, chan = fds[0], _socket.socket(fileno=fds[1])
             try:
-                size = int.from_bytes(_read_exactly(chan, 4), "little")
-                command, cwd, env = marshal.loads(_read_exactly(chan, size))
+                command, cwd, env = marshal.loads(msg)
                 pid, floor = _spawn(out_fd, command, cwd, env)
-            except (EOFError, OSError, ValueError):
+            except (EOFError, OSError, ValueError, TypeError):
+                os.close(out_fd)
                 chan.close()  # attest sees no pid and spawns the step itself
                 continue
-            finally:
-                os.close(out_fd)
-            steps[pid] = chan
+            # the output's write end stays open here until the step is reaped: attest then
+            # sees the exit record and the end of the output at once (one wake-up, not two)
+            steps[pid] = (chan, out_fd)
             _send(chan, b"P", pid, floor, 0.0, 0.0)
         while steps:
             try:
@@ -130,8 +120,9 @@ def main(control_fd: int) -> None:
                 break
             done = steps.pop(pid, None)
             if done is not None:
-                _send(done, b"X", status, usage.ru_maxrss, usage.ru_utime, usage.ru_stime)
-                done.close()
+                _send(done[0], b"X", status, usage.ru_maxrss, usage.ru_utime, usage.ru_stime)
+                done[0].close()
+                os.close(done[1])
 
 
 def daemon_half(control_fd: int) -> None:

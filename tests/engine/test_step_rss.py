@@ -128,3 +128,21 @@ def test_the_launcher_exits_with_its_runner(tmp_path: Path) -> None:
     assert launcher is not None
     launcher.close()
     assert launcher._proc.returncode == 0
+
+
+def test_a_step_too_big_for_one_request_is_spawned_by_attest(tmp_path: Path) -> None:
+    launcher = start_launcher()
+    assert launcher is not None
+    try:
+        env = {"PATH": os.environ["PATH"], "HUGE": "x" * 300_000}
+        outcome = run_command('test ${#HUGE} -eq 300000', cwd=tmp_path, env=env,
+                              log_path=tmp_path / "h.log", timeout=None,
+                              registry=ProcessRegistry(), launcher=launcher)
+        assert outcome.exit_code == 0
+        assert outcome.max_rss_floor_bytes == pytest.approx(own_peak_rss(), rel=0.1)
+        assert launcher.usable  # the next step goes through the launcher again
+        small = run_command("true", cwd=tmp_path, env={}, log_path=tmp_path / "t.log",
+                            timeout=None, registry=ProcessRegistry(), launcher=launcher)
+        assert small.max_rss_bytes < 10 * MiB
+    finally:
+        launcher.close()
