@@ -117,7 +117,7 @@ def run_command(command: str, *, cwd: Path, env: Mapping[str, str], log_path: Pa
     :data:`DRAIN_SECONDS` / :data:`DRAIN_BYTES`, and a process that detached itself
     (``setsid``) and keeps the pipe open can never hold the run.
 
-    With a ``launcher`` (``engine/launcher.py``) the step is forked by that small process,
+    With a ``launcher`` (``engine/launcher.py``) the step is spawned by that small process,
     which reaps it and sends its status and rusage: its peak RSS is then the step's own,
     not attest's. Without one, or if it is gone, attest spawns and reaps the step itself.
     """
