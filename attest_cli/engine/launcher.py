@@ -1,17 +1,18 @@
-"""attest's side of the step launcher: steps forked by a small process report their own peak.
+"""attest's side of the step launcher: steps spawned by a small process report their own peak.
 
 Linux starts a new program's peak RSS (``ru_maxrss``) at the peak of the address space it
 replaced at exec. A step spawned by attest itself would therefore never report less than
 attest's own peak (35 MiB and up, once its libraries are imported), and a step's figure
-was only an upper bound. :class:`StepLauncher` starts ``launcher_server.py`` once per run
-(a fresh ``python -S -I`` with built-in modules only, about 9 MiB) and has it fork every
-step: a step then starts at the launcher's floor (about 5 MiB, recorded per step as
-``max_rss_floor_bytes``) and anything above is the step's true peak.
+was only an upper bound. :class:`StepLauncher` starts ``launcher_server.py`` (a fresh
+``python -S -I`` with built-in modules only, forked once so that its address space holds
+only what it touches) and has it ``posix_spawn`` and reap every step: a step then starts
+at the launcher's floor (about 8 MiB, recorded per step as ``max_rss_floor_bytes``) and
+anything above is the step's true peak.
 
-Starting the launcher costs one interpreter start-up, once per run and in the background
-(the first step waits for it); each step then costs one round trip on a Unix socket
-instead of a ``posix_spawn`` in attest (see docs/profiling.md for the measured figures).
-If the launcher cannot start or dies, steps are spawned by attest directly, as before.
+Starting the launcher costs one interpreter start-up, once per attest process and
+overlapped with the run's set-up; each step then costs one datagram and one record back
+on a Unix socket (see docs/profiling.md for the measured figures). If the launcher cannot
+start or dies, steps are spawned by attest directly, as before.
 """
 
 from __future__ import annotations

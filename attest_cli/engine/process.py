@@ -6,7 +6,7 @@ on purpose (``setsid``) is out of reach of ``killpg``; attest then stops reading
 output shortly after the step's shell exits (:data:`DRAIN_SECONDS`), so it cannot hang a
 run either.
 
-Steps are forked by the step launcher (``engine/launcher.py``), a small process that
+Steps are spawned by the step launcher (``engine/launcher.py``), a small process that
 reaps them with ``wait4`` and reports their rusage, so that a step's peak RSS is its own
 and not attest's; where the launcher cannot run, we spawn the child and reap it ourselves
 with ``os.wait4`` (and set ``Popen.returncode`` so the object does not wait a second
