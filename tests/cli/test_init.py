@@ -33,7 +33,7 @@ def test_init_writes_no_setting_and_the_sample_runs(project: Path) -> None:
     r = attest("init", cwd=project)
     assert r.returncode == 0, r.stderr
     config = project / ".attest" / "config.yaml"
-    assert yaml.safe_load(config.read_text()) is None  # comments only: defaults come from the schema
+    assert yaml.safe_load(config.read_text()) is None  # comments only: defaults from the schema
     assert "attest config set" in config.read_text()
     shown = attest("config", "show", "--origin", cwd=project).stdout
     assert "project" not in shown  # no value comes from the project file
