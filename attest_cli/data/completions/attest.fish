@@ -24,7 +24,7 @@ function __attest_prev_is
 end
 complete -c attest -f
 complete -c attest -n '__fish_use_subcommand' -a run -d 'Execute the pipeline\'s steps as a DAG, in parallel, skipping unchanged steps.'
-complete -c attest -n '__fish_use_subcommand' -a init -d 'Write a sample attest.yaml and .attest/config.yaml (refuses to overwrite).'
+complete -c attest -n '__fish_use_subcommand' -a init -d 'Write a sample attest.yaml and a commented .attest/config.yaml (refuses to overw'
 complete -c attest -n '__fish_use_subcommand' -a verify -d 'Verify signed receipts (YAML, JSON or in-toto DSSE) against signatures, trusted '
 complete -c attest -n '__fish_use_subcommand' -a history -d 'List past runs from the run history.'
 complete -c attest -n '__fish_use_subcommand' -a serve -d 'Serve /metrics and health endpoints derived from the run history.'
