@@ -25,6 +25,8 @@ steps:
     run: wc -c build/greeting.txt
     needs: [check]
     inputs: [build/greeting.txt]
+# attest's own settings may follow as sections: monitoring:, tracing:, cache:, health:
+# (`attest config list` shows every key; `attest config validate` checks them).
 """
 
 SAMPLE_CONFIG = """\
