@@ -22,8 +22,8 @@ from attest_cli.escaping import escape_control
 from attest_cli.redaction import redact_url
 
 PIPELINE_LAYER = "pipeline"
-# Layers above attest.yaml, and how a message names them (a file layer: by its path).
-OVERRIDING = {"project": "", "file": "", "env": "environment ", "flag": "flag "}
+# Layers above attest.yaml (the user file is below it).
+OVERRIDING = ("project", "file", "env", "flag")
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,12 @@ class Shadow:
         ``display`` shortens a file path as the user typed it (``AppContext.display``).
         """
         where = self.shadowed.source + (f":{self.shadowed.line}" if self.shadowed.line else "")
-        prefix = OVERRIDING[self.winner.layer]
-        by = prefix + self.winner.source if prefix else display(Path(self.winner.source))
+        if self.winner.layer == "env":
+            by = f"environment {self.winner.source}"
+        elif self.winner.layer == "flag":
+            by = "a command-line flag"
+        else:
+            by = display(Path(self.winner.source))
         secret = KEYS[self.key].secret
         return (f"{where}: {self.key}: {_shown(self.shadowed.value, secret)} is overridden by "
                 f"{escape_control(by)} ({_shown(self.winner.value, secret)}), which takes "
