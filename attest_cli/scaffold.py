@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 from attest_cli.atomic import write_atomic
@@ -71,12 +72,13 @@ def write_scaffold(root: Path, *, force: bool = False) -> list[Path]:
         raise UsageError(f"{names} already exist(s); use --force to overwrite")
     gitignore = root / ".gitignore"
     ignored = with_state_ignored(_read_text(gitignore))
+    keep_mode = stat.S_IMODE(gitignore.stat().st_mode) if gitignore.exists() else None
     for path, text in targets.items():
         write_atomic(path, text)
     written = list(targets)
     if ignored is not None:
         write_atomic(gitignore, ignored.encode("utf-8", errors="surrogateescape"),
-                     follow_symlinks=True)
+                     mode=keep_mode, follow_symlinks=True)
         written.append(gitignore)
     return written
 

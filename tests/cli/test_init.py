@@ -3,6 +3,7 @@ kept out of git (issue 15, item 7)."""
 
 from __future__ import annotations
 
+import stat
 import subprocess
 from pathlib import Path
 
@@ -64,8 +65,10 @@ def test_an_existing_gitignore_is_appended_to_once(project: Path) -> None:
     assert git(project, "init", "-q").returncode == 0
     gitignore = project / ".gitignore"
     gitignore.write_text("node_modules/\n*.pyc")  # no final newline
+    gitignore.chmod(0o640)
     assert attest("init", cwd=project).returncode == 0
     text = gitignore.read_text()
+    assert stat.S_IMODE(gitignore.stat().st_mode) == 0o640  # replaced, mode kept
     assert text.startswith("node_modules/\n*.pyc\n")
     assert ignored(project, "x.pyc") and ignored(project, "node_modules/a")
     assert ignored(project, ".attest/keys/private.key")
