@@ -122,6 +122,39 @@ def test_chrome_trace_imports_in_speedscope_with_one_profile_per_slot(
         assert totals[lane] == pytest.approx(busy * 1000, abs=0.02)
 
 
+def test_a_failed_runs_trace_with_never_started_steps_imports(
+        site: tuple[Path, str], tmp_path: Path) -> None:
+    """Steps that never started are instant ("i") events, which speedscope does not draw: the
+    file still imports (speedscope refuses a trace of instant events only)."""
+    root = tmp_path / "failed"
+    root.mkdir()
+    write_pipeline(root, """
+        version: "0.1"
+        name: broken
+        steps:
+          compile: {run: "exit 3"}
+          package: {run: "echo packaged", needs: [compile]}
+    """)
+    assert attest("run", "--no-cache", cwd=root).returncode == 1
+    (report_path,) = (root / ".attest" / "runs").glob("*.json")
+    report = json.loads(report_path.read_text())
+    assert {s["name"]: s["status"] for s in report["steps"]} == {
+        "compile": "failure", "package": "skipped"}
+    trace = tmp_path / "failed-trace.json"
+    out = attest("analyze", str(report_path), "-f", "chrome-trace", "-o", str(trace), cwd=root)
+    assert out.returncode == 0, out.stderr
+    assert [e["ph"] for e in json.loads(trace.read_text())["traceEvents"]
+            if e["name"] == "package"] == ["i"]
+    dom, console = open_in_speedscope(site, trace, tmp_path)
+    assert "Importing as Trace Event Format profile" in console, console
+    totals = profile_totals(dom)
+    assert totals["attest: broken (pid 1), run (tid 0)"] == pytest.approx(
+        report["duration_seconds"] * 1000, abs=0.01)
+    (compiled,) = [s for s in report["steps"] if s["name"] == "compile"]
+    lane = f"attest: broken (pid 1), slot {compiled['slot']} (tid {compiled['slot'] + 1})"
+    assert totals[lane] == pytest.approx(compiled["wall_seconds"] * 1000, abs=0.02)
+
+
 def test_cpu_speedscope_export_imports_in_speedscope(
         made: Path, site: tuple[Path, str], tmp_path: Path) -> None:
     export = tmp_path / "cpu.speedscope.json"
