@@ -104,7 +104,6 @@ class Scheduler:
         Bookkeeping is incremental (remaining needs per step, a ready heap in file order), so
         a finished step costs work proportional to its dependents, not to the whole pipeline.
         """
-        self.options.logs_dir.mkdir(parents=True, exist_ok=True)
         index = {name: i for i, name in enumerate(self.order)}
         selected = set(self.order)
         remaining = {n: {d for d in self.pipeline.steps[n].needs if d in selected}
@@ -260,6 +259,8 @@ class Scheduler:
         result.max_rss_floor_bytes = outcome.max_rss_floor_bytes
         result.timed_out = outcome.timed_out
         result.signal = outcome.signal
+        if not outcome.logged:  # a silent step leaves no log file (nor a path to one)
+            result.log_file = None
         if outcome.exit_code == 0 and not outcome.timed_out:
             result.status = "success"
         else:
@@ -315,8 +316,11 @@ class Scheduler:
 
     def _replay(self, step: Step, result: StepResult, decision: CacheDecision,
                 log_path: Path) -> StepResult:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_path.write_text(decision.log_text, encoding="utf-8")
+        if decision.log_text:  # no empty log files: a missing log reads as empty
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            log_path.write_text(decision.log_text, encoding="utf-8")
+        else:
+            result.log_file = None
         for line in decision.log_text.splitlines():
             self.bus.publish(StepOutput(step=step.name, line=line))
         result.finished_at = self.clock.time()

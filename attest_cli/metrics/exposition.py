@@ -175,10 +175,23 @@ class CachedExposition:
         self._registry: Any = None  # built at the first scrape: a run nobody scrapes never
         # imports prometheus_client (~30 ms)
         self._key: Hashable = object()
-        self._body = b""
+        self._bodies: dict[str, bytes] = {}  # Content-Type -> body, for the current key
         self._lock = threading.Lock()
 
     def __call__(self) -> bytes:
+        """The Prometheus text format (0.0.4)."""
+        return self.negotiate("")[1]
+
+    def negotiate(self, accept: str) -> tuple[str, bytes]:
+        """``(Content-Type, body)`` for a scraper's ``Accept`` header.
+
+        prometheus_client's own ``choose_encoder`` decides, so attest answers exactly as a
+        client-library exporter does: OpenMetrics (ending ``# EOF``) when the header asks
+        for ``application/openmetrics-text``, the 0.0.4 text format otherwise.
+        """
+        from prometheus_client.exposition import choose_encoder
+
+        encoder, content_type = choose_encoder(accept)
         with self._lock:
             key, build = self.keyed()
             sizes = self.sizes() if self.sizes else {}
@@ -188,6 +201,9 @@ class CachedExposition:
                     self._registry = registry_for(lambda: self._snapshot, self.ns,
                                                   lambda: self._sizes)
                 self._snapshot, self._sizes = build(), sizes
-                self._body = exposition(self._registry)
+                self._bodies = {}
                 self._key = full_key
-            return self._body
+            body = self._bodies.get(content_type)
+            if body is None:
+                body = self._bodies[content_type] = bytes(encoder(self._registry))
+            return content_type, body
