@@ -92,10 +92,15 @@ class SnapshotCollector:
                 for status in ("success", "failure"):
                     values.setdefault((pipeline, status), 0.0)
         elif metric.name in _PAIRED:
-            # hits and misses exist for the same backends, for the same reason
+            # hits and misses exist for the same backends, for the same reason; and for
+            # every configured backend from the first scrape, at 0: rate() ignores a
+            # counter's first sample, so a series born at 1 would lose the first lookup
+            # (and a cache that only ever misses would never raise its alert)
             for (name, _pipeline, labels), _value in snap.counters.items():
                 if name in _PAIRED:
                     values.setdefault(labels, 0.0)
+            for backend in (self.sizes() if self.sizes else {}):
+                values.setdefault((backend,), 0.0)
         for labels, value in sorted(values.items()):
             fam.add_metric(list(labels), value)
         return fam
