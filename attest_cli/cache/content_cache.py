@@ -7,8 +7,10 @@ a step: the circuit breaker (:mod:`.backends.guard`) warns once and the lookup i
 A corrupt or malformed entry is a miss with one warning; it is deleted from the tier it
 came from unless that is a read-only remote, which is never written nor deleted from.
 
-Counting: a hit counts for the backend that answered (``local``, ``redis``, ``s3``); a miss
-counts for the configured backend (the last one asked).
+Counting: a lookup counts once, however many tiers it asked. A hit counts for the backend
+that answered (``local``, ``redis``, ``s3``; a local miss then a remote hit is one remote
+hit, no local miss); a miss in every tier is one miss for the configured backend (the last
+one asked). The metrics read the same attribution from ``CacheChecked.backend``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from attest_cli.atomic import write_atomic
 from attest_cli.cache import store as entries
 from attest_cli.cache.backends.base import BackendUnavailable, CacheBackend
 from attest_cli.cache.backends.guard import GuardedBackend
-from attest_cli.cache.backends.local import LocalBackend
+from attest_cli.cache.backends.local import LocalBackend, sync_filesystem
 from attest_cli.cache.inputs import input_paths, input_states, key_inputs
 from attest_cli.cache.keys import (
     KeyParts,
@@ -39,7 +41,12 @@ from attest_cli.cache.keys import (
 from attest_cli.cache.manifest import LIMITS as MANIFEST_LIMITS
 from attest_cli.cache.manifest import CorruptEntry, Manifest, OutputFile, check_link
 from attest_cli.cache.outputs import describe, output_digest
-from attest_cli.cache.restore import UnsafeRestore, restore_files, restored_mode
+from attest_cli.cache.restore import (
+    UnsafeRestore,
+    process_umask,
+    restore_files,
+    restored_mode,
+)
 from attest_cli.cache.statindex import FileState, StatIndex, restat
 from attest_cli.digest import bytes_digest
 from attest_cli.engine.interfaces import CacheDecision, StepContext, StoreOutcome
@@ -68,6 +75,13 @@ class KeyReport:
     changes: list[dict[str, str | None]]
 
 
+_EMPTY_DIGEST = bytes_digest(b"")
+
+
+def _record_head(key: str) -> bytes:
+    return ('{"key":' + json.dumps(key) + ",").encode()
+
+
 class ContentCache:
     """Implements :class:`attest_cli.engine.interfaces.StepCache`."""
 
@@ -85,13 +99,17 @@ class ContentCache:
         self.required_failure: str | None = None
         self._lock = threading.Lock()
         self._warned_vars: set[str] = set()
+        self._dirty = False  # written to the local tier since the last sync
+        # read once (attest never changes it): /proc/self/status per output was a per-step
+        # cost of every no-op run
+        self._umask = process_umask()
 
     # -- keys ----------------------------------------------------------------------------
     def key_for(self, pipeline: Pipeline, step: Step, environ: Mapping[str, str]
                 ) -> tuple[KeyParts, list[FileState]]:
         root = pipeline.root
         env = key_env(pipeline.env, step.env, step.cache_env, step.cache_exclude_env,
-                      pipeline.secret_names | set(step.secrets), environ)
+                      pipeline.secret_names, environ)  # holds step.secrets too
         states = input_states(root, step.inputs, self.index)
         inputs = key_inputs(step.name, states)
         upstream = {name: output_digest(root, pipeline.steps[name].outputs, self.index)
@@ -125,20 +143,23 @@ class ContentCache:
     def _remember(self, pipeline: Pipeline, step: Step, parts: KeyParts) -> None:
         """Record the components of the step's latest entry (for explaining later misses).
 
-        A small ``.key`` file beside the record makes the common case - a hit on the entry
-        already recorded - one tiny read instead of rewriting thousands of components."""
+        The record starts with its key (``{"key":"<hex>",...``), so the common case - a hit
+        on the entry already recorded - reads a few bytes instead of rewriting thousands of
+        components; a store is one write of it (no fsync: see :meth:`close`). A record of
+        the older form (sorted keys) is simply rewritten once."""
         path = self._record_path(pipeline, step)
-        key_path = path.with_suffix(".key")
+        head = _record_head(parts.key)
         try:
-            if key_path.read_text(encoding="utf-8") == parts.key:
-                return
+            with path.open("rb") as fh:
+                if fh.read(len(head)) == head:
+                    return
         except OSError:
             pass
-        record = {"pipeline": pipeline.name, "step": step.name, "key": parts.key,
+        record = {"key": parts.key, "pipeline": pipeline.name, "step": step.name,
                   "components": parts.items, "at": time.time()}
         try:
-            write_atomic(path, json.dumps(record, sort_keys=True))
-            write_atomic(key_path, parts.key)
+            write_atomic(path, json.dumps(record, separators=(",", ":")), sync=False)
+            self._dirty = True
         except OSError as exc:
             log.debug("could not record the last entry of %s: %s", step.name, exc)
 
@@ -215,6 +236,8 @@ class ContentCache:
 
         unchanged = {f.path for f in manifest.files if f.kind == "file" and self._same(root, f)}
         restore_files(root, [f for f in manifest.files if f.path not in unchanged], blob)
+        if manifest.log_size == 0 and manifest.log_digest == _EMPTY_DIGEST:
+            return b""  # a silent step: nothing to fetch
         return self._blob(manifest.log_digest, fetch_from)
 
     def _blob(self, digest: str, tiers: list[CacheBackend]) -> bytes:
@@ -234,6 +257,7 @@ class ContentCache:
                 raise
             if backend is not self.local:
                 entries.put_blob(self.local, digest, data)
+                self._dirty = True
             return data
         raise CorruptEntry(f"blob {digest[:19]}... is missing")
 
@@ -244,7 +268,7 @@ class ContentCache:
         except OSError:
             return False
         if not stat_mod.S_ISREG(st.st_mode) or st.st_size != f.size or \
-                stat_mod.S_IMODE(st.st_mode) != restored_mode(bool(f.mode & 0o111)):
+                stat_mod.S_IMODE(st.st_mode) != restored_mode(bool(f.mode & 0o111), self._umask):
             return False
         try:
             return self.index.digest(root / f.path, st) == f.digest
@@ -258,6 +282,7 @@ class ContentCache:
     def _copy_to_local(self, manifest: Manifest) -> None:
         try:
             entries.put_manifest(self.local, manifest)
+            self._dirty = True
         except OSError as exc:
             log.debug("could not copy entry %s to the local tier: %s", manifest.key[:12], exc)
 
@@ -311,6 +336,7 @@ class ContentCache:
                             exit_code=result.exit_code or 0, wall_seconds=result.wall_seconds,
                             created_at=time.time(), components=state.parts.items)
         written = self._write(self.local, manifest, blobs)
+        self._dirty = True
         self._count(self.local.name, "stored_bytes", written)
         if self.remote is not None and self.remote_writable:
             try:
@@ -345,8 +371,8 @@ class ContentCache:
             self.required_failure = str(exc)
 
     def _warn_undeclared(self, pipeline: Pipeline, step: Step, env: Mapping[str, str]) -> None:
-        declared = {*pipeline.env, *step.env, *step.cache_env, *step.cache_exclude_env,
-                    *pipeline.secret_names, *step.secrets}
+        declared = (pipeline.env, step.env, step.cache_env, step.cache_exclude_env,
+                    pipeline.secret_names)  # the last holds step.secrets too
         for name in undeclared_variables(step.run, declared, env):
             marker = f"{step.name}:{name}"
             with self._lock:
@@ -358,6 +384,17 @@ class ContentCache:
                         "cache_exclude_env to silence this)", step.name, name)
 
     def close(self) -> None:
+        """End of the run: save the stat index; one sync of the local tier's file system.
+
+        Entries and records are written without an fsync each (three per stored step used
+        to dominate a cold build). Every object is written to a temp name and renamed, and
+        every read is verified (digests, the manifest's own key, bounded sizes), so:
+        if attest dies, only the steps not yet finished are lost; if the machine loses
+        power before this sync, entries stored since the last sync may be missing or torn,
+        and a torn one is a miss (deleted), never a wrong restore."""
         self.index.save()
+        if self._dirty:
+            self._dirty = False
+            sync_filesystem(self.local.root)
         if self.remote is not None:
             self.remote.close()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import platform
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple
@@ -53,12 +53,13 @@ def platform_tag() -> str:
 
 
 def key_env(pipeline_env: Mapping[str, str], step_env: Mapping[str, str],
-            cache_env: Iterable[str], exclude: Iterable[str], secrets: Iterable[str],
+            cache_env: Iterable[str], exclude: Iterable[str], secrets: Container[str],
             environ: Mapping[str, str]) -> dict[str, str]:
     """The variables whose values enter the key.
 
     Pipeline and step ``env`` (step wins), plus the ambient variables listed in
     ``cache_env``; minus ``cache_exclude_env``; never a ``secrets`` entry's value.
+    ``secrets`` is only asked for membership (never copied): it is the whole pipeline's.
     """
     merged: dict[str, str] = {}
     for name in cache_env:
@@ -66,17 +67,20 @@ def key_env(pipeline_env: Mapping[str, str], step_env: Mapping[str, str],
             merged[name] = environ[name]
     merged.update(pipeline_env)
     merged.update(step_env)
-    hidden = set(exclude) | set(secrets)
-    return {k: v for k, v in merged.items() if k not in hidden}
+    hidden = set(exclude)
+    return {k: v for k, v in merged.items() if k not in hidden and k not in secrets}
 
 
-def undeclared_variables(command: str, declared: Iterable[str],
+def undeclared_variables(command: str, declared: Iterable[Container[str]],
                          environ: Mapping[str, str]) -> list[str]:
-    """Ambient variables the command references that are not in the key (stale-hit risk)."""
-    known = set(declared)
+    """Ambient variables the command references that are not in the key (stale-hit risk).
+
+    ``declared`` is a few name collections, only asked for membership (never merged: one
+    of them is the whole pipeline's secret names)."""
+    groups = list(declared)
     seen: list[str] = []
     for name in _VAR_REF.findall(command):
-        if (name in environ and name not in known and name not in _BENIGN_VARS
+        if (name in environ and not any(name in g for g in groups) and name not in _BENIGN_VARS
                 and not name.startswith("ATTEST_") and name not in seen):
             seen.append(name)
     return seen

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from attest_cli.cache.backends.base import CacheBackend, StoredObject
 from attest_cli.cache.backends.local import LocalBackend
 from attest_cli.cache.manifest import CorruptEntry
 from attest_cli.config.layers import Settings
+
+log = logging.getLogger("attest.cache")
 
 ORPHAN_GRACE_SECONDS = 3600.0
 
@@ -161,27 +164,36 @@ def backend_stats(backend: CacheBackend) -> BackendStats:
     return BackendStats(backend=backend.name, entries=n_entries, bytes=backend.size())
 
 
-def history_counts(runs_dir: Path) -> dict[str, dict[str, int]]:
-    """Hits and misses per backend summed over the recorded run reports."""
+def history_counts(history: Path) -> dict[str, dict[str, int]]:
+    """Hits and misses per backend: the run history's cumulative ``cache_hits_total`` and
+    ``cache_misses_total`` (every pipeline's), the same totals the metrics expose.
+
+    One indexed query over a handful of rows, whatever the number of runs: stats used to
+    parse every stored run report. The file is opened read-only and never created; a
+    history that cannot be read counts nothing, with one warning."""
+    import sqlite3
+
     totals: dict[str, dict[str, int]] = {}
-    if not runs_dir.is_dir():
+    if not history.is_file():
         return totals
-    for path in runs_dir.glob("*.json"):
+    try:
+        conn = sqlite3.connect(f"{history.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            rows = conn.execute(
+                "SELECT name, labels, SUM(value) FROM series WHERE name IN "
+                "('cache_hits_total', 'cache_misses_total') GROUP BY name, labels").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        log.warning("cache stats: could not read the run history %s: %s", history, exc)
+        return totals
+    for name, labels, value in rows:
+        try:
+            (backend,) = json.loads(labels)
+        except (ValueError, TypeError):
             continue
-        cache = data.get("cache") if isinstance(data, dict) else None
-        if not isinstance(cache, dict):
-            continue
-        for backend, row in cache.items():
-            if not isinstance(row, dict):
-                continue
-            acc = totals.setdefault(str(backend), {"hits": 0, "misses": 0})
-            for k in ("hits", "misses"):
-                v = row.get(k)
-                if isinstance(v, int) and not isinstance(v, bool):
-                    acc[k] += v
+        acc = totals.setdefault(str(backend), {"hits": 0, "misses": 0})
+        acc["hits" if name == "cache_hits_total" else "misses"] += int(value)
     return totals
 
 

@@ -180,6 +180,8 @@ def restore_files(root: Path, files: list[OutputFile], blob: Callable[[OutputFil
         if f.path.split("/", 1)[0] == STATE_DIR:
             raise UnsafeRestore(f"refusing to restore {f.path!r} into attest's state "
                                 f"directory {STATE_DIR}/")
+    if not files:
+        return  # an unchanged re-run: open nothing
     with WorkspaceWriter(root) as writer:
         for f in files:
             if f.kind == "symlink":

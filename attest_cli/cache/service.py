@@ -31,9 +31,10 @@ def _backends(ctx: AppContext, settings: Settings) -> list[CacheBackend]:
 
 
 def stats(ctx: AppContext) -> list[dict[str, Any]]:
-    """Entries, bytes and the hit rate (from the recorded runs) of every configured backend."""
+    """Entries, bytes and the hit rate (from the run history's totals) of every configured
+    backend."""
     settings = _settings(ctx)
-    history = maintenance.history_counts(ctx.state_dir / "runs")
+    history = maintenance.history_counts(ctx.path(str(settings["history.path"])))
     rows = []
     for backend in _backends(ctx, settings):
         try:

@@ -186,6 +186,8 @@ class StatIndex:
             out[i] = FileState(path=rel, kind="file", mode=stat.S_IMODE(st.st_mode),
                                size=st.st_size, digest=digest, signature=sig)
 
+        if not todo:  # the usual re-run: nothing to hash (not even a CPU count to read)
+            return [s for s in out if s is not None]
         cores = os.cpu_count() or 1
         pending = sum(item[3].st_size for item in todo)
         if cores >= POOL_MIN_CORES and len(todo) >= POOL_MIN_FILES and \

@@ -157,7 +157,7 @@ def _view(app: AppContext, raw_output: bool) -> Observer:
     from attest_cli.ui.progress import choose_view
 
     return choose_view(app.stderr, quiet=app.quiet, verbose=bool(app.verbose),
-                       environ=app.environ, raw_output=raw_output)
+                       environ=app.environ, raw_output=raw_output, ci_stream=app.stdout)
 
 
 def _execute(app: AppContext, options: RunOptions, loaded: Loaded,

@@ -177,7 +177,8 @@ LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
 KEYS: dict[str, Key] = {k.name: k for k in [
     _k("log_level", "enum", "info", "Lowest level logged (trace, debug, info, warn, error).",
        choices=LOG_LEVELS),
-    _k("log_format", "enum", "auto", "auto: JSON when stderr is not a terminal, else text.",
+    _k("log_format", "enum", "auto", "auto: JSON when stderr is not a terminal (text under "
+       "GitHub Actions), else text.",
        choices=("auto", "text", "json")),
     _k("parallel", "int", 0, "Steps run at once; 0 means the CPU count.", minimum=0,
        maximum=1024),
@@ -215,6 +216,9 @@ KEYS: dict[str, Key] = {k.name: k for k in [
        "Total deadline of the Pushgateway push.", minimum=0),
     _k("history.path", "str", ".attest/history.db", "SQLite run history."),
     _k("history.retention_days", "int", 90, "Runs older than this are deleted.", minimum=0),
+    _k("history.keep_runs", "int", 100,
+       "Run reports and step logs kept under .attest/runs and .attest/logs (newest first); "
+       "older ones are deleted at the end of each run. 0 keeps all.", minimum=0),
     _k("tracing.enabled", "bool", False, "Export OpenTelemetry traces of every run."),
     _k("tracing.service_name", "str", "attest", "service.name resource attribute."),
     _k("tracing.exporter.type", "enum", "otlp", "otlp, jaeger, zipkin, console or file.",

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from attest_cli.engine.launcher import LaunchedStep, LauncherGone, StepLauncher
 
@@ -51,6 +52,7 @@ class ProcessOutcome:
     max_rss_floor_bytes: int | None = None
     timed_out: bool = False
     signal: int | None = None
+    logged: bool = False  # the step printed something: its log file exists
 
 
 class ProcessRegistry:
@@ -109,6 +111,9 @@ def run_command(command: str, *, cwd: Path, env: Mapping[str, str], log_path: Pa
                 launcher: StepLauncher | None = None) -> ProcessOutcome:
     """Run ``command`` to completion; its merged stdout/stderr go to ``log_path``.
 
+    ``log_path`` (and its directory) is created on the first line of output only: a step
+    that prints nothing leaves no file, and readers take a missing log as an empty one.
+
     One thread does everything (read output, enforce the timeout, reap): a step costs one
     thread, which keeps the per-step overhead close to make's. The read loop wakes up on
     output, at the deadline, and at least every ``_IDLE`` seconds to notice a child that
@@ -138,41 +143,42 @@ def run_command(command: str, *, cwd: Path, env: Mapping[str, str], log_path: Pa
     watch = _Watch(pid, started, started + timeout if timeout else None, exited)
     pending = b""
     sources: list[int | LaunchedStep] = [fd] if launched is None else [fd, launched]
+    log = _LazyLog(log_path)
     try:
-        with open(log_path, "w", encoding="utf-8") as log:
-            def emit(chunk: bytes, final: bool = False) -> bytes:
-                lines = chunk.split(b"\n")
-                rest = b"" if final else lines.pop()
-                for raw in lines:
-                    if final and not raw:
-                        continue
-                    text = raw.decode("utf-8", errors="replace")
-                    if mask is not None:
-                        text = mask(text)
-                    log.write(text + "\n")
-                    if on_line is not None:
-                        on_line(text.rstrip("\r"))
-                return rest
+        def emit(chunk: bytes, final: bool = False) -> bytes:
+            lines = chunk.split(b"\n")
+            rest = b"" if final else lines.pop()
+            for raw in lines:
+                if final and not raw:
+                    continue
+                text = raw.decode("utf-8", errors="replace")
+                if mask is not None:
+                    text = mask(text)
+                log.write(text + "\n")
+                if on_line is not None:
+                    on_line(text.rstrip("\r"))
+            return rest
 
-            while True:
-                wait = watch.tick(time.monotonic())
-                if wait is None:
-                    break  # the drain bound after the step's exit is reached
-                ready, _, _ = select.select(sources, [], [], wait)
-                if launched is not None and launched in ready:
-                    launched.pump()
-                    if launched.closed:
-                        sources.remove(launched)
-                if fd in ready:
-                    chunk = os.read(fd, 65536)
-                    if not chunk:
-                        break
-                    watch.read(len(chunk))
-                    pending = emit(pending + chunk)
-            if pending:
-                emit(pending, final=True)
+        while True:
+            wait = watch.tick(time.monotonic())
+            if wait is None:
+                break  # the drain bound after the step's exit is reached
+            ready, _, _ = select.select(sources, [], [], wait)
+            if launched is not None and launched in ready:
+                launched.pump()
+                if launched.closed:
+                    sources.remove(launched)
+            if fd in ready:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                watch.read(len(chunk))
+                pending = emit(pending + chunk)
+        if pending:
+            emit(pending, final=True)
     finally:
         os.close(fd)
+        log.close()
     if launched is not None:
         launched.wait_exited()
         if launched.status is None:  # the launcher died: the step's status is unknown
@@ -205,7 +211,31 @@ def run_command(command: str, *, cwd: Path, env: Mapping[str, str], log_path: Pa
         max_rss_floor_bytes=floor,
         timed_out=watch.timed_out,
         signal=sig,
+        logged=log.opened,
     )
+
+
+class _LazyLog:
+    """A step's log file, opened on the first write: thousands of silent steps would
+    otherwise leave thousands of empty files per run (issue 14)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh: TextIO | None = None
+
+    def write(self, text: str) -> None:
+        if self._fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+        self._fh.write(text)
+
+    @property
+    def opened(self) -> bool:
+        return self._fh is not None
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
 
 
 class _Watch:

@@ -65,6 +65,21 @@ class StepResult:
         return self.status in ("success", "cached")
 
 
+# Seconds and Unix times are written to the microsecond: the clocks behind them are no finer,
+# and 17 significant digits of five floats per step were a sixth of a large report.
+_ROUNDED = ("started_at", "finished_at", "wall_seconds", "cpu_user_seconds",
+            "cpu_system_seconds")
+
+
+def _step_dict(step: StepResult) -> dict[str, Any]:
+    data = dict(step.__dict__)
+    for key in _ROUNDED:
+        value = data[key]
+        if value is not None:
+            data[key] = round(value, 6)
+    return data
+
+
 @dataclass
 class RunReport:
     """One run of a pipeline: identity, timing, status and every step's result."""
@@ -123,7 +138,7 @@ class RunReport:
         # 1,000-step run is written twice per run and asdict dominated that cost.
         data: dict[str, Any] = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION,
                                 **self.__dict__}
-        data["steps"] = [dict(s.__dict__) for s in self.steps]
+        data["steps"] = [_step_dict(s) for s in self.steps]
         data["cache"] = {k: dict(v) for k, v in self.cache.items()}
         data["duration_seconds"] = round(self.duration_seconds, 6)
         data["steps_total"] = len(self.steps)

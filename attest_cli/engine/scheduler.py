@@ -104,7 +104,6 @@ class Scheduler:
         Bookkeeping is incremental (remaining needs per step, a ready heap in file order), so
         a finished step costs work proportional to its dependents, not to the whole pipeline.
         """
-        self.options.logs_dir.mkdir(parents=True, exist_ok=True)
         index = {name: i for i, name in enumerate(self.order)}
         selected = set(self.order)
         remaining = {n: {d for d in self.pipeline.steps[n].needs if d in selected}
@@ -232,7 +231,7 @@ class Scheduler:
         result = StepResult(name=step.name, command=masked_cmd, slot=slot,
                             started_at=self.clock.time(), log_file=str(log_path))
         self.bus.publish(StepStarted(run_id=self.report.run_id, step=step.name,
-                                     command=masked_cmd, slot=slot))
+                                     command=masked_cmd, slot=slot, lookup=self._looks_up(step)))
         env = self._env_for(step)
         ctx = StepContext(run_id=self.report.run_id, pipeline=self.pipeline, step=step, env=env,
                           workdir=self.pipeline.root, upstream=upstream)
@@ -260,6 +259,8 @@ class Scheduler:
         result.max_rss_floor_bytes = outcome.max_rss_floor_bytes
         result.timed_out = outcome.timed_out
         result.signal = outcome.signal
+        if not outcome.logged:  # a silent step leaves no log file (nor a path to one)
+            result.log_file = None
         if outcome.exit_code == 0 and not outcome.timed_out:
             result.status = "success"
         else:
@@ -279,8 +280,11 @@ class Scheduler:
                 self._store(ctx, decision, result, log_path)
         return result
 
+    def _looks_up(self, step: Step) -> bool:
+        return self.cache is not None and self.options.use_cache and step.cache
+
     def _lookup(self, ctx: StepContext) -> CacheDecision | None:
-        if self.cache is None or not self.options.use_cache or not ctx.step.cache:
+        if self.cache is None or not self._looks_up(ctx.step):
             return None
         t0 = self.clock.monotonic()
         try:
@@ -312,8 +316,11 @@ class Scheduler:
 
     def _replay(self, step: Step, result: StepResult, decision: CacheDecision,
                 log_path: Path) -> StepResult:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_path.write_text(decision.log_text, encoding="utf-8")
+        if decision.log_text:  # no empty log files: a missing log reads as empty
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            log_path.write_text(decision.log_text, encoding="utf-8")
+        else:
+            result.log_file = None
         for line in decision.log_text.splitlines():
             self.bus.publish(StepOutput(step=step.name, line=line))
         result.finished_at = self.clock.time()

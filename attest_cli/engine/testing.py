@@ -117,11 +117,13 @@ class FakeStepRunner:
                 with self._lock:
                     self._lock.wait_for(lambda: request.step in self._released
                                         or self.terminated.is_set())
-            with open(request.log_path, "w", encoding="utf-8") as log:
-                for line in script.output:
-                    masked = request.mask(line)
-                    log.write(masked + "\n")
-                    request.on_line(masked)
+            if script.output:  # like run_command: the log (and its directory) on first output
+                request.log_path.parent.mkdir(parents=True, exist_ok=True)
+                with open(request.log_path, "w", encoding="utf-8") as log:
+                    for line in script.output:
+                        masked = request.mask(line)
+                        log.write(masked + "\n")
+                        request.on_line(masked)
             if script.hangs:
                 return self._hang(request)
             if self.terminated.is_set():
@@ -183,7 +185,8 @@ class FakeStepCache:
 
     def store(self, ctx: StepContext, decision: CacheDecision, result: StepResult,
               log_path: Path) -> StoreOutcome:
-        self.stored[ctx.step.name] = log_path.read_text(encoding="utf-8")
+        self.stored[ctx.step.name] = (log_path.read_text(encoding="utf-8")
+                                      if log_path.exists() else "")  # a silent step has none
         return StoreOutcome(stored=True, bytes=len(self.stored[ctx.step.name]),
                             output_digest=f"digest:{ctx.step.name}")
 

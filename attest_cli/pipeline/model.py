@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +57,9 @@ class Pipeline:
             "steps": [self.steps[n].canonical() for n in sorted(self.steps)],
         }
 
-    @property
-    def secret_names(self) -> set[str]:
-        names: set[str] = set()
-        for step in self.steps.values():
-            names.update(step.secrets)
-        return names
+    @cached_property
+    def secret_names(self) -> frozenset[str]:
+        """Every step's ``secrets``, computed once: the cache asks for it on every step, and
+        recomputing it there made a run quadratic in its number of steps (issue 14). The
+        step table is not changed after loading."""
+        return frozenset(name for step in self.steps.values() for name in step.secrets)

@@ -33,6 +33,7 @@ from attest_cli.logging.observer import RunLogObserver
 from attest_cli.logging.structured import RunLogScope
 from attest_cli.pipeline.model import Pipeline
 from attest_cli.redaction import settings_credentials
+from attest_cli.retention import apply_retention
 from attest_cli.runner.features import RunContext, RunOptions
 from attest_cli.runner.loading import Loaded, load
 from attest_cli.runner.plugins import load_features
@@ -122,6 +123,7 @@ def execute(ctx: AppContext, options: RunOptions, *, view: Callable[[Event], Non
                     # then gives up): the run still ends as interrupted, exit 130/143
                     conclude(report, run, interrupted=scheduler.interrupted)
                 write_report(report, path)
+                apply_retention(ctx.state_dir, int(settings["history.keep_runs"]), run_id)
             if options.report:  # "-" is standard output (docs/security.md)
                 write_report(report, Path("-") if options.report == "-" else
                              ctx.path(options.report))

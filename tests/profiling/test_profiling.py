@@ -203,7 +203,9 @@ def test_profiling_native_config_applies_to_memory_only(project: Path) -> None:
 
 
 def test_an_interrupted_profiled_run_exits_130_and_keeps_its_profile(project: Path) -> None:
-    write_pipeline(project, 'version: "0.1"\nname: p\nsteps:\n  long:\n    run: sleep 30\n')
+    # the step prints first: its log file appears on its first line of output
+    write_pipeline(project, 'version: "0.1"\nname: p\nsteps:\n  long:\n'
+                            '    run: echo started; sleep 30\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATTEST_")}
     env["XDG_CONFIG_HOME"] = str(project / ".xdg")
     proc = subprocess.Popen([sys.executable, "-m", "attest_cli", "run", "--profile", "cpu",

@@ -1,0 +1,103 @@
+"""Issue 14: storing a step is one manifest write and one record write, no fsync per step;
+the run ends with one file-system sync. A crash never leaves an entry that restores wrong."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from attest_cli.cache import content_cache
+from attest_cli.cache.backends.local import LocalBackend
+from attest_cli.cache.content_cache import ContentCache
+from attest_cli.cache.statindex import StatIndex
+from attest_cli.engine.interfaces import StepContext
+from attest_cli.engine.run_report import StepResult
+from attest_cli.pipeline.model import Pipeline, Step
+
+
+def _setup(tmp_path: Path, n: int) -> tuple[ContentCache, Pipeline]:
+    root = tmp_path / "proj"
+    root.mkdir()
+    steps = {f"s{i}": Step(name=f"s{i}", run=f"echo {i} > out{i}.txt", outputs=(f"out{i}.txt",))
+             for i in range(n)}
+    pipeline = Pipeline(name="p", path=root / "attest.yaml", root=root, steps=steps)
+    cache = ContentCache(local=LocalBackend(tmp_path / "cache"), index=StatIndex(None))
+    return cache, pipeline
+
+
+def _store_all(cache: ContentCache, pipeline: Pipeline, tmp_path: Path) -> None:
+    for i, step in enumerate(pipeline.steps.values()):
+        ctx = StepContext(run_id="r", pipeline=pipeline, step=step, env={},
+                          workdir=pipeline.root, upstream={})
+        decision = cache.lookup(ctx)
+        assert not decision.hit
+        (pipeline.root / f"out{i}.txt").write_text(f"{i}\n")
+        log = tmp_path / f"s{i}.log"
+        if i % 2:
+            log.write_text(f"said {i}\n")  # every other step printed something
+        result = StepResult(name=step.name, command=step.run, status="success", exit_code=0)
+        assert cache.store(ctx, decision, result, log).stored
+
+
+def test_storing_steps_syncs_nothing_per_step_and_once_per_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache, pipeline = _setup(tmp_path, 6)
+    fsyncs: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (fsyncs.append(fd), real_fsync(fd))[1])
+    renames: list[str] = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b, **kw: (renames.append(str(b)),
+                                                           real_replace(a, b, **kw))[1])
+    syncs: list[Path] = []
+    monkeypatch.setattr(content_cache, "sync_filesystem", syncs.append)
+    _store_all(cache, pipeline, tmp_path)
+    assert fsyncs == []
+    manifests = [r for r in renames if "/entries/" in r]
+    records = [r for r in renames if "/steps/" in r]
+    assert len(manifests) == 6 and len(records) == 6  # one of each per stored step
+    assert syncs == []
+    cache.close()
+    assert syncs == [cache.local.root]  # one sync when the run's cache closes
+
+
+def test_entries_stored_without_per_step_sync_restore_and_explain(tmp_path: Path) -> None:
+    cache, pipeline = _setup(tmp_path, 3)
+    _store_all(cache, pipeline, tmp_path)
+    cache.close()
+    for i, step in enumerate(pipeline.steps.values()):
+        (pipeline.root / f"out{i}.txt").unlink()
+        ctx = StepContext(run_id="r2", pipeline=pipeline, step=step, env={},
+                          workdir=pipeline.root, upstream={})
+        decision = cache.lookup(ctx)
+        assert decision.hit
+        assert (pipeline.root / f"out{i}.txt").read_text() == f"{i}\n"
+        assert decision.log_text == (f"said {i}\n" if i % 2 else "")
+        assert cache.explain(pipeline, step, {}).previous is not None
+
+
+def test_a_read_marks_an_object_used_at_most_once_an_hour(tmp_path: Path) -> None:
+    import time
+
+    from attest_cli.cache.backends.local import TOUCH_INTERVAL_SECONDS
+
+    local = LocalBackend(tmp_path / "cache")
+    local.put("entries/fresh", b"{}")
+    local.put("entries/stale", b"{}")
+    fresh, stale = local.root / "entries" / "fresh", local.root / "entries" / "stale"
+    recent = time.time() - 60
+    old = time.time() - TOUCH_INTERVAL_SECONDS - 60
+    os.utime(fresh, (recent, recent))
+    os.utime(stale, (old, old))
+    assert local.get("entries/fresh") == b"{}" and local.get("entries/stale") == b"{}"
+    assert fresh.stat().st_mtime == recent  # used a minute ago: no write for this read
+    assert stale.stat().st_mtime > time.time() - 60  # marked used now
+    assert local.peek("entries/stale") == b"{}"
+
+
+def test_restoring_nothing_opens_nothing(tmp_path: Path) -> None:
+    from attest_cli.cache.restore import restore_files
+
+    restore_files(tmp_path / "not-there", [], lambda f: b"")  # no workspace is opened
