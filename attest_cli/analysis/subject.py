@@ -62,16 +62,38 @@ def _pyinstrument_session(path: Path, raw: dict[str, Any]) -> Any:
 
 
 def _memray_reader(path: Path) -> Any:
+    """A memray ``FileReader`` over a capture that reads to its end.
+
+    A capture cut short can decode part-way: memray's reader then logs ``Memray ERROR: ...``
+    to file descriptor 2 and stops, and its figures would silently describe only the part it
+    read. So every record is read once here, with the process's stderr caught."""
+    import tempfile
+
     from memray import FileReader
 
-    try:
-        reader = FileReader(os.fspath(path))
-        reader.metadata  # noqa: B018 - reading the header validates the capture
-        return reader
-    except Exception as exc:  # memray raises OSError/IOError/ValueError for bad captures
-        raise InputError(f"truncated or corrupt memray capture ({_one_line(exc)}); expected "
+    complaint = ""
+    with tempfile.TemporaryFile() as caught:
+        saved = os.dup(2)
+        try:
+            os.dup2(caught.fileno(), 2)
+            reader = FileReader(os.fspath(path))
+            reader.metadata  # noqa: B018 - reading the header validates the capture
+            for _record in reader.get_allocation_records():
+                pass
+        except Exception as exc:  # memray raises OSError/IOError/ValueError for bad captures
+            complaint = _one_line(exc)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        caught.seek(0)
+        logged = [line for line in caught.read(4096).decode("utf-8", "replace").splitlines()
+                  if "ERROR" in line]
+    complaint = complaint or (" ".join(logged[0].split())[:200] if logged else "")
+    if complaint:
+        raise InputError(f"truncated or corrupt memray capture ({complaint}); expected "
                          "a file written by memray (attest run --profile memory)",
-                         path=str(path)) from None
+                         path=str(path))
+    return reader
 
 
 def _one_line(exc: BaseException) -> str:

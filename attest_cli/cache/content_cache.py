@@ -7,8 +7,10 @@ a step: the circuit breaker (:mod:`.backends.guard`) warns once and the lookup i
 A corrupt or malformed entry is a miss with one warning; it is deleted from the tier it
 came from unless that is a read-only remote, which is never written nor deleted from.
 
-Counting: a hit counts for the backend that answered (``local``, ``redis``, ``s3``); a miss
-counts for the configured backend (the last one asked).
+Counting: a lookup counts once, however many tiers it asked. A hit counts for the backend
+that answered (``local``, ``redis``, ``s3``; a local miss then a remote hit is one remote
+hit, no local miss); a miss in every tier is one miss for the configured backend (the last
+one asked). The metrics read the same attribution from ``CacheChecked.backend``.
 """
 
 from __future__ import annotations

@@ -140,6 +140,16 @@ def _click_error_line(exc: Exception) -> str:
     return line
 
 
+def _annotate(exc: AttestError) -> None:
+    """Under GitHub Actions, the error as an ``::error file=F,line=N::`` annotation too, on
+    stdout where the runner reads workflow commands."""
+    from attest_cli.ui.github import error_annotation
+
+    line = error_annotation(exc, _one_line(exc), os.environ)
+    if line is not None:
+        sys.stdout.write(line + "\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app and map every outcome to an exit code."""
     from typer._click import exceptions as click_exc
@@ -156,6 +166,7 @@ def main(argv: list[str] | None = None) -> None:
 
             traceback.print_exc()
         sys.stderr.write(f"attest: error: {_one_line(exc)}\n")
+        _annotate(exc)
         code = int(exc.exit_code)
     except click_exc.ClickException as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: its help is the answer

@@ -44,7 +44,7 @@ def configure_logging(app: AppContext, settings: Settings | None = None, *,
                          app.environ.get("ATTEST_LOG_FORMAT", "auto"))
     if fmt not in ("auto", "text", "json"):
         fmt = "auto"
-    return attest_logging.configure(chosen, fmt, stream=None)
+    return attest_logging.configure(chosen, fmt, stream=None, environ=app.environ)
 
 
 def not_available(what: str, issue: int) -> None:

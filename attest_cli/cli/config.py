@@ -100,8 +100,14 @@ def path(ctx: typer.Context) -> None:
 
 @app.command("validate")
 def validate(ctx: typer.Context) -> None:
-    """Load every layer; exit 2 naming the file, line and key of the first problem."""
+    """Load every layer; exit 2 naming the file, line and key of the first problem.
+
+    Warns about keys of attest.yaml that a higher layer overrides with another value."""
+    from attest_cli.config.shadowing import shadow_warnings
+
     settings = _settings(ctx)
+    for line in shadow_warnings(settings, app_context(ctx).display):
+        app_context(ctx).stderr.write(f"attest: warning: {line}\n")
     layers = sorted({o for o in settings.origins.values()})
     app_context(ctx).stdout.write(f"configuration ok ({len(settings.values)} keys; layers: "
                      f"{', '.join(layers)})\n")

@@ -1,4 +1,5 @@
-"""``attest init``: write a sample pipeline and project configuration."""
+"""``attest init``: write a sample pipeline and project configuration, and keep attest's
+state out of git."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import typer
 
 from attest_cli.cli.common import app_context
 
-HELP = "Write a sample attest.yaml and .attest/config.yaml (refuses to overwrite)."
+HELP = ("Write a sample attest.yaml and a commented .attest/config.yaml (refuses to "
+        "overwrite), and add .attest/ state to .gitignore.")
 
 
 def init(ctx: typer.Context, force: bool = typer.Option(False, "--force",

@@ -23,7 +23,10 @@ class GraphFormat(str, Enum):
 @app.command("validate")
 def validate(ctx: typer.Context,
              pipeline: Path | None = typer.Option(None, "--pipeline", "-p")) -> None:
-    """Check the pipeline and its configuration sections; exit 2 on the first problem."""
+    """Check the pipeline and its configuration sections; exit 2 on the first problem.
+
+    Warns about keys of its sections that a higher layer overrides with another value."""
+    from attest_cli.config.shadowing import shadow_warnings
     from attest_cli.pipeline.confine import check_state_outputs
     from attest_cli.pipeline.loader import load_pipeline
 
@@ -31,7 +34,10 @@ def validate(ctx: typer.Context,
     doc = app_.pipeline_doc(pipeline, required=True)
     assert doc is not None
     p = load_pipeline(app_.pipeline_path(pipeline), doc=doc)
-    check_state_outputs(doc, p, app_.settings(pipeline_doc=doc), app_.state_dir)
+    settings = app_.settings(pipeline_doc=doc)
+    check_state_outputs(doc, p, settings, app_.state_dir)
+    for line in shadow_warnings(settings, app_.display):
+        app_.stderr.write(f"attest: warning: {line}\n")
     app_.stdout.write(f"{doc.path}: ok ({len(p.steps)} steps, pipeline '{p.name}')\n")
 
 

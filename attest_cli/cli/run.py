@@ -84,6 +84,9 @@ def run(
     profile_output: Path | None = typer.Option(None, "--profile-output",
                                                help="Where the profile goes."),
     native: bool = typer.Option(False, "--native", help="memray: record native frames."),
+    profile_steps: bool = typer.Option(False, "--profile-steps", help="With --profile memory: "
+                                       "also record each Python process of the steps with "
+                                       "memray (.attest/profiles/RUN-ID.steps/)."),
     log_level: LogLevel | None = typer.Option(None, "--log-level", help="Lowest level logged."),
     log_format: LogFormat | None = typer.Option(None, "--log-format", help="auto, text or json."),
     metrics_file: Path | None = typer.Option(None, "--metrics-file", help="Write Prometheus "
@@ -110,6 +113,7 @@ def run(
         output=str(output) if output else None, report=str(report) if report else None,
         trace=trace, profile=profile.value if profile else None,
         profile_output=str(profile_output) if profile_output else None,
+        profile_steps=profile_steps,
         metrics_file=str(metrics_file) if metrics_file else None, expires_in=expires_in,
         junit=str(junit) if junit else None,
     )
@@ -122,6 +126,9 @@ def run(
     loaded = run_service.load(app, options)
     configure_logging(app, loaded[1], level=log_level.value if log_level else None,
                       log_format=log_format.value if log_format else None)
+    if profile_steps and profile is None:
+        raise UsageError("--profile-steps records memray captures of the steps: use it with "
+                         "--profile memory")
     if native and profile is None:
         raise UsageError("--native records native frames with memray: use it with "
                          "--profile memory")
@@ -150,7 +157,7 @@ def _view(app: AppContext, raw_output: bool) -> Observer:
     from attest_cli.ui.progress import choose_view
 
     return choose_view(app.stderr, quiet=app.quiet, verbose=bool(app.verbose),
-                       environ=app.environ, raw_output=raw_output)
+                       environ=app.environ, raw_output=raw_output, ci_stream=app.stdout)
 
 
 def _execute(app: AppContext, options: RunOptions, loaded: Loaded,

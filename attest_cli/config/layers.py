@@ -29,12 +29,28 @@ def user_config_path(environ: Mapping[str, str] | None = None) -> Path:
     return Path(base) / "attest" / "config.yaml"
 
 
+@dataclass(frozen=True)
+class Assignment:
+    """One layer setting one key: which layer (``pipeline``, ``project``, ``file``, ``env``,
+    ``user``, ``flag``), where (a file, an environment variable), the line, the value."""
+
+    layer: str
+    source: str
+    value: Any
+    line: int | None = None
+
+
 @dataclass
 class Settings:
-    """The merged configuration: a typed value and an origin for every key."""
+    """The merged configuration: a typed value and an origin for every key.
+
+    ``trail`` keeps every layer's assignment of a key, lowest first, so a value that a
+    higher layer overrode can still be reported (:mod:`attest_cli.config.shadowing`).
+    """
 
     values: dict[str, Any] = field(default_factory=dict)
     origins: dict[str, str] = field(default_factory=dict)
+    trail: dict[str, list[Assignment]] = field(default_factory=dict)
 
     def __getitem__(self, key: str) -> Any:
         lookup(key)
@@ -51,10 +67,18 @@ class Settings:
     def set(self, key: str, value: Any, origin: str) -> None:
         spec = lookup(key)
         try:
-            self.values[key] = spec.coerce(value)
+            coerced = spec.coerce(value)
         except ValueError as exc:
             raise ConfigError(f"{origin}: {key}: {exc}") from None
+        self.assign(key, coerced, origin, source=origin)
+
+    def assign(self, key: str, value: Any, origin: str, *, source: str,
+               line: int | None = None) -> None:
+        """Record an already coerced value from the layer named by ``origin``'s first word."""
+        self.values[key] = value
         self.origins[key] = origin
+        self.trail.setdefault(key, []).append(
+            Assignment(origin.split(" ", 1)[0], source, value, line))
 
 
 def defaults() -> Settings:
@@ -91,6 +115,7 @@ def flatten_sections(doc: LocatedYAML, data: Mapping[str, Any], *, prefix: tuple
 
 def apply_file(settings: Settings, doc: LocatedYAML, origin: str,
                *, allowed_top: set[str] | None = None) -> None:
+    """Apply one file's settings; ``origin`` is ``"<layer> <path>"``."""
     if doc.data is None:
         return
     if not isinstance(doc.data, dict):
@@ -98,10 +123,10 @@ def apply_file(settings: Settings, doc: LocatedYAML, origin: str,
     for key, (raw, line) in flatten_sections(doc, doc.data, allowed_top=allowed_top).items():
         spec = KEYS[key]
         try:
-            settings.values[key] = spec.coerce(raw)
+            value = spec.coerce(raw)
         except ValueError as exc:
             raise InputError(str(exc), path=doc.path, line=line, key=key) from None
-        settings.origins[key] = origin
+        settings.assign(key, value, origin, source=doc.path, line=line)
 
 
 def apply_env(settings: Settings, environ: Mapping[str, str]) -> None:
@@ -110,10 +135,10 @@ def apply_env(settings: Settings, environ: Mapping[str, str]) -> None:
     for var, key in names.items():
         if var in environ and environ[var] != "":
             try:
-                settings.values[key] = KEYS[key].coerce(environ[var])
+                value = KEYS[key].coerce(environ[var])
             except ValueError as exc:
                 raise ConfigError(f"environment {var}: {exc}") from None
-            settings.origins[key] = f"env {var}"
+            settings.assign(key, value, f"env {var}", source=var)
 
 
 @dataclass

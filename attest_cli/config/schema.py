@@ -177,7 +177,8 @@ LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
 KEYS: dict[str, Key] = {k.name: k for k in [
     _k("log_level", "enum", "info", "Lowest level logged (trace, debug, info, warn, error).",
        choices=LOG_LEVELS),
-    _k("log_format", "enum", "auto", "auto: JSON when stderr is not a terminal, else text.",
+    _k("log_format", "enum", "auto", "auto: JSON when stderr is not a terminal (text under "
+       "GitHub Actions), else text.",
        choices=("auto", "text", "json")),
     _k("parallel", "int", 0, "Steps run at once; 0 means the CPU count.", minimum=0,
        maximum=1024),

@@ -43,6 +43,9 @@ class StepStarted(Event):
     step: str
     command: str  # secrets masked
     slot: int
+    # the step cache is consulted before the command runs: a CacheChecked follows (unless
+    # the lookup itself fails), and on a hit the step's StepOutput lines are its replayed log
+    lookup: bool = False
 
 
 @dataclass(frozen=True)

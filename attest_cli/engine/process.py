@@ -6,9 +6,12 @@ on purpose (``setsid``) is out of reach of ``killpg``; attest then stops reading
 output shortly after the step's shell exits (:data:`DRAIN_SECONDS`), so it cannot hang a
 run either.
 
-We reap the child ourselves with ``os.wait4`` to get its rusage (CPU and peak RSS of the
-tree it waited for) and then set ``Popen.returncode`` so the object does not wait a second
-time.
+Steps are spawned by the step launcher (``engine/launcher.py``), a small process that
+reaps them with ``wait4`` and reports their rusage, so that a step's peak RSS is its own
+and not attest's; where the launcher cannot run, we spawn the child and reap it ourselves
+with ``os.wait4`` (and set ``Popen.returncode`` so the object does not wait a second
+time). Either way ``ru_maxrss`` is the largest peak of one process in the step's tree
+(the shell or one descendant it waited for), not the sum of processes running at once.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
+
+from attest_cli.engine.launcher import LaunchedStep, LauncherGone, StepLauncher
 
 KILL_GRACE_SECONDS = 3.0  # SIGTERM -> SIGKILL, on timeout and on interrupt
 # After a step's shell exits, attest reads what is left in its output pipe for at most this
@@ -41,8 +46,9 @@ class ProcessOutcome:
     cpu_user_seconds: float
     cpu_system_seconds: float
     max_rss_bytes: int
-    # attest's own peak RSS when it spawned the step. Linux charges a child with its parent's
-    # high-water mark at exec, so a reported peak at or below this is an upper bound only.
+    # The peak RSS the step's shell inherited at exec (Linux starts ru_maxrss at the peak of
+    # the address space exec replaced): the launcher's ~5 MiB, or attest's own peak when
+    # attest spawned the step. A reported peak at or below this is an upper bound only.
     max_rss_floor_bytes: int | None = None
     timed_out: bool = False
     signal: int | None = None
@@ -101,7 +107,8 @@ def group_alive(pgid: int) -> bool:
 def run_command(command: str, *, cwd: Path, env: Mapping[str, str], log_path: Path,
                 timeout: float | None, registry: ProcessRegistry,
                 on_line: Callable[[str], None] | None = None,
-                mask: Callable[[str], str] | None = None) -> ProcessOutcome:
+                mask: Callable[[str], str] | None = None,
+                launcher: StepLauncher | None = None) -> ProcessOutcome:
     """Run ``command`` to completion; its merged stdout/stderr go to ``log_path``.
 
     ``log_path`` (and its directory) is created on the first line of output only: a step
@@ -114,14 +121,28 @@ def run_command(command: str, *, cwd: Path, env: Mapping[str, str], log_path: Pa
     its shell exits: what is already in the pipe is drained for at most
     :data:`DRAIN_SECONDS` / :data:`DRAIN_BYTES`, and a process that detached itself
     (``setsid``) and keeps the pipe open can never hold the run.
+
+    With a ``launcher`` (``engine/launcher.py``) the step is spawned by that small process,
+    which reaps it and sends its status and rusage: its peak RSS is then the step's own,
+    not attest's. Without one, or if it is gone, attest spawns and reaps the step itself.
     """
-    floor = own_peak_rss()
     started = time.monotonic()
-    pid, fd = _spawn(command, cwd, env)
+    launched: LaunchedStep | None = None
+    if launcher is not None and launcher.usable:
+        with contextlib.suppress(LauncherGone):
+            launched, fd = launcher.spawn(command, cwd, env)
+    if launched is not None:
+        pid = launched.pid
+        exited: Callable[[], bool] = lambda: launched.exited  # noqa: E731
+    else:
+        floor = own_peak_rss()
+        pid, fd = _spawn(command, cwd, env)
+        exited = lambda: _has_exited(pid)  # noqa: E731
     if not registry.add(pid):  # started just as the run was interrupted
         kill_group(pid, signal.SIGKILL)
-    watch = _Watch(pid, started, started + timeout if timeout else None)
+    watch = _Watch(pid, started, started + timeout if timeout else None, exited)
     pending = b""
+    sources: list[int | LaunchedStep] = [fd] if launched is None else [fd, launched]
     log = _LazyLog(log_path)
     try:
         def emit(chunk: bytes, final: bool = False) -> bytes:
@@ -142,8 +163,12 @@ def run_command(command: str, *, cwd: Path, env: Mapping[str, str], log_path: Pa
             wait = watch.tick(time.monotonic())
             if wait is None:
                 break  # the drain bound after the step's exit is reached
-            ready, _, _ = select.select([fd], [], [], wait)
-            if ready:
+            ready, _, _ = select.select(sources, [], [], wait)
+            if launched is not None and launched in ready:
+                launched.pump()
+                if launched.closed:
+                    sources.remove(launched)
+            if fd in ready:
                 chunk = os.read(fd, 65536)
                 if not chunk:
                     break
@@ -154,12 +179,21 @@ def run_command(command: str, *, cwd: Path, env: Mapping[str, str], log_path: Pa
     finally:
         os.close(fd)
         log.close()
-    while True:
-        try:
-            _, status, usage = os.wait4(pid, 0)
-            break
-        except InterruptedError:  # pragma: no cover - PEP 475 retries for us
-            continue
+    if launched is not None:
+        launched.wait_exited()
+        if launched.status is None:  # the launcher died: the step's status is unknown
+            kill_group(pid, signal.SIGKILL)
+            launched.status = 1 << 8
+        status, floor = launched.status, launched.floor
+        user, system, maxrss_kib = launched.utime, launched.stime, launched.maxrss_kib
+    else:
+        while True:
+            try:
+                _, status, usage = os.wait4(pid, 0)
+                break
+            except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+                continue
+        user, system, maxrss_kib = usage.ru_utime, usage.ru_stime, usage.ru_maxrss
     wall = time.monotonic() - started
     registry.discard(pid)
     code = os.waitstatus_to_exitcode(status)
@@ -171,9 +205,9 @@ def run_command(command: str, *, cwd: Path, env: Mapping[str, str], log_path: Pa
         # traps SIGTERM may well exit 0): it reports 124, as coreutils' timeout(1) does
         exit_code=TIMEOUT_EXIT_CODE if watch.timed_out else code,
         wall_seconds=wall,
-        cpu_user_seconds=usage.ru_utime,
-        cpu_system_seconds=usage.ru_stime,
-        max_rss_bytes=usage.ru_maxrss * 1024,  # Linux reports KiB
+        cpu_user_seconds=user,
+        cpu_system_seconds=system,
+        max_rss_bytes=maxrss_kib * 1024,  # Linux reports KiB
         max_rss_floor_bytes=floor,
         timed_out=watch.timed_out,
         signal=sig,
@@ -211,8 +245,10 @@ class _Watch:
     says how long the loop may block, or None when it must stop reading.
     """
 
-    def __init__(self, pid: int, started: float, deadline: float | None) -> None:
+    def __init__(self, pid: int, started: float, deadline: float | None,
+                 exited: Callable[[], bool]) -> None:
         self.pid = pid
+        self._exited = exited
         self.deadline = deadline
         self.timed_out = False
         self.kill_at: float | None = None  # when to SIGKILL after a SIGTERM
@@ -227,7 +263,7 @@ class _Watch:
                         and self.exited_at is None and now >= self.deadline)
         if now >= self._next_check or due_deadline:
             self._next_check = now + _IDLE
-            if self.exited_at is None and _has_exited(self.pid):
+            if self.exited_at is None and self._exited():
                 self.exited_at = now
             if self.exited_at is None:
                 if due_deadline:

@@ -36,8 +36,9 @@ class StepResult:
     cpu_user_seconds: float = 0.0
     cpu_system_seconds: float = 0.0
     max_rss_bytes: int = 0
-    # Linux charges a spawned child with attest's own peak RSS at exec: when max_rss_bytes
-    # is <= this floor the step's true peak is at most that, not exactly that.
+    # Linux starts a program's peak RSS at the peak of the process that exec'd it (the step
+    # launcher's, ~8 MiB; attest's own without it): when max_rss_bytes is <= this floor the
+    # step's true peak is at most that, not exactly that (docs/profiling.md).
     max_rss_floor_bytes: int | None = None
     slot: int | None = None  # which parallel slot ran it (for timelines)
     log_file: str | None = None

@@ -272,7 +272,7 @@ class Scheduler:
         result = StepResult(name=step.name, command=masked_cmd, slot=slot,
                             started_at=self.clock.time(), log_file=str(log_path))
         self.bus.publish(StepStarted(run_id=self.report.run_id, step=step.name,
-                                     command=masked_cmd, slot=slot))
+                                     command=masked_cmd, slot=slot, lookup=self._looks_up(step)))
         env = self._env_for(step)
         ctx = StepContext(run_id=self.report.run_id, pipeline=self.pipeline, step=step, env=env,
                           workdir=self.pipeline.root, upstream=upstream)
@@ -321,8 +321,11 @@ class Scheduler:
                 self._store(ctx, decision, result, log_path)
         return result
 
+    def _looks_up(self, step: Step) -> bool:
+        return self.cache is not None and self.options.use_cache and step.cache
+
     def _lookup(self, ctx: StepContext) -> CacheDecision | None:
-        if self.cache is None or not self.options.use_cache or not ctx.step.cache:
+        if self.cache is None or not self._looks_up(ctx.step):
             return None
         t0 = self.clock.monotonic()
         try:

@@ -1,7 +1,8 @@
 """The real :class:`StepRunner` and :class:`Clock`: processes and the system's time.
 
 The scheduler takes both as constructor arguments so that tests can swap in the fakes of
-``engine/testing.py``; these are the defaults, and they add nothing to ``run_command``.
+``engine/testing.py``; these are the defaults. The runner starts the process's step launcher
+(``engine/launcher.py``) when it is built, so that steps report their own peak RSS.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import time
 
 from attest_cli.engine.interfaces import StepRequest
+from attest_cli.engine.launcher import shared_launcher
 from attest_cli.engine.process import ProcessOutcome, ProcessRegistry, run_command
 
 
@@ -17,11 +19,13 @@ class ProcessStepRunner:
 
     def __init__(self) -> None:
         self.registry = ProcessRegistry()
+        shared_launcher()  # start it now: its start-up overlaps the run's until the first step
 
     def run(self, request: StepRequest) -> ProcessOutcome:
         return run_command(request.command, cwd=request.cwd, env=request.env,
                            log_path=request.log_path, timeout=request.timeout,
-                           registry=self.registry, mask=request.mask, on_line=request.on_line)
+                           registry=self.registry, mask=request.mask, on_line=request.on_line,
+                           launcher=shared_launcher())
 
     def terminate_all(self) -> None:
         self.registry.terminate_all()

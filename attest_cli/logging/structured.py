@@ -3,6 +3,11 @@
 Loggers are named ``attest.<area>``; the JSON ``target`` is that name with ``::``
 (``attest::pipeline``). Structured fields travel as ``extra={"fields": {...}}``. Levels are
 TRACE, DEBUG, INFO, WARN, ERROR. Logs go to stderr so stdout stays clean for data.
+
+``auto`` is JSON when stderr is not a terminal (a log shipper reads it), except under
+GitHub Actions: there stdout and stderr are one console a person reads beside the
+``::group::`` view, so ``auto`` is text and JSON lines appear only when asked for
+(``--log-format json``, ``log_format: json``, ``ATTEST_LOG_FORMAT=json``).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 from attest_cli.redaction import redact_text
@@ -135,18 +140,23 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-igno
         self._fixed = value if value is not sys.stderr else None
 
 
-def resolve_format(log_format: str, stream: TextIO | None = None) -> str:
-    """``auto`` becomes ``json`` when stderr is not a terminal, else ``text``."""
+def resolve_format(log_format: str, stream: TextIO | None = None,
+                   environ: Mapping[str, str] | None = None) -> str:
+    """``auto`` becomes ``json`` when stderr is not a terminal, else ``text``; under GitHub
+    Actions (``GITHUB_ACTIONS=true``) always ``text``, the console being read by people."""
     if log_format != "auto":
         return log_format
+    env = os.environ if environ is None else environ
+    if env.get("GITHUB_ACTIONS") == "true":
+        return "text"
     s = stream or sys.stderr
     return "text" if hasattr(s, "isatty") and s.isatty() else "json"
 
 
 def configure(level: str, log_format: str, *, stream: TextIO | None = None,
-              color: bool | None = None) -> str:
+              color: bool | None = None, environ: Mapping[str, str] | None = None) -> str:
     """Install the single attest handler; returns the effective format."""
-    fmt = resolve_format(log_format, stream)
+    fmt = resolve_format(log_format, stream, environ)
     root = logging.getLogger("attest")
     for h in list(root.handlers):
         root.removeHandler(h)

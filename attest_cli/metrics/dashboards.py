@@ -3,6 +3,11 @@
 The data source is a dashboard variable (``$datasource``) so the file imports anywhere, and
 ``$pipeline`` (multi-select, "All" = ``.*``) filters every per-pipeline panel. The seed's
 two panels come first, with their expressions corrected (see :mod:`promql`).
+
+The model is what ``@grafana/schema``'s ``Dashboard`` type allows (a test type-checks it with
+``tsc``): the data source variable has no ``current`` (Grafana selects the default Prometheus
+data source), variables carry no legacy ``definition``, and ``rate()`` windows are Grafana's
+``$__rate_interval`` (at least four scrape intervals, so a rate never lacks samples).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from attest_cli.metrics.exposition import full_name
 TITLE = "ATTEST Pipeline Monitoring"
 PIPELINE = 'pipeline=~"$pipeline"'
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+RATE = "$__rate_interval"
 
 
 def _target(expr: str, legend: str, ref: str) -> dict[str, Any]:
@@ -47,22 +53,22 @@ def panels(ns: str) -> list[dict[str, Any]]:
     ex = full_name(ns, "pipeline_executions_total")
     return [
         _panel(1, "Pipeline Success Rate", "stat",
-               [_target(q.run_ratio(ns, "success", PIPELINE), "{{pipeline}}", "A")],
+               [_target(q.run_ratio(ns, "success", PIPELINE, RATE), "{{pipeline}}", "A")],
                unit="percentunit", minmax=(0, 1), x=0, y=0,
-               description="Successful runs over all runs of each pipeline (5m window)."),
+               description="Successful runs over all runs of each pipeline (rate interval)."),
         _panel(2, "Cache Hit Rate", "stat",
-               [_target(q.cache_hit_ratio(ns), "all backends", "A"),
-                _target(q.cache_hit_ratio(ns, by="backend"), "{{backend}}", "B")],
+               [_target(q.cache_hit_ratio(ns, RATE), "all backends", "A"),
+                _target(q.cache_hit_ratio(ns, RATE, by="backend"), "{{backend}}", "B")],
                unit="percentunit", minmax=(0, 1), x=12, y=0,
-               description="Step cache hits over lookups (5m window)."),
+               description="Step cache hits over lookups (rate interval)."),
         _panel(3, "Pipeline Duration", "timeseries",
                [_target(q.duration_quantile(ns, "pipeline_duration_seconds", p, "pipeline",
-                                            PIPELINE), f"p{int(p * 100)} {{{{pipeline}}}}", r)
+                                            PIPELINE, RATE), f"p{int(p * 100)} {{{{pipeline}}}}", r)
                 for p, r in ((0.5, "A"), (0.95, "B"), (0.99, "C"))],
                unit="s", x=0, y=8),
         _panel(4, "Step Duration (p95)", "timeseries",
                [_target(q.duration_quantile(ns, "step_duration_seconds", 0.95,
-                                            "pipeline, step", PIPELINE),
+                                            "pipeline, step", PIPELINE, RATE),
                         "{{pipeline}} / {{step}}", "A")],
                unit="s", x=12, y=8),
         _panel(5, "Executions by Status", "timeseries",
@@ -96,9 +102,9 @@ def dashboard(ns: str) -> dict[str, Any]:
         "time": {"from": "now-6h", "to": "now"},
         "templating": {"list": [
             {"name": "datasource", "label": "Data source", "type": "datasource",
-             "query": "prometheus", "refresh": 1, "hide": 0, "current": {}},
+             "query": "prometheus", "refresh": 1, "hide": 0},
             {"name": "pipeline", "label": "Pipeline", "type": "query",
-             "datasource": DATASOURCE, "definition": f"label_values({ex}, pipeline)",
+             "datasource": DATASOURCE,
              "query": {"query": f"label_values({ex}, pipeline)", "refId": "PipelineVariable"},
              "refresh": 2, "includeAll": True, "multi": True, "allValue": ".*",
              "current": {"selected": True, "text": ["All"], "value": ["$__all"]},

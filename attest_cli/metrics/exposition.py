@@ -92,10 +92,15 @@ class SnapshotCollector:
                 for status in ("success", "failure"):
                     values.setdefault((pipeline, status), 0.0)
         elif metric.name in _PAIRED:
-            # hits and misses exist for the same backends, for the same reason
+            # hits and misses exist for the same backends, for the same reason; and for
+            # every configured backend from the first scrape, at 0: rate() ignores a
+            # counter's first sample, so a series born at 1 would lose the first lookup
+            # (and a cache that only ever misses would never raise its alert)
             for (name, _pipeline, labels), _value in snap.counters.items():
                 if name in _PAIRED:
                     values.setdefault(labels, 0.0)
+            for backend in (self.sizes() if self.sizes else {}):
+                values.setdefault((backend,), 0.0)
         for labels, value in sorted(values.items()):
             fam.add_metric(list(labels), value)
         return fam
@@ -175,10 +180,23 @@ class CachedExposition:
         self._registry: Any = None  # built at the first scrape: a run nobody scrapes never
         # imports prometheus_client (~30 ms)
         self._key: Hashable = object()
-        self._body = b""
+        self._bodies: dict[str, bytes] = {}  # Content-Type -> body, for the current key
         self._lock = threading.Lock()
 
     def __call__(self) -> bytes:
+        """The Prometheus text format (0.0.4)."""
+        return self.negotiate("")[1]
+
+    def negotiate(self, accept: str) -> tuple[str, bytes]:
+        """``(Content-Type, body)`` for a scraper's ``Accept`` header.
+
+        prometheus_client's own ``choose_encoder`` decides, so attest answers exactly as a
+        client-library exporter does: OpenMetrics (ending ``# EOF``) when the header asks
+        for ``application/openmetrics-text``, the 0.0.4 text format otherwise.
+        """
+        from prometheus_client.exposition import choose_encoder
+
+        encoder, content_type = choose_encoder(accept)
         with self._lock:
             key, build = self.keyed()
             sizes = self.sizes() if self.sizes else {}
@@ -188,6 +206,9 @@ class CachedExposition:
                     self._registry = registry_for(lambda: self._snapshot, self.ns,
                                                   lambda: self._sizes)
                 self._snapshot, self._sizes = build(), sizes
-                self._body = exposition(self._registry)
+                self._bodies = {}
                 self._key = full_key
-            return self._body
+            body = self._bodies.get(content_type)
+            if body is None:
+                body = self._bodies[content_type] = bytes(encoder(self._registry))
+            return content_type, body

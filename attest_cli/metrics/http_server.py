@@ -105,8 +105,8 @@ class _BadRequest(Exception):
     pass
 
 
-def _parse_head(head: bytes) -> tuple[str, str, bool]:
-    """``(method, path, keep_alive)`` of a request head, or :class:`_BadRequest`."""
+def _parse_head(head: bytes) -> tuple[str, str, bool, str]:
+    """``(method, path, keep_alive, accept)`` of a request head, or :class:`_BadRequest`."""
     try:
         lines = head.decode("latin-1").split("\r\n")
         method, target, version = lines[0].split(" ")
@@ -115,12 +115,16 @@ def _parse_head(head: bytes) -> tuple[str, str, bool]:
     if not version.startswith("HTTP/1."):
         raise _BadRequest()
     connection = ""
+    accept: list[str] = []
     for line in lines[1:]:
         name, _, value = line.partition(":")
-        if name.strip().lower() == "connection":
+        name = name.strip().lower()
+        if name == "connection":
             connection = value.strip().lower()
+        elif name == "accept":  # repeated Accept headers are one comma-separated list
+            accept.append(value.strip())
     keep = connection != "close" if version == "HTTP/1.1" else connection == "keep-alive"
-    return method, urlsplit(target).path, keep
+    return method, urlsplit(target).path, keep, ",".join(accept)
 
 
 class EndpointServer:
@@ -270,7 +274,7 @@ class EndpointServer:
         finally:
             self._idle.pop(task, None)
         try:
-            method, path, keep = _parse_head(head)
+            method, path, keep, accept = _parse_head(head)
         except _BadRequest:
             writer.write(_response(400, "text/plain", b"bad request\n", keep_alive=False))
             await asyncio.wait_for(writer.drain(), limits.write_timeout)
@@ -279,29 +283,47 @@ class EndpointServer:
             code, ctype, body = 405, "text/plain", b"method not allowed\n"
             keep = False
         else:
-            code, ctype, body = await self._answer(path)
+            code, ctype, body = await self._answer(path, accept)
         writer.write(_response(code, ctype, body, keep_alive=keep, head_only=method == "HEAD"))
         await asyncio.wait_for(writer.drain(), limits.write_timeout)
         return keep
 
-    async def _answer(self, path: str) -> Response:
+    async def _answer(self, path: str, accept: str = "") -> Response:
         import asyncio
 
         route = self.routes.get(path)
         if route is None:
             return 404, "text/plain", b"not found\n"
         if path in self.inline:
-            return self._call(path, route)
+            return self._call(path, route, accept)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._call, path, route)
+        return await loop.run_in_executor(self._pool, self._call, path, route, accept)
 
     @staticmethod
-    def _call(path: str, route: Route) -> Response:
+    def _call(path: str, route: Route, accept: str = "") -> Response:
         try:
+            if isinstance(route, MetricsRoute):
+                return route(accept)
             return route()
         except Exception as exc:  # a broken route is a 500, never a dead server
             log.warning("serving %s failed: %s", path, exc)
             return 500, "text/plain", f"error: {exc}\n".encode()
+
+
+class MetricsRoute:
+    """``/metrics``: the exposition in the format the scraper's ``Accept`` header asks for.
+
+    ``negotiate`` is :meth:`CachedExposition.negotiate`: OpenMetrics 1.0.0 (``Content-Type:
+    application/openmetrics-text; version=1.0.0; charset=utf-8``, ending ``# EOF``) when
+    asked, as Prometheus does by default; the 0.0.4 text format otherwise.
+    """
+
+    def __init__(self, negotiate: Callable[[str], tuple[str, bytes]]) -> None:
+        self.negotiate = negotiate
+
+    def __call__(self, accept: str = "") -> Response:
+        content_type, body = self.negotiate(accept)
+        return 200, content_type, body
 
 
 class _Liveness:

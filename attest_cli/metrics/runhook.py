@@ -76,8 +76,8 @@ def _start_live_endpoint(setup: RunContext, db: HistoryDB, recorder: HistoryReco
                          sizes: Any) -> None:
     from attest_cli.metrics.exposition import CachedExposition
     from attest_cli.metrics.http_server import (
-        TEXT_FORMAT,
         EndpointServer,
+        MetricsRoute,
         PortInUse,
         parse_endpoint,
         routes_for,
@@ -91,7 +91,7 @@ def _start_live_endpoint(setup: RunContext, db: HistoryDB, recorder: HistoryReco
     live = recorder.tally
     text = CachedExposition(lambda: (live.version, lambda: base.merged(live)), ns, sizes)
     readiness = _LazyReadiness(setup) if s["health.enabled"] else None
-    routes = routes_for(s, lambda: (200, TEXT_FORMAT, text()),
+    routes = routes_for(s, MetricsRoute(text.negotiate),
                         readiness.evaluate if readiness else None)
     try:
         server = EndpointServer(host, port, routes, where=where)

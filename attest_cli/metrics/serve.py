@@ -16,8 +16,8 @@ from attest_cli.metrics.cache_size import Reused, cache_sizes
 from attest_cli.metrics.exposition import CachedExposition, namespace
 from attest_cli.metrics.history import HistorySnapshots, open_history
 from attest_cli.metrics.http_server import (
-    TEXT_FORMAT,
     EndpointServer,
+    MetricsRoute,
     parse_endpoint,
     routes_for,
 )
@@ -39,7 +39,7 @@ class Exporter:
         text = CachedExposition(HistorySnapshots(db).keyed, ns,
                                 Reused(cache_sizes(app, settings), ttl=10.0))
         self.readiness = Readiness(app, settings) if settings["health.enabled"] else None
-        routes = routes_for(settings, lambda: (200, TEXT_FORMAT, text()),
+        routes = routes_for(settings, MetricsRoute(text.negotiate),
                             self.readiness.evaluate if self.readiness else None)
         label = f"{where} {value!r}" if endpoint is not None else f"{where}: {value!r}"
         if endpoint is not None:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from attest_cli.context import AppContext
     from attest_cli.engine.run_report import RunReport
     from attest_cli.pipeline.model import Pipeline
+    from attest_cli.profiling.steps import StepCaptures
     from attest_cli.runner.features import RunOptions
 
 log = logging.getLogger("attest.profiling")
@@ -79,11 +80,14 @@ def profiled(app: AppContext, options: RunOptions,
         recorder.discard()
         raise UsageError(f"--profile {kind}: {recorder.tool} could not start "
                          f"({' '.join(str(exc).split()) or type(exc).__name__})") from None
+    steps = _step_captures(app, options, kind, native)
     overhead = time.perf_counter() - began
     try:
         report = execute()
     except BaseException:
         recorder.discard()
+        if steps is not None:
+            steps.discard()
         raise
     began = time.perf_counter()
     target = requested or default_output(app.state_dir, report.run_id, kind)
@@ -92,6 +96,8 @@ def profiled(app: AppContext, options: RunOptions,
         recorder.stop()
         outcome.tool = recorder.tool
         outcome.facts = recorder.save(target)
+        if steps is not None:
+            outcome.facts["steps"] = steps.finish(report.run_id)
         run_report = app.state_dir / "runs" / f"{report.run_id}.json"
         overhead += time.perf_counter() - began
         link = ProfileLink(kind=kind, tool=outcome.tool, run_id=report.run_id,
@@ -105,6 +111,23 @@ def profiled(app: AppContext, options: RunOptions,
         log.warning("could not write the %s profile %s: %s", kind, target, outcome.error)
     outcome.overhead_seconds = overhead
     return report, outcome
+
+
+def _step_captures(app: AppContext, options: RunOptions, kind: str,
+                   native: bool) -> StepCaptures | None:
+    """``--profile-steps``: memray in the steps' Python processes (``profiling/steps.py``)."""
+    if not options.profile_steps:
+        return None
+    if kind != "memory":
+        raise UsageError("--profile-steps records memray captures of the steps: use it with "
+                         "--profile memory")
+    from attest_cli.profiling.steps import StepCaptures
+
+    try:
+        return StepCaptures(app, native=native)
+    except OSError as exc:
+        raise UsageError(f"--profile-steps: cannot create the capture directory under "
+                         f"{app.state_dir / 'profiles'} ({exc.strerror})") from None
 
 
 def _check_target(path: Path, given: str | None) -> None:

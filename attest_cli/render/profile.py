@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from attest_cli.profiling.session import ProfileOutcome
@@ -23,4 +23,18 @@ def outcome_note(outcome: ProfileOutcome, where: str) -> str:
     return (f"{outcome.kind} profile ({outcome.tool}): {where} ({what}; profiler "
             f"overhead {outcome.overhead_seconds * 1000:.0f}ms to start, stop and "
             f"write)\n  analyze it: attest analyze {where} --format html "
-            f"--output {outcome.kind}-analysis.html\n")
+            f"--output {outcome.kind}-analysis.html\n{_steps_note(facts.get('steps'))}")
+
+
+def _steps_note(steps: dict[str, Any] | None) -> str:
+    """``--profile-steps``: how many step captures, where, and the largest one."""
+    if steps is None:
+        return ""
+    captures = [c for c in steps.get("captures", []) if "peak_memory_bytes" in c]
+    if not captures:
+        return ("  step captures: none (no step started a Python interpreter that can "
+                "import memray)\n")
+    top = max(captures, key=lambda c: c["peak_memory_bytes"])
+    return (f"  step captures: {len(captures)} in {steps['directory']} (largest: "
+            f"{top['step']} pid {top['pid']}, peak {top['peak_memory_bytes'] / 2**20:.1f} MiB)"
+            f"\n  analyze one: memray stats {top['file']}\n")

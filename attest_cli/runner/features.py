@@ -51,6 +51,7 @@ class RunOptions:
     trace: bool = False
     profile: str | None = None
     profile_output: str | None = None
+    profile_steps: bool = False  # --profile memory --profile-steps: memray in Python steps
     metrics_file: str | None = None
     expires_in: str | None = None
     junit: str | None = None

@@ -354,13 +354,14 @@ class RunTracer:
             "attest.step.signal": r.signal,
             "attest.step.reason": r.reason,
         }))
+        end = r.finished_at if r.finished_at is not None else event.at
         if r.status == "failure":
             reason = self.masker(r.reason or "failed")
+            # stamped when the step ended, so collectors draw it inside its span
             span.add_event("exception", self._attrs({
                 "exception.type": "StepFailed", "exception.message": reason,
-                "process.exit.code": r.exit_code}))
+                "process.exit.code": r.exit_code}), timestamp=_ns(end))
             span.set_status(StatusCode.ERROR, reason)
-        end = r.finished_at if r.finished_at is not None else event.at
         span.end(end_time=_ns(end))
 
     def _run_finished(self, report: RunReport) -> None:
@@ -384,14 +385,15 @@ class RunTracer:
         dropped = self.processor.buffer_dropped(root.context.trace_id)
         if dropped:
             root.set_attribute("attest.trace.dropped_spans", dropped)
+        end = report.finished_at or None
         if report.status != "success":
             message = f"pipeline {report.status}" + (f": {', '.join(failed)}" if failed else "")
             root.add_event("exception", self._attrs({
                 "exception.type": "PipelineFailed" if report.status == "failure"
                 else "Interrupted",
-                "exception.message": message, "process.exit.code": report.exit_code}))
+                "exception.message": message, "process.exit.code": report.exit_code}),
+                timestamp=_ns(end) if end else None)
             root.set_status(StatusCode.ERROR, self.masker(message))
-        end = report.finished_at or None
         root.end(end_time=_ns(end) if end else None)
 
     # -- context out ---------------------------------------------------------------------

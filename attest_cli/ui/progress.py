@@ -1,9 +1,15 @@
 """Progress views for ``attest run``: a rich live view, plain lines, GitHub Actions groups.
 
-All of them write to stderr; stdout is kept for machine-readable output. Every name they
-print (steps, pipelines, reasons) goes through :func:`escape_control`, and a step's output
-through :func:`filter_output` (colours kept, cursor/erase/title sequences removed) unless
-``--raw-output`` asked for the bytes as the step wrote them.
+The live view and plain lines write to stderr (stdout is kept for machine-readable output);
+the GitHub Actions view writes to stdout, where the runner reads workflow commands
+(``::group::``, ``::error::``). Every name they print (steps, pipelines, reasons) goes
+through :func:`escape_control`, and a step's output through :func:`filter_output` (colours
+kept, cursor/erase/title sequences removed) unless ``--raw-output`` asked for the bytes as
+the step wrote them.
+
+A step answered by the cache is one line (``◆ build cached (local)``) in every view: its
+replayed output is written to the step's log file, not to the console, so a CI log shows
+what ran.
 """
 
 from __future__ import annotations
@@ -15,7 +21,15 @@ from collections import deque
 from pathlib import Path
 from typing import Any, TextIO
 
-from attest_cli.engine.events import Event, RunFinished, StepFinished, StepOutput, StepStarted
+from attest_cli.engine.events import (
+    CacheChecked,
+    Event,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+    StepOutput,
+    StepStarted,
+)
 from attest_cli.engine.run_report import StepResult
 from attest_cli.escaping import escape_control as esc
 from attest_cli.escaping import filter_output
@@ -27,6 +41,7 @@ from attest_cli.render.run_summary import (
     summary_line,
     summary_table,
 )
+from attest_cli.ui import github
 
 TAIL_LINES = 20
 
@@ -60,8 +75,48 @@ def _log_tail(r: StepResult, lines: int = TAIL_LINES) -> list[str]:
         return [line.rstrip("\n") for line in deque(fh, maxlen=lines)]
 
 
+class CacheReplays:
+    """Which steps the cache answered, so a view can leave their replayed output out.
+
+    A step whose ``StepStarted`` says the cache is consulted is *pending* until its
+    ``CacheChecked``: a hit makes it a replay (its ``StepOutput`` lines are the stored log),
+    a miss makes it a step that runs. Events arrive one at a time (the bus serializes them).
+    """
+
+    def __init__(self) -> None:
+        self.pending: dict[str, StepStarted] = {}
+        self.replays: set[str] = set()
+
+    def started(self, event: StepStarted) -> bool:
+        """False while the lookup is pending (the start is announced later, if at all)."""
+        if event.lookup:
+            self.pending[event.step] = event
+            return False
+        return True
+
+    def checked(self, event: CacheChecked) -> StepStarted | None:
+        """The pending start to announce now (a miss), or None (a hit, or not pending)."""
+        started = self.pending.pop(event.step, None)
+        if event.hit:
+            self.replays.add(event.step)
+            return None
+        return started
+
+    def release(self, step: str) -> StepStarted | None:
+        """Output or the end of a step whose lookup never reported (it failed): its start."""
+        return self.pending.pop(step, None)
+
+    def replayed(self, step: str) -> bool:
+        return step in self.replays
+
+    def finished(self, step: str) -> None:
+        self.pending.pop(step, None)
+        self.replays.discard(step)
+
+
 class PlainView:
-    """Line-oriented output for pipes and CI logs: every output line prefixed by its step."""
+    """Line-oriented output for pipes and CI logs: every output line prefixed by its step,
+    a cached step as one line."""
 
     def __init__(self, stream: TextIO, *, show_output: bool = True, quiet: bool = False,
                  output: OutputFilter | None = None) -> None:
@@ -70,18 +125,33 @@ class PlainView:
         self.quiet = quiet
         self.width = 0
         self.output = output or OutputFilter()
+        self.cache = CacheReplays()
 
     def _write(self, text: str) -> None:
         self.stream.write(text + "\n")
         self.stream.flush()
 
-    def __call__(self, event: Event) -> None:
-        if isinstance(event, StepStarted) and not self.quiet:
+    def _started(self, event: StepStarted | None) -> None:
+        if event is not None and not self.quiet:
             self._write(f"▶ {esc(event.step)}: {esc(event.command)}")
-        elif isinstance(event, StepOutput) and self.show_output:
-            self._write(f"[{esc(event.step)}] {self.output(event.line)}")
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, StepStarted):
+            if self.cache.started(event):
+                self._started(event)
+        elif isinstance(event, CacheChecked):
+            self._started(self.cache.checked(event))
+        elif isinstance(event, StepOutput):
+            if self.cache.replayed(event.step):
+                return
+            self._started(self.cache.release(event.step))
+            if self.show_output:
+                self._write(f"[{esc(event.step)}] {self.output(event.line)}")
         elif isinstance(event, StepFinished):
             r = event.result
+            if r.status != "cached":
+                self._started(self.cache.release(r.name))
+            self.cache.finished(r.name)
             if self.quiet and r.status != "failure":
                 return
             self._write(f"{SYMBOLS[r.status]} {_describe(r)}")
@@ -94,37 +164,58 @@ class PlainView:
 
 class GitHubActionsView:
     """Folds each step's output into ``::group::`` blocks, annotates failures with
-    ``::error::`` and appends a Markdown summary to ``$GITHUB_STEP_SUMMARY``.
+    ``::error file=F,line=N::`` (the pipeline file and the step's line) and appends a
+    Markdown summary to ``$GITHUB_STEP_SUMMARY``. Written to stdout, where the runner reads
+    workflow commands.
 
     Parallel steps interleave, so a step's output is buffered and printed as one group when
-    the step ends.
+    the step ends. A cached step is one line, without a group: its replayed output stays in
+    its log file.
     """
 
     def __init__(self, stream: TextIO, summary_path: str | None,
-                 output: OutputFilter | None = None) -> None:
+                 output: OutputFilter | None = None,
+                 environ: dict[str, str] | None = None) -> None:
         self.stream = stream
         self.summary_path = summary_path
         self.buffers: dict[str, list[str]] = {}
         self.output = output or OutputFilter()
+        self.environ = environ if environ is not None else {}
+        self.cache = CacheReplays()
+        self.file: str | None = None
+        self.lines: dict[str, int | None] = {}
 
     def _write(self, text: str) -> None:
         self.stream.write(text + "\n")
         self.stream.flush()
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, StepStarted):
+        if isinstance(event, RunStarted):
+            self.file = github.repo_path(event.pipeline.path, self.environ,
+                                         default=event.report.pipeline_file)
+            self.lines = {name: s.line for name, s in event.pipeline.steps.items()}
+        elif isinstance(event, StepStarted):
+            self.cache.started(event)
             self.buffers[event.step] = []
+        elif isinstance(event, CacheChecked):
+            self.cache.checked(event)
         elif isinstance(event, StepOutput):
-            self.buffers.setdefault(event.step, []).append(event.line)
+            if not self.cache.replayed(event.step):
+                self.buffers.setdefault(event.step, []).append(event.line)
         elif isinstance(event, StepFinished):
             r = event.result
             lines = self.buffers.pop(r.name, [])
+            self.cache.finished(r.name)
+            if r.status == "cached":
+                self._write(f"{SYMBOLS[r.status]} {_describe(r)}")
+                return
             self._write(f"::group::{SYMBOLS[r.status]} {_describe(r)}")
             for line in lines:
                 self._write(self.output(line))
             self._write("::endgroup::")
             if r.status == "failure":
-                self._write(f"::error title=attest step {esc(r.name)} failed::{esc(r.reason)}")
+                self._write(github.command("error", f"step {r.name} failed: {r.reason}",
+                                           file=self.file, line=self.lines.get(r.name)))
         elif isinstance(event, RunFinished):
             self._write(summary_line(event.report))
             if self.summary_path:
@@ -144,6 +235,7 @@ class LiveView:
         self.output = OutputFilter(colour=color)
         self.running: dict[str, tuple[float, str]] = {}
         self.last_line: dict[str, str] = {}
+        self.cache = CacheReplays()
         self.lock = threading.Lock()
         self.live: object | None = None
 
@@ -185,15 +277,21 @@ class LiveView:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, StepStarted):
+            self.cache.started(event)
             with self.lock:
                 self.running[event.step] = (time.monotonic(), event.command)
+        elif isinstance(event, CacheChecked):
+            self.cache.checked(event)
         elif isinstance(event, StepOutput):
+            if self.cache.replayed(event.step):
+                return
             with self.lock:
                 self.last_line[event.step] = event.line
             if self.show_output:
                 self._print_output(event.step, event.line)
         elif isinstance(event, StepFinished):
             r = event.result
+            self.cache.finished(r.name)
             with self.lock:
                 self.running.pop(r.name, None)
                 self.last_line.pop(r.name, None)
@@ -217,9 +315,10 @@ class LiveView:
 
 
 def choose_view(stream: TextIO, *, quiet: bool, verbose: bool,
-                environ: dict[str, str] | None = None, raw_output: bool = False
-                ) -> PlainView | LiveView | GitHubActionsView:
-    """Live view on an interactive terminal; GitHub groups under Actions; plain otherwise.
+                environ: dict[str, str] | None = None, raw_output: bool = False,
+                ci_stream: TextIO | None = None) -> PlainView | LiveView | GitHubActionsView:
+    """Live view on an interactive terminal; GitHub groups under Actions (on ``ci_stream``,
+    the command's stdout); plain otherwise.
 
     A step's colours are kept unless ``NO_COLOR`` is set or ``TERM`` is ``dumb``. With
     ``raw_output`` the step's bytes pass untouched, and a terminal gets plain lines when the
@@ -229,8 +328,9 @@ def choose_view(stream: TextIO, *, quiet: bool, verbose: bool,
     env = environ if environ is not None else dict(os.environ)
     colour = not env.get("NO_COLOR") and env.get("TERM") != "dumb"
     output = OutputFilter(colour=colour, raw=raw_output)
-    if env.get("GITHUB_ACTIONS") == "true" and not quiet:
-        return GitHubActionsView(stream, env.get("GITHUB_STEP_SUMMARY"), output)
+    if github.active(env) and not quiet:
+        return GitHubActionsView(ci_stream or stream, env.get("GITHUB_STEP_SUMMARY"), output,
+                                 environ=env)
     interactive = stream.isatty() and not env.get("CI") and env.get("TERM") != "dumb"
     if interactive and not quiet and not (raw_output and verbose):
         return LiveView(stream, show_output=verbose, color=not env.get("NO_COLOR"))

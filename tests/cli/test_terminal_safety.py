@@ -137,8 +137,8 @@ def test_github_actions_groups_filter_output_and_escape_names(project: Path) -> 
     _hostile_project(project)
     r = attest("run", cwd=project, env={"GITHUB_ACTIONS": "true"})
     assert r.returncode == 0, r.stderr
-    assert "abcd\x1b[31mred\x1b[0m\n::endgroup::" in r.stderr
-    assert [seq for seq in BAD if seq in r.stderr] == []
+    assert "abcd\x1b[31mred\x1b[0m\n::endgroup::" in r.stdout
+    assert [seq for seq in BAD if seq in r.stdout + r.stderr] == []
 
 
 # -- error messages --------------------------------------------------------------------------

@@ -22,10 +22,10 @@ def test_github_actions_groups_annotations_and_summary(project: Path) -> None:
     proc = attest("run", cwd=project, env={"GITHUB_ACTIONS": "true",
                                            "GITHUB_STEP_SUMMARY": str(summary)})
     assert proc.returncode == 1
-    err = proc.stderr
-    assert "::group::✓ ok" in err and "fine\n::endgroup::" in err
-    assert "::group::✗ bad failed: exit code 4" in err
-    assert "::error title=attest step bad failed::exit code 4" in err
+    out = proc.stdout  # the runner reads workflow commands on stdout
+    assert "::group::✓ ok" in out and "fine\n::endgroup::" in out
+    assert "::group::✗ bad failed: exit code 4" in out
+    assert "::error file=attest.yaml,line=3::step bad failed: exit code 4" in out
     md = summary.read_text()
     assert "| ok | ✓ success |" in md and "| bad | ✗ failure |" in md and "| 4 |" in md
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from attest_cli.metrics import promql
 from attest_cli.metrics.dashboards import panels
 from tests.metrics.helpers import PIPELINE, cache_counts, get, start_attest, stop
 from tests.support import (
@@ -40,8 +41,10 @@ def value(prom: int, expr: str, **labels: str) -> float | None:
 
 
 def dashboard_queries() -> dict[str, list[str]]:
-    """Panel title -> its queries, with Grafana's ``$pipeline`` set to "All" (``.*``)."""
-    return {p["title"]: [t["expr"].replace("$pipeline", ".*") for t in p["targets"]]
+    """Panel title -> its queries, with Grafana's ``$pipeline`` set to "All" (``.*``) and
+    ``$__rate_interval`` to the rules' window."""
+    return {p["title"]: [t["expr"].replace("$pipeline", ".*")
+                         .replace("$__rate_interval", promql.WINDOW) for t in p["targets"]]
             for p in panels("attest")}
 
 

@@ -218,12 +218,26 @@ def jaeger_thrift_receiver() -> Iterator[tuple[_Collected, str]]:
         yield got, f"http://127.0.0.1:{port}/api/traces"
 
 
+def _zipkin_event(annotation: dict[str, Any]) -> dict[str, Any]:
+    """An annotation as an event: OpenTelemetry's Zipkin mapping writes the value as the JSON
+    ``{"<event name>": {<attributes>}}``; a plain string is a name without attributes."""
+    try:
+        value = json.loads(annotation["value"])
+    except ValueError:
+        value = None
+    if isinstance(value, dict) and len(value) == 1:
+        ((name, attrs),) = value.items()
+        return {"name": name, "attrs": attrs, "timestamp": annotation["timestamp"]}
+    return {"name": annotation["value"], "attrs": {}, "timestamp": annotation["timestamp"]}
+
+
 def spans_from_zipkin(docs: list[dict[str, Any]]) -> list[Span]:
     return [{"trace_id": d["traceId"], "span_id": d["id"], "parent_id": d.get("parentId"),
              "name": d["name"], "attrs": d.get("tags", {}),
              "error": "error" in d.get("tags", {}),
              "service": d["localEndpoint"]["serviceName"], "start": d["timestamp"] * 1000,
-             "end": (d["timestamp"] + d["duration"]) * 1000} for d in docs]
+             "end": (d["timestamp"] + d["duration"]) * 1000,
+             "events": [_zipkin_event(a) for a in d.get("annotations", [])]} for d in docs]
 
 
 @contextmanager

@@ -126,6 +126,9 @@ def test_a_failed_step_and_run_carry_error_status(spans: dict[str, ReadableSpan]
     assert attrs["attest.run.steps_selected"] == 3
     assert root.status.status_code is StatusCode.ERROR
     assert root.status.description == "pipeline failure: test"
+    # each exception event lies inside its span (stamped at the end, not when handled)
+    for span in (test, root):
+        assert span.start_time <= span.events[0].timestamp <= span.end_time
 
 
 def test_a_skipped_step_is_a_zero_length_span_saying_why(

@@ -24,7 +24,7 @@ function __attest_prev_is
 end
 complete -c attest -f
 complete -c attest -n '__fish_use_subcommand' -a run -d 'Execute the pipeline\'s steps as a DAG, in parallel, skipping unchanged steps.'
-complete -c attest -n '__fish_use_subcommand' -a init -d 'Write a sample attest.yaml and .attest/config.yaml (refuses to overwrite).'
+complete -c attest -n '__fish_use_subcommand' -a init -d 'Write a sample attest.yaml and a commented .attest/config.yaml (refuses to overw'
 complete -c attest -n '__fish_use_subcommand' -a verify -d 'Verify signed receipts (YAML, JSON or in-toto DSSE) against signatures, trusted '
 complete -c attest -n '__fish_use_subcommand' -a history -d 'List past runs from the run history.'
 complete -c attest -n '__fish_use_subcommand' -a serve -d 'Serve /metrics and health endpoints derived from the run history.'
@@ -87,6 +87,7 @@ complete -c attest -n '__fish_seen_subcommand_from run' -l trace -d 'Export an O
 complete -c attest -n '__fish_seen_subcommand_from run' -l profile -x -a 'cpu memory' -d 'Profile attest itself: cpu (pyinstrument) or memory (memray).'
 complete -c attest -n '__fish_seen_subcommand_from run' -l profile-output -r -d 'Where the profile goes.'
 complete -c attest -n '__fish_seen_subcommand_from run' -l native -d 'memray: record native frames.'
+complete -c attest -n '__fish_seen_subcommand_from run' -l profile-steps -d 'With --profile memory: also record each Python process of the steps with memray '
 complete -c attest -n '__fish_seen_subcommand_from run' -l log-level -x -a 'trace debug info warn error' -d 'Lowest level logged.'
 complete -c attest -n '__fish_seen_subcommand_from run' -l log-format -x -a 'auto text json' -d 'auto, text or json.'
 complete -c attest -n '__fish_seen_subcommand_from run' -l metrics-file -r -d 'Write Prometheus text format here (textfile collector).'

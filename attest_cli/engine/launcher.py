@@ -1,0 +1,178 @@
+"""attest's side of the step launcher: steps spawned by a small process report their own peak.
+
+Linux starts a new program's peak RSS (``ru_maxrss``) at the peak of the address space it
+replaced at exec. A step spawned by attest itself would therefore never report less than
+attest's own peak (35 MiB and up, once its libraries are imported), and a step's figure
+was only an upper bound. :class:`StepLauncher` starts ``launcher_server.py`` (a fresh
+``python -S -I`` with built-in modules only, forked once so that its address space holds
+only what it touches) and has it ``posix_spawn`` and reap every step: a step then starts
+at the launcher's floor (about 8 MiB, recorded per step as ``max_rss_floor_bytes``) and
+anything above is the step's true peak.
+
+Starting the launcher costs one interpreter start-up, once per attest process and
+overlapped with the run's set-up; each step then costs one datagram and one record back
+on a Unix socket (see docs/profiling.md for the measured figures). If the launcher cannot
+start or dies, steps are spawned by attest directly, as before.
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import marshal
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from struct import Struct
+
+SERVER = Path(__file__).with_name("launcher_server.py")
+RECORD = Struct("<c7xqqdd")  # the same layout as launcher_server.RECORD
+MAX_REQUEST = 192 * 1024  # launcher_server.MAX_REQUEST: one datagram per step
+
+
+class LauncherGone(OSError):
+    """The launcher is not running: spawn the step another way."""
+
+
+class LaunchedStep:
+    """A step the launcher started: its pid, the floor it inherited, then its exit."""
+
+    def __init__(self, chan: socket.socket) -> None:
+        self.chan = chan
+        self.pid = 0
+        self.floor: int | None = None
+        self.status: int | None = None
+        self.maxrss_kib = 0
+        self.utime = 0.0
+        self.stime = 0.0
+        self.closed = False
+        self._buf = b""
+
+    def fileno(self) -> int:
+        return self.chan.fileno()
+
+    @property
+    def exited(self) -> bool:
+        return self.status is not None
+
+    def pump(self) -> None:
+        """Read what the launcher sent (blocks only if nothing is there yet)."""
+        try:
+            chunk = self.chan.recv(4096)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self.closed = True
+            return
+        self._buf += chunk
+        while len(self._buf) >= RECORD.size:
+            tag, a, b, c, d = RECORD.unpack_from(self._buf)
+            self._buf = self._buf[RECORD.size:]
+            if tag == b"P":
+                self.pid, self.floor = a, b
+            elif tag == b"X":
+                self.status, self.maxrss_kib, self.utime, self.stime = a, b, c, d
+
+    def wait_started(self) -> None:
+        while not self.pid and not self.closed:
+            self.pump()
+        if not self.pid:
+            raise LauncherGone("the step launcher did not start the step")
+
+    def wait_exited(self) -> None:
+        while self.status is None and not self.closed:
+            self.pump()
+        self.chan.close()
+
+
+class StepLauncher:
+    """One launcher process per run; safe to use from the scheduler's step threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.usable = True
+        self._control, remote = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-S", "-I", str(SERVER), str(remote.fileno())],
+                pass_fds=(remote.fileno(),), stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except OSError:
+            self._control.close()
+            raise
+        finally:
+            remote.close()
+
+    def spawn(self, command: str, cwd: Path, env: Mapping[str, str]) -> tuple[LaunchedStep, int]:
+        """Start ``/bin/sh -c command``; return the step and the read end of its output."""
+        if not self.usable:
+            raise LauncherGone("the step launcher is not running")
+        payload = marshal.dumps((command, os.path.abspath(cwd), dict(env)))
+        if len(payload) > MAX_REQUEST:  # one datagram; a huge environment is spawned by attest
+            raise LauncherGone("the step's command and environment exceed one request")
+        read_fd, write_fd = os.pipe()
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        step = LaunchedStep(mine)
+        try:
+            fds = array.array("i", [write_fd, theirs.fileno()])
+            with self._lock:
+                self._control.sendmsg([payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+            os.close(write_fd)
+            write_fd = -1
+            theirs.close()
+            step.wait_started()
+        except OSError as exc:
+            self.usable = False
+            if write_fd >= 0:
+                os.close(write_fd)
+            theirs.close()
+            mine.close()
+            os.close(read_fd)
+            raise LauncherGone(str(exc)) from exc
+        return step, read_fd
+
+    def close(self) -> None:
+        """Stop the launcher (it exits when its control socket closes)."""
+        self.usable = False
+        self._control.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._proc.wait(timeout=2)
+
+
+_shared: StepLauncher | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_launcher() -> StepLauncher | None:
+    """The process's launcher, started on the first call (its start-up overlaps the run's).
+
+    One per attest process, whatever the number of runs in it: requests are one datagram
+    each and every step has a socket of its own, so the steps of any thread may share it.
+    None where it cannot run or once it is gone (attest then spawns steps itself).
+    """
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = start_launcher() or _NONE
+        return _shared if _shared.usable else None
+
+
+def start_launcher() -> StepLauncher | None:
+    """A running launcher, or None where it cannot run (attest then spawns steps itself)."""
+    if not sys.platform.startswith("linux") or not sys.executable:
+        return None
+    try:
+        return StepLauncher()
+    except OSError:
+        return None
+
+
+class _Unavailable:
+    usable = False
+
+
+_NONE: StepLauncher = _Unavailable()  # type: ignore[assignment]
