@@ -8,6 +8,7 @@ directories; outputs are not (:func:`attest_cli.pathspec.expand` without ``follo
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,7 +28,10 @@ def input_paths(root: Path, patterns: Sequence[str]) -> list[str]:
 
 
 def input_states(root: Path, patterns: Sequence[str], index: StatIndex) -> list[FileState]:
-    return index.scan(root, input_paths(root, patterns), follow=True)
+    """The inputs' states; the ``lstat`` that found a literal input serves the index too."""
+    stats: dict[str, os.stat_result] = {}
+    rels = expand(root, patterns, follow_links=True, stats=stats)
+    return index.scan(root, rels, follow=True, stats=stats)
 
 
 def key_inputs(step: str, states: Sequence[FileState]) -> list[InputState]:

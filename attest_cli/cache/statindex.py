@@ -18,7 +18,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
@@ -129,8 +129,8 @@ class StatIndex:
                 self._entries[name] = (sig, digest)
                 self._dirty = True
 
-    def scan(self, root: Path, rels: Sequence[str], *, follow: bool = False
-             ) -> list[FileState]:
+    def scan(self, root: Path, rels: Sequence[str], *, follow: bool = False,
+             stats: Mapping[str, os.stat_result] | None = None) -> list[FileState]:
         """The state of every path; unchanged files (same signature) are not read at all.
 
         With ``follow`` (inputs), a symlink's state also says what its target is, and a
@@ -143,6 +143,9 @@ class StatIndex:
         on machines with 4+ cores and enough bytes to amortise it; a big file is hashed by
         BLAKE3's own threads (``digest.file_digest``). Measured on 2 cores, serial reads
         beat both a pool and ``b3sum`` (docs/cache.md).
+
+        ``stats`` holds ``lstat`` results already taken for some paths (by
+        :func:`attest_cli.pathspec.expand`, moments before): they are not taken again.
         """
         base = str(root)
         out: list[FileState | None] = [None] * len(rels)
@@ -152,7 +155,9 @@ class StatIndex:
         prefix = base.rstrip("/") + "/"
         for i, rel in enumerate(rels):
             full = prefix + rel
-            st = os.lstat(full)
+            st = stats.get(rel) if stats else None
+            if st is None:
+                st = os.lstat(full)
             seen.add(full)
             if stat.S_ISDIR(st.st_mode):
                 out[i] = FileState(path=rel, kind="dir", mode=stat.S_IMODE(st.st_mode),
