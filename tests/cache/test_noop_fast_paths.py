@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the fixtures root and cache come from test_content_cache)
 """The no-op fast paths keep their meaning: one ``lstat`` per literal input, restored outputs.
 
 A literal input is found with one ``lstat`` whose result also feeds the stat index; these
@@ -13,15 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from attest_cli.cache.backends.local import LocalBackend
 from attest_cli.cache.content_cache import ContentCache
 from attest_cli.cache.inputs import input_paths, input_states
 from attest_cli.cache.statindex import StatIndex
-from attest_cli.engine.interfaces import StepContext
 from attest_cli.engine.run_report import StepResult
 from attest_cli.errors import InputError
 from attest_cli.pathspec import check_relative, expand, may_reach
-from attest_cli.pipeline.model import Pipeline, Step
+from attest_cli.pipeline.model import Step
+from tests.cache.test_content_cache import cache, context, root  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.unit
 
@@ -29,23 +29,7 @@ STEP = Step(name="build", run="cp src.txt out/x.txt", inputs=("src.txt",),
             outputs=("out/x.txt",))
 
 
-def _ctx(root: Path, step: Step = STEP) -> StepContext:
-    pipeline = Pipeline(name="p", path=root / "attest.yaml", root=root, steps={step.name: step})
-    return StepContext(run_id="r1", pipeline=pipeline, step=step, env={"PATH": "/bin"},
-                       workdir=root, upstream={})
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    root = tmp_path / "proj"
-    root.mkdir()
-    (root / "src.txt").write_text("v1\n")
-    return root
-
-
-@pytest.fixture
-def cache(tmp_path: Path) -> ContentCache:
-    return ContentCache(local=LocalBackend(tmp_path / "cache"), index=StatIndex(None))
+_ctx = context
 
 
 def _run(cache: ContentCache, root: Path, tmp_path: Path) -> None:
