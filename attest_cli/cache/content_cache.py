@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import stat as stat_mod
 import threading
 import time
@@ -103,6 +104,7 @@ class ContentCache:
         # read once (attest never changes it): /proc/self/status per output was a per-step
         # cost of every no-op run
         self._umask = process_umask()
+        self._steps_dir = local.root / "steps"
 
     # -- keys ----------------------------------------------------------------------------
     def key_for(self, pipeline: Pipeline, step: Step, environ: Mapping[str, str]
@@ -125,7 +127,7 @@ class ContentCache:
 
     def _record_path(self, pipeline: Pipeline, step: Step) -> Path:
         ident = bytes_digest(f"{pipeline.root}\0{pipeline.name}\0{step.name}".encode())[7:39]
-        return self.local.root / "steps" / f"{ident}.json"
+        return self._steps_dir / f"{ident}.json"
 
     def _last_entry(self, pipeline: Pipeline, step: Step) -> dict[str, object] | None:
         try:  # a cache directory may come from elsewhere: bounded like a manifest
@@ -263,15 +265,16 @@ class ContentCache:
 
     def _same(self, root: Path, f: OutputFile) -> bool:
         """An output already on disk with the right content and mode needs no write."""
+        full = os.path.join(root, f.path)  # str paths: this runs for every output of a hit
         try:
-            st = (root / f.path).lstat()
+            st = os.lstat(full)
         except OSError:
             return False
         if not stat_mod.S_ISREG(st.st_mode) or st.st_size != f.size or \
                 stat_mod.S_IMODE(st.st_mode) != restored_mode(bool(f.mode & 0o111), self._umask):
             return False
         try:
-            return self.index.digest(root / f.path, st) == f.digest
+            return self.index.digest(full, st) == f.digest
         except OSError:
             return False
 

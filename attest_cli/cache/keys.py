@@ -15,6 +15,7 @@ path of the project, and the step's name (two identical steps share an entry).
 
 from __future__ import annotations
 
+import functools
 import platform
 import re
 from collections.abc import Container, Iterable, Mapping
@@ -47,6 +48,7 @@ def encode(pairs: Iterable[tuple[str, str]]) -> bytes:
     return b"".join(parts)
 
 
+@functools.cache
 def platform_tag() -> str:
     """OS and architecture: binaries built on one are not outputs for the other."""
     return f"{platform.system().lower()}/{platform.machine().lower()}"
