@@ -94,9 +94,12 @@ def snapshot(root: Path, rels: list[str]) -> dict[str, tuple]:
 
 
 
+# an empty regular file, not /dev/null: botocore reads these files as documents, and a
+# device there is what the hardening work refuses elsewhere
+_EMPTY = str(Path(__file__).resolve().parent.parent / "data" / "aws-empty-config")
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": "/dev/null",
-           "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": _EMPTY,
+           "AWS_SHARED_CREDENTIALS_FILE": _EMPTY}
 
 
 def with_section(section: str) -> str:
