@@ -71,6 +71,15 @@ def _memray_reader(path: Path) -> Any:
 
     from memray import FileReader
 
+    from attest_cli.analysis.lz4frame import MAGIC, frame_is_complete
+
+    with open(path, "rb") as fh:
+        if fh.read(4) == MAGIC:
+            fh.seek(0)
+            if not frame_is_complete(fh):
+                raise InputError("truncated or corrupt memray capture (its LZ4 frame ends "
+                                 "before its end mark); expected a file written by memray "
+                                 "(attest run --profile memory)", path=str(path))
     complaint = ""
     with tempfile.TemporaryFile() as caught:
         saved = os.dup(2)
