@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.support import attest, require_binary, wait_for
+from tests.support import attest, require_binary, wait_for, write_pipeline
 
 
 def clean_env(project: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -111,3 +111,21 @@ PIPELINE = """
         cache: false
 """
 
+
+
+def live_pipeline(project: Path, name: str, port: int) -> None:
+    """A pipeline with the live endpoint on ``port`` and a step that waits for a ``go`` file,
+    so a test can scrape while the run is in progress."""
+    write_pipeline(project, f"""
+        name: {name}
+        monitoring:
+          prometheus:
+            enabled: true
+            endpoint: "127.0.0.1:{port}"
+        steps:
+          first: {{run: 'true'}}
+          wait:
+            run: 'while [ ! -f go ]; do sleep 0.05; done'
+            needs: [first]
+            cache: false
+    """)

@@ -21,6 +21,7 @@ from tests.metrics.helpers import (
     get,
     history_runs,
     interrupted_run,
+    live_pipeline,
     promtool_check_metrics,
     samples,
     start_attest,
@@ -159,19 +160,7 @@ def test_verifications_of_runs_and_of_attest_verify_reach_the_metrics(project: P
 # -- live endpoint ---------------------------------------------------------------------------
 def test_live_endpoint_serves_metrics_and_health_during_the_run(demo: Path) -> None:
     port = free_port()
-    write_pipeline(demo, f"""
-        name: demo
-        monitoring:
-          prometheus:
-            enabled: true
-            endpoint: "127.0.0.1:{port}"
-        steps:
-          first: {{run: 'true'}}
-          wait:
-            run: 'while [ ! -f go ]; do sleep 0.05; done'
-            needs: [first]
-            cache: false
-    """)
+    live_pipeline(demo, "demo", port)
     proc = start_attest(demo, "run")
     try:
         assert wait_for_port(port, 20)

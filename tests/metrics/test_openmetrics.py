@@ -21,6 +21,7 @@ import pytest
 
 from tests.metrics.helpers import (
     PIPELINE,
+    live_pipeline,
     promtool_check_metrics,
     samples,
     start_attest,
@@ -117,19 +118,7 @@ def test_serve_answers_openmetrics_when_asked(project: Path, tmp_path: Path) -> 
 @pytest.mark.integration
 def test_live_endpoint_answers_openmetrics_when_asked(project: Path, tmp_path: Path) -> None:
     port = free_port()
-    write_pipeline(project, f"""
-        name: live
-        monitoring:
-          prometheus:
-            enabled: true
-            endpoint: "127.0.0.1:{port}"
-        steps:
-          first: {{run: 'true'}}
-          wait:
-            run: 'while [ ! -f go ]; do sleep 0.05; done'
-            needs: [first]
-            cache: false
-    """)
+    live_pipeline(project, "live", port)
     proc = start_attest(project, "run")
     try:
         assert wait_for_port(port, 20), stop(proc)
