@@ -41,7 +41,8 @@ class RunLogObserver:
         elif isinstance(event, CacheChecked):
             if event.hit:
                 cache_log.debug("cache.hit", extra=fields(step=event.step, backend=event.backend,
-                                                          key=event.key))
+                                                          key=event.key,
+                                                          up_to_date=event.up_to_date))
             else:
                 cache_log.debug("cache.miss", extra=fields(step=event.step,
                                                            backend=event.backend, key=event.key,

@@ -79,7 +79,7 @@ def load_pipeline(path: str | Path, *, doc: LocatedYAML | None = None) -> Pipeli
         raise doc.error("dependency cycle: " + " -> ".join([*cycle, cycle[0]]),
                         *_where(doc, first, "needs"))
     return Pipeline(name=name.strip(), path=p, root=p.resolve().parent, steps=steps,
-                    version=str(version), env=env)
+                    version=str(version), env=env, source_digest=doc.digest)
 
 
 def _where(doc: LocatedYAML, step: Step, key: str) -> tuple[str, ...]:
