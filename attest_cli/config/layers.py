@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from attest_cli.atomic import write_atomic
 from attest_cli.config.schema import ENV_ALIASES, KEYS, env_name, lookup, suggest
 from attest_cli.errors import ConfigError, InputError
@@ -234,6 +232,8 @@ def write_key(path: Path, key: str, value: Any | None) -> Any:
         for parent, part in reversed(trail):
             if not parent[part]:
                 del parent[part]
+    import yaml  # only `attest config set/unset` writes YAML
+
     write_atomic(path, yaml.safe_dump(data, sort_keys=False, default_flow_style=False),
                  follow_symlinks=True)  # a config kept in a dotfiles repo stays linked
     return coerced
