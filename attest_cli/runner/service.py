@@ -141,7 +141,7 @@ def attach_features(run: RunContext) -> None:
     """Attach every installed run feature, in order. A third-party feature whose
     ``attach`` raises anything but an AttestError (a usage error is meant) is a warning,
     and what it had registered before raising is undone."""
-    for item in load_features():
+    for item in load_features(cache_dir=run.ctx.state_dir):
         mark = run.mark()
         try:
             item.feature.attach(run)

@@ -100,6 +100,51 @@ def test_a_run_feature_that_fails_to_load_is_one_warning(project: Path,
     assert "Traceback" not in proc.stderr
 
 
+def test_a_feature_installed_after_a_run_is_attached_by_the_next(project: Path, tmp_path: Path,
+                                                                  plugin_site: Path) -> None:
+    """The entry points kept between runs are read again once a distribution is added."""
+    site = tmp_path / "site"
+    site.mkdir()
+    env = {"PYTHONPATH": f"{site}:{REPO}", "ATTEST_RUN_SUMMARY": "summary.json"}
+    write_pipeline(project, PIPELINE)
+    assert attest("run", cwd=project, env=env).returncode == 0
+    assert not (project / "summary.json").exists()
+    for item in plugin_site.iterdir():  # as `pip install --target site` would
+        (shutil.copytree if item.is_dir() else shutil.copy2)(item, site / item.name)
+    proc = attest("run", cwd=project, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((project / "summary.json").read_text())["status"] == "success"
+    # and once it is removed, the next run neither attaches it nor warns
+    for item in plugin_site.iterdir():
+        (shutil.rmtree if item.is_dir() else os.remove)(site / item.name)
+    (project / "summary.json").unlink()
+    proc = attest("run", "--log-format", "text", cwd=project, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert not (project / "summary.json").exists() and "run-summary" not in proc.stderr
+
+
+def test_a_rerun_reads_the_kept_entry_points_not_the_installed_metadata(project: Path) -> None:
+    """The second run attaches the same features without importlib.metadata (~10 ms)."""
+    write_pipeline(project, PIPELINE)
+    code = ("import sys\n"
+            "from attest_cli.cli.app import main\n"
+            "try:\n    main(['-q', 'run'])\nexcept SystemExit as exc:\n"
+            "    assert exc.code == 0, exc.code\n"
+            "print('importlib.metadata' in sys.modules)\n")
+    read = [subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True,
+                           text=True, timeout=60) for _ in range(2)]
+    assert [proc.stdout.strip() for proc in read] == ["True", "False"], read[1].stderr
+    from attest_cli.metrics.history import HistoryDB  # the metrics feature recorded both
+
+    assert len(HistoryDB(project / ".attest" / "history.db").runs()) == 2
+    # a kept list that does not parse is a miss: read again and rewritten
+    kept = project / ".attest" / "entry-points.json"
+    kept.write_text("{not json")
+    assert attest("run", cwd=project).returncode == 0
+    names = [name for name, _ in json.loads(kept.read_text())["entry_points"]]
+    assert {"cache", "tracing", "metrics", "attestation", "junit"} <= set(names)
+
+
 def test_help_reads_no_feature_entry_points(project: Path) -> None:
     code = ("import sys, importlib.metadata as md\n"
             "calls = []\n"
@@ -237,8 +282,8 @@ def test_a_run_that_raises_is_decided_failure_once_and_every_observer_hears_it(
             run.before_finish(boom)
 
     real = service.load_features
-    monkeypatch.setattr(service, "load_features", lambda: [
-        *real(), LoadedFeature(name="exploding", order=999, feature=Exploding(), builtin=True)])
+    monkeypatch.setattr(service, "load_features", lambda **kw: [
+        *real(**kw), LoadedFeature(name="exploding", order=999, feature=Exploding(), builtin=True)])
     write_pipeline(project, PIPELINE)
     seen: list[Event] = []
     ctx = AppContext(workdir=project, environ={"PATH": os.environ["PATH"]})
@@ -272,7 +317,7 @@ def test_a_third_party_feature_whose_attach_raises_is_a_warning(
 
     real = service.load_features
     extra = [LoadedFeature("broken", 1000, Feature("broken", 1000, broken), builtin=False)]
-    monkeypatch.setattr(service, "load_features", lambda: [*real(), *extra])
+    monkeypatch.setattr(service, "load_features", lambda **kw: [*real(**kw), *extra])
     write_pipeline(project, PIPELINE)
     ctx = AppContext(workdir=project, environ={"PATH": os.environ["PATH"]})
     with caplog.at_level("WARNING", logger="attest"):
