@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -49,7 +48,7 @@ def new_run_id() -> str:
     """Sortable and unique: UTC time to the millisecond plus 6 random hex digits."""
     now = time.time()
     return (time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z-"
-            + secrets.token_hex(3))
+            + os.urandom(3).hex())  # secrets.token_hex, without loading OpenSSL (~3 ms)
 
 
 def parallelism(settings: Settings) -> int:
