@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from attest_cli.config.layers import Settings
@@ -67,8 +67,7 @@ class RunFeature(Protocol):
     def attach(self, run: RunContext) -> None: ...
 
 
-@dataclass(frozen=True)
-class Feature:
+class Feature(NamedTuple):  # not a frozen dataclass: ~0.8 ms less start-up
     """A :class:`RunFeature` made of an ``attach`` function (how attest's own are built:
     ``FEATURE = Feature("cache", 100, attach)`` in the feature's module)."""
 

@@ -26,9 +26,8 @@ import logging
 import os
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from attest_cli.runner.features import ENTRY_POINT_GROUP, THIRD_PARTY_ORDER, RunFeature
 
@@ -42,8 +41,7 @@ _METADATA_DIRS = (".dist-info", ".egg-info")
 _VALUE = re.compile(r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$")
 
 
-@dataclass(frozen=True)
-class LoadedFeature:
+class LoadedFeature(NamedTuple):  # a NamedTuple: a frozen dataclass costs ~0.8 ms to define
     name: str
     order: int
     feature: RunFeature

@@ -130,10 +130,12 @@ def execute(ctx: AppContext, options: RunOptions, *, view: Callable[[Event], Non
     return report
 
 
-@dataclass
 class _Stage:
-    started: bool = False  # RunStarted was published
-    finished: bool = False  # RunFinished was published
+    __slots__ = ("finished", "started")
+
+    def __init__(self) -> None:
+        self.started = False  # RunStarted was published
+        self.finished = False  # RunFinished was published
 
 
 def attach_features(run: RunContext) -> None:
