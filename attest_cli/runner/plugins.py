@@ -13,7 +13,8 @@ is installed or removed. So the list found is kept in ``.attest/entry-points.jso
 (as stevedore keys its cache) by the interpreter, ``sys.path`` and, in each of its
 directories, the name and modification time of every ``*.dist-info`` and ``*.egg-info``
 directory - installing, upgrading, reinstalling or removing a distribution replaces one -
-and read again only when that key changes. The kept list is a cache, never a source of
+and read again only when that key changes. Up to :data:`KEPT_LISTS` lists are kept, one
+per interpreter and ``sys.path`` (``attest`` and ``python -m attest_cli`` differ). The kept list is a cache, never a source of
 truth: one that does not load, or does not match, is a miss and is rewritten.
 """
 
@@ -35,7 +36,8 @@ log = logging.getLogger("attest.pipeline")
 
 BUILTIN_PREFIX = "attest_cli."
 CACHE_FILE = "entry-points.json"
-_FORMAT = "attest-entry-points/1"
+_FORMAT = "attest-entry-points/2"
+KEPT_LISTS = 4  # one per distinct key (interpreter, sys.path), the most recently read
 _METADATA_DIRS = (".dist-info", ".egg-info")
 # the syntax of an entry point's value (importlib.metadata.EntryPoint.pattern)
 _VALUE = re.compile(r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$")
@@ -67,15 +69,16 @@ def declared_entry_points(cache_dir: Path | None = None) -> list[tuple[str, str]
     """(name, value) of each ``attest.run_features`` entry point, in path order."""
     key = _path_key()
     path = cache_dir / CACHE_FILE if cache_dir is not None else None
-    if path is not None:
-        kept = _read(path, key)
-        if kept is not None:
-            return kept
+    kept = _read(path) if path is not None else []
+    for item in kept:
+        if item["key"] == key:
+            return list(item["entry_points"])
     from importlib.metadata import entry_points
 
     found = [(ep.name, ep.value) for ep in entry_points(group=ENTRY_POINT_GROUP)]
-    if path is not None:
-        _write(path, key, found)
+    if path is not None:  # newest first; `attest` and `python -m attest_cli` differ in sys.path
+        others = [item for item in kept if item["key"][:2] != key[:2]]  # superseded: dropped
+        _write(path, [{"key": key, "entry_points": found}, *others][:KEPT_LISTS])
     return found
 
 
@@ -93,7 +96,7 @@ def _path_key() -> list[Any]:
             listing.append(_mtime(entry))
         except (OSError, ValueError):
             listing.append(None)
-    return [_FORMAT, sys.executable, list(sys.path), listing]
+    return [sys.executable, list(sys.path), listing]
 
 
 def _mtime(path: str) -> int | None:
@@ -103,26 +106,29 @@ def _mtime(path: str) -> int | None:
         return None
 
 
-def _read(path: Path, key: list[Any]) -> list[tuple[str, str]] | None:
+def _read(path: Path) -> list[dict[str, Any]]:
+    """The kept lists, each checked for shape (a malformed file is a miss)."""
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
-        if data["key"] != key:
-            return None
-        found = [(str(name), str(value)) for name, value in data["entry_points"]]
+        if data["format"] != _FORMAT:
+            return []
+        return [{"key": item["key"],
+                 "entry_points": [(str(name), str(value))
+                                  for name, value in item["entry_points"]]}
+                for item in data["lists"]]
     except FileNotFoundError:
-        return None
+        return []
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.debug("ignoring the kept entry points %s: %s", path, exc)
-        return None
-    return found
+        return []
 
 
-def _write(path: Path, key: list[Any], found: list[tuple[str, str]]) -> None:
+def _write(path: Path, lists: list[dict[str, Any]]) -> None:
     from attest_cli.atomic import write_atomic
 
     try:
-        write_atomic(path, json.dumps({"key": key, "entry_points": found}), sync=False)
+        write_atomic(path, json.dumps({"format": _FORMAT, "lists": lists}), sync=False)
     except OSError as exc:  # a cache: the next run reads the entry points again
         log.debug("could not keep the entry points in %s: %s", path, exc)
 

@@ -143,14 +143,19 @@ def test_a_cached_rerun_loads_no_module_it_does_not_use(project: Path) -> None:
                            text=True, timeout=60) for _ in range(2)]
     assert "importlib.metadata" in read[0].stdout, read[0].stderr  # the first run reads them
     assert read[1].stdout.strip() == "[]", read[1].stderr
+    # `python -m attest_cli` has another sys.path: its list is kept beside, not instead
+    assert attest("run", cwd=project).returncode == 0
+    again = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True,
+                           text=True, timeout=60)
+    assert again.stdout.strip() == "[]", again.stderr
     from attest_cli.metrics.history import HistoryDB  # the metrics feature recorded both
 
-    assert len(HistoryDB(project / ".attest" / "history.db").runs()) == 2
+    assert len(HistoryDB(project / ".attest" / "history.db").runs()) == 4
     # a kept list that does not parse is a miss: read again and rewritten
     kept = project / ".attest" / "entry-points.json"
     kept.write_text("{not json")
     assert attest("run", cwd=project).returncode == 0
-    names = [name for name, _ in json.loads(kept.read_text())["entry_points"]]
+    names = [name for name, _ in json.loads(kept.read_text())["lists"][0]["entry_points"]]
     assert {"cache", "tracing", "metrics", "attestation", "junit"} <= set(names)
 
 
