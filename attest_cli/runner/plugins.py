@@ -14,8 +14,8 @@ is installed or removed. So the list found is kept in ``.attest/entry-points.jso
 directories, the name and modification time of every ``*.dist-info`` and ``*.egg-info``
 directory - installing, upgrading, reinstalling or removing a distribution replaces one -
 and read again only when that key changes. Up to :data:`KEPT_LISTS` lists are kept, one
-per interpreter and ``sys.path`` (``attest`` and ``python -m attest_cli`` differ). The kept list is a cache, never a source of
-truth: one that does not load, or does not match, is a miss and is rewritten.
+per interpreter and ``sys.path`` (``attest`` and ``python -m attest_cli`` differ). The kept
+file is a cache, never a source of truth: one that does not load is a miss and is rewritten.
 """
 
 from __future__ import annotations
