@@ -7,6 +7,7 @@ carries; a traceback only with ``-v`` or ``ATTEST_DEBUG=1``.
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import sys
 from collections.abc import Callable, Iterator, MutableMapping
@@ -16,27 +17,10 @@ from typing import Any
 import typer
 
 from attest_cli import __version__
-from attest_cli.cli import (
-    analyze,
-    benchmark,
-    cache,
-    completion,
-    config,
-    examples,
-    health,
-    history,
-    init,
-    keys,
-    monitoring,
-    pipeline,
-    receipt,
-    run,
-    serve,
-    verify,
-)
+from attest_cli.cli import examples
 from attest_cli.errors import AttestError, ExitCode, disk_full
 
-_ROOT: dict[str, Any] = dict(
+app = typer.Typer(
     name="attest",
     help="Run pipelines whose every step is cached, signed and observable.",
     no_args_is_help=True,
@@ -45,7 +29,6 @@ _ROOT: dict[str, Any] = dict(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app = typer.Typer(**_ROOT)
 
 
 def _version(value: bool) -> None:
@@ -77,53 +60,42 @@ def root(
                          stdout=given.stdout, stderr=given.stderr)
 
 
-app.command("run", help=run.HELP)(run.run)
-app.command("init", help=init.HELP)(init.init)
-app.add_typer(pipeline.app, name="pipeline", help=pipeline.HELP)
-app.add_typer(config.app, name="config", help=config.HELP)
-app.add_typer(cache.app, name="cache", help=cache.HELP)
-app.add_typer(keys.app, name="keys", help=keys.HELP)
-app.command("verify", help=verify.HELP)(verify.verify)
-app.add_typer(receipt.app, name="receipt", help=receipt.HELP)
-app.command("history", help=history.HELP)(history.history)
-app.command("serve", help=serve.HELP)(serve.serve)
-app.command("health", help=health.HELP)(health.health)
-app.add_typer(monitoring.app, name="monitoring", help=monitoring.HELP)
-app.command("analyze", help=analyze.HELP)(analyze.analyze)
-app.add_typer(benchmark.app, name="benchmark", help=benchmark.HELP)
-app.command("completion", help=completion.HELP)(completion.completion)
+# attest's commands, each in the module attest_cli.cli.<name> (a function <name>, or a group
+# `app`, and its HELP), in help order: typer lists the commands, then the groups
+COMMANDS = ("run", "init", "verify", "history", "serve", "health", "analyze", "completion")
+GROUPS = ("pipeline", "config", "cache", "keys", "receipt", "monitoring", "benchmark")
 
 
 def click_command() -> Any:
     """The click command tree of :data:`app`, every command's help ending in an example.
 
-    Its commands are built on first use (:class:`_LazyCommands`): building all of them from
-    their signatures cost ~7 ms of every invocation that runs only one (``attest run``).
+    Its commands are imported and built on first use (:class:`_LazyCommands`): importing
+    every command's module and building each from its signature cost ~10 ms of every
+    invocation that runs only one (``attest run``).
     """
-    top = typer.Typer(**_ROOT)  # the root alone: its options, no commands
-    top.callback()(root)
-    group = typer.main.get_command(top)
+    group = typer.main.get_command(app)
     group.epilog = examples.epilog("", group=True)
-    builders: dict[str, Callable[[], Any]] = {}
-    for info in app.registered_commands:  # commands, then groups: typer's order
-        name = info.name or typer.main.get_command_name(info.callback.__name__)  # type: ignore[union-attr]
-        builders[name] = functools.partial(_build_command, info, (name,))
-    for sub in app.registered_groups:
-        builders[str(sub.name)] = functools.partial(_build_group, sub, (str(sub.name),))
-    group.commands = _LazyCommands(builders)  # type: ignore[attr-defined]
+    group.commands = _LazyCommands(  # type: ignore[attr-defined]
+        {name: functools.partial(_build, name, name in GROUPS) for name in (*COMMANDS, *GROUPS)})
     return group
 
 
-def _build_command(info: Any, path: tuple[str, ...]) -> Any:
-    return examples.add_epilogs(typer.main.get_command_from_info(
-        info, pretty_exceptions_short=app.pretty_exceptions_short,
-        rich_markup_mode=app.rich_markup_mode), path)
-
-
-def _build_group(info: Any, path: tuple[str, ...]) -> Any:
-    return examples.add_epilogs(typer.main.get_group_from_info(
-        info, pretty_exceptions_short=app.pretty_exceptions_short,
-        rich_markup_mode=app.rich_markup_mode, suggest_commands=app.suggest_commands), path)
+def _build(name: str, group: bool) -> Any:
+    """Command ``name`` as ``app.command(name, help=HELP)`` or ``app.add_typer`` make it."""
+    module = importlib.import_module(f"attest_cli.cli.{name}")
+    holder = typer.Typer()
+    command: Any
+    if group:
+        holder.add_typer(module.app, name=name, help=module.HELP)
+        command = typer.main.get_group_from_info(
+            holder.registered_groups[0], pretty_exceptions_short=app.pretty_exceptions_short,
+            rich_markup_mode=app.rich_markup_mode, suggest_commands=app.suggest_commands)
+    else:
+        holder.command(name, help=module.HELP)(getattr(module, name))
+        command = typer.main.get_command_from_info(
+            holder.registered_commands[0], pretty_exceptions_short=app.pretty_exceptions_short,
+            rich_markup_mode=app.rich_markup_mode)
+    return examples.add_epilogs(command, (name,))
 
 
 class _LazyCommands(MutableMapping[str, Any]):
