@@ -122,6 +122,7 @@ class HistoryDB:
         self.path = path
         self.retention_days = retention_days
         self._ready = False
+        self._held: sqlite3.Connection | None = None
 
     @classmethod
     def from_settings(cls, ctx: AppContext, settings: Settings) -> HistoryDB:
@@ -151,6 +152,36 @@ class HistoryDB:
                 conn.execute("ROLLBACK")
                 raise
         finally:
+            conn.close()
+
+    def hold(self) -> None:
+        """Keep one idle connection open until :meth:`release`.
+
+        The last connection to close checkpoints the WAL into the database (four fsyncs);
+        with one held, the per-call connections close without it, and a run pays for one
+        checkpoint, at its end, instead of one per write. Idle, it blocks no reader, writer
+        or checkpoint. A history that cannot be opened is left to the writes to report.
+        """
+        if self._held is not None:
+            return
+        try:
+            if not self._ready:
+                self.ensure()
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
+                                   isolation_level=None, check_same_thread=False)
+            try:
+                conn.execute("SELECT value FROM meta LIMIT 1").fetchall()  # opens the WAL
+            except sqlite3.Error:
+                conn.close()
+                raise
+        except (sqlite3.Error, OSError):
+            return
+        self._held = conn
+
+    def release(self) -> None:
+        """Close the connection :meth:`hold` opened (the checkpoint happens here)."""
+        conn, self._held = self._held, None
+        if conn is not None:
             conn.close()
 
     def ensure(self) -> None:
