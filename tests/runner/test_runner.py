@@ -129,6 +129,7 @@ UNUSED_ON_A_CACHED_RUN = {
     "yaml": "~10 ms: the pipeline's parse is kept between runs, and no config file exists",
     "_hashlib": "~3 ms (OpenSSL): run ids and temp names need only os.urandom",
     "attest_cli.cache.maintenance": "~1 ms: cache upkeep is due once a day",
+    "attest_cli.tracing.config": "~1 ms: tracing is off, and no OTLP header variable is set",
 }
 
 
