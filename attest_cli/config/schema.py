@@ -11,8 +11,7 @@ import difflib
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from attest_cli.errors import ConfigError
 
@@ -133,9 +132,11 @@ def _str_map(value: Any) -> dict[str, str]:
     raise ValueError("expected a mapping (or key=value,key2=value2)")
 
 
-@dataclass(frozen=True)
-class Key:
-    """One configuration key: how to parse it, its default and what it is for."""
+class Key(NamedTuple):
+    """One configuration key: how to parse it, its default and what it is for.
+
+    (A NamedTuple: a frozen dataclass costs ~0.8 ms more to define, on every invocation.)
+    """
 
     name: str
     kind: str  # bool, int, float, str, size, duration, list, map, enum
@@ -145,7 +146,7 @@ class Key:
     minimum: float | None = None
     maximum: float | None = None
     secret: bool = False
-    parse: Callable[[Any], Any] = field(default=_str, repr=False, compare=False)
+    parse: Callable[[Any], Any] = _str
 
     def coerce(self, value: Any) -> Any:
         """Parse a raw value (from YAML, env or the command line) or raise ``ValueError``."""
