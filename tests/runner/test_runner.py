@@ -130,6 +130,7 @@ UNUSED_ON_A_CACHED_RUN = {
     "_hashlib": "~3 ms (OpenSSL): run ids and temp names need only os.urandom",
     "attest_cli.cache.maintenance": "~1 ms: cache upkeep is due once a day",
     "attest_cli.tracing.config": "~1 ms: tracing is off, and no OTLP header variable is set",
+    "tempfile": "~1 ms with random: atomic writes name their temp files from os.urandom",
 }
 
 
