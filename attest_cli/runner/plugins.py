@@ -30,6 +30,8 @@ import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from attest_cli.errors import InputError
+from attest_cli.regularfile import read_regular
 from attest_cli.runner.features import ENTRY_POINT_GROUP, THIRD_PARTY_ORDER, RunFeature
 
 log = logging.getLogger("attest.pipeline")
@@ -38,6 +40,7 @@ BUILTIN_PREFIX = "attest_cli."
 CACHE_FILE = "entry-points.json"
 _FORMAT = "attest-entry-points/2"
 KEPT_LISTS = 4  # one per distinct key (interpreter, sys.path), the most recently read
+MAX_BYTES = 4 * 2**20  # the kept file: a few KB per list (the key lists the distributions)
 _METADATA_DIRS = (".dist-info", ".egg-info")
 # the syntax of an entry point's value (importlib.metadata.EntryPoint.pattern)
 _VALUE = re.compile(r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$")
@@ -108,18 +111,15 @@ def _mtime(path: str) -> int | None:
 
 def _read(path: Path) -> list[dict[str, Any]]:
     """The kept lists, each checked for shape (a malformed file is a miss)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+    try:  # a regular file within its bound, as every file attest reads (docs/security.md)
+        data = json.loads(read_regular(path, max_bytes=MAX_BYTES, label=str(path)))
         if data["format"] != _FORMAT:
             return []
         return [{"key": item["key"],
                  "entry_points": [(str(name), str(value))
                                   for name, value in item["entry_points"]]}
                 for item in data["lists"]]
-    except FileNotFoundError:
-        return []
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (InputError, OSError, ValueError, KeyError, TypeError) as exc:
         log.debug("ignoring the kept entry points %s: %s", path, exc)
         return []
 
@@ -129,7 +129,7 @@ def _write(path: Path, lists: list[dict[str, Any]]) -> None:
 
     try:
         write_atomic(path, json.dumps({"format": _FORMAT, "lists": lists}), sync=False)
-    except OSError as exc:  # a cache: the next run reads the entry points again
+    except (InputError, OSError) as exc:  # a cache: the next run reads them again
         log.debug("could not keep the entry points in %s: %s", path, exc)
 
 

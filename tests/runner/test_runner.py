@@ -162,6 +162,16 @@ def test_a_cached_rerun_loads_no_module_it_does_not_use(project: Path) -> None:
     assert {"cache", "tracing", "metrics", "attestation", "junit"} <= set(names)
 
 
+def test_a_kept_entry_point_list_that_is_not_a_regular_file_is_a_miss(project: Path) -> None:
+    """Like every file attest reads: a FIFO in its place is never waited on."""
+    write_pipeline(project, PIPELINE)
+    (project / ".attest").mkdir()
+    os.mkfifo(project / ".attest" / "entry-points.json")
+    proc = attest("run", cwd=project, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert (project / ".attest" / "history.db").exists()  # the features were attached
+
+
 def test_help_reads_no_feature_entry_points(project: Path) -> None:
     code = ("import sys, importlib.metadata as md\n"
             "calls = []\n"
