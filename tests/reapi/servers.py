@@ -129,10 +129,12 @@ MUTATING = {"/build.bazel.remote.execution.v2.ActionCache/UpdateActionResult",
 @dataclass
 class RecordingProxy:
     """Forwards every gRPC call to ``upstream`` as raw bytes; records each method's name and
-    its metadata. What attest sends is what the server gets: nothing is mocked."""
+    its metadata. What attest sends is what the server gets: nothing is mocked. A lying
+    server: ``answers[method name]`` (serialised bytes) replaces the server's answer."""
 
     upstream: str
     calls: list[str] = field(default_factory=list)
+    answers: dict[str, bytes] = field(default_factory=dict)
     metadata: list[dict[str, str]] = field(default_factory=list)
     port: int = 0
     server: Any = None
@@ -183,6 +185,9 @@ def start_proxy(upstream: str) -> RecordingProxy:
             single = channel.unary_unary(method)
 
             def unary_unary(request: bytes, context: Any) -> bytes:
+                lie = proxy.answers.get(method.rsplit("/", 1)[-1])
+                if lie is not None:
+                    return lie
                 try:
                     return single(request, metadata=forward)
                 except grpc.RpcError as exc:

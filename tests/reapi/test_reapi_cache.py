@@ -1,0 +1,132 @@
+"""``cache.backend: reapi`` end to end: attest runs against a real BuildGrid server."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from attest_cli.cache.restore import process_umask
+from tests.cache.helpers import (
+    make_project,
+    run,
+    runs,
+    snapshot,
+    statuses,
+    step,
+    with_section,
+)
+from tests.reapi.servers import MUTATING, ReapiServer, RecordingProxy
+from tests.support import attest, free_port
+
+pytestmark = pytest.mark.integration
+
+OUTPUTS = ["out/a.txt", "out/bin/run.sh", "out/empty", "out/link.txt", "other.txt", "final.txt"]
+
+
+def section(url: str, **extra: object) -> str:
+    fields = ", ".join([f"backend: reapi, endpoint: '{url}', instance: main",
+                        *(f"{k}: {v}" for k, v in extra.items())])
+    return f"cache: {{{fields}}}\n"
+
+
+def checkout(root: Path, url: str, **extra: object) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    return make_project(root, with_section(section(url, **extra)))
+
+
+def test_hits_are_shared_between_two_checkouts(tmp_path: Path, buildgrid: ReapiServer) -> None:
+    first = checkout(tmp_path / "alice", buildgrid.url)
+    _, report = run(first)
+    assert statuses(report) == {"gen": "success", "other": "success", "final": "success"}
+    assert report["cache"]["reapi"]["misses"] == 3
+    assert report["cache"]["reapi"]["stored_bytes"] > 0
+    expected = snapshot(first, OUTPUTS)
+    second = checkout(tmp_path / "bob", buildgrid.url)  # another directory, same project
+    _, report = run(second)
+    assert statuses(report) == {"gen": "cached", "other": "cached", "final": "cached"}
+    assert report["cache"] == {"reapi": {"hits": 3, "misses": 0, "stored_bytes": 0}}
+    assert {step(report, n)["cache_backend"] for n in ("gen", "other", "final")} == {"reapi"}
+    assert (runs(second, "gen"), runs(second, "other"), runs(second, "final")) == (0, 0, 0)
+    # the same files, executable bit, link and (umask-moded) empty directory
+    expected["out/empty"] = ("dir", 0o777 & ~process_umask())
+    assert snapshot(second, OUTPUTS) == expected
+    assert (second / "final.txt").read_text() == "alpha\nbeta\n"
+    # the hit filled bob's local tier: the next run is answered locally
+    _, report = run(second)
+    assert report["cache"]["local"]["hits"] == 3
+    # a changed input is a miss in the Action Cache too, and only downstream re-runs
+    (second / "src" / "a.txt").write_text("alpha, changed\n")
+    shutil.rmtree(second / ".attest" / "cache")
+    _, report = run(second)
+    assert statuses(report) == {"gen": "success", "other": "cached", "final": "success"}
+
+
+def test_read_only_sends_no_mutating_call(tmp_path: Path,
+                                          recording_proxy: RecordingProxy) -> None:
+    root = checkout(tmp_path / "p", recording_proxy.url, mode="read-only")
+    _, report = run(root)
+    assert statuses(report) == {"gen": "success", "other": "success", "final": "success"}
+    assert report["cache"]["local"]["stored_bytes"] > 0
+    assert "GetActionResult" in recording_proxy.methods()  # it did ask
+    assert not set(recording_proxy.calls) & MUTATING, recording_proxy.calls
+    # and a read-write checkout elsewhere still misses: nothing was stored
+    other = checkout(tmp_path / "q", recording_proxy.url)
+    _, report = run(other)
+    assert report["cache"]["reapi"]["misses"] == 3
+
+
+def test_server_down_warns_once_and_runs_locally(project: Path) -> None:
+    checkout(project, f"grpc://127.0.0.1:{free_port()}", timeout=2)
+    proc, report = run(project)
+    assert statuses(report) == {"gen": "success", "other": "success", "final": "success"}
+    warnings = [line for line in proc.stderr.splitlines() if "cache unavailable" in line]
+    assert len(warnings) == 1, proc.stderr
+    assert "reapi cache unavailable, continuing without it" in warnings[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_required_server_down_fails_the_run(project: Path) -> None:
+    checkout(project, f"grpc://127.0.0.1:{free_port()}", timeout=2, required="true")
+    proc = attest("run", cwd=project)
+    assert proc.returncode == 1, proc.stderr
+    assert "cache.required is true and the reapi cache is unreachable" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert runs(project, "gen") == 0
+
+
+def test_token_headers_are_sent_and_never_logged(tmp_path: Path,
+                                                 recording_proxy: RecordingProxy) -> None:
+    token = "bb-token-8d1e2f"
+    root = checkout(tmp_path / "p", recording_proxy.url,
+                    headers=f"{{x-buildbuddy-api-key: {token}}}")
+    proc, _ = run(root, "-v")
+    assert {m.get("x-buildbuddy-api-key") for m in recording_proxy.metadata} == {token}
+    assert token not in proc.stderr + proc.stdout
+    for path in (root / ".attest").rglob("*"):
+        if path.is_file() and "cache" not in path.parts:
+            assert token.encode() not in path.read_bytes(), path
+
+
+def test_bad_endpoint_is_a_config_error(project: Path) -> None:
+    checkout(project, "http://127.0.0.1:1")
+    proc = attest("run", cwd=project)
+    assert proc.returncode == 2
+    assert "cache.endpoint" in proc.stderr and "grpc://host:port" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_cache_explain_shows_the_reapi_entry(project: Path, buildgrid: ReapiServer) -> None:
+    checkout(project, buildgrid.url)
+    before = json.loads(attest("cache", "explain", "gen", "-f", "json", cwd=project).stdout)
+    assert before["in_cache"]["reapi"] is False and before["would_hit"] is False
+    run(project)
+    after = json.loads(attest("cache", "explain", "gen", "-f", "json", cwd=project).stdout)
+    assert after["in_cache"] == {"local": True, "reapi": True}
+    hash_, size = after["reapi_action"].split("/")
+    assert len(hash_) == 64 and int(size) > 0
+    assert after["reapi_action"] == before["reapi_action"]
+    table = attest("cache", "explain", "gen", cwd=project).stdout
+    assert "reapi: present" in table and f"reapi action: {after['reapi_action']}" in table
