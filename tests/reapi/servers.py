@@ -213,13 +213,23 @@ def recording_proxy(buildgrid: ReapiServer) -> Iterator[RecordingProxy]:
 
 
 # -- a server that accepts and never answers --------------------------------------------
+@dataclass
+class BlackHole:
+    port: int
+    held: list[socket.socket] = field(default_factory=list)
+
+    @property
+    def connections(self) -> int:
+        return len(self.held)
+
+
 @pytest.fixture
-def black_hole() -> Iterator[int]:
+def black_hole() -> Iterator[BlackHole]:
     """A TCP port that accepts connections and never sends a byte (a hung server)."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
-    held: list[socket.socket] = []
+    hole = BlackHole(port=listener.getsockname()[1])
     stopping = threading.Event()
 
     def accept() -> None:
@@ -229,15 +239,15 @@ def black_hole() -> Iterator[int]:
                 conn, _ = listener.accept()
             except OSError:
                 continue
-            held.append(conn)
+            hole.held.append(conn)
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
     try:
-        yield listener.getsockname()[1]
+        yield hole
     finally:
         stopping.set()
         thread.join(5)
-        for conn in held:
+        for conn in hole.held:
             conn.close()
         listener.close()

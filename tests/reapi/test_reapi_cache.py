@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from attest_cli.cache.restore import process_umask
 from tests.cache.helpers import (
+    forget_locally,
     make_project,
     run,
     runs,
@@ -18,8 +24,8 @@ from tests.cache.helpers import (
     step,
     with_section,
 )
-from tests.reapi.servers import MUTATING, ReapiServer, RecordingProxy
-from tests.support import attest, free_port
+from tests.reapi.servers import MUTATING, BlackHole, ReapiServer, RecordingProxy
+from tests.support import attest, free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -108,6 +114,35 @@ def test_token_headers_are_sent_and_never_logged(tmp_path: Path,
     for path in (root / ".attest").rglob("*"):
         if path.is_file() and "cache" not in path.parts:
             assert token.encode() not in path.read_bytes(), path
+
+
+def test_a_hung_server_neither_hangs_the_run_nor_holds_up_ctrl_c(
+        project: Path, black_hole: BlackHole) -> None:
+    checkout(project, f"grpc://127.0.0.1:{black_hole.port}", timeout=1)
+    started = time.monotonic()
+    _, report = run(project, "-j", "1")
+    assert time.monotonic() - started < 20  # one deadline, then the breaker; never a hang
+    assert statuses(report) == {"gen": "success", "other": "success", "final": "success"}
+    # with a long deadline, SIGINT still ends the run promptly
+    checkout(project, f"grpc://127.0.0.1:{black_hole.port}", timeout=60)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTEST_")}
+    env["XDG_CONFIG_HOME"] = str(project / ".xdg")
+    before = black_hole.connections
+    forget_locally(project)
+    child = subprocess.Popen([sys.executable, "-m", "attest_cli", "run"], cwd=project, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # interrupt once the first call is stuck in the black hole (not after a guessed sleep)
+    assert wait_for(lambda: black_hole.connections > before, 30), "no call reached the server"
+    time.sleep(0.3)
+    child.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    try:
+        child.communicate(timeout=10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert time.monotonic() - sent < 10
+    assert child.returncode == 130
 
 
 def test_bad_endpoint_is_a_config_error(project: Path) -> None:
