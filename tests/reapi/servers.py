@@ -27,7 +27,7 @@ BGD_CONFIG = """
 server:
   - !channel
     address: "127.0.0.1:{port}"
-    insecure-mode: true
+{channel_security}
 authorization:
   method: none
 storages:
@@ -80,13 +80,18 @@ class ReapiServer:
         return f"127.0.0.1:{self.port}"
 
 
-def start_buildgrid(directory: Path) -> ReapiServer:
-    """``bgd server start`` on a free loopback port (cache-only: no scheduler, no DB)."""
+def start_buildgrid(directory: Path, tls: tuple[Path, Path] | None = None) -> ReapiServer:
+    """``bgd server start`` on a free loopback port (cache-only: no scheduler, no DB);
+    ``tls``: its (key, certificate) files, serving TLS only."""
     binary = bgd_binary()
+    security = "    insecure-mode: true" if tls is None else (
+        "    insecure-mode: false\n    credentials:\n"
+        f"      tls-server-key: {tls[0]}\n      tls-server-cert: {tls[1]}")
 
     def argv(port: int) -> list[str]:
         config = directory / f"bgd-{port}.yml"
-        config.write_text(BGD_CONFIG.format(port=port, instance=INSTANCE))
+        config.write_text(BGD_CONFIG.format(port=port, instance=INSTANCE,
+                                            channel_security=security))
         return [binary, "server", "start", str(config)]
 
     try:

@@ -24,8 +24,15 @@ from tests.cache.helpers import (
     step,
     with_section,
 )
-from tests.reapi.servers import MUTATING, BlackHole, ReapiServer, RecordingProxy
-from tests.support import attest, free_port, wait_for
+from tests.reapi.servers import (
+    MUTATING,
+    BlackHole,
+    ReapiServer,
+    RecordingProxy,
+    start_buildgrid,
+    stop,
+)
+from tests.support import attest, free_port, wait_for, write_pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -165,3 +172,47 @@ def test_cache_explain_shows_the_reapi_entry(project: Path, buildgrid: ReapiServ
     assert after["reapi_action"] == before["reapi_action"]
     table = attest("cache", "explain", "gen", cwd=project).stdout
     assert "reapi: present" in table and f"reapi action: {after['reapi_action']}" in table
+
+
+def test_big_outputs_go_through_bytestream_both_ways(tmp_path: Path,
+                                                    recording_proxy: RecordingProxy) -> None:
+    """An output above the batch limit (BuildGrid: 4 MiB) is written with ByteStream Write
+    and restored with ByteStream Read, verified, in another checkout."""
+    pipeline = f"""
+    name: big
+    cache: {{backend: reapi, endpoint: '{recording_proxy.url}', instance: main, timeout: 30}}
+    steps:
+      make:
+        run: head -c 6000000 /dev/urandom > big.bin
+        outputs: [big.bin]
+    """
+    alice, bob = tmp_path / "alice", tmp_path / "bob"
+    for root in (alice, bob):
+        root.mkdir()
+        write_pipeline(root, pipeline)
+    run(alice)
+    assert "Write" in recording_proxy.methods()
+    _, report = run(bob)
+    assert statuses(report) == {"make": "cached"}
+    assert "Read" in recording_proxy.methods()
+    assert (bob / "big.bin").read_bytes() == (alice / "big.bin").read_bytes()
+
+
+def test_grpcs_with_a_private_ca(tmp_path: Path) -> None:
+    from tests.cache.test_cache_remote import _self_signed
+
+    key, cert = _self_signed(tmp_path)
+    server = start_buildgrid(tmp_path, tls=(key, cert))
+    try:
+        url = f"grpcs://127.0.0.1:{server.port}"
+        alice = checkout(tmp_path / "alice", url, tls_ca=f"'{cert}'")
+        run(alice)
+        _, report = run(checkout(tmp_path / "bob", url, tls_ca=f"'{cert}'"))
+        assert report["cache"] == {"reapi": {"hits": 3, "misses": 0, "stored_bytes": 0}}
+        # without the CA the server's certificate is not trusted: one warning, steps run
+        carol = checkout(tmp_path / "carol", url)
+        proc, report = run(carol)
+        assert statuses(report) == {"gen": "success", "other": "success", "final": "success"}
+        assert sum("reapi cache unavailable" in ln for ln in proc.stderr.splitlines()) == 1
+    finally:
+        stop(server.proc)
