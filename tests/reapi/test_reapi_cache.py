@@ -67,6 +67,9 @@ def test_hits_are_shared_between_two_checkouts(tmp_path: Path, buildgrid: ReapiS
     expected["out/empty"] = ("dir", 0o777 & ~process_umask())
     assert snapshot(second, OUTPUTS) == expected
     assert (second / "final.txt").read_text() == "alpha\nbeta\n"
+    # the step's captured log came back too (the ActionResult's stdout)
+    logs = list((second / ".attest" / "logs").rglob("gen.log"))
+    assert [p.read_text() for p in logs] == ["generated gen\n"]
     # the hit filled bob's local tier: the next run is answered locally
     _, report = run(second)
     assert report["cache"]["local"]["hits"] == 3
