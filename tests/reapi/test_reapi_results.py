@@ -21,8 +21,8 @@ LIMITS = results.Limits(max_total_bytes=1 << 30)
 
 
 @pytest.fixture
-def cas(buildgrid: ReapiServer) -> Any:
-    with Remote(Endpoint(buildgrid.url, instance="main")) as remote:
+def cas(shared_buildgrid: ReapiServer) -> Any:
+    with Remote(Endpoint(shared_buildgrid.url, instance="main")) as remote:
         yield Cas(remote, capabilities.fetch(remote))
 
 
