@@ -1,13 +1,14 @@
-"""ActionResults to and from the workspace.
+"""ActionResults into the workspace.
 
 Reading one (a cache hit, or what a remote worker produced) trusts nothing in it: every
 output path passes the cache manifest's own checks (:func:`attest_cli.cache.manifest.
-check_path` / ``check_link``: plain relative paths, links that stay inside), must be among
-the step's declared outputs when the caller says which those are, and may not reach
-attest's state directory; sizes, counts and tree depth are bounded before anything is
-downloaded; each blob is checked against its digest; files are written by the cache's
-restore code (:func:`attest_cli.cache.restore.restore_files`: no symlink followed, temp file
-and rename, only the executable bit kept). Any breach is :class:`~.errors.UnsafeResult`.
+check_path` / ``check_link``: plain relative paths, links that stay inside), may not
+reach attest's state directory, and must be among the step's declared outputs when the
+caller says which those are (or is left out, for remote execution's glob directories);
+sizes, counts and tree depth are bounded before anything is downloaded; each blob is
+checked against its digest; files are written by the cache's restore code
+(:func:`attest_cli.cache.restore.restore_files`: no symlink followed, temp file and rename,
+only the executable bit kept). Any breach is :class:`~.errors.UnsafeResult`.
 """
 
 from __future__ import annotations
