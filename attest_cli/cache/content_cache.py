@@ -250,9 +250,8 @@ class ContentCache:
             log_text = log_bytes.decode("utf-8", "replace")
             outputs = [{"path": f.path, "hash": f.digest} for f in manifest.files
                        if f.kind != "dir"]
-            if len(outputs) == len(manifest.files):
-                self._note_fresh(ctx, parts, states, manifest.output_digest, outputs,
-                                 manifest.log_digest if log_bytes else None)
+            self._note_fresh(ctx, parts, states, manifest.output_digest, outputs,
+                             manifest.log_digest if log_bytes else None)
             return CacheDecision(
                 hit=True, backend=backend.name, key=key, log_text=log_text,
                 output_digest=manifest.output_digest, outputs=outputs,
@@ -400,9 +399,8 @@ class ContentCache:
                 log.debug("not stored in %s: %s", self.remote.name, exc)
         self._remember(ctx.pipeline, step, state.parts)
         outputs = [{"path": f.path, "hash": f.digest} for f in stored_files if f.kind != "dir"]
-        if len(outputs) == len(stored_files):
-            self._note_fresh(ctx, state.parts, state.inputs, manifest.output_digest, outputs,
-                             log_digest if log_bytes else None)
+        self._note_fresh(ctx, state.parts, state.inputs, manifest.output_digest, outputs,
+                         log_digest if log_bytes else None)
         return StoreOutcome(stored=True, bytes=written, output_digest=manifest.output_digest,
                             outputs=outputs)
 
