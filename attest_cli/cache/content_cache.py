@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import orjson
+
 from attest_cli.atomic import write_atomic
 from attest_cli.cache import store as entries
 from attest_cli.cache.backends.base import BackendUnavailable, CacheBackend
@@ -162,7 +164,7 @@ class ContentCache:
         record = {"key": parts.key, "pipeline": pipeline.name, "step": step.name,
                   "components": parts.items, "at": time.time()}
         try:
-            write_atomic(path, json.dumps(record, separators=(",", ":")), sync=False)
+            write_atomic(path, orjson.dumps(record), sync=False)
             self._dirty = True
         except OSError as exc:
             log.debug("could not record the last entry of %s: %s", step.name, exc)

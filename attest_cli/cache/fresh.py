@@ -79,7 +79,8 @@ def fingerprint(pipeline: Pipeline, step: Step, environ: Mapping[str, str]) -> s
     return bytes_digest(text.encode("utf-8", "surrogateescape"))
 
 
-def vouchers(base: str, patterns: Sequence[str], found: Sequence[str]
+def vouchers(base: str, patterns: Sequence[str], found: Sequence[str],
+             known: Mapping[str, Signature] | None = None
              ) -> list[tuple[str, Signature, bool]] | None:
     """The files and directories whose ``lstat`` signatures vouch that ``patterns`` still
     expand to exactly ``found`` with the same contents; None if no such set exists.
@@ -88,42 +89,46 @@ def vouchers(base: str, patterns: Sequence[str], found: Sequence[str]
     is vouched for by every directory of its tree (an entry added, removed or renamed
     moves its directory's mtime) and every file in it. Globs, symlinks and special files
     have no vouchers: a glob's membership depends on directories it did not name, and a
-    link's target can change without the link's own ``lstat`` changing."""
+    link's target can change without the link's own ``lstat`` changing. ``known`` holds
+    signatures just taken (the key's inputs): those files are not ``lstat``-ed again."""
+    known = known or {}
     out: list[tuple[str, Signature, bool]] = []
     seen: set[str] = set()
-    for pattern in patterns:
-        literal = pattern.rstrip("/")
-        if literal.endswith("/**"):
-            literal = literal[:-3]
-        if is_glob(literal):
-            return None
-        rel = os.path.normpath(literal)
-        try:
-            st = os.lstat(os.path.join(base, rel))
-        except OSError:
-            return None
-        if stat.S_ISREG(st.st_mode) and literal == pattern:
-            out.append((rel, signature_of(st), False))
-            seen.add(rel)
-            continue
-        if not stat.S_ISDIR(st.st_mode):
-            return None
-        for dirpath, dirnames, filenames in os.walk(os.path.join(base, rel)):
-            here = os.path.relpath(dirpath, base)
-            try:
-                out.append((here, signature_of(os.lstat(dirpath)), True))
-                for name in dirnames:
-                    if os.path.islink(os.path.join(dirpath, name)):
-                        return None
-                for name in filenames:
-                    fst = os.lstat(os.path.join(dirpath, name))
-                    if not stat.S_ISREG(fst.st_mode):
-                        return None
-                    path = os.path.join(here, name)
-                    out.append((path, signature_of(fst), False))
-                    seen.add(path)
-            except OSError:
+
+    def sig(rel: str) -> Signature:
+        return known.get(rel) or signature_of(os.lstat(os.path.join(base, rel)))
+
+    try:
+        for pattern in patterns:
+            literal = pattern.rstrip("/")
+            if literal.endswith("/**"):
+                literal = literal[:-3]
+            if is_glob(literal):
                 return None
+            rel = os.path.normpath(literal)
+            st = os.lstat(os.path.join(base, rel))
+            if stat.S_ISREG(st.st_mode) and literal == pattern:
+                out.append((rel, signature_of(st), False))
+                seen.add(rel)
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                return None
+            stack = [rel]
+            while stack:
+                here = stack.pop()
+                out.append((here, signature_of(os.lstat(os.path.join(base, here))), True))
+                with os.scandir(os.path.join(base, here)) as it:
+                    for entry in it:  # the type from the directory itself: no stat
+                        path = os.path.join(here, entry.name)
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(path)
+                        elif entry.is_file(follow_symlinks=False):
+                            out.append((path, sig(path), False))
+                            seen.add(path)
+                        else:
+                            return None  # a symlink or a special file
+    except OSError:
+        return None
     return out if seen == set(found) else None
 
 
@@ -192,13 +197,12 @@ class FreshIndex:
         if not all(s.kind in ("file", "dir") and s.target is None for s in inputs):
             return
         base = str(pipeline.root)
-        ins = vouchers(base, step.inputs, [s.path for s in inputs if s.kind == "file"])
+        # the key's own signatures (the store re-checked them after the step ran)
+        at_key = {s.path: s.signature for s in inputs if s.kind == "file"}
+        ins = vouchers(base, step.inputs, list(at_key), at_key)
         outs = vouchers(base, step.outputs, [p for p, _ in outputs])
         if ins is None or outs is None:
             return
-        at_key = {s.path: s.signature for s in inputs}
-        if any(not is_dir and at_key.get(rel, sig) != sig for rel, sig, is_dir in ins):
-            return  # changed since the key was computed
         files = [*ins, *outs]
         settled = time.time_ns() - int(RACY_SECONDS * 1e9)
         if any(sig[3] >= settled or sig[4] >= settled for _, sig, _ in files):
