@@ -19,9 +19,11 @@ import logging
 import os
 import queue
 import threading
+from collections import ChainMap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from attest_cli.deadline import note_signal
 from attest_cli.engine.events import (
@@ -336,7 +338,10 @@ class Scheduler:
         lookup decides instead."""
         if self.cache is None or not self._looks_up(step):
             return None
-        env = self._env_for(step)
+        # the environment _env_for would build, as a view: the check reads a few names
+        env = ChainMap({"ATTEST_RUN_ID": self.report.run_id, "ATTEST_STEP": step.name,
+                        "ATTEST_PIPELINE": self.pipeline.name}, step.env, self.pipeline.env,
+                       cast("dict[str, str]", self.options.base_env))  # read, never written
         t0 = self.clock.monotonic()
         try:
             decision = self.cache.fresh(StepContext(
@@ -348,9 +353,10 @@ class Scheduler:
         if decision is None:
             return None
         masked_cmd = self.masker(step.run)
-        log_path = self.options.logs_dir / f"{step.name}.log"
+        log_path = self.options.logs_dir / f"{step.name}.log" if decision.log_text else None
         result = StepResult(name=step.name, command=masked_cmd, slot=slot,
-                            started_at=self.clock.time(), log_file=str(log_path))
+                            started_at=self.clock.time(),
+                            log_file=str(log_path) if log_path else None)
         self.bus.publish(StepStarted(run_id=self.report.run_id, step=step.name,
                                      command=masked_cmd, slot=slot, lookup=True))
         self.bus.publish(CacheChecked(step=step.name, backend=decision.backend, hit=True,
@@ -395,8 +401,9 @@ class Scheduler:
                                      reason=stored.reason))
 
     def _replay(self, step: Step, result: StepResult, decision: CacheDecision,
-                log_path: Path) -> StepResult:
+                log_path: Path | None) -> StepResult:
         if decision.log_text:  # no empty log files: a missing log reads as empty
+            assert log_path is not None
             log_path.parent.mkdir(parents=True, exist_ok=True)
             log_path.write_text(decision.log_text, encoding="utf-8")
         else:

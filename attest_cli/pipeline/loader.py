@@ -117,20 +117,24 @@ def _step(doc: LocatedYAML, name: str, body: Any, where: tuple[str, ...]) -> Ste
     cache = body.get("cache", True)
     if not isinstance(cache, bool):
         raise doc.error("expected true or false", *where, "cache")
+    # keys a step does not have cost nothing (most steps have two or three of the ten)
     return Step(
         name=name, run=run,
-        needs=_names(doc, body.get("needs", []), (*where, "needs"), _NAME, "step name"),
-        inputs=_strings(doc, body.get("inputs", []), (*where, "inputs")),
-        outputs=_strings(doc, body.get("outputs", []), (*where, "outputs")),
-        env=_env_map(doc, body.get("env", {}), (*where, "env")),
+        needs=_names(doc, body["needs"], (*where, "needs"), _NAME, "step name")
+        if "needs" in body else (),
+        inputs=_strings(doc, body["inputs"], (*where, "inputs")) if "inputs" in body else (),
+        outputs=_strings(doc, body["outputs"], (*where, "outputs"))
+        if "outputs" in body else (),
+        env=_env_map(doc, body["env"], (*where, "env")) if "env" in body else {},
         timeout=timeout, cache=cache,
-        cache_env=_names(doc, body.get("cache_env", []), (*where, "cache_env"), _ENV_NAME,
-                         "variable name"),
-        cache_exclude_env=_names(doc, body.get("cache_exclude_env", []),
-                                 (*where, "cache_exclude_env"), _ENV_NAME, "variable name"),
-        secrets=_names(doc, body.get("secrets", []), (*where, "secrets"), _ENV_NAME,
-                       "variable name"),
-        line=doc.line(*where), location=where,
+        cache_env=_names(doc, body["cache_env"], (*where, "cache_env"), _ENV_NAME,
+                         "variable name") if "cache_env" in body else (),
+        cache_exclude_env=_names(doc, body["cache_exclude_env"], (*where, "cache_exclude_env"),
+                                 _ENV_NAME, "variable name")
+        if "cache_exclude_env" in body else (),
+        secrets=_names(doc, body["secrets"], (*where, "secrets"), _ENV_NAME, "variable name")
+        if "secrets" in body else (),
+        line=doc.lines.get(where) or doc.line(*where), location=where,
     )
 
 
@@ -139,9 +143,10 @@ def _strings(doc: LocatedYAML, value: Any, where: tuple[str, ...]) -> tuple[str,
         value = [value]
     if not isinstance(value, list):
         raise doc.error("expected a list of strings", *where)
-    for i, item in enumerate(value):
-        if not isinstance(item, str) or not item:
-            raise doc.error("expected a non-empty string", *where, str(i))
+    if not all(type(item) is str and item for item in value):
+        for i, item in enumerate(value):
+            if not isinstance(item, str) or not item:
+                raise doc.error("expected a non-empty string", *where, str(i))
     return tuple(value)
 
 
