@@ -20,7 +20,7 @@ from attest_cli.yamlfile import LocatedYAML, load_yaml
 
 TOP_KEYS = {"version", "name", "env", "steps"} | PIPELINE_SECTIONS
 STEP_KEYS = {"run", "needs", "inputs", "outputs", "env", "timeout", "cache", "cache_env",
-             "cache_exclude_env", "secrets"}
+             "cache_exclude_env", "secrets", "remote", "platform", "do_not_cache"}
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -114,16 +114,20 @@ def _step(doc: LocatedYAML, name: str, body: Any, where: tuple[str, ...]) -> Ste
             raise doc.error(str(exc), *where, "timeout") from None
         if timeout <= 0:
             raise doc.error("must be greater than 0", *where, "timeout")
-    cache = body.get("cache", True)
-    if not isinstance(cache, bool):
-        raise doc.error("expected true or false", *where, "cache")
+    flags = {}
+    for key, default in (("cache", True), ("remote", True), ("do_not_cache", False)):
+        flags[key] = body.get(key, default)
+        if not isinstance(flags[key], bool):
+            raise doc.error("expected true or false", *where, key)
     return Step(
         name=name, run=run,
         needs=_names(doc, body.get("needs", []), (*where, "needs"), _NAME, "step name"),
         inputs=_strings(doc, body.get("inputs", []), (*where, "inputs")),
         outputs=_strings(doc, body.get("outputs", []), (*where, "outputs")),
         env=_env_map(doc, body.get("env", {}), (*where, "env")),
-        timeout=timeout, cache=cache,
+        timeout=timeout, cache=flags["cache"], remote=flags["remote"],
+        do_not_cache=flags["do_not_cache"],
+        platform=_platform(doc, body.get("platform", {}), (*where, "platform")),
         cache_env=_names(doc, body.get("cache_env", []), (*where, "cache_env"), _ENV_NAME,
                          "variable name"),
         cache_exclude_env=_names(doc, body.get("cache_exclude_env", []),
@@ -164,6 +168,23 @@ def _env_map(doc: LocatedYAML, value: Any, where: tuple[str, ...]) -> dict[str, 
         key = str(k)
         if not _ENV_NAME.match(key):
             raise doc.error(f"'{key}' is not a valid variable name", *where, key)
+        if isinstance(v, dict | list) or v is None:
+            raise doc.error("expected a string, number or boolean", *where, key)
+        out[key] = ("true" if v else "false") if isinstance(v, bool) else str(v)
+    return out
+
+
+def _platform(doc: LocatedYAML, value: Any, where: tuple[str, ...]) -> dict[str, str]:
+    """REAPI platform properties: a mapping of non-empty names to scalar values."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise doc.error("expected a mapping of property: value (e.g. OSFamily: linux)", *where)
+    out: dict[str, str] = {}
+    for k, v in value.items():
+        key = str(k)
+        if not key.strip():
+            raise doc.error("a platform property needs a name", *where)
         if isinstance(v, dict | list) or v is None:
             raise doc.error("expected a string, number or boolean", *where, key)
         out[key] = ("true" if v else "false") if isinstance(v, bool) else str(v)
