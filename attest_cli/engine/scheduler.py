@@ -312,6 +312,7 @@ class Scheduler:
                 result.reason = "killed by interrupt"
             else:
                 result.reason = f"exit code {outcome.exit_code}"
+        result.remote = outcome.remote
         if decision is not None:
             result.cache_key = decision.key
             result.cache_backend = decision.backend
@@ -319,7 +320,19 @@ class Scheduler:
             result.inputs = decision.inputs
             if result.status == "success" and self.interrupted is None:
                 self._store(ctx, decision, result, log_path)
+        if outcome.cached_by is not None and result.status == "success":
+            self._answered_by_runner_cache(step, result, outcome.cached_by)
         return result
+
+    def _answered_by_runner_cache(self, step: Step, result: StepResult, backend: str) -> None:
+        """The runner's own cache answered (a REAPI server found the Action in its Action
+        Cache): nothing ran, so the step is a cache hit of that backend, counted as one."""
+        result.status = "cached"
+        result.cache_hit = True
+        result.cache_backend = backend
+        self.bus.publish(CacheChecked(step=step.name, backend=backend, hit=True,
+                                      key=result.cache_key, reason=None,
+                                      duration=result.wall_seconds, components=None))
 
     def _looks_up(self, step: Step) -> bool:
         return self.cache is not None and self.options.use_cache and step.cache
