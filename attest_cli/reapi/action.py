@@ -16,11 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attest_cli.pathspec import is_glob
 from attest_cli.reapi import digests
 from attest_cli.reapi.protos import re_pb2
+
+if TYPE_CHECKING:
+    from attest_cli.pipeline.model import Pipeline, Step
 
 SHELL = ("/bin/sh", "-c")
 
@@ -64,6 +67,20 @@ def output_paths(patterns: Iterable[str]) -> tuple[str, ...]:
             literal.append(part)
         out.add("/".join(literal))
     return tuple(sorted(out))
+
+
+def spec_for_step(pipeline: Pipeline, step: Step, environ: Mapping[str, str], *,
+                  salt: str = "", platform: Mapping[str, str] | None = None,
+                  do_not_cache: bool = False) -> ActionSpec:
+    """The ActionSpec of ``step``: its command, the variables its cache key covers (never a
+    secret's value), its declared outputs, timeout and platform; ``salt`` is attest's key."""
+    from attest_cli.cache.keys import key_env
+
+    env = key_env(pipeline.env, step.env, step.cache_env, step.cache_exclude_env,
+                  pipeline.secret_names, environ)
+    return ActionSpec(run=step.run, env=env, output_paths=output_paths(step.outputs),
+                      platform=dict(platform or {}), timeout=step.timeout,
+                      do_not_cache=do_not_cache, salt=salt.encode())
 
 
 def _platform(properties: Mapping[str, str]) -> Any:

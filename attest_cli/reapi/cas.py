@@ -14,7 +14,7 @@ returned (:class:`~.errors.UnsafeResult` otherwise).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from attest_cli.reapi import digests
@@ -26,6 +26,7 @@ from attest_cli.reapi.protos import bs_grpc, bs_pb2, code_pb2, re_grpc, re_pb2
 CHUNK_BYTES = 1024 * 1024  # one ByteStream message (bytes)
 MAX_DIGESTS_PER_CALL = 10_000  # digests in one FindMissingBlobs / BatchReadBlobs request
 _FRAMING = 1024  # bytes of request framing counted per blob in a batch
+Blob = bytes | Callable[[], bytes]  # content, or how to read it when it must be sent
 
 
 def check_digest(digest: Any, fn: digests.DigestFunction, limit: int, what: str) -> None:
@@ -78,8 +79,11 @@ class Cas:
         return missing
 
     # -- writes --------------------------------------------------------------------------
-    def upload(self, blobs: Iterable[tuple[Any, bytes]]) -> int:
-        """Store every ``(digest, data)`` the server lacks; the number of bytes sent."""
+    def upload(self, blobs: Iterable[tuple[Any, Blob]]) -> int:
+        """Store every ``(digest, data)`` the server lacks; the number of bytes sent.
+
+        ``data`` may be a function returning the bytes: it is called only for a blob the
+        server is missing (an input root's files are read only when they must be sent)."""
         by_key = {digests.key(d): (d, data) for d, data in blobs}
         if not by_key:
             return 0
@@ -88,7 +92,8 @@ class Cas:
         sent = 0
         batch: list[tuple[Any, bytes]] = []
         batch_bytes = 0
-        for digest, data in todo:
+        for digest, blob in todo:
+            data = blob() if callable(blob) else blob
             if not self._fits_batch(len(data)):
                 self._write_stream(digest, data)
                 sent += len(data)

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from attest_cli.reapi import digests
+from attest_cli.reapi.cas import Blob
 from attest_cli.reapi.protos import re_pb2
 
 MAX_INPUT_FILES = 200_000  # files in one input root (the manifest's own bound)
@@ -41,11 +42,12 @@ class InputRoot:
     directories: dict[str, tuple[Any, bytes]]  # digest key -> (Digest, serialised Directory)
     files: dict[str, tuple[Any, Path]]  # digest key -> (Digest, a path holding the content)
 
-    def blobs(self) -> Iterator[tuple[Any, bytes]]:
-        """Every blob of the tree, for :meth:`.cas.Cas.upload` (file contents read now)."""
+    def blobs(self) -> Iterator[tuple[Any, Blob]]:
+        """Every blob of the tree, for :meth:`.cas.Cas.upload` (a file's content is read
+        only if the server lacks it)."""
         yield from self.directories.values()
         for digest, path in self.files.values():
-            yield digest, path.read_bytes()
+            yield digest, path.read_bytes
 
     def all_digests(self) -> list[Any]:
         return [d for d, _ in self.directories.values()] + [d for d, _ in self.files.values()]
@@ -59,8 +61,12 @@ def _parts(rel: str) -> list[str]:
 
 
 def build(root: Path, rel_paths: Iterable[str], fn: digests.DigestFunction, *,
-          max_files: int = MAX_INPUT_FILES) -> InputRoot:
-    """The input root of the files (and empty directories) ``rel_paths`` below ``root``."""
+          max_files: int = MAX_INPUT_FILES, known: Mapping[str, str] | None = None
+          ) -> InputRoot:
+    """The input root of the files (and empty directories) ``rel_paths`` below ``root``.
+
+    ``known`` maps paths to attest's digests (``blake3:<hex>``) already computed for the
+    cache key: with a BLAKE3 server they are the REAPI hashes too, so no file is re-read."""
     tree = _Node()
     files: dict[str, tuple[Any, Path]] = {}
     count = 0
@@ -82,7 +88,11 @@ def build(root: Path, rel_paths: Iterable[str], fn: digests.DigestFunction, *,
         count += 1
         if count > max_files:
             raise InputError(f"more than {max_files} input files")
-        digest = fn.digest(full.read_bytes())
+        known_hex = (known or {}).get(rel, "") if fn.name == "blake3" else ""
+        if known_hex.startswith("blake3:"):
+            digest = re_pb2.Digest(hash=known_hex[7:], size_bytes=st.st_size)
+        else:
+            digest = fn.digest(full.read_bytes())
         files[digests.key(digest)] = (digest, full)
         node.files[parts[-1]] = re_pb2.FileNode(
             name=parts[-1], digest=digest, is_executable=bool(st.st_mode & stat.S_IXUSR))

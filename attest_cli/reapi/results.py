@@ -150,9 +150,10 @@ def _tree(cas: Cas, digest: Any, limits: Limits, base: str) -> list[tuple[str, A
     return found
 
 
-def restore(root: Path, outputs: list[RemoteOutput], cas: Cas, limits: Limits
-            ) -> list[OutputFile]:
-    """Download and write ``outputs`` below ``root``; the files with attest's digests."""
+def restore(root: Path, outputs: list[RemoteOutput], cas: Cas, limits: Limits, *,
+            sink: Callable[[str, bytes], None] | None = None) -> list[OutputFile]:
+    """Download and write ``outputs`` below ``root``; the files with attest's digests.
+    ``sink(digest, data)`` sees each verified file's content (to keep a local copy)."""
     by_path = {o.file.path: o for o in outputs}
     fetched: dict[str, str] = {}
 
@@ -160,6 +161,8 @@ def restore(root: Path, outputs: list[RemoteOutput], cas: Cas, limits: Limits
         remote = by_path[f.path].remote_digest
         data = cas.read(remote, limit=limits.max_total_bytes, what=f"output {f.path!r}")
         fetched[f.path] = bytes_digest(data)
+        if sink is not None:
+            sink(fetched[f.path], data)
         return data
 
     try:
