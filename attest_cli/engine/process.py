@@ -59,6 +59,9 @@ class ProcessOutcome:
     # The backend whose cache answered instead of running the command (a REAPI server's
     # Action Cache hit on Execute): the step is recorded as cached from that backend.
     cached_by: str | None = None
+    # Why the step failed when no exit code says it (a remote result refused, a server gone
+    # under execution.required); such an outcome has exit_code -1, recorded as null.
+    reason: str | None = None
 
 
 class ProcessRegistry:

@@ -290,9 +290,10 @@ class Scheduler:
             step=step.name, command=step.run, cwd=self.pipeline.root, env=env,
             log_path=log_path, timeout=timeout, mask=self.masker,
             on_line=lambda line: self.bus.publish(StepOutput(step=step.name, line=line)),
+            cache_key=decision.key if decision is not None else None,
         ))
         result.finished_at = self.clock.time()
-        result.exit_code = outcome.exit_code
+        result.exit_code = outcome.exit_code if outcome.exit_code >= 0 else None
         result.wall_seconds = outcome.wall_seconds
         result.cpu_user_seconds = outcome.cpu_user_seconds
         result.cpu_system_seconds = outcome.cpu_system_seconds
@@ -302,7 +303,7 @@ class Scheduler:
         result.signal = outcome.signal
         if not outcome.logged:  # a silent step leaves no log file (nor a path to one)
             result.log_file = None
-        if outcome.exit_code == 0 and not outcome.timed_out:
+        if outcome.exit_code == 0 and not outcome.timed_out and outcome.reason is None:
             result.status = "success"
         else:
             result.status = "failure"
@@ -310,6 +311,8 @@ class Scheduler:
                 result.reason = f"timed out after {timeout:g}s"
             elif self.interrupted is not None:
                 result.reason = "killed by interrupt"
+            elif outcome.reason is not None:
+                result.reason = outcome.reason
             else:
                 result.reason = f"exit code {outcome.exit_code}"
         result.remote = outcome.remote

@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 
+from tests.reapi.servers import unavailable
 from tests.support import free_port, wait_for
 
 BOT = Path(__file__).with_name("bot.py")
@@ -37,13 +38,6 @@ BOT = Path(__file__).with_name("bot.py")
 #: lease; the bot heartbeats every second. 5 s is above BuildGrid's floor of 3.75 s
 #: (its long poll is 80 % of this and must exceed its 3 s network timeout).
 KEEPALIVE_S = 5
-
-
-def unavailable(reason: str) -> None:
-    """Skip with the reason; under ``CI=true`` fail instead (CI installs everything)."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (required under CI=true; .ci/run installs it)")
-    pytest.skip(reason)
 
 
 def _pg_bin(name: str) -> str | None:
@@ -311,7 +305,7 @@ def postgres() -> Iterator[Postgres]:
 
 
 @pytest.fixture
-def buildgrid(postgres: Postgres, tmp_path: Path) -> Iterator[BuildGrid]:
+def grid(postgres: Postgres, tmp_path: Path) -> Iterator[BuildGrid]:
     """A fresh BuildGrid server (empty CAS and Action Cache) with no bots yet."""
     grid = start_buildgrid(postgres, tmp_path / "bgd")
     try:
