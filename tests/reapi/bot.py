@@ -112,7 +112,10 @@ class LeaseRun:
             meta.input_fetch_start_timestamp.FromDatetime(_now())
             with download(self.channel, instance=self.instance) as dl:
                 command = dl.get_message(action.command_digest, Command())
-                dl.download_directory(action.input_root_digest, str(root / "in"))
+                if action.input_root_digest.size_bytes:
+                    dl.download_directory(action.input_root_digest, str(root / "in"))
+                else:  # the empty Directory: the empty blob, which no CAS need store
+                    (root / "in").mkdir()
             meta.input_fetch_completed_timestamp.FromDatetime(_now())
             cwd = root / "in" / command.working_directory
             cwd.mkdir(parents=True, exist_ok=True)

@@ -7,12 +7,16 @@ lease it takes, so a test can tell where a step ran and count what the server sc
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from tests.reapi.buildgrid_server import BuildGrid, grid, postgres, start_bot
-from tests.support import attest, write_pipeline
+from tests.support import attest, free_port, wait_for, write_pipeline
 
 __all__ = ["grid", "postgres"]  # fixtures
 
@@ -69,3 +73,209 @@ def test_step_runs_on_the_worker_and_its_output_comes_back(grid: BuildGrid,
     assert remote["queued"] <= remote["worker_start"] <= remote["worker_completed"]
     assert made["started_at"] - 1 <= remote["queued"] <= made["finished_at"]
     assert [row[2] for row in bot.leases()] == ["bot-1"]
+
+
+def test_second_checkout_is_an_action_cache_hit_with_no_new_lease(grid: BuildGrid,
+                                                                  tmp_path: Path) -> None:
+    """Two checkouts share results through the server: the second schedules nothing."""
+    bot = start_bot(grid, "bot-1")
+    first = project(tmp_path / "a", grid)
+    assert run(first).returncode == 0
+    second = project(tmp_path / "b", grid)
+    done = run(second)
+    assert done.returncode == 0, done.stderr
+    assert (second / "out.txt").read_text() == "hello\nbot-1\n"
+    made = step(report(second), "make")
+    assert made["status"] == "cached" and made["cache_backend"] == "reapi"
+    assert made["remote"]["cached_result"] is True and made["remote"]["worker"] == "bot-1"
+    assert len(bot.leases()) == 1
+
+
+def test_two_workers_share_a_fan_out(grid: BuildGrid, tmp_path: Path) -> None:
+    bots = [start_bot(grid, "bot-1"), start_bot(grid, "bot-2")]
+    steps = "".join(f"""
+      s{i}:
+        run: sleep 1; echo "$WORKER_ID" > out{i}.txt
+        outputs: [out{i}.txt]
+    """ for i in range(6))
+    root = project(tmp_path / "p", grid, "steps:" + steps)
+    done = run(root, "-j", "6")
+    assert done.returncode == 0, done.stderr
+    workers = {(root / f"out{i}.txt").read_text().strip() for i in range(6)}
+    assert workers == {"bot-1", "bot-2"}
+    assert {step(report(root), f"s{i}")["remote"]["worker"] for i in range(6)} == workers
+    assert sum(len(b.leases()) for b in bots) == 6
+
+
+def test_a_killed_worker_s_step_is_rescheduled_on_another(grid: BuildGrid,
+                                                          tmp_path: Path) -> None:
+    doomed = start_bot(grid, "bot-doomed")
+    root = project(tmp_path / "p", grid, """
+        steps:
+          slow:
+            run: sleep 3; echo "$WORKER_ID" > out.txt
+            outputs: [out.txt]
+        """)
+    proc = subprocess.Popen([sys.executable, "-m", "attest_cli", "run", "--remote-exec"],
+                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "WORKER_ID": ""})
+    try:
+        assert wait_for(lambda: bool(doomed.leases()), 30), grid.log()[-2000:]
+        doomed.kill()
+        start_bot(grid, "bot-rescue")
+        _, err = proc.communicate(timeout=60)  # the bound: requeued after ~6 s, runs 3 s
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert (root / "out.txt").read_text() == "bot-rescue\n"
+    assert step(report(root), "slow")["remote"]["worker"] == "bot-rescue"
+
+
+def test_a_killed_worker_with_no_other_fails_the_step_within_its_bound(
+        grid: BuildGrid, tmp_path: Path) -> None:
+    doomed = start_bot(grid, "bot-doomed")
+    root = project(tmp_path / "p", grid, """
+        steps:
+          slow:
+            run: sleep 30; echo done > out.txt
+            outputs: [out.txt]
+            timeout: 4
+        """, extra="  queue_timeout: 2\n")
+    proc = subprocess.Popen([sys.executable, "-m", "attest_cli", "run", "--remote-exec"],
+                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "WORKER_ID": ""})
+    try:
+        assert wait_for(lambda: bool(doomed.leases()), 30), grid.log()[-2000:]
+        t0 = time.monotonic()
+        doomed.kill()
+        _, err = proc.communicate(timeout=30)
+        elapsed = time.monotonic() - t0
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, err
+    slow = step(report(root), "slow")
+    assert slow["status"] == "failure" and "no result within 6s" in slow["reason"]
+    assert elapsed < 10  # timeout 4 s + queue_timeout 2 s, counted from the Execute
+    assert not (root / "out.txt").exists()
+
+
+def test_server_down_is_one_warning_and_a_local_run(tmp_path: Path) -> None:
+    root = project(tmp_path / "p", None, endpoint=f"grpc://127.0.0.1:{free_port()}")
+    done = run(root, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert (root / "out.txt").read_text() == "hello\n\n"  # no WORKER_ID here
+    warnings = [line for line in done.stderr.splitlines() if "remote execution" in line]
+    assert len(warnings) == 1 and "running the steps locally" in warnings[0], done.stderr
+    assert step(report(root), "make")["remote"] is None
+
+
+def test_server_down_with_execution_required_exits_1_before_any_step(tmp_path: Path) -> None:
+    root = project(tmp_path / "p", None, endpoint=f"grpc://127.0.0.1:{free_port()}",
+                   extra="  required: true\n")
+    done = run(root, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert "execution.required is true and remote execution is unavailable" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (root / "out.txt").exists()
+
+
+def test_undeclared_input_fails_remotely_but_not_locally(grid: BuildGrid,
+                                                         tmp_path: Path) -> None:
+    """Hermeticity: the worker sees only declared inputs, never this checkout's files."""
+    start_bot(grid, "bot-1")
+    sneaky = """
+        steps:
+          make:
+            run: cat src.txt > out.txt
+            outputs: [out.txt]
+        """
+    root = project(tmp_path / "p", grid, sneaky)
+    done = run(root)
+    assert done.returncode == 1
+    made = step(report(root), "make")
+    assert made["status"] == "failure" and made["exit_code"] == 1
+    assert made["remote"]["worker"] == "bot-1"
+    assert "No such file" in Path(made["log_file"]).read_text()
+    local = attest("run", "--no-cache", cwd=root)
+    assert local.returncode == 0 and (root / "out.txt").read_text() == "hello\n"
+
+
+def test_remote_false_and_secrets_keep_a_step_here(grid: BuildGrid, tmp_path: Path) -> None:
+    bot = start_bot(grid, "bot-1")
+    root = project(tmp_path / "p", grid, """
+        steps:
+          here:
+            run: echo "[$WORKER_ID]" > here.txt
+            outputs: [here.txt]
+            remote: false
+          secret:
+            run: echo "[$WORKER_ID]" > secret.txt
+            outputs: [secret.txt]
+            secrets: [TOKEN]
+          there:
+            run: echo "[$WORKER_ID]" > there.txt
+            outputs: [there.txt]
+        """)
+    done = run(root)
+    assert done.returncode == 0, done.stderr
+    assert (root / "here.txt").read_text() == "[]\n"
+    assert (root / "secret.txt").read_text() == "[]\n"
+    assert (root / "there.txt").read_text() == "[bot-1]\n"
+    data = report(root)
+    assert step(data, "here")["remote"] is None and step(data, "secret")["remote"] is None
+    assert len(bot.leases()) == 1
+
+
+def test_platform_properties_pick_the_worker(grid: BuildGrid, tmp_path: Path) -> None:
+    start_bot(grid, "bot-a", properties={"OSFamily": "linux", "pool": "a"})
+    start_bot(grid, "bot-b", properties={"OSFamily": "linux", "pool": "b"})
+    steps = "".join(f"""
+      s{i}:
+        run: echo "$WORKER_ID" > out{i}.txt
+        outputs: [out{i}.txt]
+        platform: {{OSFamily: linux, pool: b}}
+    """ for i in range(3))
+    root = project(tmp_path / "p", grid, "steps:" + steps)
+    done = run(root, "-j", "3")
+    assert done.returncode == 0, done.stderr
+    assert {(root / f"out{i}.txt").read_text() for i in range(3)} == {"bot-b\n"}
+
+
+def test_step_timeout_is_the_action_timeout(grid: BuildGrid, tmp_path: Path) -> None:
+    start_bot(grid, "bot-1")
+    root = project(tmp_path / "p", grid, """
+        steps:
+          slow:
+            run: sleep 30
+            timeout: 2
+        """)
+    t0 = time.monotonic()
+    done = run(root)
+    assert time.monotonic() - t0 < 25
+    assert done.returncode == 1, done.stderr
+    slow = step(report(root), "slow")
+    assert slow["timed_out"] is True and slow["reason"] == "timed out after 2s"
+    assert slow["remote"]["worker"] == "bot-1"
+
+
+def test_ctrl_c_stops_a_remote_run_promptly(grid: BuildGrid, tmp_path: Path) -> None:
+    bot = start_bot(grid, "bot-1")
+    root = project(tmp_path / "p", grid, """
+        steps:
+          slow:
+            run: sleep 60
+        """)
+    proc = subprocess.Popen([sys.executable, "-m", "attest_cli", "run", "--remote-exec"],
+                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "WORKER_ID": ""})
+    try:
+        assert wait_for(lambda: bool(bot.leases()), 30), grid.log()[-2000:]
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+        elapsed = time.monotonic() - t0
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert elapsed < 3, elapsed
+    assert step(report(root), "slow")["status"] == "failure"
