@@ -279,3 +279,40 @@ def test_ctrl_c_stops_a_remote_run_promptly(grid: BuildGrid, tmp_path: Path) -> 
     assert proc.returncode == 130, err
     assert elapsed < 3, elapsed
     assert step(report(root), "slow")["status"] == "failure"
+
+
+def test_trace_metrics_and_receipt_say_where_each_step_ran(grid: BuildGrid,
+                                                           tmp_path: Path) -> None:
+    from tests.tracing.receivers import spans_from_file
+
+    start_bot(grid, "bot-1")
+    root = project(tmp_path / "p", grid, MAKE_OUT + """
+    tracing:
+      exporter: {type: file, endpoint: spans.jsonl}
+    """)
+    assert attest("keys", "generate", cwd=root).returncode == 0
+    done = run(root, "--sign", "--verify", "--output", "receipt.json", "--trace",
+               "--metrics-file", "m.prom")
+    assert done.returncode == 0, done.stderr
+    remote = step(report(root), "make")["remote"]
+
+    span = next(s for s in spans_from_file((root / "spans.jsonl").read_text())
+                if s["name"] == "step make")
+    assert span["attrs"]["attest.remote.worker"] == "bot-1"
+    assert span["attrs"]["attest.remote.backend"] == "reapi"
+    assert span["attrs"]["attest.remote.action_digest"] == remote["action_digest"]
+    assert span["attrs"]["attest.remote.worker_start"] == remote["worker_start"]
+
+    metrics = (root / "m.prom").read_text()
+    assert 'attest_remote_executions_total{backend="reapi",status="success"} 1.0' in metrics
+    assert 'attest_remote_queue_seconds_count{backend="reapi"} 1.0' in metrics
+
+    receipt = json.loads((root / "receipt.json").read_text())
+    entry = next(s for s in receipt["steps"] if s["name"] == "make")
+    assert entry["remote"] == {"backend": "reapi", "worker": "bot-1",
+                               "action_digest": remote["action_digest"],
+                               "result_digest": remote["result_digest"]}
+    assert attest("verify", "receipt.json", cwd=root).returncode == 0
+    entry["remote"]["worker"] = "bot-2"  # the signature covers where it ran
+    (root / "forged.json").write_text(json.dumps(receipt))
+    assert attest("verify", "forged.json", cwd=root).returncode == 1
