@@ -183,15 +183,22 @@ KEYS: dict[str, Key] = {k.name: k for k in [
     _k("parallel", "int", 0, "Steps run at once; 0 means the CPU count.", minimum=0,
        maximum=1024),
     _k("cache.enabled", "bool", True, "Use the step cache at all."),
-    _k("cache.backend", "enum", "local", "Where entries live: local, redis or s3.",
-       choices=("local", "redis", "s3")),
+    _k("cache.backend", "enum", "local", "Where entries live: local, redis, s3 or reapi "
+       "(a REAPI v2 Action Cache: BuildGrid, Buildbarn, BuildBuddy, ...).",
+       choices=("local", "redis", "s3", "reapi")),
     _k("cache.dir", "str", ".attest/cache", "Local cache directory (first tier of remotes)."),
     _k("cache.max_size", "size", "10GB", "Local cache size; least recently used entries go."),
     _k("cache.retention_days", "int", 30, "Entries unused this long are pruned (and Redis TTL).",
        minimum=0),
     _k("cache.compression", "enum", "none", "Compress stored blobs: none or zstd.",
        choices=("none", "zstd")),
-    _k("cache.endpoint", "str", "", "Redis endpoint: host:port, redis:// or rediss:// URL."),
+    _k("cache.endpoint", "str", "", "Redis endpoint: host:port, redis:// or rediss:// URL; "
+       "reapi: grpc://host:port or grpcs://host[:port]."),
+    _k("cache.instance", "str", "", "REAPI instance name sent with every request (reapi)."),
+    _k("cache.headers", "map", {}, "Extra gRPC metadata of every REAPI call, e.g. an auth "
+       "token (key=value,...; reapi). Never logged.", secret=True),
+    _k("cache.tls_ca", "str", "", "PEM file of the CA of a grpcs:// REAPI endpoint "
+       "(default: the system roots)."),
     _k("cache.bucket", "str", "", "S3 bucket of the s3 backend."),
     _k("cache.region", "str", "", "S3 region (default: the AWS chain's)."),
     _k("cache.prefix", "str", "attest/", "Key prefix inside the bucket or Redis database."),

@@ -27,7 +27,7 @@ BGD_CONFIG = """
 server:
   - !channel
     address: "127.0.0.1:{port}"
-    insecure-mode: true
+{channel_security}
 authorization:
   method: none
 storages:
@@ -80,13 +80,18 @@ class ReapiServer:
         return f"127.0.0.1:{self.port}"
 
 
-def start_buildgrid(directory: Path) -> ReapiServer:
-    """``bgd server start`` on a free loopback port (cache-only: no scheduler, no DB)."""
+def start_buildgrid(directory: Path, tls: tuple[Path, Path] | None = None) -> ReapiServer:
+    """``bgd server start`` on a free loopback port (cache-only: no scheduler, no DB);
+    ``tls``: its (key, certificate) files, serving TLS only."""
     binary = bgd_binary()
+    security = "    insecure-mode: true" if tls is None else (
+        "    insecure-mode: false\n    credentials:\n"
+        f"      tls-server-key: {tls[0]}\n      tls-server-cert: {tls[1]}")
 
     def argv(port: int) -> list[str]:
         config = directory / f"bgd-{port}.yml"
-        config.write_text(BGD_CONFIG.format(port=port, instance=INSTANCE))
+        config.write_text(BGD_CONFIG.format(port=port, instance=INSTANCE,
+                                            channel_security=security))
         return [binary, "server", "start", str(config)]
 
     try:
@@ -129,10 +134,12 @@ MUTATING = {"/build.bazel.remote.execution.v2.ActionCache/UpdateActionResult",
 @dataclass
 class RecordingProxy:
     """Forwards every gRPC call to ``upstream`` as raw bytes; records each method's name and
-    its metadata. What attest sends is what the server gets: nothing is mocked."""
+    its metadata. What attest sends is what the server gets: nothing is mocked. A lying
+    server: ``answers[method name]`` (serialised bytes) replaces the server's answer."""
 
     upstream: str
     calls: list[str] = field(default_factory=list)
+    answers: dict[str, bytes] = field(default_factory=dict)
     metadata: list[dict[str, str]] = field(default_factory=list)
     port: int = 0
     server: Any = None
@@ -183,6 +190,9 @@ def start_proxy(upstream: str) -> RecordingProxy:
             single = channel.unary_unary(method)
 
             def unary_unary(request: bytes, context: Any) -> bytes:
+                lie = proxy.answers.get(method.rsplit("/", 1)[-1])
+                if lie is not None:
+                    return lie
                 try:
                     return single(request, metadata=forward)
                 except grpc.RpcError as exc:
@@ -208,13 +218,23 @@ def recording_proxy(buildgrid: ReapiServer) -> Iterator[RecordingProxy]:
 
 
 # -- a server that accepts and never answers --------------------------------------------
+@dataclass
+class BlackHole:
+    port: int
+    held: list[socket.socket] = field(default_factory=list)
+
+    @property
+    def connections(self) -> int:
+        return len(self.held)
+
+
 @pytest.fixture
-def black_hole() -> Iterator[int]:
+def black_hole() -> Iterator[BlackHole]:
     """A TCP port that accepts connections and never sends a byte (a hung server)."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
-    held: list[socket.socket] = []
+    hole = BlackHole(port=listener.getsockname()[1])
     stopping = threading.Event()
 
     def accept() -> None:
@@ -224,15 +244,15 @@ def black_hole() -> Iterator[int]:
                 conn, _ = listener.accept()
             except OSError:
                 continue
-            held.append(conn)
+            hole.held.append(conn)
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
     try:
-        yield listener.getsockname()[1]
+        yield hole
     finally:
         stopping.set()
         thread.join(5)
-        for conn in held:
+        for conn in hole.held:
             conn.close()
         listener.close()

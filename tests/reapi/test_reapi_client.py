@@ -17,7 +17,7 @@ from attest_cli.reapi.cas import Cas
 from attest_cli.reapi.channel import BadEndpoint, Endpoint, Remote, parse_target
 from attest_cli.reapi.errors import ReapiUnavailable, UnsafeResult
 from attest_cli.reapi.protos import re_pb2
-from tests.reapi.servers import ReapiServer, RecordingProxy
+from tests.reapi.servers import BlackHole, ReapiServer, RecordingProxy
 
 pytestmark = pytest.mark.integration
 
@@ -149,8 +149,8 @@ def test_header_values_are_sent_but_never_shown_in_errors(
     assert token not in str(info.value) and "***" in str(info.value)
 
 
-def test_a_hung_server_hits_the_total_deadline(black_hole: int) -> None:
-    r = remote(f"grpc://127.0.0.1:{black_hole}", timeout=1.0)
+def test_a_hung_server_hits_the_total_deadline(black_hole: BlackHole) -> None:
+    r = remote(f"grpc://127.0.0.1:{black_hole.port}", timeout=1.0)
     start = time.monotonic()
     with pytest.raises(ReapiUnavailable, match="within the 1s deadline"):
         capabilities.fetch(r)
@@ -158,8 +158,8 @@ def test_a_hung_server_hits_the_total_deadline(black_hole: int) -> None:
     r.close()
 
 
-def test_an_interrupt_cuts_a_call_short(black_hole: int) -> None:
-    r = remote(f"grpc://127.0.0.1:{black_hole}", timeout=60.0)
+def test_an_interrupt_cuts_a_call_short(black_hole: BlackHole) -> None:
+    r = remote(f"grpc://127.0.0.1:{black_hole.port}", timeout=60.0)
     threading.Timer(0.3, deadline.note_signal).start()
     start = time.monotonic()
     with pytest.raises(ReapiUnavailable, match="interrupted"):
