@@ -316,3 +316,24 @@ def test_trace_metrics_and_receipt_say_where_each_step_ran(grid: BuildGrid,
     entry["remote"]["worker"] = "bot-2"  # the signature covers where it ran
     (root / "forged.json").write_text(json.dumps(receipt))
     assert attest("verify", "forged.json", cwd=root).returncode == 1
+
+
+def test_remote_execution_and_the_reapi_cache_share_one_action(grid: BuildGrid,
+                                                                tmp_path: Path) -> None:
+    """With ``cache.backend: reapi`` on the same server, what a worker ran is the very
+    Action the cache looks up: the other checkout restores it and no worker is asked."""
+    bot = start_bot(grid, "bot-1")
+    cache = f"cache:\n  backend: reapi\n  endpoint: {grid.endpoint}\n"
+    pipeline = MAKE_OUT.rstrip(" ") + "        platform: {OSFamily: linux}\n"
+    first = project(tmp_path / "a", grid, pipeline, extra="  required: true\n" + cache)
+    assert run(first).returncode == 0
+    action = step(report(first), "make")["remote"]["action_digest"]
+    explain = attest("cache", "explain", "make", cwd=first)
+    assert f"reapi action: {action.split(':', 1)[1]}" in explain.stdout, explain.stdout
+    second = project(tmp_path / "b", grid, pipeline, extra="  required: true\n" + cache)
+    done = run(second)
+    assert done.returncode == 0, done.stderr
+    made = step(report(second), "make")
+    assert made["status"] == "cached" and made["cache_backend"] == "reapi"
+    assert (second / "out.txt").read_text() == "hello\nbot-1\n"
+    assert len(bot.leases()) == 1
