@@ -337,3 +337,56 @@ def test_remote_execution_and_the_reapi_cache_share_one_action(grid: BuildGrid,
     assert made["status"] == "cached" and made["cache_backend"] == "reapi"
     assert (second / "out.txt").read_text() == "hello\nbot-1\n"
     assert len(bot.leases()) == 1
+
+
+def test_do_not_cache_runs_again_on_a_worker(grid: BuildGrid, tmp_path: Path) -> None:
+    bot = start_bot(grid, "bot-1")
+    pipeline = MAKE_OUT.rstrip(" ") + "        do_not_cache: true\n"
+    for name in ("a", "b"):
+        done = run(project(tmp_path / name, grid, pipeline))
+        assert done.returncode == 0, done.stderr
+        assert step(report(tmp_path / name), "make")["status"] == "success"
+    assert len(bot.leases()) == 2
+
+
+def server_dies_mid_run(grid: BuildGrid) -> str:
+    return f"""
+        steps:
+          first:
+            run: kill -9 {grid.proc.pid}; sleep 1
+            remote: false
+          second:
+            run: echo "[$WORKER_ID]" > out.txt
+            outputs: [out.txt]
+            needs: [first]
+          third:
+            run: echo "[$WORKER_ID]" > out3.txt
+            outputs: [out3.txt]
+            needs: [second]
+        """
+
+
+def test_server_gone_mid_run_is_one_warning_and_local_steps(grid: BuildGrid,
+                                                            tmp_path: Path) -> None:
+    start_bot(grid, "bot-1")
+    root = project(tmp_path / "p", grid, server_dies_mid_run(grid))
+    done = run(root, timeout=90)
+    assert done.returncode == 0, done.stderr
+    assert (root / "out.txt").read_text() == "[]\n"
+    assert (root / "out3.txt").read_text() == "[]\n"
+    warnings = [line for line in done.stderr.splitlines() if "remote execution" in line]
+    assert len(warnings) == 1 and "remaining steps locally" in warnings[0], done.stderr
+
+
+def test_server_gone_mid_run_with_execution_required_fails_the_step(grid: BuildGrid,
+                                                                   tmp_path: Path) -> None:
+    start_bot(grid, "bot-1")
+    root = project(tmp_path / "p", grid, server_dies_mid_run(grid),
+                   extra="  required: true\n")
+    done = run(root, timeout=90)
+    assert done.returncode == 1, done.stderr
+    second = step(report(root), "second")
+    assert second["status"] == "failure" and second["exit_code"] is None
+    assert second["reason"].startswith("execution.required: REAPI ")
+    assert step(report(root), "third")["status"] == "skipped"
+    assert not (root / "out.txt").exists()
