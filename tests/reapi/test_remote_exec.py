@@ -260,10 +260,11 @@ def test_step_timeout_is_the_action_timeout(grid: BuildGrid, tmp_path: Path) -> 
 
 def test_ctrl_c_stops_a_remote_run_promptly(grid: BuildGrid, tmp_path: Path) -> None:
     bot = start_bot(grid, "bot-1")
-    root = project(tmp_path / "p", grid, """
+    pidfile = tmp_path / "worker-command.pid"  # the bot runs on this machine
+    root = project(tmp_path / "p", grid, f"""
         steps:
           slow:
-            run: sleep 60
+            run: echo $$ > {pidfile}; exec sleep 60
         """)
     proc = subprocess.Popen([sys.executable, "-m", "attest_cli", "run", "--remote-exec"],
                             cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -279,6 +280,16 @@ def test_ctrl_c_stops_a_remote_run_promptly(grid: BuildGrid, tmp_path: Path) -> 
     assert proc.returncode == 130, err
     assert elapsed < 3, elapsed
     assert step(report(root), "slow")["status"] == "failure"
+    # the operation was cancelled on the server: the worker stops the command
+    pid = int(pidfile.read_text())
+    assert wait_for(lambda: not alive(pid), 20)
+
+
+def alive(pid: int) -> bool:
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+    except FileNotFoundError:
+        return False
 
 
 def test_trace_metrics_and_receipt_say_where_each_step_ran(grid: BuildGrid,
