@@ -83,3 +83,17 @@ def test_execution_keys_are_listed_with_defaults(tmp_path: Path) -> None:
                 "execution.headers", "execution.tls_ca", "execution.required",
                 "execution.queue_timeout", "execution.max_wait"):
         assert key in proc.stdout, key
+
+
+def test_a_local_run_imports_no_grpc_nor_the_reapi_client(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    write_pipeline(tmp_path, "steps:\n  a: {run: 'true'}\n")
+    code = ("import sys\nfrom attest_cli.cli.app import main\nsys.argv = ['attest', 'run']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print('LOADED', sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('grpc', 'buildgrid') or m.startswith('attest_cli.reapi.')))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=60)
+    assert "LOADED ['attest_cli.reapi.runhook']" in out.stdout, out.stdout + out.stderr
