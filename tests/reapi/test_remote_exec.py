@@ -401,3 +401,20 @@ def test_server_gone_mid_run_with_execution_required_fails_the_step(grid: BuildG
     assert second["reason"].startswith("execution.required: REAPI ")
     assert step(report(root), "third")["status"] == "skipped"
     assert not (root / "out.txt").exists()
+
+
+def test_a_broken_operation_stream_is_resumed_with_wait_execution(grid: BuildGrid,
+                                                                  tmp_path: Path) -> None:
+    from tests.reapi.servers import start_proxy
+
+    start_bot(grid, "bot-1")
+    proxy = start_proxy(grid.target)
+    proxy.stream_limit["Execute"] = 1  # the stream ends after naming the operation
+    try:
+        root = project(tmp_path / "p", grid, endpoint=proxy.url)
+        done = run(root)
+    finally:
+        proxy.server.stop(grace=None)
+    assert done.returncode == 0, done.stderr
+    assert (root / "out.txt").read_text() == "hello\nbot-1\n"
+    assert "WaitExecution" in proxy.methods()
