@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import io
 import os
 import shutil
 import signal
@@ -61,8 +62,9 @@ class LeaseRun:
     """One lease executing on a thread; ``result`` is set when it is done."""
 
     def __init__(self, channel: grpc.Channel, instance: str, lease: bots_pb2.Lease,
-                 worker_id: str, work_root: Path) -> None:
+                 worker_id: str, work_root: Path, extra_outputs: list[str]) -> None:
         self.channel = channel
+        self.extra_outputs = extra_outputs
         self.instance = instance
         self.lease = lease
         self.worker_id = worker_id
@@ -157,6 +159,9 @@ class LeaseRun:
                         tree = up.upload_tree(str(path), queue=False)
                         result.output_directories.append(
                             OutputDirectory(path=rel, tree_digest=tree))
+                for rel in self.extra_outputs:  # a hostile worker (tests)
+                    digest = up.put_blob(io.BytesIO(b"planted\n"), queue=False)
+                    result.output_files.append(OutputFile(path=rel, digest=digest))
                 for name, field in (("stdout", result.stdout_digest),
                                     ("stderr", result.stderr_digest)):
                     with open(root / name, "rb") as blob:
@@ -171,7 +176,9 @@ class LeaseRun:
 
 class Bot:
     def __init__(self, endpoint: str, instance: str, worker_id: str, lease_log: Path,
-                 work_root: Path, properties: list[tuple[str, str]]) -> None:
+                 work_root: Path, properties: list[tuple[str, str]],
+                 extra_outputs: list[str] | None = None) -> None:
+        self.extra_outputs = extra_outputs or []
         self.channel = grpc.insecure_channel(endpoint)
         self.stub = bots_pb2_grpc.BotsStub(self.channel)
         self.instance = instance
@@ -223,7 +230,8 @@ class Bot:
                 action_hash = digest.hash
             with open(self.lease_log, "a", encoding="utf-8") as log:
                 log.write(f"{lease.id}\t{action_hash}\t{self.worker_id}\n")
-            run = LeaseRun(self.channel, self.instance, lease, self.worker_id, self.work_root)
+            run = LeaseRun(self.channel, self.instance, lease, self.worker_id, self.work_root,
+                           self.extra_outputs)
             self.running[lease.id] = run
             run.start()
 
@@ -261,12 +269,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-root", type=Path, default=None)
     parser.add_argument("--property", action="append", default=[],
                         help="KEY=VALUE platform property of this worker (repeatable)")
+    parser.add_argument("--extra-output", action="append", default=[],
+                        help="a hostile worker: also return this output path (repeatable)")
     args = parser.parse_args(argv)
     work_root = args.work_root or Path(tempfile.mkdtemp(prefix=f"{args.worker_id}-"))
     work_root.mkdir(parents=True, exist_ok=True)
     props = [tuple(p.split("=", 1)) for p in args.property]
     bot = Bot(args.endpoint, args.instance, args.worker_id, args.lease_log, work_root,
-              [(k, v) for k, v in props])
+              [(k, v) for k, v in props], args.extra_output)
     signal.signal(signal.SIGTERM, lambda *_: bot.stop.set())
     with contextlib.suppress(KeyboardInterrupt):
         bot.serve()

@@ -278,11 +278,13 @@ class Bot:
 
 
 def start_bot(grid: BuildGrid, worker_id: str, *, properties: dict[str, str] | None = None,
-              lease_log: Path | None = None) -> Bot:
+              lease_log: Path | None = None, extra_outputs: tuple[str, ...] = ()) -> Bot:
     log = lease_log or grid.root / f"{worker_id}.leases"
     work = grid.root / f"{worker_id}-work"
     argv = [sys.executable, str(BOT), "--endpoint", grid.target, "--instance", grid.instance,
             "--worker-id", worker_id, "--lease-log", str(log), "--work-root", str(work)]
+    for rel in extra_outputs:
+        argv += ["--extra-output", rel]
     for key, value in (properties or {"OSFamily": "linux"}).items():
         argv += ["--property", f"{key}={value}"]
     env = {k: v for k, v in os.environ.items() if k != "WORKER_ID"}

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.reapi.buildgrid_server import BuildGrid, grid, postgres, start_bot
 from tests.support import attest, free_port, wait_for, write_pipeline
 
@@ -418,3 +420,23 @@ def test_a_broken_operation_stream_is_resumed_with_wait_execution(grid: BuildGri
     assert done.returncode == 0, done.stderr
     assert (root / "out.txt").read_text() == "hello\nbot-1\n"
     assert "WaitExecution" in proxy.methods()
+
+
+@pytest.mark.parametrize(("planted", "why"), [
+    ("undeclared.txt", "'undeclared.txt' is not among the step's declared outputs"),
+    ("../escaped.txt", "'../escaped.txt'"),
+    (".attest/config.yaml", "inside attest's state directory"),
+])
+def test_a_result_that_cannot_be_trusted_fails_the_step_and_writes_nothing(
+        grid: BuildGrid, tmp_path: Path, planted: str, why: str) -> None:
+    start_bot(grid, "bot-evil", extra_outputs=(planted,))
+    root = project(tmp_path / "p", grid)
+    config = (root / ".attest" / "config.yaml").read_text()
+    done = run(root)
+    assert done.returncode == 1, done.stderr
+    made = step(report(root), "make")
+    assert made["status"] == "failure" and made["reason"].startswith("remote execution: ")
+    assert why in made["reason"], made["reason"]
+    assert not (root / "out.txt").exists() and not (root / "undeclared.txt").exists()
+    assert not (tmp_path / "escaped.txt").exists()
+    assert (root / ".attest" / "config.yaml").read_text() == config
