@@ -128,13 +128,15 @@ class Remote:
                 text = text.replace(token.strip(), MASK)
         return redact_text(text)
 
-    def error(self, what: str, exc: BaseException) -> ReapiUnavailable:
+    def error(self, what: str, exc: BaseException, seconds: float | None = None
+              ) -> ReapiUnavailable:
         """A gRPC failure as one redacted line naming the server and the call."""
         if isinstance(exc, grpc.RpcError) and hasattr(exc, "code"):
             code = exc.code()
             detail = exc.details() if hasattr(exc, "details") else ""
             if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-                detail = f"no complete answer within the {self.endpoint.timeout:g}s deadline"
+                total = self._timeout(seconds) or 0
+                detail = f"no complete answer within the {total:g}s deadline"
             text = f"{code.name if code else 'UNKNOWN'}: {detail or ''}".rstrip(": ")
         else:
             text = str(exc) or type(exc).__name__
@@ -227,7 +229,7 @@ class Remote:
             if cut.is_set():
                 raise ReapiUnavailable(f"REAPI {what}: given up, the run was "
                                        "interrupted") from None
-            raise self.error(what, exc) from None
+            raise self.error(what, exc, seconds) from None
         finally:
             if call.is_active():
                 call.cancel()

@@ -1,13 +1,14 @@
-"""ActionResults to and from the workspace.
+"""ActionResults into the workspace.
 
 Reading one (a cache hit, or what a remote worker produced) trusts nothing in it: every
 output path passes the cache manifest's own checks (:func:`attest_cli.cache.manifest.
-check_path` / ``check_link``: plain relative paths, links that stay inside), must be among
-the step's declared outputs when the caller says which those are, and may not reach
-attest's state directory; sizes, counts and tree depth are bounded before anything is
-downloaded; each blob is checked against its digest; files are written by the cache's
-restore code (:func:`attest_cli.cache.restore.restore_files`: no symlink followed, temp file
-and rename, only the executable bit kept). Any breach is :class:`~.errors.UnsafeResult`.
+check_path` / ``check_link``: plain relative paths, links that stay inside), may not
+reach attest's state directory, and must be among the step's declared outputs when the
+caller says which those are (or is left out, for remote execution's glob directories);
+sizes, counts and tree depth are bounded before anything is downloaded; each blob is
+checked against its digest; files are written by the cache's restore code
+(:func:`attest_cli.cache.restore.restore_files`: no symlink followed, temp file and rename,
+only the executable bit kept). Any breach is :class:`~.errors.UnsafeResult`.
 """
 
 from __future__ import annotations
@@ -47,20 +48,18 @@ class RemoteOutput:
     remote_digest: Any | None  # files only
 
 
-def _checked(path: str, allowed: Callable[[str], bool] | None) -> str:
+def _checked(path: str) -> str:
+    """A plain relative path (the manifest's rules) outside attest's state directory."""
     try:
         check_path(path)
     except CorruptEntry as exc:
         raise UnsafeResult(f"output {exc}") from None
     if path.split("/", 1)[0] == STATE_DIR:
         raise UnsafeResult(f"output {path!r} is inside attest's state directory {STATE_DIR}/")
-    if allowed is not None and not allowed(path):
-        raise UnsafeResult(f"output {path!r} is not among the step's declared outputs")
     return path
 
 
-def _link(path: str, target: str, allowed: Callable[[str], bool] | None) -> RemoteOutput:
-    _checked(path, allowed)
+def _link(path: str, target: str) -> RemoteOutput:
     try:
         check_link(path, target)
     except CorruptEntry as exc:
@@ -69,42 +68,73 @@ def _link(path: str, target: str, allowed: Callable[[str], bool] | None) -> Remo
                                    digest=bytes_digest(target.encode()), target=target), None)
 
 
+def _symlinks(result: Any) -> list[Any]:
+    """The result's symlinks: ``output_symlinks`` (v2.1), else the deprecated per-kind
+    fields, which v2.1 servers fill *as well* for older clients (not both: one link each)."""
+    if result.output_symlinks:
+        return list(result.output_symlinks)
+    return [*result.output_file_symlinks, *result.output_directory_symlinks]
+
+
 def plan(result: Any, cas: Cas, limits: Limits,
-         allowed: Callable[[str], bool] | None = None) -> list[RemoteOutput]:
-    """The outputs of ``result``, checked; output directories' Trees are fetched (bounded)."""
+         allowed: Callable[[str], bool] | None = None, *,
+         drop_uncovered: bool = False) -> list[RemoteOutput]:
+    """The outputs of ``result``, checked; output directories' Trees are fetched (bounded).
+
+    Every path must be safe (:func:`_checked`). A file or symlink that ``allowed`` does not
+    cover is refused - or, with ``drop_uncovered``, left out (remote execution: a glob's
+    output path is its whole directory, which may hold more than the glob covers). A
+    directory that is not covered is never created (its covered files still are)."""
     out: list[RemoteOutput] = []
     total = 0
 
+    def wanted(path: str, kind: str) -> bool:
+        """Check ``path``; whether to restore it."""
+        _checked(path)
+        if allowed is None or allowed(path):
+            return True
+        if kind == "dir" or drop_uncovered:
+            return False
+        raise UnsafeResult(f"output {path!r} is not among the step's declared outputs")
+
+    def add(item: RemoteOutput) -> None:
+        out.append(item)
+        if len(out) > limits.max_files:
+            raise UnsafeResult(f"more than {limits.max_files} outputs")
+
     def add_file(path: str, digest: Any, executable: bool) -> None:
         nonlocal total
-        _checked(path, allowed)
+        if not wanted(path, "file"):
+            return
         check_digest(digest, cas.fn, limits.max_total_bytes, f"output {path!r}")
         total += digest.size_bytes
         if total > limits.max_total_bytes:
             raise UnsafeResult(f"outputs claim more than {limits.max_total_bytes} bytes "
                                "together (cache.max_entry_size)")
-        out.append(RemoteOutput(OutputFile(path=path, kind="file",
-                                           mode=0o755 if executable else 0o644,
-                                           size=digest.size_bytes), digest))
-        if len(out) > limits.max_files:
-            raise UnsafeResult(f"more than {limits.max_files} outputs")
+        add(RemoteOutput(OutputFile(path=path, kind="file", mode=0o755 if executable else 0o644,
+                                    size=digest.size_bytes), digest))
+
+    def add_link(path: str, target: str) -> None:
+        if wanted(path, "symlink"):
+            add(_link(path, target))
+
+    def add_dir(path: str) -> None:
+        if wanted(path, "dir"):
+            add(RemoteOutput(OutputFile(path=path, kind="dir", mode=0o755), None))
 
     for f in result.output_files:
         add_file(f.path, f.digest, f.is_executable)
-    for s in [*result.output_symlinks, *result.output_file_symlinks,
-              *result.output_directory_symlinks]:
-        out.append(_link(s.path, s.target, allowed))
+    for link in _symlinks(result):
+        add_link(link.path, link.target)
     for d in result.output_directories:
-        base = _checked(d.path, None) if d.path else ""
+        base = d.path  # "": the whole input root (a glob at the top)
         if base:
-            out.append(RemoteOutput(OutputFile(path=base, kind="dir", mode=0o755), None))
-        tree = _tree(cas, d.tree_digest, limits, base)
-        for rel, node in tree:
+            add_dir(base)
+        for rel, node in _tree(cas, d.tree_digest, limits, base):
             if node is None:
-                out.append(RemoteOutput(OutputFile(path=_checked(rel, None), kind="dir",
-                                                   mode=0o755), None))
+                add_dir(rel)
             elif isinstance(node, str):
-                out.append(_link(rel, node, allowed))
+                add_link(rel, node)
             else:
                 add_file(rel, node.digest, node.is_executable)
     seen: set[str] = set()

@@ -101,8 +101,8 @@ def test_a_hostile_action_result_is_a_miss_with_one_warning(
     (lambda cas: re_pb2.ActionResult(output_directories=[_tree_with(cas, "a/b")]),
      "bad name"),
 ])
-def test_each_breach_is_named(result: Any, reason: str, buildgrid: ReapiServer) -> None:
-    with Remote(Endpoint(buildgrid.url, instance="main")) as remote:
+def test_each_breach_is_named(result: Any, reason: str, shared_buildgrid: ReapiServer) -> None:
+    with Remote(Endpoint(shared_buildgrid.url, instance="main")) as remote:
         cas = Cas(remote, capabilities.fetch(remote))
         with pytest.raises(UnsafeResult, match=reason):
             results.plan(result(cas), cas, results.Limits(max_total_bytes=1 << 30))

@@ -40,6 +40,10 @@ log = logging.getLogger("attest.cache")
 T = TypeVar("T")
 
 
+class NoAction(Exception):
+    """The step's inputs cannot be made an input root: the REAPI tier skips the step."""
+
+
 @dataclass(frozen=True)
 class Hit:
     """What a lookup restored: the files (with attest's digests) and the step's log."""
@@ -92,8 +96,13 @@ class ReapiBackend:
 
     def _action(self, root: Path, spec: actions.ActionSpec, inputs: Sequence[str],
                 known: Mapping[str, str] | None) -> tuple[actions.BuiltAction, merkle.InputRoot]:
+        """The step's Action; :class:`NoAction` when its inputs cannot make an input root
+        (an unreadable file, a file that is not a regular one, too many files)."""
         _, cas, _ = self._open()
-        tree = merkle.build(root, inputs, cas.fn, known=known)
+        try:
+            tree = merkle.build(root, inputs, cas.fn, known=known)
+        except (merkle.InputError, OSError) as exc:
+            raise NoAction(str(exc)) from None
         return actions.build(spec, tree.digest, cas.fn), tree
 
     # -- the step-aware interface --------------------------------------------------------
@@ -107,7 +116,11 @@ class ReapiBackend:
         receives every restored blob by attest's digest (for the local tier)."""
         def run() -> Hit | None:
             _, cas, ac = self._open()
-            built, _ = self._action(root, spec, inputs, known)
+            try:
+                built, _ = self._action(root, spec, inputs, known)
+            except NoAction as exc:
+                log.debug("not looked up in the REAPI cache: %s", exc)
+                return None
             result = ac.get(built.action_digest)
             if result is None:
                 return None
@@ -126,7 +139,10 @@ class ReapiBackend:
         """Whether the Action Cache has a result for the step; and its Action digest."""
         def run() -> tuple[bool, str]:
             _, _, ac = self._open()
-            built, _ = self._action(root, spec, inputs, known)
+            try:
+                built, _ = self._action(root, spec, inputs, known)
+            except NoAction as exc:
+                return False, f"none ({exc})"
             result = ac.get(built.action_digest)
             return (result is not None and result.exit_code == 0,
                     f"{built.action_digest.hash}/{built.action_digest.size_bytes}")
@@ -144,7 +160,11 @@ class ReapiBackend:
 
         def run() -> int:
             _, cas, ac = self._open()
-            built, tree = self._action(root, spec, inputs, known)
+            try:
+                built, tree = self._action(root, spec, inputs, known)
+            except NoAction as exc:
+                log.warning("not stored in the REAPI cache: %s", exc)
+                return 0
             result = re_pb2.ActionResult(exit_code=exit_code)
             uploads: list[tuple[Any, Any]] = [*built.blobs, *tree.blobs()]
             for f in files:
@@ -171,7 +191,11 @@ class ReapiBackend:
                               ("execution_completed_timestamp", finished),
                               ("worker_completed_timestamp", finished)):
                 getattr(meta, field).FromNanoseconds(int(at * 1e9))
-            sent = cas.upload(uploads)
+            try:
+                sent = cas.upload(uploads)  # reads an input file only if the server lacks it
+            except OSError as exc:
+                log.warning("not stored in the REAPI cache: %s", exc)
+                return 0
             ac.update(built.action_digest, result)
             return sent
         return self._do(run)
