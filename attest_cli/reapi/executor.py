@@ -175,8 +175,10 @@ class RemoteStepRunner:
             return self._failed(started, f"remote execution failed: {code}: "
                                 f"{done.status_message[:300]}", remote=record, logged=logged)
         if result.exit_code == 0:
+            # a glob's output path is its whole directory: keep what the globs cover
             outputs = results.plan(result, self.cas, self.limits,
-                                   allowed=lambda p: covers(step.outputs, p))
+                                   allowed=lambda p: covers(step.outputs, p),
+                                   drop_uncovered=True)
             results.restore(self.pipeline.root, outputs, self.cas, self.limits)
         return ProcessOutcome(exit_code=result.exit_code,
                               wall_seconds=time.monotonic() - started, cpu_user_seconds=0.0,
