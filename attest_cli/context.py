@@ -41,8 +41,10 @@ class AppContext:
     def pipeline_path(self, value: str | Path | None = None) -> Path:
         return self.path(value or DEFAULT_PIPELINE)
 
-    def pipeline_doc(self, pipeline: str | Path | None = None, *, required: bool = False
-                     ) -> LocatedYAML | None:
+    def pipeline_doc(self, pipeline: str | Path | None = None, *, required: bool = False,
+                     reuse_parse: bool = False) -> LocatedYAML | None:
+        """The pipeline file, parsed; ``reuse_parse`` (what ``attest run`` asks for) answers
+        from the parse kept under ``.attest/`` while the file's bytes are unchanged."""
         path = self.pipeline_path(pipeline)
         if not path.exists():
             if not required:
@@ -51,6 +53,11 @@ class AppContext:
 
             raise InputError("no such file (create one with 'attest init', or name one with -p)",
                              path=self.display(path))
+        if reuse_parse:
+            from attest_cli.pipeline.parse_cache import load_pipeline_yaml
+
+            return load_pipeline_yaml(path, label=self.display(path),
+                                      cache_dir=self.state_dir / "parsed")
         return load_yaml(path, label=self.display(path))
 
     def display(self, path: Path) -> str:

@@ -35,6 +35,7 @@ class LocatedYAML:
     path: str
     data: Any
     lines: dict[tuple[str, ...], int] = field(default_factory=dict)
+    digest: str | None = None  # of the file's bytes, when the loader took one
 
     def line(self, *keys: str) -> int | None:
         """The line of the deepest known prefix of ``keys`` (so errors always get a line)."""

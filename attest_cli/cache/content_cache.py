@@ -26,12 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
+import orjson
+
 from attest_cli.atomic import write_atomic
 from attest_cli.cache import reapi_tier
 from attest_cli.cache import store as entries
 from attest_cli.cache.backends.base import BackendUnavailable, CacheBackend
 from attest_cli.cache.backends.guard import GuardedBackend
 from attest_cli.cache.backends.local import LocalBackend, sync_filesystem
+from attest_cli.cache.fresh import FreshIndex
 from attest_cli.cache.inputs import input_paths, input_states, key_inputs
 from attest_cli.cache.keys import (
     KeyParts,
@@ -111,6 +114,7 @@ class ContentCache:
         self.reapi: ReapiBackend | None = None
         if remote is not None and getattr(remote.inner, "step_aware", False):
             self.reapi = cast("ReapiBackend", remote.inner)
+        self._fresh: FreshIndex | None = None  # the run's pipeline's, opened at first use
 
     # -- keys ----------------------------------------------------------------------------
     def key_for(self, pipeline: Pipeline, step: Step, environ: Mapping[str, str]
@@ -166,10 +170,54 @@ class ContentCache:
         record = {"key": parts.key, "pipeline": pipeline.name, "step": step.name,
                   "components": parts.items, "at": time.time()}
         try:
-            write_atomic(path, json.dumps(record, separators=(",", ":")), sync=False)
+            write_atomic(path, orjson.dumps(record), sync=False)
             self._dirty = True
         except OSError as exc:
             log.debug("could not record the last entry of %s: %s", step.name, exc)
+
+    # -- up-to-date steps ----------------------------------------------------------------
+    def _fresh_index(self, pipeline: Pipeline) -> FreshIndex:
+        with self._lock:  # the first store may race the first check
+            if self._fresh is None:
+                ident = bytes_digest(f"{pipeline.root}\0{pipeline.name}".encode())[7:39]
+                self._fresh = FreshIndex(self.local.root / "fresh" / f"{ident}.marshal")
+            return self._fresh
+
+    def fresh(self, ctx: StepContext) -> CacheDecision | None:
+        """A hit without a lookup when nothing the key covers can have changed
+        (:mod:`attest_cli.cache.fresh`); None means "do the full lookup"."""
+        step, pipeline = ctx.step, ctx.pipeline
+        digests = {name: r.output_digest for name, r in ctx.upstream.items()
+                   if r.status in ("success", "cached")}
+        entry = self._fresh_index(pipeline).check(pipeline, step, ctx.env, digests)
+        if entry is None or not self.local.contains(entries.entry_key(entry.key)):
+            return None
+        log_text = ""
+        if entry.log_digest is not None:
+            try:
+                log_text = self._blob(entry.log_digest, [self.local]).decode("utf-8", "replace")
+            except (CorruptEntry, BackendUnavailable):
+                return None
+        self._warn_undeclared(pipeline, step, ctx.env)
+        self._count(self.local.name, "hits")
+        return CacheDecision(
+            hit=True, backend=self.local.name, key=entry.key, log_text=log_text,
+            output_digest=entry.output_digest,
+            outputs=[{"path": p, "hash": d} for p, d in entry.outputs],
+            inputs=[{"path": p, "hash": d} for p, d in entry.inputs])
+
+    def _note_fresh(self, ctx: StepContext, parts: KeyParts, states: list[FileState],
+                    output_digest: str, outputs: list[dict[str, str]], log_digest: str | None
+                    ) -> None:
+        self._fresh_index(ctx.pipeline).note(
+            ctx.pipeline, ctx.step, ctx.env, key=parts.key, output_digest=output_digest,
+            components=parts.items, inputs=states,
+            outputs=[(o["path"], o["hash"]) for o in outputs], log_digest=log_digest)
+
+    def save_fresh(self, finished: Mapping[str, bool]) -> None:
+        """End of the run: keep the records of the steps that ended well."""
+        if self._fresh is not None:
+            self._fresh.save(finished)
 
     # -- lookup --------------------------------------------------------------------------
     def lookup(self, ctx: StepContext) -> CacheDecision:
@@ -218,11 +266,13 @@ class ContentCache:
             self._remember(pipeline, step, parts)
             self._count(backend.name, "hits")
             log_text = log_bytes.decode("utf-8", "replace")
+            outputs = [{"path": f.path, "hash": f.digest} for f in manifest.files
+                       if f.kind != "dir"]
+            self._note_fresh(ctx, parts, states, manifest.output_digest, outputs,
+                             manifest.log_digest if log_bytes else None)
             return CacheDecision(
                 hit=True, backend=backend.name, key=key, log_text=log_text,
-                output_digest=manifest.output_digest,
-                outputs=[{"path": f.path, "hash": f.digest} for f in manifest.files
-                         if f.kind != "dir"],
+                output_digest=manifest.output_digest, outputs=outputs,
                 inputs=inputs, components=parts.summary(), state=state)
         self._count(self.backend_name, "misses")
         return CacheDecision(hit=False, backend=self.backend_name, key=key,
@@ -372,9 +422,11 @@ class ContentCache:
                 self._note_required(exc)
                 log.debug("not stored in %s: %s", self.remote.name, exc)
         self._remember(ctx.pipeline, step, state.parts)
+        outputs = [{"path": f.path, "hash": f.digest} for f in stored_files if f.kind != "dir"]
+        self._note_fresh(ctx, state.parts, state.inputs, manifest.output_digest, outputs,
+                         log_digest if log_bytes else None)
         return StoreOutcome(stored=True, bytes=written, output_digest=manifest.output_digest,
-                            outputs=[{"path": f.path, "hash": f.digest} for f in stored_files
-                                     if f.kind != "dir"])
+                            outputs=outputs)
 
     @staticmethod
     def _write(backend: CacheBackend, manifest: Manifest, blobs: dict[str, bytes]) -> int:

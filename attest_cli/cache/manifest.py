@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from attest_cli.cache.keys import encode
@@ -80,7 +80,11 @@ class Manifest:
         return sum(f.size for f in self.files if f.kind == "file") + self.log_size
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
+        # orjson encodes the dataclasses itself: a step with 10,000 inputs has 10,000 key
+        # components, and asdict + json.dumps was a tenth of storing it
+        import orjson
+
+        return orjson.dumps(self, option=orjson.OPT_SORT_KEYS)
 
 
 def outputs_digest(files: list[OutputFile]) -> str:

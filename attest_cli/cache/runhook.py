@@ -32,6 +32,7 @@ def attach(run: RunContext) -> None:
     run.on_interrupt(interrupt_calls)  # a remote call in flight must not hold the run up
 
     def finish(report: RunReport) -> None:
+        cache.save_fresh({r.name: r.status in ("success", "cached") for r in report.steps})
         run.record("cache", {name: dict(row) for name, row in sorted(cache.counts.items())})
         if cache.required_failure is not None and report.status == "success":
             log.error("cache.required is true and the %s cache failed during the run: %s",

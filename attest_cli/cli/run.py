@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -127,6 +128,10 @@ def run(
     configure_logging(app, level=log_level.value if log_level else None,
                       log_format=log_format.value if log_format else None)
     loaded = run_service.load(app, options)
+    # What is loaded by now (modules, the pipeline) lives as long as the process: the
+    # cyclic collector need not walk it on every full collection during the run (those
+    # walks were ~7% of a 5,000-step no-op run).
+    gc.freeze()
     configure_logging(app, loaded[1], level=log_level.value if log_level else None,
                       log_format=log_format.value if log_format else None)
     if profile_steps and profile is None:

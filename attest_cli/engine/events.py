@@ -63,6 +63,7 @@ class CacheChecked(Event):
     reason: str | None  # on a miss: what differs from the last stored entry
     duration: float
     components: dict[str, str] | None = None
+    up_to_date: bool = False  # decided by the up-to-date check, without a lookup
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,13 @@ class StepCache(Protocol):
 
     backend_name: str
 
+    def fresh(self, ctx: StepContext) -> CacheDecision | None:
+        """A hit decided without a lookup (nothing the key covers changed), or None.
+
+        Asked on the scheduler's own thread before a step is handed to a worker, so it
+        must be cheap: a few ``lstat`` calls, no hashing and no network."""
+        ...
+
     def lookup(self, ctx: StepContext) -> CacheDecision: ...
 
     def store(self, ctx: StepContext, decision: CacheDecision, result: StepResult,

@@ -19,9 +19,11 @@ import logging
 import os
 import queue
 import threading
+from collections import ChainMap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from attest_cli.deadline import note_signal
 from attest_cli.engine.events import (
@@ -173,14 +175,20 @@ class Scheduler:
                         results[name] = self._skip(self.pipeline.steps[name],
                                                    f"not started: {stop_reason}")
                 ready.clear()
-            while ready and len(running) < self.options.parallel:
+            while ready and len(running) < self.options.parallel and self.interrupted is None:
                 name = self.order[heapq.heappop(ready)]
                 if name in results:
                     continue
-                slot = heapq.heappop(free_slots)
-                running[name] = slot
                 upstream = {d: results[d] for d in self.pipeline.steps[name].needs
                             if d in results}
+                fresh = self._fresh(self.pipeline.steps[name], free_slots[0], upstream)
+                if fresh is not None:  # up to date: no worker, no lookup
+                    results[name] = fresh
+                    self.bus.publish(StepFinished(run_id=self.report.run_id, result=fresh))
+                    settle(name)
+                    continue
+                slot = heapq.heappop(free_slots)
+                running[name] = slot
                 self._dispatch(_Work(self.pipeline.steps[name], slot, upstream), len(running))
             if not running:
                 if len(results) < len(self.order) and not ready:  # pragma: no cover - defensive
@@ -337,6 +345,43 @@ class Scheduler:
                                       key=result.cache_key, reason=None,
                                       duration=result.wall_seconds, components=None))
 
+    def _fresh(self, step: Step, slot: int, upstream: dict[str, StepResult]
+               ) -> StepResult | None:
+        """The step's result if the cache vouches it is up to date, on this thread.
+
+        A no-op re-run is mostly such steps; handing each to a worker and back cost more
+        than deciding it (issue 14). Any doubt, or any error, is None: the worker's full
+        lookup decides instead."""
+        if self.cache is None or not self._looks_up(step):
+            return None
+        # the environment _env_for would build, as a view: the check reads a few names
+        env = ChainMap({"ATTEST_RUN_ID": self.report.run_id, "ATTEST_STEP": step.name,
+                        "ATTEST_PIPELINE": self.pipeline.name}, step.env, self.pipeline.env,
+                       cast("dict[str, str]", self.options.base_env))  # read, never written
+        t0 = self.clock.monotonic()
+        try:
+            decision = self.cache.fresh(StepContext(
+                run_id=self.report.run_id, pipeline=self.pipeline, step=step, env=env,
+                workdir=self.pipeline.root, upstream=upstream))
+        except Exception as exc:
+            log.debug("up-to-date check of %s failed, looking it up: %s", step.name, exc)
+            return None
+        if decision is None:
+            return None
+        masked_cmd = self.masker(step.run)
+        log_path = self.options.logs_dir / f"{step.name}.log" if decision.log_text else None
+        result = StepResult(name=step.name, command=masked_cmd, slot=slot,
+                            started_at=self.clock.time(),
+                            log_file=str(log_path) if log_path else None)
+        self.bus.publish(StepStarted(run_id=self.report.run_id, step=step.name,
+                                     command=masked_cmd, slot=slot, lookup=True))
+        self.bus.publish(CacheChecked(step=step.name, backend=decision.backend, hit=True,
+                                      key=decision.key, reason=None,
+                                      duration=self.clock.monotonic() - t0, up_to_date=True))
+        result = self._replay(step, result, decision, log_path)
+        result.needs = list(step.needs)
+        return result
+
     def _looks_up(self, step: Step) -> bool:
         return self.cache is not None and self.options.use_cache and step.cache
 
@@ -372,8 +417,9 @@ class Scheduler:
                                      reason=stored.reason))
 
     def _replay(self, step: Step, result: StepResult, decision: CacheDecision,
-                log_path: Path) -> StepResult:
+                log_path: Path | None) -> StepResult:
         if decision.log_text:  # no empty log files: a missing log reads as empty
+            assert log_path is not None
             log_path.parent.mkdir(parents=True, exist_ok=True)
             log_path.write_text(decision.log_text, encoding="utf-8")
         else:

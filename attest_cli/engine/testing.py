@@ -173,6 +173,14 @@ class FakeStepCache:
     backend_name: str = "fake"
     stored: dict[str, str] = field(default_factory=dict)
     looked_up: list[str] = field(default_factory=list)
+    fresh_steps: Mapping[str, str] = field(default_factory=dict)  # decided without a lookup
+
+    def fresh(self, ctx: StepContext) -> CacheDecision | None:
+        name = ctx.step.name
+        if name not in self.fresh_steps:
+            return None
+        return CacheDecision(hit=True, backend=self.backend_name, key=f"key:{name}",
+                             log_text=self.fresh_steps[name], output_digest=f"digest:{name}")
 
     def lookup(self, ctx: StepContext) -> CacheDecision:
         name = ctx.step.name

@@ -10,6 +10,7 @@ for it.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Iterable
@@ -84,6 +85,7 @@ SeriesKey = tuple[str, str, tuple[str, ...]]
 _TOKEN = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 
+@functools.lru_cache(maxsize=1024)  # asked per step with the same few values
 def token(value: str | None, default: str = "other") -> str:
     """A bounded label value: short snake_case words pass, free text becomes ``other``.
 

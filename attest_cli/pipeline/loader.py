@@ -79,7 +79,7 @@ def load_pipeline(path: str | Path, *, doc: LocatedYAML | None = None) -> Pipeli
         raise doc.error("dependency cycle: " + " -> ".join([*cycle, cycle[0]]),
                         *_where(doc, first, "needs"))
     return Pipeline(name=name.strip(), path=p, root=p.resolve().parent, steps=steps,
-                    version=str(version), env=env)
+                    version=str(version), env=env, source_digest=doc.digest)
 
 
 def _where(doc: LocatedYAML, step: Step, key: str) -> tuple[str, ...]:
@@ -114,27 +114,33 @@ def _step(doc: LocatedYAML, name: str, body: Any, where: tuple[str, ...]) -> Ste
             raise doc.error(str(exc), *where, "timeout") from None
         if timeout <= 0:
             raise doc.error("must be greater than 0", *where, "timeout")
-    flags = {}
-    for key, default in (("cache", True), ("remote", True), ("do_not_cache", False)):
-        flags[key] = body.get(key, default)
-        if not isinstance(flags[key], bool):
-            raise doc.error("expected true or false", *where, key)
+    cache = body.get("cache", True)
+    remote = body.get("remote", True)
+    do_not_cache = body.get("do_not_cache", False)
+    if type(cache) is not bool or type(remote) is not bool or type(do_not_cache) is not bool:
+        for key, value in (("cache", cache), ("remote", remote), ("do_not_cache", do_not_cache)):
+            if not isinstance(value, bool):
+                raise doc.error("expected true or false", *where, key)
+    # keys a step does not have cost nothing (most steps have two or three of the ten)
     return Step(
         name=name, run=run,
-        needs=_names(doc, body.get("needs", []), (*where, "needs"), _NAME, "step name"),
-        inputs=_strings(doc, body.get("inputs", []), (*where, "inputs")),
-        outputs=_strings(doc, body.get("outputs", []), (*where, "outputs")),
-        env=_env_map(doc, body.get("env", {}), (*where, "env")),
-        timeout=timeout, cache=flags["cache"], remote=flags["remote"],
-        do_not_cache=flags["do_not_cache"],
-        platform=_platform(doc, body.get("platform", {}), (*where, "platform")),
-        cache_env=_names(doc, body.get("cache_env", []), (*where, "cache_env"), _ENV_NAME,
-                         "variable name"),
-        cache_exclude_env=_names(doc, body.get("cache_exclude_env", []),
-                                 (*where, "cache_exclude_env"), _ENV_NAME, "variable name"),
-        secrets=_names(doc, body.get("secrets", []), (*where, "secrets"), _ENV_NAME,
-                       "variable name"),
-        line=doc.line(*where), location=where,
+        needs=_names(doc, body["needs"], (*where, "needs"), _NAME, "step name")
+        if "needs" in body else (),
+        inputs=_strings(doc, body["inputs"], (*where, "inputs")) if "inputs" in body else (),
+        outputs=_strings(doc, body["outputs"], (*where, "outputs"))
+        if "outputs" in body else (),
+        env=_env_map(doc, body["env"], (*where, "env")) if "env" in body else {},
+        timeout=timeout, cache=cache, remote=remote, do_not_cache=do_not_cache,
+        platform=_platform(doc, body["platform"], (*where, "platform"))
+        if "platform" in body else {},
+        cache_env=_names(doc, body["cache_env"], (*where, "cache_env"), _ENV_NAME,
+                         "variable name") if "cache_env" in body else (),
+        cache_exclude_env=_names(doc, body["cache_exclude_env"], (*where, "cache_exclude_env"),
+                                 _ENV_NAME, "variable name")
+        if "cache_exclude_env" in body else (),
+        secrets=_names(doc, body["secrets"], (*where, "secrets"), _ENV_NAME, "variable name")
+        if "secrets" in body else (),
+        line=doc.lines.get(where) or doc.line(*where), location=where,
     )
 
 
@@ -143,9 +149,10 @@ def _strings(doc: LocatedYAML, value: Any, where: tuple[str, ...]) -> tuple[str,
         value = [value]
     if not isinstance(value, list):
         raise doc.error("expected a list of strings", *where)
-    for i, item in enumerate(value):
-        if not isinstance(item, str) or not item:
-            raise doc.error("expected a non-empty string", *where, str(i))
+    if not all(type(item) is str and item for item in value):
+        for i, item in enumerate(value):
+            if not isinstance(item, str) or not item:
+                raise doc.error("expected a non-empty string", *where, str(i))
     return tuple(value)
 
 

@@ -66,6 +66,9 @@ class Pipeline:
     steps: dict[str, Step]
     version: str = "0.1"
     env: dict[str, str] = field(default_factory=dict)
+    # BLAKE3 of the file's bytes when known: a step whose record was made from the same
+    # bytes has the same definition (attest_cli.cache.fresh)
+    source_digest: str | None = field(default=None, compare=False)
 
     def canonical(self) -> dict[str, Any]:
         return {

@@ -15,6 +15,8 @@ from attest_cli.pipeline.confine import check_state_outputs
 from attest_cli.pipeline.graph import topological_order, with_needs
 from attest_cli.pipeline.loader import load_pipeline
 from attest_cli.pipeline.model import Pipeline
+from attest_cli.pipeline.parse_cache import settle
+from attest_cli.redaction import settings_credentials
 from attest_cli.runner.features import RunOptions
 
 Loaded = tuple[Pipeline, Settings, list[str]]
@@ -22,10 +24,12 @@ Loaded = tuple[Pipeline, Settings, list[str]]
 
 def load(ctx: AppContext, options: RunOptions) -> Loaded:
     """Load the pipeline and settings, and resolve the steps to run, in order."""
-    doc = ctx.pipeline_doc(options.pipeline, required=True)
+    doc = ctx.pipeline_doc(options.pipeline, required=True, reuse_parse=True)
     assert doc is not None
     pipeline = load_pipeline(ctx.pipeline_path(options.pipeline), doc=doc)
     settings = ctx.settings(pipeline_doc=doc, flags={"parallel": options.parallel})
+    # the parse is kept only without secrets in it, and not by a dry run
+    settle(doc, run_secrets(ctx, pipeline, settings), write=not options.dry_run)
     check_state_outputs(doc, pipeline, settings, ctx.state_dir)
     order = topological_order(pipeline)
     if options.steps:
@@ -36,3 +40,14 @@ def load(ctx: AppContext, options: RunOptions) -> Loaded:
         chosen = with_needs(pipeline, options.steps)
         order = [n for n in order if n in chosen]
     return pipeline, settings, order
+
+
+def run_secrets(ctx: AppContext, pipeline: Pipeline, settings: Settings) -> list[str]:
+    """Every secret value the run knows, to be masked wherever it would appear: the
+    values of the variables steps list under ``secrets``, and the credentials in the
+    settings and the environment."""
+    merged = {**ctx.environ, **pipeline.env}
+    for step in pipeline.steps.values():
+        merged.update(step.env)
+    return [*(merged[n] for n in pipeline.secret_names if merged.get(n)),
+            *settings_credentials(settings.values, ctx.environ)]

@@ -32,10 +32,9 @@ from attest_cli.errors import AttestError
 from attest_cli.logging.observer import RunLogObserver
 from attest_cli.logging.structured import RunLogScope
 from attest_cli.pipeline.model import Pipeline
-from attest_cli.redaction import settings_credentials
 from attest_cli.retention import apply_retention
 from attest_cli.runner.features import RunContext, RunOptions
-from attest_cli.runner.loading import Loaded, load
+from attest_cli.runner.loading import Loaded, load, run_secrets
 from attest_cli.runner.plugins import load_features
 from attest_cli.runner.records import abandon_dead_runs
 from attest_cli.runner.signals import routed
@@ -57,20 +56,12 @@ def parallelism(settings: Settings) -> int:
     return int(settings["parallel"]) or os.cpu_count() or 1
 
 
-def secret_values(pipeline: Pipeline, environ: dict[str, str]) -> list[str]:
-    merged = {**environ, **pipeline.env}
-    for step in pipeline.steps.values():
-        merged.update(step.env)
-    return [merged[n] for n in pipeline.secret_names if merged.get(n)]
-
-
 def execute(ctx: AppContext, options: RunOptions, *, view: Callable[[Event], None] | None = None,
             loaded: Loaded | None = None) -> RunReport:
     """Run the pipeline; always returns the finished (possibly failed) report."""
     pipeline, settings, order = loaded or load(ctx, options)
     run_id = new_run_id()
-    masker = SecretMasker([*secret_values(pipeline, ctx.environ),
-                           *settings_credentials(settings.values, ctx.environ)])
+    masker = SecretMasker(run_secrets(ctx, pipeline, settings))
     me = procid.current()
     report = RunReport(run_id=run_id, pipeline=pipeline.name,
                        pipeline_file=ctx.display(pipeline.path), started_at=time.time(),
@@ -240,8 +231,7 @@ def plan(ctx: AppContext, options: RunOptions) -> tuple[Pipeline, list[PlannedSt
 
     pipeline, settings, order = load(ctx, options)
     predictions = predict(ctx, pipeline, settings, order, no_cache=options.no_cache)
-    masker = SecretMasker([*secret_values(pipeline, ctx.environ),
-                           *settings_credentials(settings.values, ctx.environ)])
+    masker = SecretMasker(run_secrets(ctx, pipeline, settings))
     level: dict[str, int] = {}
     out = []
     for name in order:

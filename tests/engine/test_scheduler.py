@@ -180,6 +180,30 @@ def test_cache_hit_replays_the_log_and_skips_the_runner(make_scheduler: MakeSche
     assert [e.line for e in h.events.of(StepOutput) if e.step == "a"] == ["from cache"]
 
 
+def test_up_to_date_steps_are_decided_on_the_scheduler_thread(
+        make_scheduler: MakeScheduler, tmp_path: Path) -> None:
+    """A step the cache vouches for is replayed without a worker or a lookup; its events
+    are the ones a hit has, in the same order; a step it does not vouch for is looked up."""
+    cache = FakeStepCache(fresh_steps={"a": "kept\n", "b": ""})
+    h = make_scheduler([step("a"), step("b", "a"), step("c", "b"), step("d", cache=False)],
+                       cache=cache)
+    h.scheduler.run()
+    assert h.runner.started == ["c", "d"]
+    assert cache.looked_up == ["c"]  # d does not use the cache at all
+    assert statuses(h) == {"a": "cached", "b": "cached", "c": "success", "d": "success"}
+    a = h.report.steps[0]
+    assert (a.cache_hit, a.cache_key, a.output_digest, a.needs) == (True, "key:a", "digest:a",
+                                                                     [])
+    assert (tmp_path / "logs" / "a.log").read_text() == "kept\n"
+    assert h.report.steps[1].log_file is None  # nothing to replay, no empty log file
+    checks = [(e.step, e.hit, e.up_to_date) for e in h.events.of(CacheChecked)]
+    assert checks == [("a", True, True), ("b", True, True), ("c", False, False)]
+    kinds = [type(e).__name__ for e in h.events.events
+             if getattr(e, "step", None) == "a" or getattr(getattr(e, "result", None),
+                                                           "name", None) == "a"]
+    assert kinds == ["StepStarted", "CacheChecked", "StepOutput", "StepFinished"]
+
+
 def test_failed_steps_and_uncached_steps_are_not_stored(make_scheduler: MakeScheduler) -> None:
     cache = FakeStepCache()
     h = make_scheduler([step("a"), step("b", cache=False)], {"a": Script(exit_code=1)},

@@ -87,8 +87,8 @@ class LocalBackend:
         return True
 
     def contains(self, key: str) -> bool:
-        path = self._path(key)
-        return path.exists() or path.with_name(path.name + _ZSTD_SUFFIX).exists()
+        path = str(self._path(key))  # os.path: asked once per up-to-date step
+        return os.path.exists(path) or os.path.exists(path + _ZSTD_SUFFIX)
 
     def delete(self, key: str) -> None:
         path = self._path(key)
