@@ -456,3 +456,26 @@ def test_only_declared_outputs_come_back(grid: BuildGrid, tmp_path: Path) -> Non
     assert (root / "dist" / "a.txt").read_text() == "a\n"
     assert not (root / "dist" / "b.log").exists()
     assert not (root / "c.txt").exists() and not (root / "planted.txt").exists()
+
+
+def test_headers_go_with_every_call_and_never_into_the_record(grid: BuildGrid,
+                                                             tmp_path: Path) -> None:
+    from tests.reapi.servers import start_proxy
+
+    start_bot(grid, "bot-1")
+    proxy = start_proxy(grid.target)
+    token = "s3cr3t-t0ken-value"
+    try:
+        root = project(tmp_path / "p", grid, endpoint=proxy.url)
+        done = attest("run", "--remote-exec", cwd=root, timeout=120,
+                      env={"WORKER_ID": "",
+                           "ATTEST_EXECUTION__HEADERS": f"authorization=Bearer {token}"})
+    finally:
+        proxy.server.stop(grace=None)
+    assert done.returncode == 0, done.stderr
+    assert {"GetCapabilities", "FindMissingBlobs", "Execute"} <= proxy.methods()
+    assert all(m.get("authorization") == f"Bearer {token}" for m in proxy.metadata)
+    assert token not in done.stderr + done.stdout
+    for path in (root / ".attest").rglob("*"):
+        if path.is_file():
+            assert token.encode() not in path.read_bytes(), path
