@@ -118,7 +118,9 @@ def start_postgres() -> Postgres:
     if not initdb or not postgres:
         unavailable("PostgreSQL (initdb, postgres) is not installed")
     assert initdb and postgres
-    root = Path(tempfile.mkdtemp(prefix="attest-pg-"))
+    # as root the server runs as another user, who must reach the directory: /tmp, not a
+    # TMPDIR that may sit below root's own (mode 0700) home
+    root = Path(tempfile.mkdtemp(prefix="attest-pg-", dir="/tmp" if os.geteuid() == 0 else None))
     run_as: dict[str, Any] = {}
     if os.geteuid() == 0:  # postgres refuses root: run it as an unprivileged user
         for name in ("postgres", "nobody"):
