@@ -326,6 +326,9 @@ def test_trace_metrics_and_receipt_say_where_each_step_ran(grid: BuildGrid,
                                "action_digest": remote["action_digest"],
                                "result_digest": remote["result_digest"]}
     assert attest("verify", "receipt.json", cwd=root).returncode == 0
+    for export in (["--format", "in-toto"], ["--predicate", "slsa-provenance-v1"]):
+        exported = attest("receipt", "export", "receipt.json", *export, cwd=root)
+        assert exported.returncode == 0, exported.stderr
     entry["remote"]["worker"] = "bot-2"  # the signature covers where it ran
     (root / "forged.json").write_text(json.dumps(receipt))
     assert attest("verify", "forged.json", cwd=root).returncode == 1
