@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -65,6 +66,7 @@ def test_step_runs_on_the_worker_and_its_output_comes_back(grid: BuildGrid,
     done = run(root)
     assert done.returncode == 0, done.stderr + grid.log()[-2000:]
     assert (root / "out.txt").read_text() == "hello\nbot-1\n"
+    assert re.search(r"make \([0-9.]+m?s on bot-1\)", done.stderr), done.stderr
     made = step(report(root), "make")
     assert made["status"] == "success" and made["exit_code"] == 0
     remote = made["remote"]
