@@ -29,6 +29,10 @@ RESUME_PAUSE_SECONDS = 0.2  # before each of them
 CANCEL_SECONDS = 0.5  # deadline of the best-effort CancelOperation
 
 
+class Interrupted(Exception):
+    """The run was interrupted while waiting: the operation is cancelled on the server."""
+
+
 class ExecutionTimeout(Exception):
     """No result arrived within the wait's deadline (the operation was cancelled)."""
 
@@ -75,6 +79,8 @@ class Execution:
         resumes = 0
         try:
             while True:
+                if interrupted():
+                    raise Interrupted()
                 left = ends - time.monotonic()
                 if left <= 0:
                     raise ExecutionTimeout(f"no result within {wait_seconds:g}s")
@@ -95,9 +101,11 @@ class Execution:
                         if op.done:
                             return _finished(op)
                 except ReapiUnavailable:
+                    if interrupted():
+                        raise Interrupted() from None
                     if ends - time.monotonic() <= 0.05:
                         raise ExecutionTimeout(f"no result within {wait_seconds:g}s") from None
-                    if name is None or interrupted():
+                    if name is None:
                         raise
                 else:
                     if name is None:
@@ -113,6 +121,10 @@ class Execution:
         except ExecutionTimeout:
             self.cancel(name)
             raise
+        except Interrupted:
+            self.cancel(name)  # on this thread: the run waits for it (CANCEL_SECONDS at most)
+            raise ReapiUnavailable(f"REAPI Execute at {self.remote.endpoint.shown}: given up, "
+                                   "the run was interrupted") from None
         finally:
             self._forget(name)
 

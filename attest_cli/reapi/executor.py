@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from attest_cli import deadline
 from attest_cli.engine.interfaces import StepRequest, StepRunner
 from attest_cli.engine.process import ProcessOutcome
 from attest_cli.pathspec import covers, expand
@@ -43,6 +44,7 @@ log = logging.getLogger("attest.remote")
 BACKEND = "reapi"
 TIMEOUT_EXIT_CODE = 124  # as a local step stopped by its timeout reports
 NO_EXIT_CODE = -1  # the command never ran, or its result was refused (recorded as null)
+CANCEL_WAIT_SECONDS = 2.0  # at exit after an interrupt, for the CancelOperation calls
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +69,7 @@ class RemoteStepRunner:
 
     def __init__(self, remote: Remote, caps: Capabilities, pipeline: Pipeline,
                  local: StepRunner, *, required: bool, waits: Waits,
-                 limits: results.Limits) -> None:
+                 limits: results.Limits, terminated: threading.Event | None = None) -> None:
         self.remote = remote
         self.caps = caps
         self.fn = caps.digest_function
@@ -78,7 +80,10 @@ class RemoteStepRunner:
         self.limits = limits
         self.cas = Cas(remote, caps)
         self.execution = Execution(remote, self.fn)
-        self.terminated = threading.Event()
+        # set by terminate_all; the channel's calls watch it too (``Remote(interrupted=)``)
+        self.terminated = terminated or threading.Event()
+        self._signals = deadline.signals_seen()  # a signal after this interrupts the run
+        self._cancelled = threading.Event()  # terminate_all has sent its cancellations
         self.broken: str | None = None  # the server failed: later steps run here
         self._lock = threading.Lock()
 
@@ -93,7 +98,7 @@ class RemoteStepRunner:
         try:
             return self._run_remote(step, request, started)
         except ReapiUnavailable as exc:
-            if self.terminated.is_set():
+            if self.interrupted():
                 return self._failed(started, "killed by interrupt")
             if self.required:
                 return self._failed(started, f"execution.required: {exc}")
@@ -105,8 +110,23 @@ class RemoteStepRunner:
     def terminate_all(self) -> None:
         """Stop waiting (the channel cuts the calls in flight) and cancel the operations."""
         self.terminated.set()
-        self.execution.cancel_all()
-        self.local.terminate_all()
+        try:
+            self.local.terminate_all()
+            self.execution.cancel_all()
+        finally:
+            self._cancelled.set()
+
+    def close(self) -> None:
+        """At the end of the run: after an interrupt, give the cancellations (sent from a
+        helper thread) the time to reach the server before the process exits."""
+        if self.terminated.is_set():
+            self._cancelled.wait(CANCEL_WAIT_SECONDS)
+        self.remote.close()
+
+    def interrupted(self) -> bool:
+        """The run is being stopped: terminate_all ran, or a signal arrived (noted before
+        the scheduler starts terminate_all on a helper thread)."""
+        return self.terminated.is_set() or deadline.signals_seen() != self._signals
 
     # -- decisions -----------------------------------------------------------------------
     def stays_local(self, step: Step) -> str | None:
@@ -149,7 +169,7 @@ class RemoteStepRunner:
         try:
             done = self.execution.run(built.action_digest, wait_seconds=wait,
                                       skip_cache_lookup=step.do_not_cache,
-                                      interrupted=self.terminated.is_set)
+                                      interrupted=self.interrupted)
         except ExecutionTimeout as exc:
             return self._failed(started, f"remote execution: {exc} (the step's timeout plus "
                                 "execution.queue_timeout, or execution.max_wait)",

@@ -10,6 +10,7 @@ run's steps go through :class:`~attest_cli.reapi.executor.RemoteStepRunner`.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 from attest_cli.errors import AttestError, ConfigError, ExitCode
@@ -69,8 +70,9 @@ def attach(run: RunContext) -> None:
 
     required = bool(settings["execution.required"])
     remote: Remote | None = None
+    terminated = threading.Event()  # every call on the channel gives up once it is set
     try:
-        remote = Remote(where)
+        remote = Remote(where, interrupted=terminated.is_set)
         caps = capabilities.fetch(remote)
         if not caps.execution:
             raise ReapiUnavailable(f"{where.shown} does not execute actions (its capabilities "
@@ -87,9 +89,10 @@ def attach(run: RunContext) -> None:
         remote, caps, run.pipeline, ProcessStepRunner(), required=required,
         waits=Waits(queue_timeout=float(settings["execution.queue_timeout"]),
                     max_wait=float(settings["execution.max_wait"])),
-        limits=results.Limits(max_total_bytes=int(settings["cache.max_entry_size"])))
+        limits=results.Limits(max_total_bytes=int(settings["cache.max_entry_size"])),
+        terminated=terminated)
     run.set_step_runner(runner)
-    run.on_close(remote.close)
+    run.on_close(runner.close)
 
 
 FEATURE = Feature("remote_exec", 150, attach)
