@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.reapi.buildgrid_server import BuildGrid, grid, postgres, start_bot
+from tests.reapi.servers import ReapiServer
 from tests.support import attest, free_port, wait_for, write_pipeline
 
 __all__ = ["grid", "postgres"]  # fixtures
@@ -484,3 +485,14 @@ def test_headers_go_with_every_call_and_never_into_the_record(grid: BuildGrid,
     for path in (root / ".attest").rglob("*"):
         if path.is_file():
             assert token.encode() not in path.read_bytes(), path
+
+
+def test_a_cache_only_server_is_one_warning_and_a_local_run(buildgrid: ReapiServer,
+                                                             tmp_path: Path) -> None:
+    root = project(tmp_path / "p", None, endpoint=buildgrid.url,
+                   extra=f"  instance: {buildgrid.instance}\n")
+    done = run(root)
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if "remote execution" in line]
+    assert len(warnings) == 1 and "does not execute actions" in warnings[0], done.stderr
+    assert (root / "out.txt").read_text() == "hello\n\n"
