@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.reapi.buildgrid_server import BuildGrid, grid, postgres, start_bot
-from tests.reapi.servers import ReapiServer
+from tests.reapi.servers import BlackHole, ReapiServer
 from tests.support import attest, free_port, wait_for, write_pipeline
 
 __all__ = ["grid", "postgres"]  # fixtures
@@ -495,4 +495,16 @@ def test_a_cache_only_server_is_one_warning_and_a_local_run(buildgrid: ReapiServ
     assert done.returncode == 0, done.stderr
     warnings = [line for line in done.stderr.splitlines() if "remote execution" in line]
     assert len(warnings) == 1 and "does not execute actions" in warnings[0], done.stderr
+    assert (root / "out.txt").read_text() == "hello\n\n"
+
+
+def test_a_hung_server_costs_one_execution_timeout(black_hole: BlackHole,
+                                                   tmp_path: Path) -> None:
+    root = project(tmp_path / "p", None, endpoint=f"grpc://127.0.0.1:{black_hole.port}",
+                   extra="  timeout: 1\n")
+    t0 = time.monotonic()
+    done = run(root, timeout=60)
+    assert time.monotonic() - t0 < 15  # 1 s for the probe, then the step runs here
+    assert done.returncode == 0, done.stderr
+    assert "no complete answer within the 1s deadline" in done.stderr
     assert (root / "out.txt").read_text() == "hello\n\n"
