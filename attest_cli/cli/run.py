@@ -80,6 +80,9 @@ def run(
     junit: Path | None = typer.Option(None, "--junit", help="Also write a JUnit XML report "
                                       "here (one testcase per step), even if the run fails."),
     trace: bool = typer.Option(False, "--trace", help="Export an OpenTelemetry trace."),
+    remote_exec: bool = typer.Option(False, "--remote-exec", help="Run the steps on the "
+                                     "REAPI server of execution.endpoint (execution.backend "
+                                     "reapi for this run; see docs/remote.md)."),
     profile: Profile | None = typer.Option(None, "--profile", help="Profile attest itself: "
                                            "cpu (pyinstrument) or memory (memray)."),
     profile_output: Path | None = typer.Option(None, "--profile-output",
@@ -116,7 +119,7 @@ def run(
         profile_output=str(profile_output) if profile_output else None,
         profile_steps=profile_steps,
         metrics_file=str(metrics_file) if metrics_file else None, expires_in=expires_in,
-        junit=str(junit) if junit else None,
+        junit=str(junit) if junit else None, remote_exec=remote_exec,
     )
     check_run_flags(app, parallel=parallel, timeout=timeout, expires_in=expires_in,
                     metrics_file=options.metrics_file,

@@ -158,7 +158,8 @@ class ConfigSources:
 
 
 # Sections of attest.yaml that configure attest rather than describe the pipeline.
-PIPELINE_SECTIONS = {"cache", "monitoring", "tracing", "health", "signing", "history", "profiling"}
+PIPELINE_SECTIONS = {"cache", "monitoring", "tracing", "health", "signing", "history", "profiling",
+                     "execution"}
 
 
 def load_settings(sources: ConfigSources) -> Settings:

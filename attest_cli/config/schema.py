@@ -252,6 +252,28 @@ KEYS: dict[str, Key] = {k.name: k for k in [
     _k("signing.key", "str", ".attest/keys/private.key", "Ed25519 private key used by --sign."),
     _k("signing.trusted_keys", "list", [], "Public keys whose receipts are trusted."),
     _k("signing.expires_in", "str", "", "Receipt lifetime, e.g. 30d (empty: never expires)."),
+    _k("execution.backend", "enum", "local",
+       "Where steps run: local, or reapi (a Remote Execution API v2 server; docs/remote.md).",
+       choices=("local", "reapi")),
+    _k("execution.endpoint", "str", "",
+       "REAPI server of remote execution: grpc://host:port, or grpcs:// for TLS."),
+    _k("execution.instance", "str", "", "REAPI instance name (empty: the default instance)."),
+    _k("execution.headers", "map", {},
+       "gRPC metadata sent with every call (key=value,...), e.g. an auth token.", secret=True),
+    _k("execution.tls_ca", "str", "", "PEM CA bundle that signs a grpcs:// server's "
+       "certificate (empty: the system roots)."),
+    _k("execution.required", "bool", False,
+       "Fail the run (exit 1) when the execution server is unreachable, instead of one "
+       "warning and running the steps here."),
+    _k("execution.timeout", "duration", 30.0,
+       "Deadline of each call to the execution server other than waiting for a step "
+       "(capabilities, uploads, downloads).", minimum=0.001),
+    _k("execution.queue_timeout", "duration", 600.0,
+       "How long beyond a step's own timeout attest waits for its remote result (queueing, "
+       "input fetch, output upload).", minimum=0.001),
+    _k("execution.max_wait", "duration", 3600.0,
+       "How long attest waits for the remote result of a step that has no timeout.",
+       minimum=0.001),
     _k("profiling.interval", "duration", 0.001, "pyinstrument sampling interval (seconds).",
        minimum=0.0001),
     _k("profiling.native", "bool", False, "memray: record native stack frames."),

@@ -52,6 +52,9 @@ class StepResult:
     outputs: list[dict[str, str]] = field(default_factory=list)  # [{path, hash}]
     inputs: list[dict[str, str]] = field(default_factory=list)
     needs: list[str] = field(default_factory=list)  # what it waited for (critical path)
+    # Remote execution (docs/remote.md): backend, worker, Action and result digests and the
+    # worker's timestamps; None when the step ran (or was replayed) on this machine.
+    remote: dict[str, Any] | None = None
 
     @property
     def max_rss_exact(self) -> bool:

@@ -298,9 +298,10 @@ class Scheduler:
             step=step.name, command=step.run, cwd=self.pipeline.root, env=env,
             log_path=log_path, timeout=timeout, mask=self.masker,
             on_line=lambda line: self.bus.publish(StepOutput(step=step.name, line=line)),
+            cache_key=decision.key if decision is not None else None,
         ))
         result.finished_at = self.clock.time()
-        result.exit_code = outcome.exit_code
+        result.exit_code = outcome.exit_code if outcome.exit_code >= 0 else None
         result.wall_seconds = outcome.wall_seconds
         result.cpu_user_seconds = outcome.cpu_user_seconds
         result.cpu_system_seconds = outcome.cpu_system_seconds
@@ -310,7 +311,7 @@ class Scheduler:
         result.signal = outcome.signal
         if not outcome.logged:  # a silent step leaves no log file (nor a path to one)
             result.log_file = None
-        if outcome.exit_code == 0 and not outcome.timed_out:
+        if outcome.exit_code == 0 and not outcome.timed_out and outcome.reason is None:
             result.status = "success"
         else:
             result.status = "failure"
@@ -318,8 +319,11 @@ class Scheduler:
                 result.reason = f"timed out after {timeout:g}s"
             elif self.interrupted is not None:
                 result.reason = "killed by interrupt"
+            elif outcome.reason is not None:
+                result.reason = outcome.reason
             else:
                 result.reason = f"exit code {outcome.exit_code}"
+        result.remote = outcome.remote
         if decision is not None:
             result.cache_key = decision.key
             result.cache_backend = decision.backend
@@ -327,7 +331,19 @@ class Scheduler:
             result.inputs = decision.inputs
             if result.status == "success" and self.interrupted is None:
                 self._store(ctx, decision, result, log_path)
+        if outcome.cached_by is not None and result.status == "success":
+            self._answered_by_runner_cache(step, result, outcome.cached_by)
         return result
+
+    def _answered_by_runner_cache(self, step: Step, result: StepResult, backend: str) -> None:
+        """The runner's own cache answered (a REAPI server found the Action in its Action
+        Cache): nothing ran, so the step is a cache hit of that backend, counted as one."""
+        result.status = "cached"
+        result.cache_hit = True
+        result.cache_backend = backend
+        self.bus.publish(CacheChecked(step=step.name, backend=backend, hit=True,
+                                      key=result.cache_key, reason=None,
+                                      duration=result.wall_seconds, components=None))
 
     def _fresh(self, step: Step, slot: int, upstream: dict[str, StepResult]
                ) -> StepResult | None:

@@ -16,4 +16,7 @@ unless a REAPI backend is configured (``attest --help`` never loads gRPC):
 * :mod:`.action_cache` - GetActionResult / UpdateActionResult.
 * :mod:`.results` - an ActionResult's outputs into the workspace, through the cache's own
   restore-safety code (:mod:`attest_cli.cache.restore`).
+* :mod:`.execution` - Execute / WaitExecution of one Action, bounded, cancelled on interrupt.
+* :mod:`.executor` - remote execution: a StepRunner that runs steps on the server.
+* :mod:`.runhook` - the ``remote_exec`` run feature (``--remote-exec``, ``execution.*``).
 """

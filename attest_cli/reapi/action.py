@@ -78,9 +78,11 @@ def spec_for_step(pipeline: Pipeline, step: Step, environ: Mapping[str, str], *,
 
     env = key_env(pipeline.env, step.env, step.cache_env, step.cache_exclude_env,
                   pipeline.secret_names, environ)
+    # the step's own platform and do_not_cache (attest.yaml) unless the caller overrides
     return ActionSpec(run=step.run, env=env, output_paths=output_paths(step.outputs),
-                      platform=dict(platform or {}), timeout=step.timeout,
-                      do_not_cache=do_not_cache, salt=salt.encode())
+                      platform=dict(step.platform if platform is None else platform),
+                      timeout=step.timeout, do_not_cache=do_not_cache or step.do_not_cache,
+                      salt=salt.encode())
 
 
 def _platform(properties: Mapping[str, str]) -> Any:

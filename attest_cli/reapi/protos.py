@@ -20,9 +20,10 @@ try:
     from buildgrid._protos.google.bytestream import bytestream_pb2 as bs_pb2
     from buildgrid._protos.google.bytestream import bytestream_pb2_grpc as bs_grpc
     from buildgrid._protos.google.longrunning import operations_pb2 as ops_pb2
+    from buildgrid._protos.google.longrunning import operations_pb2_grpc as ops_grpc
     from buildgrid._protos.google.rpc import code_pb2
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ReapiUnavailable("the REAPI client needs the 'reapi' extra: "
                            "pip install 'attest-cli[reapi]'") from exc
 
-__all__ = ["bs_grpc", "bs_pb2", "code_pb2", "ops_pb2", "re_grpc", "re_pb2"]
+__all__ = ["bs_grpc", "bs_pb2", "code_pb2", "ops_grpc", "ops_pb2", "re_grpc", "re_pb2"]

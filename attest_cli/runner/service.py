@@ -91,7 +91,8 @@ def execute(ctx: AppContext, options: RunOptions, *, view: Callable[[Event], Non
                                  keep_going=options.keep_going, default_timeout=options.timeout,
                                  use_cache=not options.no_cache and settings["cache.enabled"],
                                  base_env=ctx.environ),
-                cache=run.cache, env_providers=run.env_providers, masker=masker)
+                cache=run.cache, env_providers=run.env_providers, masker=masker,
+                runner=run.step_runner)
             conclude(report, run)
             write_report(report, path)
             # Signals are routed to the scheduler from the first event to the last record,

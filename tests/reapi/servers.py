@@ -152,6 +152,8 @@ class RecordingProxy:
     calls: list[str] = field(default_factory=list)
     answers: dict[str, bytes] = field(default_factory=dict)
     metadata: list[dict[str, str]] = field(default_factory=list)
+    # a flaky network: ``stream_limit[method name]`` ends that stream after so many messages
+    stream_limit: dict[str, int] = field(default_factory=dict)
     port: int = 0
     server: Any = None
 
@@ -183,8 +185,14 @@ def start_proxy(upstream: str) -> RecordingProxy:
                 call = channel.unary_stream(method)
 
                 def unary_stream(request: bytes, context: Any) -> Iterator[bytes]:
+                    limit = proxy.stream_limit.get(method.rsplit("/", 1)[-1])
                     try:
-                        yield from call(request, metadata=forward)
+                        answers = call(request, metadata=forward)
+                        for count, answer in enumerate(answers, 1):
+                            yield answer
+                            if limit is not None and count >= limit:
+                                answers.cancel()
+                                return
                     except grpc.RpcError as exc:
                         context.abort(exc.code(), exc.details())
                 return grpc.unary_stream_rpc_method_handler(unary_stream)

@@ -36,8 +36,8 @@ def test_built_in_features_are_entry_points_attached_in_declared_order() -> None
 
     loaded = [f for f in load_features() if f.builtin]
     assert [(f.name, f.order) for f in loaded] == [
-        ("cache", 100), ("tracing", 200), ("metrics", 300), ("attestation", 400),
-        ("junit", 500)]
+        ("cache", 100), ("remote_exec", 150), ("tracing", 200), ("metrics", 300),
+        ("attestation", 400), ("junit", 500)]
 
 
 @pytest.fixture(scope="module")
