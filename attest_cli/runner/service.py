@@ -94,7 +94,9 @@ def execute(ctx: AppContext, options: RunOptions, *, view: Callable[[Event], Non
                 cache=run.cache, env_providers=run.env_providers, masker=masker,
                 runner=run.step_runner)
             conclude(report, run)
-            write_report(report, path)
+            # The "running" report is replaced by the final one (written with an fsync):
+            # losing it to a power cut loses nothing the history does not also record.
+            write_report(report, path, sync=False)
             # Signals are routed to the scheduler from the first event to the last record,
             # so a Ctrl-C can never land as KeyboardInterrupt inside an observer.
             with routed(lambda signum: _interrupt(scheduler, run, signum)):
@@ -187,9 +189,9 @@ def _interrupt(scheduler: Scheduler, run: RunContext, signum: int) -> None:
     scheduler.interrupt(signum)
 
 
-def write_report(report: RunReport, path: Path) -> None:
+def write_report(report: RunReport, path: Path, *, sync: bool = True) -> None:
     try:
-        write_atomic(path, report.to_json())
+        write_atomic(path, report.to_json(), sync=sync)
     except OSError as exc:  # name the file (a full disk says where it was writing)
         if exc.filename is None:
             exc.filename = str(path)
