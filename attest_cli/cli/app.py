@@ -7,6 +7,7 @@ carries; a traceback only with ``-v`` or ``ATTEST_DEBUG=1``.
 from __future__ import annotations
 
 import functools
+import gc
 import importlib
 import os
 import sys
@@ -18,6 +19,7 @@ import typer
 
 from attest_cli import __version__
 from attest_cli.cli import examples
+from attest_cli.cli.common import settle_collector
 from attest_cli.errors import AttestError, ExitCode, disk_full
 
 app = typer.Typer(
@@ -58,6 +60,7 @@ def root(
     given = ctx.obj if isinstance(ctx.obj, AppContext) else AppContext()  # a caller's streams
     ctx.obj = AppContext(workdir=workdir, config_file=config_file, verbose=verbose, quiet=quiet,
                          stdout=given.stdout, stderr=given.stderr)
+    settle_collector()
 
 
 # attest's commands, each in the module attest_cli.cli.<name> (a function <name>, or a group
@@ -185,6 +188,10 @@ def main(argv: list[str] | None = None) -> None:
     from typer._click import exceptions as click_exc
 
     args = list(sys.argv[1:] if argv is None else argv)
+    # Start-up allocates much and frees little: full collections walking every imported
+    # object were several ms of each start. Collection resumes once the command is known
+    # (root, below), with what was loaded so far frozen out of its way.
+    gc.disable()
     command = click_command()
     code: int
     try:
@@ -224,5 +231,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.stderr.write(f"attest: internal error: {type(exc).__name__}: {_one_line(exc)} "
                              "(run with -v for the traceback)\n")
             code = ExitCode.FAILURE
+    gc.unfreeze()  # called in-process (tests, embedding): leave the collector as it was
+    gc.enable()
     sys.stdout.flush()
     sys.exit(code)
