@@ -174,11 +174,11 @@ class FreshIndex:
         if (not same_source or step.cache_env) and \
                 entry.fingerprint != fingerprint(pipeline, step, environ):
             return None
-        base = str(pipeline.root)
+        base = str(pipeline.root).rstrip("/") + "/"
         for rel, sig, is_dir in entry.files:
             try:
-                st = os.lstat(os.path.join(base, rel))
-            except OSError:
+                st = os.lstat(base + rel)
+            except (OSError, TypeError, ValueError):
                 return None
             if signature_of(st) != sig or \
                     not (stat.S_ISDIR(st.st_mode) if is_dir else stat.S_ISREG(st.st_mode)):
@@ -259,9 +259,8 @@ def _entry(raw: object) -> FreshEntry | None:
                 isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str)
                 and isinstance(p[1], str) for p in group)):
             return None
-    if not (isinstance(entry.files, tuple) and all(
-            isinstance(f, tuple) and len(f) == 3 and isinstance(f[0], str)
-            and isinstance(f[1], tuple) and len(f[1]) == 5 and isinstance(f[2], bool)
-            and all(isinstance(n, int) for n in f[1]) for f in entry.files)):
+    # ``files`` is only compared with fresh lstat results: an item of another shape fails
+    # to unpack or to compare equal, and either way the step is looked up in full
+    if not isinstance(entry.files, tuple):
         return None
     return entry
