@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from attest_cli.atomic import write_atomic
+from attest_cli.atomic import write_object
 from attest_cli.cache import store as entries
 from attest_cli.cache.backends.base import BackendUnavailable, CacheBackend
 from attest_cli.cache.backends.guard import GuardedBackend
@@ -162,7 +162,7 @@ class ContentCache:
         record = {"key": parts.key, "pipeline": pipeline.name, "step": step.name,
                   "components": parts.items, "at": time.time()}
         try:
-            write_atomic(path, json.dumps(record, separators=(",", ":")), sync=False)
+            write_object(str(path), json.dumps(record, separators=(",", ":")).encode())
             self._dirty = True
         except OSError as exc:
             log.debug("could not record the last entry of %s: %s", step.name, exc)

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from attest_cli.atomic import write_atomic
+from attest_cli.atomic import write_object
 from attest_cli.cache.backends.base import MalformedObject, StoredObject
 from attest_cli.cache.backends.bounded import DEFAULT_MAX_ENTRY_SIZE, check_size, read_limited
 
@@ -41,6 +42,11 @@ class LocalBackend:
         self.root = root
         self.compression = compression
         self.max_entry_size = max_entry_size
+        # No directory yet: everything it will hold, this process writes (``written``
+        # bytes; maintenance.enforce_limits then needs no walk of it).
+        self.created_here = not os.path.isdir(root)
+        self.written = 0
+        self._lock = threading.Lock()
 
     def _path(self, key: str) -> Path:
         if key.startswith("/") or ".." in key.split("/"):
@@ -81,9 +87,12 @@ class LocalBackend:
         # every read, so a torn object is a miss, never a wrong restore; the run syncs the
         # file system once at its end (:func:`sync_filesystem`).
         if self.compression == "zstd" and key.startswith("blobs/"):
-            write_atomic(path.with_name(path.name + _ZSTD_SUFFIX), _compress(data), sync=False)
+            data = _compress(data)
+            write_object(f"{path}{_ZSTD_SUFFIX}", data)
         else:
-            write_atomic(path, data, sync=False)
+            write_object(str(path), data)
+        with self._lock:
+            self.written += len(data)
         return True
 
     def contains(self, key: str) -> bool:
