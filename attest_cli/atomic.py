@@ -136,6 +136,10 @@ def _write_stream(path: str, payload: bytes, name: str) -> None:
             raise InputError(f"cannot write: {exc.strerror}", path=name) from None
         flags = fcntl.fcntl(fd, fcntl.F_GETFL)
         fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
+    _write_all_and_close(fd, payload)
+
+
+def _write_all_and_close(fd: int, payload: bytes) -> None:
     try:
         view = memoryview(payload)
         while view:
@@ -169,12 +173,7 @@ def write_object(path: str, data: bytes) -> None:
         os.makedirs(parent or ".", exist_ok=True)
         fd = os.open(tmp, flags, 0o666)
     try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
+        _write_all_and_close(fd, data)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
