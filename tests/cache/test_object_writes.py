@@ -66,3 +66,20 @@ def test_stored_cache_objects_honour_the_umask(tmp_path: Path) -> None:
                                                               for k in cache)
     assert set(cache.values()) == {0o600}
     assert not [k for k in cache if k.endswith(".tmp")]
+
+
+def test_a_manifest_serialises_exactly_as_asdict_did() -> None:
+    import json
+    from dataclasses import asdict
+
+    from attest_cli.cache.manifest import Manifest, OutputFile, parse
+
+    m = Manifest(key="k" * 64, step="s", files=[
+        OutputFile(path="out", kind="dir", mode=0o755),
+        OutputFile(path="out/a", kind="file", mode=0o644, digest="blake3:" + "a" * 64, size=3),
+        OutputFile(path="out/l", kind="symlink", digest="blake3:" + "b" * 64, target="a")],
+        log_digest="blake3:" + "c" * 64, log_size=7, exit_code=0, wall_seconds=1.5,
+        created_at=12.25, components={"command": "x", "input:a": "y"})
+    assert m.to_json() == json.dumps(asdict(m), sort_keys=True,
+                                     separators=(",", ":")).encode()
+    assert parse(m.to_json(), key=m.key) == m
