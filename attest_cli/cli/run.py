@@ -123,6 +123,10 @@ def run(
                              "--profile-output": options.profile_output})
     configure_logging(app, level=log_level.value if log_level else None,
                       log_format=log_format.value if log_format else None)
+    if not dry_run:  # the step launcher's start-up overlaps the loading (engine/launcher.py)
+        from attest_cli.engine.launcher import shared_launcher
+
+        shared_launcher()
     loaded = run_service.load(app, options)
     configure_logging(app, loaded[1], level=log_level.value if log_level else None,
                       log_format=log_format.value if log_format else None)
