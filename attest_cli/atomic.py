@@ -16,12 +16,12 @@ Two promises beyond atomicity (docs/security.md, "Files attest writes"):
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import itertools
 import os
 import re
 import stat
-import tempfile
 import threading
 from pathlib import Path
 
@@ -105,7 +105,7 @@ def write_atomic(path: str | Path, data: bytes | str, *, mode: int | None = None
         _write_stream(str(path), payload, label or str(path))
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = _create_temp(target.parent, f".{target.name}.")
     try:
         os.fchmod(fd, mode if mode is not None else 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as fh:
@@ -119,6 +119,22 @@ def write_atomic(path: str | Path, data: bytes | str, *, mode: int | None = None
             os.unlink(tmp)
         raise
     return target
+
+
+_TEMP_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | \
+    getattr(os, "O_CLOEXEC", 0)
+
+
+def _create_temp(directory: Path, prefix: str) -> tuple[int, str]:
+    """``tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)``, mode 0600, without
+    importing tempfile and random (~1 ms of every invocation): 12 random hex digits."""
+    for _ in range(100):
+        name = os.path.join(os.path.abspath(directory), f"{prefix}{os.urandom(6).hex()}.tmp")
+        try:
+            return os.open(name, _TEMP_FLAGS, 0o600), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary file name", str(directory))
 
 
 def _write_stream(path: str, payload: bytes, name: str) -> None:

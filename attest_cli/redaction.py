@@ -147,7 +147,6 @@ def settings_credentials(values: Mapping[str, Any], environ: Mapping[str, str]) 
     variables, the OTLP header variables and credentials inside the OTLP endpoint variables.
     """
     from attest_cli.config.schema import KEYS
-    from attest_cli.tracing.config import parse_key_values
 
     secret = {name for name, key in KEYS.items() if key.secret}
     out: list[str] = []
@@ -160,7 +159,10 @@ def settings_credentials(values: Mapping[str, Any], environ: Mapping[str, str]) 
             out += credentials_in(value)
     out += [environ[name] for name in CREDENTIAL_ENV if environ.get(name)]
     for name in HEADER_ENV:
-        out += _header_values(parse_key_values(environ.get(name, "")))
+        if environ.get(name):  # tracing's parser, imported only when one is set (~1 ms)
+            from attest_cli.tracing.config import parse_key_values
+
+            out += _header_values(parse_key_values(environ[name]))
     for name in URL_ENV:
         out += credentials_in(environ.get(name, ""))
     return [v for v in dict.fromkeys(out) if v]

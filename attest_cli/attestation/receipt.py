@@ -113,7 +113,7 @@ def step_entry(result: StepResult, pipeline: Pipeline, mask: Callable[[str], str
     if step is not None and result.status != "skipped":
         inputs = _entries(result.inputs) or hash_files(pipeline.root, step.inputs)
         outputs = _entries(result.outputs) or hash_files(pipeline.root, step.outputs)
-    return {
+    entry: dict[str, Any] = {
         "name": result.name,
         "command": mask(result.command),
         "status": result.status,
@@ -122,6 +122,10 @@ def step_entry(result: StepResult, pipeline: Pipeline, mask: Callable[[str], str
         "inputs": inputs,
         "outputs": outputs,
     }
+    if result.remote:  # only for a remotely executed step: other receipts keep their shape
+        entry["remote"] = {k: str(result.remote[k]) for k in REMOTE_FIELDS
+                           if result.remote.get(k) not in (None, "")}
+    return entry
 
 
 def build(report: RunReport, pipeline: Pipeline, *, mask: Callable[[str], str],
@@ -276,7 +280,12 @@ def _kind(value: Any) -> str:
 TOP_FIELDS = ("schema", "pipeline", "pipeline_hash", "run_id", "status", "timestamp",
               "expires_at", "total_duration_secs", "attest_version", "environment", "steps",
               "signer_public_key", "signature")
-STEP_FIELDS = ("name", "command", "status", "exit_code", "duration_secs", "inputs", "outputs")
+STEP_FIELDS = ("name", "command", "status", "exit_code", "duration_secs", "inputs", "outputs",
+               "remote")
+# What a receipt records of a remotely executed step (docs/remote.md): where it ran and the
+# REAPI Action and ActionResult digests (``sha256:<hex>/<size>``), all strings.
+REMOTE_FIELDS = ("backend", "worker", "action_digest", "result_digest")
+_REMOTE_DIGEST = re.compile(r"(sha256|blake3):[0-9a-f]{64}/[0-9]{1,20}")
 
 
 def validate_body(data: Any, *, path: str, lines: LocatedYAML | None = None,
@@ -342,6 +351,15 @@ def _validate_step(shape: _Shape, step: Any, index: str) -> None:
         raise shape.error(f"expected an integer or null, found {_kind(code)}", *where,
                           "exit_code")
     shape.number(s, "duration_secs", *where)
+    if "remote" in s:
+        remote = shape.mapping(s["remote"], *where, "remote")
+        for key in remote:
+            if key not in REMOTE_FIELDS:
+                raise shape.error("unknown remote field", *where, "remote", str(key))
+        for key in remote:
+            pattern = _REMOTE_DIGEST if key.endswith("_digest") else None
+            shape.string(remote, key, *where, "remote", pattern=pattern,
+                         hint=" (expected sha256:<64 hex>/<size>)" if pattern else "")
     for kind in ("inputs", "outputs"):
         entries = s.get(kind)
         if not isinstance(entries, list):

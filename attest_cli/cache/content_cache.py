@@ -24,8 +24,9 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
+from attest_cli.cache import reapi_tier
 from attest_cli.cache import store as entries
 from attest_cli.cache.backends.base import BackendUnavailable, CacheBackend
 from attest_cli.cache.backends.guard import GuardedBackend
@@ -56,6 +57,7 @@ from attest_cli.pathspec import covers
 from attest_cli.pipeline.model import Pipeline, Step
 
 if TYPE_CHECKING:
+    from attest_cli.cache.backends.reapi import ReapiBackend
     from attest_cli.engine.run_report import StepResult
 
 log = logging.getLogger("attest.cache")
@@ -102,6 +104,10 @@ class ContentCache:
         # cost of every no-op run
         self._umask = process_umask()
         self._steps_dir = local.root / "steps"
+        # a REAPI remote stores steps as Actions, not manifests (:mod:`.reapi_tier`)
+        self.reapi: ReapiBackend | None = None
+        if remote is not None and getattr(remote.inner, "step_aware", False):
+            self.reapi = cast("ReapiBackend", remote.inner)
         self._fresh: FreshIndex | None = None  # the run's pipeline's, opened at first use
         self._records: dict[str, StepRecords] = {}  # per pipeline, opened at first use
 
@@ -223,10 +229,19 @@ class ContentCache:
         tiers: list[CacheBackend] = [self.local] + ([self.remote] if self.remote else [])
         for backend in tiers:
             try:
-                manifest = entries.load_manifest(backend, key)
-                if manifest is None:
-                    continue
-                log_bytes = self._restore(pipeline.root, step, manifest, backend)
+                if backend is self.remote and self.reapi is not None:
+                    found = reapi_tier.lookup(self.remote, self.reapi, self.local, ctx, parts,
+                                              states)
+                    if found is None:
+                        continue
+                    manifest, log_bytes = found
+                    self._dirty = True
+                else:
+                    loaded = entries.load_manifest(backend, key)
+                    if loaded is None:
+                        continue
+                    manifest = loaded
+                    log_bytes = self._restore(pipeline.root, step, manifest, backend)
             except BackendUnavailable as exc:
                 problems.append(f"{backend.name} unavailable ({exc})")
                 self._note_required(exc)
@@ -238,9 +253,10 @@ class ContentCache:
                     problems.append(f"corrupt entry deleted ({exc})")
                     self._forget(backend, key)
                 else:
-                    log.warning("cache entry %s of step %s in the read-only %s cache is "
-                                "corrupt or unsafe, ignoring it: %s", key[:12], step.name,
-                                backend.name, exc)
+                    where = (f"read-only {backend.name} cache" if not self.remote_writable
+                             else f"{backend.name} Action Cache")  # REAPI cannot delete
+                    log.warning("cache entry %s of step %s in the %s is corrupt or unsafe, "
+                                "ignoring it: %s", key[:12], step.name, where, exc)
                     problems.append(f"corrupt entry ignored ({exc})")
                 continue
             if backend is not self.local:
@@ -250,9 +266,8 @@ class ContentCache:
             log_text = log_bytes.decode("utf-8", "replace")
             outputs = [{"path": f.path, "hash": f.digest} for f in manifest.files
                        if f.kind != "dir"]
-            if len(outputs) == len(manifest.files):
-                self._note_fresh(ctx, parts, states, manifest.output_digest, outputs,
-                                 manifest.log_digest if log_bytes else None)
+            self._note_fresh(ctx, parts, states, manifest.output_digest, outputs,
+                             manifest.log_digest if log_bytes else None)
             return CacheDecision(
                 hit=True, backend=backend.name, key=key, log_text=log_text,
                 output_digest=manifest.output_digest, outputs=outputs,
@@ -328,8 +343,9 @@ class ContentCache:
             return False
 
     def _writable(self, backend: CacheBackend) -> bool:
-        """May this lookup delete from the backend? Never from a read-only remote."""
-        return backend is self.local or self.remote_writable
+        """May this lookup delete from the backend? Never from a read-only remote, nor
+        from an Action Cache (REAPI has no delete)."""
+        return backend is self.local or (self.remote_writable and self.reapi is None)
 
     def _copy_to_local(self, manifest: Manifest) -> None:
         try:
@@ -392,7 +408,12 @@ class ContentCache:
         self._count(self.local.name, "stored_bytes", written)
         if self.remote is not None and self.remote_writable:
             try:
-                remote_written = self._write(self.remote, manifest, blobs)
+                if self.reapi is not None:
+                    remote_written = reapi_tier.store(
+                        self.remote, self.reapi, ctx, state.parts, state.inputs,
+                        stored_files, blobs, log_bytes, result.wall_seconds)
+                else:
+                    remote_written = self._write(self.remote, manifest, blobs)
                 self._count(self.remote.name, "stored_bytes", remote_written)
                 written += remote_written
             except BackendUnavailable as exc:
@@ -400,9 +421,8 @@ class ContentCache:
                 log.debug("not stored in %s: %s", self.remote.name, exc)
         self._remember(ctx.pipeline, step, state.parts)
         outputs = [{"path": f.path, "hash": f.digest} for f in stored_files if f.kind != "dir"]
-        if len(outputs) == len(stored_files):
-            self._note_fresh(ctx, state.parts, state.inputs, manifest.output_digest, outputs,
-                             log_digest if log_bytes else None)
+        self._note_fresh(ctx, state.parts, state.inputs, manifest.output_digest, outputs,
+                         log_digest if log_bytes else None)
         return StoreOutcome(stored=True, bytes=written, output_digest=manifest.output_digest,
                             outputs=outputs)
 

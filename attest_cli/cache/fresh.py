@@ -12,14 +12,16 @@ changed and the outputs are the entry's: the step is replayed as a hit without t
 its key, manifest or outputs.
 
 It is deliberately narrow, so that "fresh" never means "probably": only steps whose
-declared inputs and outputs are literal paths of regular files (no globs, directories or
-symlinks, whose membership an ``lstat`` of the named paths cannot vouch for) and whose
-files were last changed at least :data:`RACY_SECONDS` before they were recorded (git's
-"racily clean" rule: a change within the same timestamp tick would leave the signature as
-it was; ``ctime`` moves on any write, rename or ``chmod``). Anything else takes the full
-lookup, which also refreshes the record. The index is an accelerator, never a source of
-truth: a damaged or foreign file is ignored and rewritten, and it is written to a temp
-file and renamed at the end of a run, without an fsync.
+declared inputs and outputs are literal paths - regular files, or directories whose every
+subdirectory and file is recorded too (adding, removing or renaming an entry moves its
+directory's mtime) - with no symlink or special file among them (a link's target can
+change under an unchanged ``lstat``; a glob's membership depends on directories it does not
+name), and whose files were last changed at least :data:`RACY_SECONDS` before they were
+recorded (git's "racily clean" rule: a change within the same timestamp tick would leave
+the signature as it was; ``ctime`` moves on any write, rename or ``chmod``). Anything else
+takes the full lookup, which also refreshes the record. The index is an accelerator, never
+a source of truth: a damaged or foreign file is ignored and rewritten, and it is written to
+a temp file and renamed at the end of a run, without an fsync.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from attest_cli.regularfile import read_regular
 log = logging.getLogger("attest.cache")
 
 # the platform is a key component the fingerprint skip below would not see
-_FORMAT = f"attest-fresh/1 {__version__} {platform_tag()} marshal{marshal.version}"
+_FORMAT = f"attest-fresh/2 {__version__} {platform_tag()} marshal{marshal.version}"
 MAX_INDEX_BYTES = 256 * 2**20
 
 
@@ -58,7 +60,9 @@ class FreshEntry(NamedTuple):
     fingerprint: str
     key: str
     output_digest: str
-    files: tuple[tuple[str, Signature], ...]  # inputs, then outputs, with their lstat
+    # every file and directory vouching for the inputs and outputs: (path, lstat
+    # signature, is a directory)
+    files: tuple[tuple[str, Signature, bool], ...]
     needs: tuple[tuple[str, str], ...]  # needed step -> output digest in the key
     inputs: tuple[tuple[str, str], ...]  # path -> digest, for the run report
     outputs: tuple[tuple[str, str], ...]
@@ -75,19 +79,57 @@ def fingerprint(pipeline: Pipeline, step: Step, environ: Mapping[str, str]) -> s
     return bytes_digest(text.encode("utf-8", "surrogateescape"))
 
 
-def literal_files(patterns: Sequence[str]) -> list[str] | None:
-    """The normalised paths of ``patterns`` if each is a literal file path, else None."""
-    out = []
-    for pattern in patterns:
-        if is_glob(pattern) or pattern.endswith("/"):
-            return None
-        out.append(os.path.normpath(pattern))
-    return out
+def vouchers(base: str, patterns: Sequence[str], found: Sequence[str],
+             known: Mapping[str, Signature] | None = None
+             ) -> list[tuple[str, Signature, bool]] | None:
+    """The files and directories whose ``lstat`` signatures vouch that ``patterns`` still
+    expand to exactly ``found`` with the same contents; None if no such set exists.
 
+    A literal file is its own voucher. A literal directory (``dir``, ``dir/``, ``dir/**``)
+    is vouched for by every directory of its tree (an entry added, removed or renamed
+    moves its directory's mtime) and every file in it. Globs, symlinks and special files
+    have no vouchers: a glob's membership depends on directories it did not name, and a
+    link's target can change without the link's own ``lstat`` changing. ``known`` holds
+    signatures just taken (the key's inputs): those files are not ``lstat``-ed again."""
+    known = known or {}
+    out: list[tuple[str, Signature, bool]] = []
+    seen: set[str] = set()
 
-def _names_each(paths: list[str] | None, found: Sequence[str]) -> bool:
-    """The files found are exactly the literal paths declared, each once."""
-    return paths is not None and sorted(paths) == sorted(found)
+    def sig(rel: str) -> Signature:
+        return known.get(rel) or signature_of(os.lstat(os.path.join(base, rel)))
+
+    try:
+        for pattern in patterns:
+            literal = pattern.rstrip("/")
+            if literal.endswith("/**"):
+                literal = literal[:-3]
+            if is_glob(literal):
+                return None
+            rel = os.path.normpath(literal)
+            st = os.lstat(os.path.join(base, rel))
+            if stat.S_ISREG(st.st_mode) and literal == pattern:
+                out.append((rel, signature_of(st), False))
+                seen.add(rel)
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                return None
+            stack = [rel]
+            while stack:
+                here = stack.pop()
+                out.append((here, signature_of(os.lstat(os.path.join(base, here))), True))
+                with os.scandir(os.path.join(base, here)) as it:
+                    for entry in it:  # the type from the directory itself: no stat
+                        path = os.path.join(here, entry.name)
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(path)
+                        elif entry.is_file(follow_symlinks=False):
+                            out.append((path, sig(path), False))
+                            seen.add(path)
+                        else:
+                            return None  # a symlink or a special file
+    except OSError:
+        return None
+    return out if seen == set(found) else None
 
 
 class FreshIndex:
@@ -133,12 +175,13 @@ class FreshIndex:
                 entry.fingerprint != fingerprint(pipeline, step, environ):
             return None
         base = str(pipeline.root)
-        for rel, sig in entry.files:
+        for rel, sig, is_dir in entry.files:
             try:
                 st = os.lstat(os.path.join(base, rel))
             except OSError:
                 return None
-            if signature_of(st) != sig or not stat.S_ISREG(st.st_mode):
+            if signature_of(st) != sig or \
+                    not (stat.S_ISDIR(st.st_mode) if is_dir else stat.S_ISREG(st.st_mode)):
                 return None
         self._used.add(step.name)
         return entry
@@ -151,22 +194,18 @@ class FreshIndex:
 
         ``inputs`` are the states the key was computed from; ``outputs`` (path, digest)
         are ``lstat``-ed here, right after the step stored or restored them."""
-        if not (all(s.kind == "file" and s.target is None for s in inputs)
-                and _names_each(literal_files(step.inputs), [s.path for s in inputs])
-                and _names_each(literal_files(step.outputs), [p for p, _ in outputs])):
+        if not all(s.kind in ("file", "dir") and s.target is None for s in inputs):
             return
-        files = [(s.path, s.signature) for s in inputs]
         base = str(pipeline.root)
-        for rel, _digest in outputs:
-            try:
-                st = os.lstat(os.path.join(base, rel))
-            except OSError:
-                return
-            if not stat.S_ISREG(st.st_mode):
-                return
-            files.append((rel, signature_of(st)))
+        # the key's own signatures (the store re-checked them after the step ran)
+        at_key = {s.path: s.signature for s in inputs if s.kind == "file"}
+        ins = vouchers(base, step.inputs, list(at_key), at_key)
+        outs = vouchers(base, step.outputs, [p for p, _ in outputs])
+        if ins is None or outs is None:
+            return
+        files = [*ins, *outs]
         settled = time.time_ns() - int(RACY_SECONDS * 1e9)
-        if any(sig[3] >= settled or sig[4] >= settled for _, sig in files):
+        if any(sig[3] >= settled or sig[4] >= settled for _, sig, _ in files):
             return  # racily clean: recorded by a later run, once the files have settled
         needs = tuple(sorted((k[6:], v) for k, v in components.items()
                              if k.startswith("needs:")))
@@ -221,8 +260,8 @@ def _entry(raw: object) -> FreshEntry | None:
                 and isinstance(p[1], str) for p in group)):
             return None
     if not (isinstance(entry.files, tuple) and all(
-            isinstance(f, tuple) and len(f) == 2 and isinstance(f[0], str)
-            and isinstance(f[1], tuple) and len(f[1]) == 5
+            isinstance(f, tuple) and len(f) == 3 and isinstance(f[0], str)
+            and isinstance(f[1], tuple) and len(f[1]) == 5 and isinstance(f[2], bool)
             and all(isinstance(n, int) for n in f[1]) for f in entry.files)):
         return None
     return entry

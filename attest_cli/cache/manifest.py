@@ -80,10 +80,14 @@ class Manifest:
         return sum(f.size for f in self.files if f.kind == "file") + self.log_size
 
     def to_json(self) -> bytes:
-        """What ``asdict`` gives, built directly: its deep copy was a tenth of a store."""
+        """What ``json.dumps(asdict(self), sort_keys=True)`` gave, built directly and encoded
+        by orjson: asdict's deep copy and the standard encoder were a tenth of a store (a
+        step with 10,000 inputs has 10,000 key components)."""
+        import orjson
+
         data = {name: getattr(self, name) for name in _MANIFEST_FIELDS}
         data["files"] = [{name: getattr(f, name) for name in _FILE_FIELDS} for f in self.files]
-        return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+        return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
 
 
 _MANIFEST_FIELDS = tuple(f.name for f in fields(Manifest))

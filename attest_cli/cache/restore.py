@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -139,7 +138,7 @@ class WorkspaceWriter:
     def _place(self, rel: str, create: Callable[[int, str], None]) -> None:
         """Make the object under a temp name beside ``rel``, then rename it into place."""
         dfd, name = self._parent(rel)
-        tmp = f".{name}.{secrets.token_hex(4)}.tmp"
+        tmp = f".{name}.{os.urandom(4).hex()}.tmp"
         try:
             create(dfd, tmp)
             self._replace(dfd, tmp, name, rel)

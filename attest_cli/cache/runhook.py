@@ -24,7 +24,7 @@ def attach(run: RunContext) -> None:
     if run.options.no_cache or not run.settings["cache.enabled"]:
         return
     from attest_cli.cache.backends.bounded import interrupt_calls
-    from attest_cli.cache.maintenance import enforce_limits
+    from attest_cli.cache.limits import enforce_limits
     from attest_cli.cache.setup import build_cache
 
     cache = build_cache(run.ctx, run.settings)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from attest_cli.cache import maintenance
+from attest_cli.cache import maintenance, reapi_tier
 from attest_cli.cache import store as entries
 from attest_cli.cache.backends.base import BackendUnavailable, CacheBackend
 from attest_cli.cache.setup import CacheUnavailable, build_cache, open_local, open_remote
@@ -138,9 +138,15 @@ def explain(ctx: AppContext, step_name: str, pipeline_file: str | None = None
         tiers: list[CacheBackend] = [cache.local]
         if cache.remote is not None:
             tiers.append(cache.remote)
+        reapi_action: str | None = None
         for backend in tiers:
             try:
-                present[backend.name] = backend.contains(entries.entry_key(report.key))
+                if backend is cache.remote and cache.reapi is not None:
+                    parts, states = cache.key_for(pipeline, step, ctx.environ)
+                    present[backend.name], reapi_action = reapi_tier.contains(
+                        cache.remote, cache.reapi, pipeline, step, ctx.environ, parts, states)
+                else:
+                    present[backend.name] = backend.contains(entries.entry_key(report.key))
             except BackendUnavailable as exc:
                 present[backend.name] = f"unavailable: {exc}"
     finally:
@@ -156,4 +162,5 @@ def explain(ctx: AppContext, step_name: str, pipeline_file: str | None = None
         "last_entry": {"key": previous.get("key"), "at": previous.get("at")}
         if report.previous else None,
         "changes": report.changes,
+        **({"reapi_action": reapi_action} if reapi_action else {}),
     }

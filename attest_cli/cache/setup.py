@@ -72,7 +72,34 @@ def open_remote(settings: Settings, environ: Mapping[str, str]) -> CacheBackend 
                          region=settings["cache.region"] or None,
                          endpoint_url=settings["cache.endpoint_url"] or None, timeout=timeout,
                          **bounds)
+    if backend == "reapi":
+        return open_reapi(settings, timeout, bounds)
     return None
+
+
+def open_reapi(settings: Settings, timeout: float, bounds: dict[str, Any]) -> CacheBackend:
+    """The REAPI backend; a bad endpoint or a missing ``reapi`` extra is a config error."""
+    endpoint = settings["cache.endpoint"]
+    if not endpoint:
+        raise ConfigError("cache.backend is reapi but cache.endpoint is not set "
+                          "(grpc://host:port or grpcs://host[:port])")
+    try:
+        from attest_cli.cache.backends.reapi import ReapiBackend
+        from attest_cli.reapi.channel import BadEndpoint, Endpoint, parse_target
+        from attest_cli.reapi.errors import ReapiUnavailable
+    except ImportError as exc:
+        raise ConfigError(f"cache.backend: reapi needs the 'reapi' extra "
+                          f"(pip install 'attest-cli[reapi]'): {exc}") from None
+    except ReapiUnavailable as exc:
+        raise ConfigError(f"cache.backend: {exc}") from None
+    try:
+        parse_target(endpoint)
+    except BadEndpoint as exc:
+        raise ConfigError(f"cache.endpoint: {exc}") from None
+    return ReapiBackend(Endpoint(endpoint, instance=settings["cache.instance"],
+                                 headers=dict(settings["cache.headers"]),
+                                 tls_ca=settings["cache.tls_ca"] or None, timeout=timeout),
+                        **bounds)
 
 
 def build_cache(ctx: AppContext, settings: Settings, *, check_required: bool = True

@@ -19,9 +19,10 @@ import stat
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
+
+import orjson
 
 from attest_cli.atomic import write_atomic
 from attest_cli.digest import bytes_digest, file_digest
@@ -33,10 +34,9 @@ RACY_SECONDS = 2.0
 # Files below 8 MiB are hashed from one read() (fastest here); bigger ones by digest.file_digest
 # (mmap, BLAKE3 threads).
 _SMALL = 8 << 20
-# A thread pool hashes only when it pays (measured: on 2 cores it never did).
-POOL_MIN_CORES = 4
-POOL_MIN_FILES = 64
-POOL_MIN_BYTES = 64 * 2**20
+# Hashing threads: a slice of the files each, when there are enough files to pay for them.
+MAX_HASH_THREADS = 4
+THREADS_MIN_FILES = 256
 MAX_ENTRIES = 200_000
 
 Signature = tuple[int, int, int, int, int]
@@ -120,9 +120,8 @@ class StatIndex:
                 # files that come and go (build trees) would grow the index forever:
                 # past the cap, keep what this run looked at
                 self._entries = {k: v for k, v in self._entries.items() if k in self._seen}
-            payload = json.dumps({"version": INDEX_VERSION, "entries": {
-                k: [list(sig), d] for k, (sig, d) in self._entries.items()}},
-                separators=(",", ":"))
+            payload = orjson.dumps({"version": INDEX_VERSION, "entries": {
+                k: [sig, d] for k, (sig, d) in self._entries.items()}})
             self._dirty = False
         write_atomic(self.path, payload)
 
@@ -140,11 +139,19 @@ class StatIndex:
         return digest
 
     def _remember(self, name: str, st: os.stat_result, sig: Signature, digest: str) -> None:
+        self._remember_all([(name, st.st_mtime_ns, sig, digest)])
+
+    def _remember_all(self, done: Sequence[tuple[str, int, Signature, str]]) -> None:
+        """Digests just computed: (path, mtime_ns, signature, digest); racy ones are not
+        kept. One lock and one clock read for a whole scan."""
+        settled = time.time_ns() - int(RACY_SECONDS * 1e9)
+        entries = self._entries
         with self._lock:
-            self.hashed += 1
-            if time.time() - st.st_mtime_ns / 1e9 >= RACY_SECONDS:
-                self._entries[name] = (sig, digest)
-                self._dirty = True
+            self.hashed += len(done)
+            for name, mtime_ns, sig, digest in done:
+                if mtime_ns <= settled:
+                    entries[name] = (sig, digest)
+                    self._dirty = True
 
     def scan(self, root: Path, rels: Sequence[str], *, follow: bool = False,
              stats: Mapping[str, os.stat_result] | None = None) -> list[FileState]:
@@ -200,26 +207,47 @@ class StatIndex:
             else:
                 todo.append((i, rel, full, st))
 
-        def hash_one(item: tuple[int, str, str, os.stat_result]) -> None:
-            i, rel, full, st = item
-            digest = _hash(full, st.st_size)
-            sig = signature_of(st)
-            self._remember(full, st, sig, digest)
-            out[i] = FileState(path=rel, kind="file", mode=stat.S_IMODE(st.st_mode),
-                               size=st.st_size, digest=digest, signature=sig)
-
         if not todo:  # the usual re-run: nothing to hash (not even a CPU count to read)
             return [s for s in out if s is not None]
-        cores = os.cpu_count() or 1
-        pending = sum(item[3].st_size for item in todo)
-        if cores >= POOL_MIN_CORES and len(todo) >= POOL_MIN_FILES and \
-                pending >= POOL_MIN_BYTES:
-            with ThreadPoolExecutor(max_workers=min(8, cores),
-                                    thread_name_prefix="attest-hash") as pool:
-                list(pool.map(hash_one, todo, chunksize=32))
+
+        def hash_all(items: Sequence[tuple[int, str, str, os.stat_result]]
+                     ) -> list[tuple[str, int, Signature, str]]:
+            done = []
+            for i, rel, full, st in items:
+                digest = _hash(full, st.st_size)
+                sig = signature_of(st)
+                out[i] = FileState(path=rel, kind="file", mode=stat.S_IMODE(st.st_mode),
+                                   size=st.st_size, digest=digest, signature=sig)
+                done.append((full, st.st_mtime_ns, sig, digest))
+            return done
+
+        workers = min(os.cpu_count() or 1, MAX_HASH_THREADS)
+        if workers > 1 and len(todo) >= THREADS_MIN_FILES:
+            # a slice per thread, no task per file: the reads (and BLAKE3 on big inputs)
+            # release the GIL, so two threads overlap one's syscalls with the other's
+            # Python; an executor's per-file task cost more than it saved
+            results: list[list[tuple[str, int, Signature, str]]] = [[] for _ in range(workers)]
+            errors: list[BaseException] = []
+
+            def run(k: int) -> None:
+                try:
+                    results[k] = hash_all(todo[k::workers])
+                except BaseException as exc:  # re-raised on the calling thread
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=run, args=(k,), name=f"attest-hash-{k}")
+                       for k in range(1, workers)]
+            for t in threads:
+                t.start()
+            run(0)
+            for t in threads:
+                t.join()
+            if errors:
+                raise errors[0]
+            done = [d for part in results for d in part]
         else:
-            for item in todo:
-                hash_one(item)
+            done = hash_all(todo)
+        self._remember_all(done)
         return [s for s in out if s is not None]
 
     def _follow(self, full: str, link: FileState) -> FileState:
@@ -244,19 +272,29 @@ class StatIndex:
 def _hash(full: str, size: int) -> str:
     if size >= _SMALL:
         return file_digest(full)
-    with open(full, "rb") as fh:
-        return bytes_digest(fh.read())
+    # os.open/os.read, not open(): the buffered file object cost more than reading and
+    # hashing a 25 KB file (a cold key over 10,000 inputs, issue 14)
+    # O_NONBLOCK: had a FIFO replaced the file since its lstat, open must not wait on it
+    fd = os.open(full, os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC | os.O_NONBLOCK)
+    chunks: list[bytes] = []
+    try:  # to the end, whatever the size was when it was stat-ed
+        while chunk := os.read(fd, size + 1 if not chunks else 1 << 20):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return bytes_digest(b"".join(chunks))
 
 
 def restat(root: Path, states: Sequence[FileState]) -> list[str]:
     """Paths whose stat signature differs from ``states`` now (changed while a step ran)."""
     changed = []
+    prefix = str(root).rstrip("/") + "/"
     for s in states:
         try:
-            if signature_of((root / s.path).lstat()) != s.signature:
+            if signature_of(os.lstat(prefix + s.path)) != s.signature:
                 changed.append(s.path)
             elif s.target_signature is not None and \
-                    signature_of((root / s.path).stat()) != s.target_signature:
+                    signature_of(os.stat(prefix + s.path)) != s.target_signature:
                 changed.append(s.path)  # the link stayed, its target changed
         except OSError:
             changed.append(s.path)

@@ -6,32 +6,20 @@ carries; a traceback only with ``-v`` or ``ATTEST_DEBUG=1``.
 
 from __future__ import annotations
 
+import functools
+import gc
+import importlib
 import os
 import sys
+from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from attest_cli import __version__
-from attest_cli.cli import (
-    analyze,
-    benchmark,
-    cache,
-    completion,
-    config,
-    examples,
-    health,
-    history,
-    init,
-    keys,
-    monitoring,
-    pipeline,
-    receipt,
-    run,
-    serve,
-    verify,
-)
+from attest_cli.cli import examples
+from attest_cli.cli.common import settle_collector
 from attest_cli.errors import AttestError, ExitCode, disk_full
 
 app = typer.Typer(
@@ -72,28 +60,73 @@ def root(
     given = ctx.obj if isinstance(ctx.obj, AppContext) else AppContext()  # a caller's streams
     ctx.obj = AppContext(workdir=workdir, config_file=config_file, verbose=verbose, quiet=quiet,
                          stdout=given.stdout, stderr=given.stderr)
+    settle_collector()
 
 
-app.command("run", help=run.HELP)(run.run)
-app.command("init", help=init.HELP)(init.init)
-app.add_typer(pipeline.app, name="pipeline", help=pipeline.HELP)
-app.add_typer(config.app, name="config", help=config.HELP)
-app.add_typer(cache.app, name="cache", help=cache.HELP)
-app.add_typer(keys.app, name="keys", help=keys.HELP)
-app.command("verify", help=verify.HELP)(verify.verify)
-app.add_typer(receipt.app, name="receipt", help=receipt.HELP)
-app.command("history", help=history.HELP)(history.history)
-app.command("serve", help=serve.HELP)(serve.serve)
-app.command("health", help=health.HELP)(health.health)
-app.add_typer(monitoring.app, name="monitoring", help=monitoring.HELP)
-app.command("analyze", help=analyze.HELP)(analyze.analyze)
-app.add_typer(benchmark.app, name="benchmark", help=benchmark.HELP)
-app.command("completion", help=completion.HELP)(completion.completion)
+# attest's commands, each in the module attest_cli.cli.<name> (a function <name>, or a group
+# `app`, and its HELP), in help order: typer lists the commands, then the groups
+COMMANDS = ("run", "init", "verify", "history", "serve", "health", "analyze", "completion")
+GROUPS = ("pipeline", "config", "cache", "keys", "receipt", "monitoring", "benchmark")
 
 
 def click_command() -> Any:
-    """The click command tree of :data:`app`, every command's help ending in an example."""
-    return examples.add_epilogs(typer.main.get_command(app))
+    """The click command tree of :data:`app`, every command's help ending in an example.
+
+    Its commands are imported and built on first use (:class:`_LazyCommands`): importing
+    every command's module and building each from its signature cost ~10 ms of every
+    invocation that runs only one (``attest run``).
+    """
+    group = typer.main.get_command(app)
+    group.epilog = examples.epilog("", group=True)
+    group.commands = _LazyCommands(  # type: ignore[attr-defined]
+        {name: functools.partial(_build, name, name in GROUPS) for name in (*COMMANDS, *GROUPS)})
+    return group
+
+
+def _build(name: str, group: bool) -> Any:
+    """Command ``name`` as ``app.command(name, help=HELP)`` or ``app.add_typer`` make it."""
+    module = importlib.import_module(f"attest_cli.cli.{name}")
+    holder = typer.Typer()
+    command: Any
+    if group:
+        holder.add_typer(module.app, name=name, help=module.HELP)
+        command = typer.main.get_group_from_info(
+            holder.registered_groups[0], pretty_exceptions_short=app.pretty_exceptions_short,
+            rich_markup_mode=app.rich_markup_mode, suggest_commands=app.suggest_commands)
+    else:
+        holder.command(name, help=module.HELP)(getattr(module, name))
+        command = typer.main.get_command_from_info(
+            holder.registered_commands[0], pretty_exceptions_short=app.pretty_exceptions_short,
+            rich_markup_mode=app.rich_markup_mode)
+    return examples.add_epilogs(command, (name,))
+
+
+class _LazyCommands(MutableMapping[str, Any]):
+    """A group's commands by name, in order, each built from its typer definition when it
+    is first looked up; listing the names builds none, help and docgen build them all."""
+
+    def __init__(self, builders: dict[str, Callable[[], Any]]) -> None:
+        self._builders = builders
+        self._built: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._built:
+            self._built[name] = self._builders[name]()
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self._builders[name] = lambda: command
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._builders[name]
+        self._built.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._builders)
+
+    def __len__(self) -> int:
+        return len(self._builders)
 
 
 def _debug(argv: list[str]) -> bool:
@@ -155,6 +188,10 @@ def main(argv: list[str] | None = None) -> None:
     from typer._click import exceptions as click_exc
 
     args = list(sys.argv[1:] if argv is None else argv)
+    # Start-up allocates much and frees little: full collections walking every imported
+    # object were several ms of each start. Collection resumes once the command is known
+    # (root, below), with what was loaded so far frozen out of its way.
+    gc.disable()
     command = click_command()
     code: int
     try:
@@ -194,5 +231,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.stderr.write(f"attest: internal error: {type(exc).__name__}: {_one_line(exc)} "
                              "(run with -v for the traceback)\n")
             code = ExitCode.FAILURE
+    gc.unfreeze()  # called in-process (tests, embedding): leave the collector as it was
+    gc.enable()
     sys.stdout.flush()
     sys.exit(code)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -95,3 +96,13 @@ def check_output_target(app: AppContext, value: str, option: str, *,
         raise UsageError(f"{option} {exc.message}") from None
     if kind != STREAM and parent_must_exist and not path.parent.is_dir():
         raise UsageError(f"{option} {value}: directory {path.parent} does not exist")
+
+
+def settle_collector() -> None:
+    """Freeze what is loaded (it lives as long as the process) and collect again.
+
+    attest disables the cyclic collector while it starts and while ``attest run`` loads a
+    pipeline: those phases allocate much and free little, and each full collection walked
+    everything loaded so far (several ms of a start, ~10% of loading 5,000 steps)."""
+    gc.freeze()
+    gc.enable()

@@ -96,6 +96,9 @@ class StepRequest:
     timeout: float | None
     on_line: Callable[[str], None]  # called with each masked output line
     mask: Callable[[str], str]
+    # the step's cache key, when the cache computed one (a remote executor salts its Action
+    # with it, so the server's Action Cache entry is never looser than attest's key)
+    cache_key: str | None = None
 
 
 class StepRunner(Protocol):

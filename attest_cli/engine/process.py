@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from attest_cli.engine.launcher import LaunchedStep, LauncherGone, StepLauncher
 from attest_cli.engine.launcher_server import direct_argv, shell_env, spawn_command
@@ -54,6 +54,15 @@ class ProcessOutcome:
     timed_out: bool = False
     signal: int | None = None
     logged: bool = False  # the step printed something: its log file exists
+    # Set by a remote executor (docs/remote.md): where and how the step ran (worker, Action
+    # and result digests, the worker's timestamps), recorded as the step's ``remote``.
+    remote: dict[str, Any] | None = None
+    # The backend whose cache answered instead of running the command (a REAPI server's
+    # Action Cache hit on Execute): the step is recorded as cached from that backend.
+    cached_by: str | None = None
+    # Why the step failed when no exit code says it (a remote result refused, a server gone
+    # under execution.required); such an outcome has exit_code -1, recorded as null.
+    reason: str | None = None
 
 
 class ProcessRegistry:

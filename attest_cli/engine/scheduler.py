@@ -19,9 +19,11 @@ import logging
 import os
 import queue
 import threading
+from collections import ChainMap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from attest_cli.deadline import note_signal
 from attest_cli.engine.events import (
@@ -296,9 +298,10 @@ class Scheduler:
             step=step.name, command=step.run, cwd=self.pipeline.root, env=env,
             log_path=log_path, timeout=timeout, mask=self.masker,
             on_line=lambda line: self.bus.publish(StepOutput(step=step.name, line=line)),
+            cache_key=decision.key if decision is not None else None,
         ))
         result.finished_at = self.clock.time()
-        result.exit_code = outcome.exit_code
+        result.exit_code = outcome.exit_code if outcome.exit_code >= 0 else None
         result.wall_seconds = outcome.wall_seconds
         result.cpu_user_seconds = outcome.cpu_user_seconds
         result.cpu_system_seconds = outcome.cpu_system_seconds
@@ -308,7 +311,7 @@ class Scheduler:
         result.signal = outcome.signal
         if not outcome.logged:  # a silent step leaves no log file (nor a path to one)
             result.log_file = None
-        if outcome.exit_code == 0 and not outcome.timed_out:
+        if outcome.exit_code == 0 and not outcome.timed_out and outcome.reason is None:
             result.status = "success"
         else:
             result.status = "failure"
@@ -316,8 +319,11 @@ class Scheduler:
                 result.reason = f"timed out after {timeout:g}s"
             elif self.interrupted is not None:
                 result.reason = "killed by interrupt"
+            elif outcome.reason is not None:
+                result.reason = outcome.reason
             else:
                 result.reason = f"exit code {outcome.exit_code}"
+        result.remote = outcome.remote
         if decision is not None:
             result.cache_key = decision.key
             result.cache_backend = decision.backend
@@ -325,7 +331,19 @@ class Scheduler:
             result.inputs = decision.inputs
             if result.status == "success" and self.interrupted is None:
                 self._store(ctx, decision, result, log_path)
+        if outcome.cached_by is not None and result.status == "success":
+            self._answered_by_runner_cache(step, result, outcome.cached_by)
         return result
+
+    def _answered_by_runner_cache(self, step: Step, result: StepResult, backend: str) -> None:
+        """The runner's own cache answered (a REAPI server found the Action in its Action
+        Cache): nothing ran, so the step is a cache hit of that backend, counted as one."""
+        result.status = "cached"
+        result.cache_hit = True
+        result.cache_backend = backend
+        self.bus.publish(CacheChecked(step=step.name, backend=backend, hit=True,
+                                      key=result.cache_key, reason=None,
+                                      duration=result.wall_seconds, components=None))
 
     def _fresh(self, step: Step, slot: int, upstream: dict[str, StepResult]
                ) -> StepResult | None:
@@ -336,7 +354,10 @@ class Scheduler:
         lookup decides instead."""
         if self.cache is None or not self._looks_up(step):
             return None
-        env = self._env_for(step)
+        # the environment _env_for would build, as a view: the check reads a few names
+        env = ChainMap({"ATTEST_RUN_ID": self.report.run_id, "ATTEST_STEP": step.name,
+                        "ATTEST_PIPELINE": self.pipeline.name}, step.env, self.pipeline.env,
+                       cast("dict[str, str]", self.options.base_env))  # read, never written
         t0 = self.clock.monotonic()
         try:
             decision = self.cache.fresh(StepContext(
@@ -348,9 +369,10 @@ class Scheduler:
         if decision is None:
             return None
         masked_cmd = self.masker(step.run)
-        log_path = self.options.logs_dir / f"{step.name}.log"
+        log_path = self.options.logs_dir / f"{step.name}.log" if decision.log_text else None
         result = StepResult(name=step.name, command=masked_cmd, slot=slot,
-                            started_at=self.clock.time(), log_file=str(log_path))
+                            started_at=self.clock.time(),
+                            log_file=str(log_path) if log_path else None)
         self.bus.publish(StepStarted(run_id=self.report.run_id, step=step.name,
                                      command=masked_cmd, slot=slot, lookup=True))
         self.bus.publish(CacheChecked(step=step.name, backend=decision.backend, hit=True,
@@ -395,8 +417,9 @@ class Scheduler:
                                      reason=stored.reason))
 
     def _replay(self, step: Step, result: StepResult, decision: CacheDecision,
-                log_path: Path) -> StepResult:
+                log_path: Path | None) -> StepResult:
         if decision.log_text:  # no empty log files: a missing log reads as empty
+            assert log_path is not None
             log_path.parent.mkdir(parents=True, exist_ok=True)
             log_path.write_text(decision.log_text, encoding="utf-8")
         else:

@@ -30,15 +30,20 @@ class RunLogObserver:
                 pipeline=event.pipeline.name, run_id=event.run_id,
                 steps_total=len(event.selected), parallel=event.parallel))
         elif isinstance(event, StepStarted):
-            pipeline_log.debug("Step started", extra=fields(step=event.step, slot=event.slot))
+            if pipeline_log.isEnabledFor(logging.DEBUG):  # per step: skip building the fields
+                pipeline_log.debug("Step started", extra=fields(step=event.step, slot=event.slot))
         elif isinstance(event, StepFinished):
             r = event.result
             level = logging.WARNING if r.status == "failure" else logging.DEBUG
+            if not pipeline_log.isEnabledFor(level):
+                return
             pipeline_log.log(level, "Step %s", "failed" if r.status == "failure" else "finished",
                              extra=fields(step=r.name, status=r.status, exit_code=r.exit_code,
                                           duration_ms=round(r.wall_seconds * 1000),
                                           reason=r.reason))
         elif isinstance(event, CacheChecked):
+            if not cache_log.isEnabledFor(logging.DEBUG):
+                return  # TRACE is below DEBUG
             if event.hit:
                 cache_log.debug("cache.hit", extra=fields(step=event.step, backend=event.backend,
                                                           key=event.key,

@@ -29,6 +29,8 @@ def attach(setup: RunContext) -> None:
     db = HistoryDB.from_settings(setup.ctx, setup.settings)
     recorder = HistoryRecorder(db)
     setup.subscribe(recorder)
+    db.hold()  # one WAL checkpoint per run, not one per write
+    setup.on_close(db.release)
     setup.on_close(recorder.close)
 
     s = setup.settings

@@ -29,9 +29,10 @@ def check_declarations(doc: LocatedYAML, step: Step) -> None:
                 check_relative(pattern)
             except InputError as exc:
                 raise doc.error(exc.message, *step.location, key, str(i)) from None
-    protected = {STATE_DIR: f"attest's state directory {STATE_DIR}/ (keys, history, cache, "
-                            "logs)"}
-    _check_outputs(doc, step, protected)
+    _check_outputs(doc, step, _STATE)
+
+
+_STATE = {STATE_DIR: f"attest's state directory {STATE_DIR}/ (keys, history, cache, logs)"}
 
 
 def check_state_outputs(doc: LocatedYAML, pipeline: Pipeline, settings: Settings,
@@ -69,7 +70,7 @@ def _reached(pattern: str, protected: Mapping[str, str]) -> Iterable[str]:
     answer, taken first, saves a :func:`may_reach` per output and protected path on every
     load (a tenth of loading a 5,000-step pipeline)."""
     if not is_glob(pattern):
-        head = next((p for p in pattern.split("/") if p not in ("", ".")), None)
-        if head is not None and not any(t.split("/", 1)[0] == head for t in protected):
-            return ()
+        head = pattern.split("/", 1)[0]
+        if head not in ("", ".") and all(not t.startswith(head) for t in protected):
+            return ()  # (a prefix test: a cheap superset of "its first component")
     return (what for target, what in protected.items() if may_reach(pattern, target))

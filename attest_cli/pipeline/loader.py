@@ -20,7 +20,7 @@ from attest_cli.yamlfile import LocatedYAML, load_yaml
 
 TOP_KEYS = {"version", "name", "env", "steps"} | PIPELINE_SECTIONS
 STEP_KEYS = {"run", "needs", "inputs", "outputs", "env", "timeout", "cache", "cache_env",
-             "cache_exclude_env", "secrets"}
+             "cache_exclude_env", "secrets", "remote", "platform", "do_not_cache"}
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -115,22 +115,32 @@ def _step(doc: LocatedYAML, name: str, body: Any, where: tuple[str, ...]) -> Ste
         if timeout <= 0:
             raise doc.error("must be greater than 0", *where, "timeout")
     cache = body.get("cache", True)
-    if not isinstance(cache, bool):
-        raise doc.error("expected true or false", *where, "cache")
+    remote = body.get("remote", True)
+    do_not_cache = body.get("do_not_cache", False)
+    if type(cache) is not bool or type(remote) is not bool or type(do_not_cache) is not bool:
+        for key, value in (("cache", cache), ("remote", remote), ("do_not_cache", do_not_cache)):
+            if not isinstance(value, bool):
+                raise doc.error("expected true or false", *where, key)
+    # keys a step does not have cost nothing (most steps have two or three of the ten)
     return Step(
         name=name, run=run,
-        needs=_names(doc, body.get("needs", []), (*where, "needs"), _NAME, "step name"),
-        inputs=_strings(doc, body.get("inputs", []), (*where, "inputs")),
-        outputs=_strings(doc, body.get("outputs", []), (*where, "outputs")),
-        env=_env_map(doc, body.get("env", {}), (*where, "env")),
-        timeout=timeout, cache=cache,
-        cache_env=_names(doc, body.get("cache_env", []), (*where, "cache_env"), _ENV_NAME,
-                         "variable name"),
-        cache_exclude_env=_names(doc, body.get("cache_exclude_env", []),
-                                 (*where, "cache_exclude_env"), _ENV_NAME, "variable name"),
-        secrets=_names(doc, body.get("secrets", []), (*where, "secrets"), _ENV_NAME,
-                       "variable name"),
-        line=doc.line(*where), location=where,
+        needs=_names(doc, body["needs"], (*where, "needs"), _NAME, "step name")
+        if "needs" in body else (),
+        inputs=_strings(doc, body["inputs"], (*where, "inputs")) if "inputs" in body else (),
+        outputs=_strings(doc, body["outputs"], (*where, "outputs"))
+        if "outputs" in body else (),
+        env=_env_map(doc, body["env"], (*where, "env")) if "env" in body else {},
+        timeout=timeout, cache=cache, remote=remote, do_not_cache=do_not_cache,
+        platform=_platform(doc, body["platform"], (*where, "platform"))
+        if "platform" in body else {},
+        cache_env=_names(doc, body["cache_env"], (*where, "cache_env"), _ENV_NAME,
+                         "variable name") if "cache_env" in body else (),
+        cache_exclude_env=_names(doc, body["cache_exclude_env"], (*where, "cache_exclude_env"),
+                                 _ENV_NAME, "variable name")
+        if "cache_exclude_env" in body else (),
+        secrets=_names(doc, body["secrets"], (*where, "secrets"), _ENV_NAME, "variable name")
+        if "secrets" in body else (),
+        line=doc.lines.get(where) or doc.line(*where), location=where,
     )
 
 
@@ -139,9 +149,10 @@ def _strings(doc: LocatedYAML, value: Any, where: tuple[str, ...]) -> tuple[str,
         value = [value]
     if not isinstance(value, list):
         raise doc.error("expected a list of strings", *where)
-    for i, item in enumerate(value):
-        if not isinstance(item, str) or not item:
-            raise doc.error("expected a non-empty string", *where, str(i))
+    if not all(type(item) is str and item for item in value):
+        for i, item in enumerate(value):
+            if not isinstance(item, str) or not item:
+                raise doc.error("expected a non-empty string", *where, str(i))
     return tuple(value)
 
 
@@ -164,6 +175,23 @@ def _env_map(doc: LocatedYAML, value: Any, where: tuple[str, ...]) -> dict[str, 
         key = str(k)
         if not _ENV_NAME.match(key):
             raise doc.error(f"'{key}' is not a valid variable name", *where, key)
+        if isinstance(v, dict | list) or v is None:
+            raise doc.error("expected a string, number or boolean", *where, key)
+        out[key] = ("true" if v else "false") if isinstance(v, bool) else str(v)
+    return out
+
+
+def _platform(doc: LocatedYAML, value: Any, where: tuple[str, ...]) -> dict[str, str]:
+    """REAPI platform properties: a mapping of non-empty names to scalar values."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise doc.error("expected a mapping of property: value (e.g. OSFamily: linux)", *where)
+    out: dict[str, str] = {}
+    for k, v in value.items():
+        key = str(k)
+        if not key.strip():
+            raise doc.error("a platform property needs a name", *where)
         if isinstance(v, dict | list) or v is None:
             raise doc.error("expected a string, number or boolean", *where, key)
         out[key] = ("true" if v else "false") if isinstance(v, bool) else str(v)

@@ -23,14 +23,30 @@ class Step:
     cache_env: tuple[str, ...] = ()
     cache_exclude_env: tuple[str, ...] = ()
     secrets: tuple[str, ...] = ()
+    # Remote execution (docs/remote.md): ``remote: false`` keeps the step on this machine;
+    # ``platform`` is the REAPI Platform the worker must match; ``do_not_cache`` tells the
+    # server neither to look the Action up nor to store its result.
+    remote: bool = True
+    platform: dict[str, str] = field(default_factory=dict)
+    do_not_cache: bool = False
     line: int | None = None
     # the key path of the step in its file (("steps", "build") or ("steps", "0")), to locate
     # errors found after loading
     location: tuple[str, ...] = field(default=(), compare=False)
 
     def canonical(self) -> dict[str, Any]:
-        """A JSON-ready, key-sorted form (used for hashing the pipeline definition)."""
-        return {
+        """A JSON-ready, key-sorted form (used for hashing the pipeline definition).
+
+        The remote-execution keys appear only when set, so the hash of every pipeline that
+        does not use them (and every receipt signed over it) is unchanged."""
+        extra: dict[str, Any] = {}
+        if not self.remote:
+            extra["remote"] = False
+        if self.platform:
+            extra["platform"] = dict(sorted(self.platform.items()))
+        if self.do_not_cache:
+            extra["do_not_cache"] = True
+        return {**extra,
             "name": self.name, "run": self.run, "needs": sorted(self.needs),
             "inputs": list(self.inputs), "outputs": list(self.outputs),
             "env": dict(sorted(self.env.items())), "timeout": self.timeout, "cache": self.cache,

@@ -74,10 +74,11 @@ def load_pipeline_yaml(path: Path, *, label: str, cache_dir: Path) -> LocatedYAM
 _pending: dict[int, tuple[LocatedYAML, Path, bytes, bool]] = {}
 
 
-def settle(doc: LocatedYAML, secrets: Sequence[str]) -> None:
-    """Write the doc's entry, or keep the one it came from, unless a secret is in it."""
+def settle(doc: LocatedYAML, secrets: Sequence[str], *, write: bool = True) -> None:
+    """Write the doc's entry, or keep the one it came from, unless a secret is in it.
+    ``write=False`` (a dry run records nothing) only forgets it."""
     item = _pending.pop(id(doc), None)
-    if item is None or item[0] is not doc:
+    if item is None or item[0] is not doc or not write:
         return
     _doc, entry, blob, on_disk = item
     leaks = any(s and s.encode("utf-8", "surrogateescape") in blob for s in secrets)

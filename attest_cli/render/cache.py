@@ -64,6 +64,8 @@ def explain_table(data: Explanation) -> str:
     where = ", ".join(f"{b}: {'present' if v is True else 'absent' if v is False else v}"
                       for b, v in data["in_cache"].items())
     out.append(f"in cache: {where}\n")
+    if data.get("reapi_action"):
+        out.append(f"reapi action: {data['reapi_action']}\n")
     last = data["last_entry"]
     if last is None:
         out.append("last stored entry: none recorded for this step\n")

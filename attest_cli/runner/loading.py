@@ -28,7 +28,8 @@ def load(ctx: AppContext, options: RunOptions) -> Loaded:
     assert doc is not None
     pipeline = load_pipeline(ctx.pipeline_path(options.pipeline), doc=doc)
     settings = ctx.settings(pipeline_doc=doc, flags={"parallel": options.parallel})
-    settle(doc, run_secrets(ctx, pipeline, settings))  # the parse is kept only without them
+    # the parse is kept only without secrets in it, and not by a dry run
+    settle(doc, run_secrets(ctx, pipeline, settings), write=not options.dry_run)
     check_state_outputs(doc, pipeline, settings, ctx.state_dir)
     order = topological_order(pipeline)
     if options.steps:

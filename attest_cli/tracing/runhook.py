@@ -10,7 +10,6 @@ import logging
 from typing import TYPE_CHECKING
 
 from attest_cli.runner.features import Feature
-from attest_cli.tracing.config import resolve
 
 if TYPE_CHECKING:
     from attest_cli.runner.features import RunContext
@@ -21,6 +20,8 @@ log = logging.getLogger("attest.tracing")
 def attach(run: RunContext) -> None:
     if not (run.options.trace or run.settings["tracing.enabled"]):
         return
+    from attest_cli.tracing.config import resolve  # ~1 ms: only when tracing is asked for
+
     cfg = resolve(run.settings, run.ctx.environ, trace_flag=run.options.trace)
     if not cfg.enabled:
         log.debug("tracing is configured but %s turns it off", cfg.disabled_by)

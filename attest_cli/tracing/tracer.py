@@ -138,6 +138,19 @@ def quiet_sdk_logs() -> None:
     otel.propagate = False
 
 
+REMOTE_ATTRIBUTES = ("backend", "endpoint", "instance", "worker", "operation", "action_digest",
+                     "result_digest", "cached_result", "queued", "worker_start",
+                     "worker_completed", "execution_start", "execution_completed")
+
+
+def remote_attributes(remote: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``attest.remote.*``: where a remotely executed step ran (docs/remote.md)."""
+    if not remote:
+        return {}
+    return {f"attest.remote.{name}": remote[name] for name in REMOTE_ATTRIBUTES
+            if remote.get(name) not in (None, "")}
+
+
 def vcs_attributes(root: Path) -> dict[str, str]:
     """Revision and branch when the project is a git checkout (never the remote URL, which
     may carry credentials). Outside a checkout no ``git`` process is started (a few stats
@@ -353,6 +366,7 @@ class RunTracer:
             "attest.step.timed_out": r.timed_out or None,
             "attest.step.signal": r.signal,
             "attest.step.reason": r.reason,
+            **remote_attributes(r.remote),
         }))
         end = r.finished_at if r.finished_at is not None else event.at
         if r.status == "failure":

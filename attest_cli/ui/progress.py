@@ -49,12 +49,18 @@ TAIL_LINES = 20
 def _describe(r: StepResult) -> str:
     name = esc(r.name)
     if r.status == "success":
-        return f"{name} ({duration(r.wall_seconds)})"
+        return f"{name} ({duration(r.wall_seconds)}{_where(r)})"
     if r.status == "cached":
         return f"{name} cached ({esc(r.cache_backend or 'cache')})"
     if r.status == "skipped":
         return f"{name} skipped: {esc(r.reason)}"
-    return f"{name} failed: {esc(r.reason)} ({duration(r.wall_seconds)})"
+    return f"{name} failed: {esc(r.reason)} ({duration(r.wall_seconds)}{_where(r)})"
+
+
+def _where(r: StepResult) -> str:
+    """`` on WORKER`` for a step a remote worker ran (the name is the server's: escaped)."""
+    worker = (r.remote or {}).get("worker")
+    return f" on {esc(str(worker))}" if worker else ""
 
 
 class OutputFilter:

@@ -223,9 +223,8 @@ def test_special_files_are_skipped_and_the_pool_path_hashes_the_same(
     rels = sorted(p.name for p in root.iterdir())
     serial = StatIndex(None).scan(root, rels)
     assert [s.path for s in serial] == [r for r in rels if r != "pipe"]
-    monkeypatch.setattr(statindex, "POOL_MIN_CORES", 1)
-    monkeypatch.setattr(statindex, "POOL_MIN_FILES", 1)
-    monkeypatch.setattr(statindex, "POOL_MIN_BYTES", 1)
+    monkeypatch.setattr(statindex, "THREADS_MIN_FILES", 1)
+    monkeypatch.setattr(statindex.os, "cpu_count", lambda: 4)  # threads even on 1 core
     pooled = StatIndex(None).scan(root, rels)
     assert [(s.path, s.digest) for s in pooled] == [(s.path, s.digest) for s in serial]
     assert serial[0].digest == bytes_digest((root / "f00").read_bytes())

@@ -198,3 +198,44 @@ def test_racily_clean_and_non_literal_steps_are_not_recorded(tmp_path: Path) -> 
     assert found["fresh"] is not None  # settled by now: recordable, and unchanged
     (root / "new.txt").write_text("z")
     assert FreshIndex(root / "fresh.marshal").check(pipeline, steps["fresh"], {}, {}) is None
+
+
+TREE = """
+steps:
+  pack:
+    run: >-
+      mkdir -p .count out && echo x >> .count/pack &&
+      (cd data && find . -type f | sort | xargs cat) > out/all.txt
+    inputs: ["data/**"]
+    outputs: [out/]
+"""
+
+
+def test_a_directory_tree_is_vouched_for_by_its_directories(project: Path) -> None:
+    (project / "data" / "sub").mkdir(parents=True)
+    (project / "data" / "a.txt").write_text("a\n")
+    (project / "data" / "sub" / "b.txt").write_text("b\n")
+    write_pipeline(project, TREE)
+    run(project)
+    time.sleep(RACY_SECONDS + 0.2)
+    run(project)
+    assert run(project)["pack"]["up_to_date"] is True
+    # a file added two levels down: only its directory's signature moved
+    (project / "data" / "sub" / "c.txt").write_text("c\n")
+    steps = run(project)
+    assert steps["pack"]["status"] == "success" and count(project, "pack") == 2
+    assert (project / "out" / "all.txt").read_text() == "a\nb\nc\n"
+    time.sleep(RACY_SECONDS + 0.2)
+    run(project)
+    assert run(project)["pack"]["up_to_date"] is True
+    # a file removed from the output directory: not up to date, restored by the lookup
+    (project / "out" / "all.txt").unlink()
+    steps = run(project)
+    assert steps["pack"]["status"] == "cached" and steps["pack"]["up_to_date"] is False
+    assert (project / "out" / "all.txt").read_text() == "a\nb\nc\n"
+    # a symlink in the tree: never recorded (its target can change under it)
+    (project / "data" / "link.txt").symlink_to("a.txt")
+    run(project)
+    time.sleep(RACY_SECONDS + 0.2)
+    run(project)
+    assert run(project)["pack"]["up_to_date"] is False

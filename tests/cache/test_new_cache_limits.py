@@ -8,7 +8,7 @@ from pathlib import Path
 
 from attest_cli.cache import store as entries
 from attest_cli.cache.backends.local import LocalBackend
-from attest_cli.cache.maintenance import enforce_limits
+from attest_cli.cache.limits import enforce_limits
 from attest_cli.cache.manifest import Manifest, OutputFile
 from attest_cli.config.layers import Settings, defaults
 from attest_cli.digest import bytes_digest

@@ -220,7 +220,7 @@ def test_bash_completes_config_values_and_shell_names(project: Path) -> None:
     assert _complete(project, "attest config set log_level ") == \
         ["trace", "debug", "info", "warn", "error"]
     assert _complete(project, "attest config set cache.enabled ") == ["true", "false"]
-    assert _complete(project, "attest config set cache.backend r") == ["redis"]
+    assert _complete(project, "attest config set cache.backend r") == ["redis", "reapi"]
     assert "cache.backend" in _complete(project, "attest config set cache.b")
     assert _complete(project, "attest completion ") == ["bash", "zsh", "fish"]
 

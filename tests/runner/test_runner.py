@@ -36,8 +36,8 @@ def test_built_in_features_are_entry_points_attached_in_declared_order() -> None
 
     loaded = [f for f in load_features() if f.builtin]
     assert [(f.name, f.order) for f in loaded] == [
-        ("cache", 100), ("tracing", 200), ("metrics", 300), ("attestation", 400),
-        ("junit", 500)]
+        ("cache", 100), ("remote_exec", 150), ("tracing", 200), ("metrics", 300),
+        ("attestation", 400), ("junit", 500)]
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +98,78 @@ def test_a_run_feature_that_fails_to_load_is_one_warning(project: Path,
     warnings = [ln for ln in proc.stderr.splitlines() if "failed to load" in ln]
     assert len(warnings) == 1 and "no_such_module_anywhere" in warnings[0], proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_feature_installed_after_a_run_is_attached_by_the_next(project: Path, tmp_path: Path,
+                                                                  plugin_site: Path) -> None:
+    """The entry points kept between runs are read again once a distribution is added."""
+    site = tmp_path / "site"
+    site.mkdir()
+    env = {"PYTHONPATH": f"{site}:{REPO}", "ATTEST_RUN_SUMMARY": "summary.json"}
+    write_pipeline(project, PIPELINE)
+    assert attest("run", cwd=project, env=env).returncode == 0
+    assert not (project / "summary.json").exists()
+    for item in plugin_site.iterdir():  # as `pip install --target site` would
+        (shutil.copytree if item.is_dir() else shutil.copy2)(item, site / item.name)
+    proc = attest("run", cwd=project, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((project / "summary.json").read_text())["status"] == "success"
+    # and once it is removed, the next run neither attaches it nor warns
+    for item in plugin_site.iterdir():
+        (shutil.rmtree if item.is_dir() else os.remove)(site / item.name)
+    (project / "summary.json").unlink()
+    proc = attest("run", "--log-format", "text", cwd=project, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert not (project / "summary.json").exists() and "run-summary" not in proc.stderr
+
+
+# modules a cached re-run of a plain pipeline has no use for, and what each cost to import
+UNUSED_ON_A_CACHED_RUN = {
+    "importlib.metadata": "~10 ms: the run features' entry points are kept between runs",
+    "yaml": "~10 ms: the pipeline's parse is kept between runs, and no config file exists",
+    "_hashlib": "~3 ms (OpenSSL): run ids and temp names need only os.urandom",
+    "attest_cli.cache.maintenance": "~1 ms: cache upkeep is due once a day",
+    "attest_cli.tracing.config": "~1 ms: tracing is off, and no OTLP header variable is set",
+    "tempfile": "~1 ms with random: atomic writes name their temp files from os.urandom",
+}
+
+
+def test_a_cached_rerun_loads_no_module_it_does_not_use(project: Path) -> None:
+    """What the second run of an unchanged pipeline imports (start-up is most of its time)."""
+    write_pipeline(project, PIPELINE)
+    code = ("import sys\n"
+            "from attest_cli.cli.app import main\n"
+            "try:\n    main(['-q', 'run'])\nexcept SystemExit as exc:\n"
+            "    assert exc.code == 0, exc.code\n"
+            f"print(sorted(set({sorted(UNUSED_ON_A_CACHED_RUN)!r}) & set(sys.modules)))\n")
+    read = [subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True,
+                           text=True, timeout=60) for _ in range(2)]
+    assert "importlib.metadata" in read[0].stdout, read[0].stderr  # the first run reads them
+    assert read[1].stdout.strip() == "[]", read[1].stderr
+    # `python -m attest_cli` has another sys.path: its list is kept beside, not instead
+    assert attest("run", cwd=project).returncode == 0
+    again = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True,
+                           text=True, timeout=60)
+    assert again.stdout.strip() == "[]", again.stderr
+    from attest_cli.metrics.history import HistoryDB  # the metrics feature recorded both
+
+    assert len(HistoryDB(project / ".attest" / "history.db").runs()) == 4
+    # a kept list that does not parse is a miss: read again and rewritten
+    kept = project / ".attest" / "entry-points.json"
+    kept.write_text("{not json")
+    assert attest("run", cwd=project).returncode == 0
+    names = [name for name, _ in json.loads(kept.read_text())["lists"][0]["entry_points"]]
+    assert {"cache", "tracing", "metrics", "attestation", "junit"} <= set(names)
+
+
+def test_a_kept_entry_point_list_that_is_not_a_regular_file_is_a_miss(project: Path) -> None:
+    """Like every file attest reads: a FIFO in its place is never waited on."""
+    write_pipeline(project, PIPELINE)
+    (project / ".attest").mkdir()
+    os.mkfifo(project / ".attest" / "entry-points.json")
+    proc = attest("run", cwd=project, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert (project / ".attest" / "history.db").exists()  # the features were attached
 
 
 def test_help_reads_no_feature_entry_points(project: Path) -> None:
@@ -237,8 +309,8 @@ def test_a_run_that_raises_is_decided_failure_once_and_every_observer_hears_it(
             run.before_finish(boom)
 
     real = service.load_features
-    monkeypatch.setattr(service, "load_features", lambda: [
-        *real(), LoadedFeature(name="exploding", order=999, feature=Exploding(), builtin=True)])
+    monkeypatch.setattr(service, "load_features", lambda **kw: [
+        *real(**kw), LoadedFeature(name="exploding", order=999, feature=Exploding(), builtin=True)])
     write_pipeline(project, PIPELINE)
     seen: list[Event] = []
     ctx = AppContext(workdir=project, environ={"PATH": os.environ["PATH"]})
@@ -272,7 +344,7 @@ def test_a_third_party_feature_whose_attach_raises_is_a_warning(
 
     real = service.load_features
     extra = [LoadedFeature("broken", 1000, Feature("broken", 1000, broken), builtin=False)]
-    monkeypatch.setattr(service, "load_features", lambda: [*real(), *extra])
+    monkeypatch.setattr(service, "load_features", lambda **kw: [*real(**kw), *extra])
     write_pipeline(project, PIPELINE)
     ctx = AppContext(workdir=project, environ={"PATH": os.environ["PATH"]})
     with caplog.at_level("WARNING", logger="attest"):

@@ -41,6 +41,12 @@ def interrupt_calls() -> None:
     _interrupted.set()
 
 
+def interrupted() -> bool:
+    """Whether :func:`interrupt_calls` was called (for clients that cancel calls themselves,
+    such as gRPC's, rather than waiting in :func:`within`)."""
+    return _interrupted.is_set()
+
+
 def too_large(what: str, size: int, limit: int) -> MalformedObject:
     return MalformedObject(f"{what} is {size} bytes, above the {limit}-byte limit "
                            "(cache.max_entry_size)")

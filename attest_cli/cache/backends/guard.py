@@ -68,6 +68,10 @@ class GuardedBackend:
             log.warning("%s cache failed %d times in a row; not calling it for %gs",
                         self.name, self.threshold, self.cooldown)
 
+    def call(self, fn: Callable[[], T]) -> T:
+        """Any call of the backend's own (a REAPI step lookup), behind the same breaker."""
+        return self._call(fn)
+
     def get(self, key: str) -> bytes | None:
         return self._call(lambda: self.inner.get(key))
 

@@ -1,0 +1,54 @@
+"""The BuildGrid + bot fixture itself, driven by BuildGrid's own client (``bgd execute``).
+
+If these fail, the attest remote-execution tests cannot be trusted either way."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from tests.reapi.buildgrid_server import BuildGrid, _bgd, grid, postgres, start_bot
+from tests.support import wait_for
+
+__all__ = ["grid", "postgres"]  # fixtures
+
+
+def bgd_execute(grid: BuildGrid, root: Path, script: str, out: Path,
+                *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [_bgd(), "execute", "--remote", f"http://{grid.target}", "command",
+         "--output-file", "out.txt", "--output-directory", str(out), *extra,
+         str(root), "--", "/bin/sh", "-c", script],
+        capture_output=True, text=True, timeout=60)
+
+
+def test_bot_runs_a_lease_with_its_own_worker_id(grid: BuildGrid, tmp_path: Path) -> None:
+    bot = start_bot(grid, "bot-a")
+    root = tmp_path / "in"
+    root.mkdir()
+    (root / "src.txt").write_text("hello\n")
+    done = bgd_execute(grid, root, 'cat src.txt > out.txt; echo "$WORKER_ID" >> out.txt',
+                       tmp_path / "got")
+    assert done.returncode == 0, done.stderr + grid.log()
+    assert (tmp_path / "got" / "out.txt").read_text() == "hello\nbot-a\n"
+    assert [row[2] for row in bot.leases()] == ["bot-a"]
+
+
+def test_killed_bot_lease_is_requeued_to_the_other_bot(grid: BuildGrid,
+                                                        tmp_path: Path) -> None:
+    slow = start_bot(grid, "bot-slow")
+    root = tmp_path / "in"
+    root.mkdir()
+    proc = subprocess.Popen(
+        [_bgd(), "execute", "--remote", f"http://{grid.target}", "command",
+         "--output-file", "out.txt", "--output-directory", str(tmp_path / "got"), str(root),
+         "--", "/bin/sh", "-c", 'sleep 3; echo "$WORKER_ID" > out.txt'],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: bool(slow.leases()), 30), grid.log()
+        slow.kill()
+        start_bot(grid, "bot-other")
+        assert proc.wait(60) == 0
+    finally:
+        proc.kill()
+    assert (tmp_path / "got" / "out.txt").read_text() == "bot-other\n"
