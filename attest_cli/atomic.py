@@ -18,9 +18,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import itertools
 import os
 import re
 import stat
+import threading
 from pathlib import Path
 
 from attest_cli.errors import InputError
@@ -150,9 +152,46 @@ def _write_stream(path: str, payload: bytes, name: str) -> None:
             raise InputError(f"cannot write: {exc.strerror}", path=name) from None
         flags = fcntl.fcntl(fd, fcntl.F_GETFL)
         fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
+    _write_all_and_close(fd, payload)
+
+
+def _write_all_and_close(fd: int, payload: bytes) -> None:
     try:
         view = memoryview(payload)
         while view:
             view = view[os.write(fd, view):]
     finally:
         os.close(fd)
+
+
+_object_names = itertools.count()
+
+
+def write_object(path: str, data: bytes) -> None:
+    """Atomically write one of attest's own objects (cache blobs, manifests, records).
+
+    :func:`write_atomic` without what these paths never need, which was most of a cold
+    store's per-step cost: no check of the target's kind (attest names these files itself,
+    under its own directory; a rename replaces a planted symlink, never writes through it,
+    and fails on a directory), no ``/proc`` read of the umask (``open`` with 0o666 applies
+    it, as :func:`write_atomic`'s default mode does), no random temp name (process, thread
+    and a counter are unique), no fsync (the readers verify every object), and the parent
+    directory made only when the first attempt finds it missing. The temp name is
+    ``.<name>.<unique>.tmp``, which cache maintenance sweeps when a writer died.
+    """
+    parent, name = os.path.split(path)
+    tmp = os.path.join(parent, f".{name}.{os.getpid()}-{threading.get_ident()}-"
+                               f"{next(_object_names)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    try:
+        fd = os.open(tmp, flags, 0o666)
+    except FileNotFoundError:
+        os.makedirs(parent or ".", exist_ok=True)
+        fd = os.open(tmp, flags, 0o666)
+    try:
+        _write_all_and_close(fd, data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

@@ -26,9 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-import orjson
-
-from attest_cli.atomic import write_atomic
 from attest_cli.cache import reapi_tier
 from attest_cli.cache import store as entries
 from attest_cli.cache.backends.base import BackendUnavailable, CacheBackend
@@ -46,6 +43,7 @@ from attest_cli.cache.keys import (
 from attest_cli.cache.manifest import LIMITS as MANIFEST_LIMITS
 from attest_cli.cache.manifest import CorruptEntry, Manifest, OutputFile, check_link
 from attest_cli.cache.outputs import describe, output_digest
+from attest_cli.cache.records import StepRecords
 from attest_cli.cache.restore import (
     UnsafeRestore,
     process_umask,
@@ -84,10 +82,6 @@ class KeyReport:
 _EMPTY_DIGEST = bytes_digest(b"")
 
 
-def _record_head(key: str) -> bytes:
-    return ('{"key":' + json.dumps(key) + ",").encode()
-
-
 class ContentCache:
     """Implements :class:`attest_cli.engine.interfaces.StepCache`."""
 
@@ -115,6 +109,7 @@ class ContentCache:
         if remote is not None and getattr(remote.inner, "step_aware", False):
             self.reapi = cast("ReapiBackend", remote.inner)
         self._fresh: FreshIndex | None = None  # the run's pipeline's, opened at first use
+        self._records: dict[str, StepRecords] = {}  # per pipeline, opened at first use
 
     # -- keys ----------------------------------------------------------------------------
     def key_for(self, pipeline: Pipeline, step: Step, environ: Mapping[str, str]
@@ -136,10 +131,24 @@ class ContentCache:
         return KeyReport(key=parts.key, parts=parts, previous=previous, changes=changes)
 
     def _record_path(self, pipeline: Pipeline, step: Step) -> Path:
+        """A step's record as a file of its own, as attest kept it before the pipeline's
+        record map (:mod:`.records`): still read, never written."""
         ident = bytes_digest(f"{pipeline.root}\0{pipeline.name}\0{step.name}".encode())[7:39]
         return self._steps_dir / f"{ident}.json"
 
+    def _step_records(self, pipeline: Pipeline) -> StepRecords:
+        ident = bytes_digest(f"{pipeline.root}\0{pipeline.name}".encode())[7:39]
+        with self._lock:
+            records = self._records.get(ident)
+            if records is None:
+                records = StepRecords(self._steps_dir / f"{ident}.records.json")
+                self._records[ident] = records
+            return records
+
     def _last_entry(self, pipeline: Pipeline, step: Step) -> dict[str, object] | None:
+        record = self._step_records(pipeline).get(step.name)
+        if record is not None:
+            return record
         try:  # a cache directory may come from elsewhere: bounded like a manifest
             with self._record_path(pipeline, step).open("rb") as fh:
                 raw = fh.read(MANIFEST_LIMITS.max_bytes + 1)
@@ -155,25 +164,14 @@ class ContentCache:
     def _remember(self, pipeline: Pipeline, step: Step, parts: KeyParts) -> None:
         """Record the components of the step's latest entry (for explaining later misses).
 
-        The record starts with its key (``{"key":"<hex>",...``), so the common case - a hit
-        on the entry already recorded - reads a few bytes instead of rewriting thousands of
-        components; a store is one write of it (no fsync: see :meth:`close`). A record of
-        the older form (sorted keys) is simply rewritten once."""
-        path = self._record_path(pipeline, step)
-        head = _record_head(parts.key)
-        try:
-            with path.open("rb") as fh:
-                if fh.read(len(head)) == head:
-                    return
-        except OSError:
-            pass
-        record = {"key": parts.key, "pipeline": pipeline.name, "step": step.name,
-                  "components": parts.items, "at": time.time()}
-        try:
-            write_atomic(path, orjson.dumps(record), sync=False)
-            self._dirty = True
-        except OSError as exc:
-            log.debug("could not record the last entry of %s: %s", step.name, exc)
+        In the pipeline's record map (:mod:`.records`), written once when the cache closes:
+        a file per stored step was a third of a cold build's cache writes. A hit on the
+        entry already recorded changes nothing."""
+        records = self._step_records(pipeline)
+        if records.key(step.name) == parts.key:
+            return
+        records.put(step.name, {"key": parts.key, "pipeline": pipeline.name, "step": step.name,
+                                "components": parts.items, "at": time.time()})
 
     # -- up-to-date steps ----------------------------------------------------------------
     def _fresh_index(self, pipeline: Pipeline) -> FreshIndex:
@@ -470,6 +468,9 @@ class ContentCache:
         power before this sync, entries stored since the last sync may be missing or torn,
         and a torn one is a miss (deleted), never a wrong restore."""
         self.index.save()
+        for records in self._records.values():
+            if records.save():
+                self._dirty = True
         if self._dirty:
             self._dirty = False
             sync_filesystem(self.local.root)

@@ -31,9 +31,10 @@ def describe(root: Path, patterns: Sequence[str], index: StatIndex
              for s in index.scan(root, rels)]
     dirs: dict[str, OutputFile] = {}
     missing: list[str] = []
+    found = {f.path for f in files if f.kind in ("file", "symlink")}
     for pattern in patterns:
-        if is_glob(pattern):
-            continue
+        if is_glob(pattern) or pattern in found:
+            continue  # a declared file just scanned: present, and no directory to walk
         base = root / pattern
         if not base.exists() and not base.is_symlink():
             missing.append(pattern)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from attest_cli.cache import store as entries
 from attest_cli.cache.backends.base import BackendUnavailable, CacheBackend
@@ -125,7 +126,7 @@ def _peek_manifest(backend: CacheBackend, key: str) -> Manifest | None:
     (Redis refreshes the entry's TTL, as the real run's lookup would a moment later)."""
     if isinstance(backend, LocalBackend):
         try:  # manifests are never compressed (only blobs are)
-            raw = backend._path(entries.entry_key(key)).read_bytes()
+            raw = Path(backend._path(entries.entry_key(key))).read_bytes()
         except (FileNotFoundError, NotADirectoryError):
             return None
         return parse(raw, key=key)

@@ -64,9 +64,10 @@ def fetch_blob(backend: CacheBackend, digest: str, *, repair: bool = True) -> by
 
 
 def put_blob(backend: CacheBackend, digest: str, data: bytes) -> int:
-    """Store a blob unless present; returns the bytes written."""
+    """Store a blob unless present; returns the bytes written. (A remote is asked first, to
+    skip the upload; the local backend's ``put`` checks for itself.)"""
     key = blob_key(digest)
-    if backend.contains(key):
+    if not isinstance(backend, LocalBackend) and backend.contains(key):
         return 0
     return len(data) if backend.put(key, data) else 0
 

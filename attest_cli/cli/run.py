@@ -127,6 +127,10 @@ def run(
                              "--profile-output": options.profile_output})
     configure_logging(app, level=log_level.value if log_level else None,
                       log_format=log_format.value if log_format else None)
+    if not dry_run:  # the step launcher's start-up overlaps the loading (engine/launcher.py)
+        from attest_cli.engine.launcher import shared_launcher
+
+        shared_launcher()
     # The pipeline lives as long as the run: no collection while it loads (they walked
     # every object loaded so far, ~10% of loading 5,000 steps), none of it walked after.
     gc.disable()

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from attest_cli.engine.launcher import LaunchedStep, LauncherGone, StepLauncher
+from attest_cli.engine.launcher_server import direct_argv, shell_env, spawn_command
 
 KILL_GRACE_SECONDS = 3.0  # SIGTERM -> SIGKILL, on timeout and on interrupt
 # After a step's shell exits, attest reads what is left in its output pipe for at most this
@@ -303,7 +304,9 @@ class _Watch:
 
 
 def _spawn(command: str, cwd: Path, env: Mapping[str, str]) -> tuple[int, int]:
-    """Start ``/bin/sh -c command`` in a new session; return its pid and our read end.
+    """Start ``command`` (``/bin/sh -c`` unless it is a simple command: see
+    :func:`~attest_cli.engine.launcher_server.spawn_command`) in a new session; return its
+    pid and our read end.
 
     ``os.posix_spawn`` (vfork + exec in C) is about 15% cheaper per step than
     ``subprocess.Popen``, but cannot change directory in the child: it is used when the step
@@ -315,24 +318,34 @@ def _spawn(command: str, cwd: Path, env: Mapping[str, str]) -> tuple[int, int]:
         if os.path.realpath(cwd) == os.path.realpath(os.getcwd()):
             # Python ignores SIGPIPE and SIGXFSZ; an ignored signal survives exec, so reset
             # them as Popen(restore_signals=True) does (else `yes | head` reports EPIPE).
-            pid = os.posix_spawn("/bin/sh", ["/bin/sh", "-c", command], env, setsid=True,
-                                 setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
-                                 file_actions=[
-                                     (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                                     (os.POSIX_SPAWN_DUP2, write_fd, 1),
-                                     (os.POSIX_SPAWN_DUP2, write_fd, 2)])
+            pid = spawn_command(command, dict(env), write_fd,
+                                (signal.SIGPIPE, signal.SIGXFSZ))
         else:
-            proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=cwd, env=dict(env),
-                                    stdin=subprocess.DEVNULL, stdout=write_fd,
-                                    stderr=write_fd, start_new_session=True)
-            pid = proc.pid
-            proc.returncode = 0  # reaped by our wait4, never by the Popen object
+            pid = _popen(command, str(cwd), dict(env), write_fd)
     except BaseException:
         os.close(read_fd)
         raise
     finally:
         os.close(write_fd)
     return pid, read_fd
+
+
+def _popen(command: str, cwd: str, env: dict[str, str], out_fd: int) -> int:
+    """``Popen(cwd=...)``: a simple command directly, as in the launcher, else the shell."""
+    direct = direct_argv(command, env, cwd)
+    if direct is not None:
+        with contextlib.suppress(OSError):  # the shell decides (ENOEXEC: a script)
+            return _popen_argv(direct[1], cwd, shell_env(env, cwd), out_fd, direct[0])
+    return _popen_argv(["/bin/sh", "-c", command], cwd, env, out_fd, None)
+
+
+def _popen_argv(argv: list[str], cwd: str, env: dict[str, str], out_fd: int,
+                executable: str | None) -> int:
+    proc = subprocess.Popen(argv, executable=executable, cwd=cwd, env=env,
+                            stdin=subprocess.DEVNULL, stdout=out_fd, stderr=out_fd,
+                            start_new_session=True)
+    proc.returncode = 0  # reaped by our wait4, never by the Popen object
+    return proc.pid
 
 
 def own_peak_rss() -> int | None:

@@ -24,6 +24,7 @@ from attest_cli.atomic import write_atomic
 from attest_cli.config.layers import Settings
 from attest_cli.context import AppContext
 from attest_cli.engine.events import Event, EventBus, RunFinished, RunStarted
+from attest_cli.engine.launcher import shared_launcher
 from attest_cli.engine.masking import SecretMasker
 from attest_cli.engine.run_report import RunReport, StepResult
 from attest_cli.engine.scheduler import Scheduler, SchedulerOptions
@@ -58,6 +59,9 @@ def parallelism(settings: Settings) -> int:
 def execute(ctx: AppContext, options: RunOptions, *, view: Callable[[Event], None] | None = None,
             loaded: Loaded | None = None) -> RunReport:
     """Run the pipeline; always returns the finished (possibly failed) report."""
+    # The step launcher (an interpreter start, ~15 ms) starts while the pipeline loads and
+    # the features attach, not when the first step is already waiting for it.
+    shared_launcher()
     pipeline, settings, order = loaded or load(ctx, options)
     run_id = new_run_id()
     masker = SecretMasker(run_secrets(ctx, pipeline, settings))

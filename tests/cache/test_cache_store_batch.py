@@ -57,10 +57,12 @@ def test_storing_steps_syncs_nothing_per_step_and_once_per_run(
     assert fsyncs == []
     manifests = [r for r in renames if "/entries/" in r]
     records = [r for r in renames if "/steps/" in r]
-    assert len(manifests) == 6 and len(records) == 6  # one of each per stored step
+    assert len(manifests) == 6 and records == []  # a manifest per stored step
     assert syncs == []
     cache.close()
     assert syncs == [cache.local.root]  # one sync when the run's cache closes
+    records = [r for r in renames if "/steps/" in r]
+    assert len(records) == 1  # the pipeline's record map, once per run
 
 
 def test_entries_stored_without_per_step_sync_restore_and_explain(tmp_path: Path) -> None:

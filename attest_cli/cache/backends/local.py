@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from attest_cli.atomic import write_atomic
+from attest_cli.atomic import write_object
 from attest_cli.cache.backends.base import MalformedObject, StoredObject
 from attest_cli.cache.backends.bounded import DEFAULT_MAX_ENTRY_SIZE, check_size, read_limited
 
@@ -41,11 +42,17 @@ class LocalBackend:
         self.root = root
         self.compression = compression
         self.max_entry_size = max_entry_size
+        # No directory yet: everything it will hold, this process writes (``written``
+        # bytes; maintenance.enforce_limits then needs no walk of it).
+        self.created_here = not os.path.isdir(root)
+        self.written = 0
+        self._lock = threading.Lock()
+        self._root = str(root)  # str paths: several per stored or looked-up step
 
-    def _path(self, key: str) -> Path:
+    def _path(self, key: str) -> str:
         if key.startswith("/") or ".." in key.split("/"):
             raise ValueError(f"bad cache key {key!r}")
-        return self.root / key
+        return f"{self._root}/{key}"
 
     def get(self, key: str) -> bytes | None:
         return self._read(key, touch=True)
@@ -56,10 +63,9 @@ class LocalBackend:
 
     def _read(self, key: str, *, touch: bool) -> bytes | None:
         path = self._path(key)
-        for candidate, compressed in ((path, False), (path.with_name(path.name + _ZSTD_SUFFIX),
-                                                      True)):
+        for candidate, compressed in ((path, False), (path + _ZSTD_SUFFIX, True)):
             try:
-                with candidate.open("rb") as fh:
+                with open(candidate, "rb") as fh:
                     st = os.fstat(fh.fileno())
                     if not compressed:
                         check_size(key, st.st_size, self.max_entry_size)
@@ -81,20 +87,23 @@ class LocalBackend:
         # every read, so a torn object is a miss, never a wrong restore; the run syncs the
         # file system once at its end (:func:`sync_filesystem`).
         if self.compression == "zstd" and key.startswith("blobs/"):
-            write_atomic(path.with_name(path.name + _ZSTD_SUFFIX), _compress(data), sync=False)
+            data = _compress(data)
+            write_object(path + _ZSTD_SUFFIX, data)
         else:
-            write_atomic(path, data, sync=False)
+            write_object(path, data)
+        with self._lock:
+            self.written += len(data)
         return True
 
     def contains(self, key: str) -> bool:
-        path = str(self._path(key))  # os.path: asked once per up-to-date step
+        path = self._path(key)  # os.path: asked once per up-to-date step
         return os.path.exists(path) or os.path.exists(path + _ZSTD_SUFFIX)
 
     def delete(self, key: str) -> None:
         path = self._path(key)
-        for candidate in (path, path.with_name(path.name + _ZSTD_SUFFIX)):
+        for candidate in (path, path + _ZSTD_SUFFIX):
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-                candidate.unlink()
+                os.unlink(candidate)
 
     def size(self) -> int:
         return sum(o.size for o in self.objects())
