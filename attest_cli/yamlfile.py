@@ -37,6 +37,8 @@ class LocatedYAML:
     data: Any
     lines: dict[tuple[str, ...], int] = field(default_factory=dict)
     digest: str | None = None  # of the file's bytes, when the loader took one
+    # what an earlier load built from the same bytes (attest_cli.pipeline.parse_cache)
+    prepared: Any = None
 
     def line(self, *keys: str) -> int | None:
         """The line of the deepest known prefix of ``keys`` (so errors always get a line)."""

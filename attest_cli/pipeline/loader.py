@@ -7,6 +7,7 @@ key (did you mean 'needs'?)``) because users fix files in an editor, line by lin
 from __future__ import annotations
 
 import re
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,17 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def load_pipeline(path: str | Path, *, doc: LocatedYAML | None = None) -> Pipeline:
-    """Parse and validate the pipeline at ``path`` (``doc`` if already read)."""
+    """Parse and validate the pipeline at ``path`` (``doc`` if already read).
+
+    A doc kept from an earlier run carries what that run built from the same bytes
+    (``doc.prepared``, see :func:`prepared_form`): the steps are rebuilt from it without
+    validating them again (that was ~40 ms of a 5,000-step no-op run)."""
     p = Path(path)
     doc = doc or load_yaml(p)
+    if doc.prepared is not None:
+        kept = _from_prepared(p, doc)
+        if kept is not None:
+            return kept
     data = doc.data
     if data is None:
         raise InputError("the file is empty; expected a mapping with 'steps'", path=doc.path)
@@ -196,3 +205,33 @@ def _platform(doc: LocatedYAML, value: Any, where: tuple[str, ...]) -> dict[str,
             raise doc.error("expected a string, number or boolean", *where, key)
         out[key] = ("true" if v else "false") if isinstance(v, bool) else str(v)
     return out
+
+
+_PREPARED = 1  # the layout of prepared_form's tuples (a new one is a miss)
+_STEP_FIELDS = tuple(f.name for f in fields(Step))
+
+
+def prepared_form(pipeline: Pipeline, doc: LocatedYAML) -> tuple[Any, ...]:
+    """The validated pipeline as plain values, kept with the parse of the same bytes. A
+    name the file does not give is the directory's: rebuilt from the path, not kept."""
+    given = isinstance(doc.data, dict) and "name" in doc.data
+    return (_PREPARED, given, pipeline.name if given else None, pipeline.version,
+            pipeline.env, tuple(tuple(getattr(step, f) for f in _STEP_FIELDS)
+                                for step in pipeline.steps.values()))
+
+
+def _from_prepared(p: Path, doc: LocatedYAML) -> Pipeline | None:
+    """The pipeline :func:`prepared_form` describes; None if it is not one (a full load)."""
+    try:
+        tag, given, name, version, env, rows = doc.prepared
+        if tag != _PREPARED:
+            return None
+        if not given:
+            name = p.resolve().parent.name
+        if not (isinstance(name, str) and name.strip() and isinstance(env, dict)):
+            return None
+        steps = {row[0]: Step(*row) for row in rows}
+    except (TypeError, ValueError):
+        return None
+    return Pipeline(name=name.strip(), path=p, root=p.resolve().parent, steps=steps,
+                    version=str(version), env=env, source_digest=doc.digest)

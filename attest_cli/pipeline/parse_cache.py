@@ -28,6 +28,7 @@ import marshal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from attest_cli import __version__
 from attest_cli.atomic import write_atomic
@@ -38,7 +39,7 @@ from attest_cli.yamlfile import MAX_BYTES, LocatedYAML, load_yaml
 
 log = logging.getLogger("attest.pipeline")
 
-_FORMAT = f"attest-parse/1 {__version__} py{sys.version_info[0]}.{sys.version_info[1]} " \
+_FORMAT = f"attest-parse/2 {__version__} py{sys.version_info[0]}.{sys.version_info[1]} " \
           f"marshal{marshal.version}"
 # an entry is a few times the size of its YAML at most (keys and lines); bounded likewise
 MAX_ENTRY_BYTES = 4 * MAX_BYTES
@@ -53,7 +54,7 @@ def load_pipeline_yaml(path: Path, *, label: str, cache_dir: Path) -> LocatedYAM
     if cached is not None:
         located, blob = cached
         located.digest = digest
-        _pending[id(located)] = (located, entry, blob, True)
+        _pending[id(located)] = (located, entry, blob)
         return located
     try:
         text = raw.decode("utf-8")
@@ -61,31 +62,35 @@ def load_pipeline_yaml(path: Path, *, label: str, cache_dir: Path) -> LocatedYAM
         raise InputError(f"not UTF-8 text (byte {exc.start})", path=label) from None
     located = load_yaml(path, label=label, text=text)
     located.digest = digest
-    try:
-        blob = marshal.dumps((_FORMAT, digest, located.data, located.lines))
-    except ValueError:
-        return located  # a value marshal cannot hold (a YAML timestamp): parse every time
-    _pending[id(located)] = (located, entry, blob, False)
+    _pending[id(located)] = (located, entry, None)
     return located
 
 
-# docs loaded by this process whose entry awaits :func:`settle`: id -> (doc, entry, blob,
-# whether the entry is already on disk)
-_pending: dict[int, tuple[LocatedYAML, Path, bytes, bool]] = {}
+# docs loaded by this process whose entry awaits :func:`settle`: id -> (doc, entry, the
+# entry's bytes if it is on disk)
+_pending: dict[int, tuple[LocatedYAML, Path, bytes | None]] = {}
 
 
-def settle(doc: LocatedYAML, secrets: Sequence[str], *, write: bool = True) -> None:
-    """Write the doc's entry, or keep the one it came from, unless a secret is in it.
-    ``write=False`` (a dry run records nothing) only forgets it."""
+def settle(doc: LocatedYAML, secrets: Sequence[str], *, write: bool = True,
+           prepared: Any = None) -> None:
+    """Write the doc's entry (with ``prepared``, what the loader built from it), or keep the
+    one it came from, unless a secret is in it. ``write=False`` (a dry run records
+    nothing) only forgets it."""
     item = _pending.pop(id(doc), None)
     if item is None or item[0] is not doc or not write:
         return
-    _doc, entry, blob, on_disk = item
+    _doc, entry, blob = item
+    on_disk = blob is not None and (doc.prepared is not None or prepared is None)
+    if not on_disk:
+        try:
+            blob = marshal.dumps((_FORMAT, doc.digest, doc.data, doc.lines, prepared))
+        except ValueError:
+            return  # a value marshal cannot hold (a YAML timestamp): parse every time
+    assert blob is not None
     leaks = any(s and s.encode("utf-8", "surrogateescape") in blob for s in secrets)
     try:
         if leaks:
-            if on_disk:
-                entry.unlink()
+            entry.unlink(missing_ok=True)
         elif not on_disk:
             entry.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(entry, blob, sync=False)
@@ -103,11 +108,11 @@ def _read(entry: Path, digest: str, label: str) -> tuple[LocatedYAML, bytes] | N
     except (EOFError, ValueError, TypeError):
         log.debug("parse cache %s is damaged; parsing the file", entry)
         return None
-    if not (isinstance(value, tuple) and len(value) == 4 and value[0] == _FORMAT
+    if not (isinstance(value, tuple) and len(value) == 5 and value[0] == _FORMAT
             and value[1] == digest and isinstance(value[3], dict)):
         return None
     lines = value[3]
     if not all(isinstance(k, tuple) and isinstance(v, int) for k, v in lines.items()):
         return None
-    return LocatedYAML(path=label, data=value[2], lines=lines), blob
+    return LocatedYAML(path=label, data=value[2], lines=lines, prepared=value[4]), blob
 

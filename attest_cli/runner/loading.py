@@ -13,7 +13,7 @@ from attest_cli.context import AppContext
 from attest_cli.errors import UsageError
 from attest_cli.pipeline.confine import check_state_outputs
 from attest_cli.pipeline.graph import topological_order, with_needs
-from attest_cli.pipeline.loader import load_pipeline
+from attest_cli.pipeline.loader import load_pipeline, prepared_form
 from attest_cli.pipeline.model import Pipeline
 from attest_cli.pipeline.parse_cache import settle
 from attest_cli.redaction import settings_credentials
@@ -29,7 +29,8 @@ def load(ctx: AppContext, options: RunOptions) -> Loaded:
     pipeline = load_pipeline(ctx.pipeline_path(options.pipeline), doc=doc)
     settings = ctx.settings(pipeline_doc=doc, flags={"parallel": options.parallel})
     # the parse is kept only without secrets in it, and not by a dry run
-    settle(doc, run_secrets(ctx, pipeline, settings), write=not options.dry_run)
+    settle(doc, run_secrets(ctx, pipeline, settings), write=not options.dry_run,
+           prepared=prepared_form(pipeline, doc))
     check_state_outputs(doc, pipeline, settings, ctx.state_dir)
     order = topological_order(pipeline)
     if options.steps:

@@ -1,0 +1,120 @@
+"""The pipeline's parse, kept between runs: reused only for the same bytes, never a secret."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from attest_cli import yamlfile
+from attest_cli.context import AppContext
+from attest_cli.pipeline import parse_cache
+from attest_cli.runner.features import RunOptions
+from attest_cli.runner.loading import load
+from tests.support import attest, write_pipeline
+
+pytestmark = pytest.mark.unit
+
+PIPELINE = """
+steps:
+  build:
+    run: cp src.txt out.txt
+    inputs: [src.txt]
+    outputs: [out.txt]
+    env: {MODE: fast}
+  test:
+    run: cat out.txt
+    needs: [build]
+"""
+
+
+def loaded(root: Path, environ: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    ctx = AppContext(workdir=root, environ=dict(environ or {}))
+    return load(ctx, RunOptions())
+
+
+def no_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_a: object, **_k: object) -> None:
+        raise AssertionError("the file was parsed again")
+
+    monkeypatch.setattr(parse_cache, "load_yaml", refuse)
+
+
+def test_the_same_bytes_are_neither_parsed_nor_validated_again(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_pipeline(project, PIPELINE)
+    first, _settings, order = loaded(project)
+    assert list((project / ".attest" / "parsed").iterdir())
+    no_parsing(monkeypatch)
+    monkeypatch.setattr("attest_cli.pipeline.loader._step", lambda *a: pytest.fail("validated"))
+    again, _settings, order_again = loaded(project)
+    assert again.steps == first.steps and again.env == first.env
+    assert (again.name, again.root, again.source_digest) == \
+        (first.name, first.root, first.source_digest)
+    assert order_again == order == ["build", "test"]
+
+
+def test_an_edit_that_keeps_size_and_mtime_is_parsed(project: Path) -> None:
+    path = write_pipeline(project, PIPELINE)
+    loaded(project)
+    st = path.stat()
+    path.write_text(PIPELINE.replace("cat out.txt", "wc out.txt"))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    pipeline, _s, _o = loaded(project)
+    assert pipeline.steps["test"].run == "wc out.txt"
+
+
+def test_a_default_name_follows_the_directory_not_the_kept_parse(tmp_path: Path) -> None:
+    one = tmp_path / "one"
+    one.mkdir()
+    write_pipeline(one, PIPELINE)
+    assert loaded(one)[0].name == "one"
+    two = tmp_path / "two"
+    shutil.copytree(one, two)  # .attest/parsed comes along
+    assert loaded(two)[0].name == "two"
+
+
+def test_a_damaged_entry_is_ignored_and_rewritten(project: Path) -> None:
+    write_pipeline(project, PIPELINE)
+    loaded(project)
+    entry = next((project / ".attest" / "parsed").iterdir())
+    entry.write_bytes(b"\x00garbage")
+    assert loaded(project)[0].steps["build"].env == {"MODE": "fast"}
+    assert entry.read_bytes() != b"\x00garbage"
+
+
+def test_no_entry_holds_a_secret_value(project: Path) -> None:
+    """A step's secret given a value in the file, and a credential in a URL of the
+    settings: the parse is not kept (and one kept before is removed)."""
+    write_pipeline(project, PIPELINE)
+    loaded(project)
+    parsed = project / ".attest" / "parsed"
+    assert list(parsed.iterdir())
+    write_pipeline(project, PIPELINE.replace("env: {MODE: fast}",
+                                             "env: {TOKEN: s3cr3t-value}\n    secrets: [TOKEN]"))
+    loaded(project)
+    assert not [p for p in parsed.iterdir() if b"s3cr3t-value" in p.read_bytes()]
+    write_pipeline(project, PIPELINE + "cache:\n  backend: redis\n"
+                   "  endpoint: redis://user:pa55word@127.0.0.1:1/0\n")
+    loaded(project)
+    assert not [p for p in parsed.iterdir() if b"pa55word" in p.read_bytes()]
+
+
+def test_a_dry_run_keeps_nothing(project: Path) -> None:
+    write_pipeline(project, PIPELINE)
+    (project / "src.txt").write_text("x\n")
+    proc = attest("run", "--dry-run", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert not (project / ".attest" / "parsed").exists()
+
+
+def test_a_value_marshal_cannot_hold_is_parsed_every_time(project: Path) -> None:
+    """A YAML timestamp (a datetime.date) cannot be kept: no entry, no error."""
+    doc = yamlfile.load_yaml(project / "attest.yaml", text="when: 2024-01-01\n")
+    doc.digest = "blake3:x"
+    entry = project / ".attest" / "parsed" / "e.marshal"
+    parse_cache._pending[id(doc)] = (doc, entry, None)
+    parse_cache.settle(doc, [])
+    assert not entry.exists()
