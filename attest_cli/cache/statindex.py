@@ -34,8 +34,11 @@ RACY_SECONDS = 2.0
 # Files below 8 MiB are hashed from one read() (fastest here); bigger ones by digest.file_digest
 # (mmap, BLAKE3 threads).
 _SMALL = 8 << 20
-# Hashing threads: a slice of the files each, when there are enough files to pay for them.
+# Hashing threads: a slice of the files each, when there are enough files and cores to
+# pay for them. On 2 cores two threads lost to one (10,000 x 25 KB: 257 vs 208 ms, the
+# GIL held between the reads), so threads start at 4 cores.
 MAX_HASH_THREADS = 4
+THREADS_MIN_CORES = 4
 THREADS_MIN_FILES = 256
 MAX_ENTRIES = 200_000
 
@@ -162,11 +165,10 @@ class StatIndex:
         *target's* signature: an edited target is re-hashed though the link did not change.
         A directory (an empty one, listed by ``expand(follow_links=True)``) has no content.
 
-        The unchanged case is one ``lstat`` and a dict lookup per file, done serially: on
-        this scale a thread pool costs more than it saves. Files to hash go to a pool only
-        on machines with 4+ cores and enough bytes to amortise it; a big file is hashed by
-        BLAKE3's own threads (``digest.file_digest``). Measured on 2 cores, serial reads
-        beat both a pool and ``b3sum`` (docs/cache.md).
+        The unchanged case is one ``lstat`` and a dict lookup per file, done serially. Files
+        to hash are split in one slice per thread only on 4+ cores and from 256 files on (on
+        2 cores two threads lost to one: the GIL is held between the reads); a big file is
+        hashed by BLAKE3's own threads (``digest.file_digest``). See docs/cache.md.
 
         ``stats`` holds ``lstat`` results already taken for some paths (by
         :func:`attest_cli.pathspec.expand`, moments before): they are not taken again.
@@ -221,7 +223,8 @@ class StatIndex:
                 done.append((full, st.st_mtime_ns, sig, digest))
             return done
 
-        workers = min(os.cpu_count() or 1, MAX_HASH_THREADS)
+        cores = os.cpu_count() or 1
+        workers = min(cores, MAX_HASH_THREADS) if cores >= THREADS_MIN_CORES else 1
         if workers > 1 and len(todo) >= THREADS_MIN_FILES:
             # a slice per thread, no task per file: the reads (and BLAKE3 on big inputs)
             # release the GIL, so two threads overlap one's syscalls with the other's
@@ -276,13 +279,16 @@ def _hash(full: str, size: int) -> str:
     # hashing a 25 KB file (a cold key over 10,000 inputs, issue 14)
     # O_NONBLOCK: had a FIFO replaced the file since its lstat, open must not wait on it
     fd = os.open(full, os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC | os.O_NONBLOCK)
-    chunks: list[bytes] = []
-    try:  # to the end, whatever the size was when it was stat-ed
-        while chunk := os.read(fd, size + 1 if not chunks else 1 << 20):
-            chunks.append(chunk)
+    try:
+        data = os.read(fd, size + 1)
+        if len(data) != size:  # grown, shrunk or a short read: to the end, whatever it is
+            chunks = [data]
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+            data = b"".join(chunks)
     finally:
         os.close(fd)
-    return bytes_digest(b"".join(chunks))
+    return bytes_digest(data)
 
 
 def restat(root: Path, states: Sequence[FileState]) -> list[str]:

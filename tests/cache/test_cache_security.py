@@ -224,6 +224,7 @@ def test_special_files_are_skipped_and_the_pool_path_hashes_the_same(
     serial = StatIndex(None).scan(root, rels)
     assert [s.path for s in serial] == [r for r in rels if r != "pipe"]
     monkeypatch.setattr(statindex, "THREADS_MIN_FILES", 1)
+    monkeypatch.setattr(statindex, "THREADS_MIN_CORES", 1)
     monkeypatch.setattr(statindex.os, "cpu_count", lambda: 4)  # threads even on 1 core
     pooled = StatIndex(None).scan(root, rels)
     assert [(s.path, s.digest) for s in pooled] == [(s.path, s.digest) for s in serial]
@@ -289,3 +290,16 @@ def test_restore_never_widens_an_existing_directory(tmp_path: Path) -> None:
                                     digest=bytes_digest(b"x"), size=1)], lambda f: b"x")
     assert oct((root / "out").stat().st_mode & 0o7777) == oct(0o700)
     assert not (root / "out" / "x").stat().st_mode & 0o7022
+
+
+def test_a_file_hashed_at_another_size_than_its_stat_is_hashed_whole(tmp_path: Path) -> None:
+    """One read of the stat-ed size is taken as the whole file only when it returns exactly
+    that many bytes: a file that grew or shrank since is read to its end."""
+    from attest_cli.cache.statindex import _hash
+
+    path = tmp_path / "f"
+    path.write_bytes(b"0123456789" * 1000)
+    whole = bytes_digest(path.read_bytes())
+    assert _hash(str(path), 10) == whole  # grew since the stat
+    assert _hash(str(path), 50_000) == whole  # shrank since the stat
+    assert _hash(str(path), 10_000) == whole
