@@ -183,6 +183,9 @@ def _annotate(exc: AttestError) -> None:
         sys.stdout.write(line + "\n")
 
 
+_THRESHOLDS = gc.get_threshold()  # the interpreter's, restored when main returns
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app and map every outcome to an exit code."""
     from typer._click import exceptions as click_exc
@@ -232,6 +235,7 @@ def main(argv: list[str] | None = None) -> None:
                              "(run with -v for the traceback)\n")
             code = ExitCode.FAILURE
     gc.unfreeze()  # called in-process (tests, embedding): leave the collector as it was
+    gc.set_threshold(*_THRESHOLDS)
     gc.enable()
     sys.stdout.flush()
     sys.exit(code)
