@@ -54,9 +54,9 @@ class AppContext:
             raise InputError("no such file (create one with 'attest init', or name one with -p)",
                              path=self.display(path))
         if reuse_parse:
-            from attest_cli.pipeline.parse_cache import load_pipeline_yaml
+            from attest_cli.yamlcache import load_kept
 
-            return load_pipeline_yaml(path, label=self.display(path),
+            return load_kept(path, label=self.display(path),
                                       cache_dir=self.state_dir / "parsed")
         return load_yaml(path, label=self.display(path))
 
@@ -68,10 +68,12 @@ class AppContext:
             return str(path)
 
     def settings(self, *, pipeline_doc: LocatedYAML | None = None,
-                 flags: dict[str, Any] | None = None) -> Settings:
+                 flags: dict[str, Any] | None = None, reuse_parse: bool = False) -> Settings:
+        """The merged settings; ``reuse_parse`` as for :meth:`pipeline_doc`."""
         sources = ConfigSources(workdir=self.workdir, explicit=self.config_file,
                                 pipeline_doc=pipeline_doc, environ=self.environ,
-                                flags=flags or {})
+                                flags=flags or {},
+                                kept_parses=self.state_dir / "parsed" if reuse_parse else None)
         return load_settings(sources)
 
     def sources(self) -> ConfigSources:

@@ -37,7 +37,7 @@ class LocatedYAML:
     data: Any
     lines: dict[tuple[str, ...], int] = field(default_factory=dict)
     digest: str | None = None  # of the file's bytes, when the loader took one
-    # what an earlier load built from the same bytes (attest_cli.pipeline.parse_cache)
+    # what an earlier load built from the same bytes (attest_cli.yamlcache)
     prepared: Any = None
 
     def line(self, *keys: str) -> int | None:
@@ -84,7 +84,7 @@ def load_yaml(path: str | Path, *, max_bytes: int = MAX_BYTES, label: str | None
 
 def _import_yaml() -> None:
     """Bind ``yaml`` (~10 ms to import) on first use: a run answered from the pipeline's
-    cached parse (:mod:`attest_cli.pipeline.parse_cache`) with no config file parses no
+    cached parse (:mod:`attest_cli.yamlcache`) with no config file parses no
     YAML, and ``attest --help`` none either."""
     global yaml
     import yaml as module

@@ -147,6 +147,15 @@ class ConfigSources:
     pipeline_doc: LocatedYAML | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     flags: dict[str, Any] = field(default_factory=dict)
+    # where ``attest run`` keeps parses of unchanged files (attest_cli.yamlcache); None: parse
+    kept_parses: Path | None = None
+
+    def load(self, path: Path) -> LocatedYAML:
+        if self.kept_parses is None:
+            return load_yaml(path)
+        from attest_cli.yamlcache import load_kept
+
+        return load_kept(path, label=str(path), cache_dir=self.kept_parses)
 
     @property
     def project_file(self) -> Path:
@@ -166,17 +175,18 @@ def load_settings(sources: ConfigSources) -> Settings:
     """Merge every layer; errors name the file, line and key."""
     settings = defaults()
     if sources.user_file.is_file():
-        apply_file(settings, load_yaml(sources.user_file), f"user {sources.user_file}")
+        apply_file(settings, sources.load(sources.user_file), f"user {sources.user_file}")
     if sources.pipeline_doc is not None and isinstance(sources.pipeline_doc.data, dict):
         apply_file(settings, sources.pipeline_doc, f"pipeline {sources.pipeline_doc.path}",
                    allowed_top=PIPELINE_SECTIONS)
     if sources.project_file.is_file():
-        apply_file(settings, load_yaml(sources.project_file), f"project {sources.project_file}")
+        apply_file(settings, sources.load(sources.project_file),
+                   f"project {sources.project_file}")
     explicit = sources.explicit
     if explicit is None and sources.environ.get("ATTEST_CONFIG"):
         explicit = Path(sources.environ["ATTEST_CONFIG"])
     if explicit is not None:
-        apply_file(settings, load_yaml(explicit), f"file {explicit}")
+        apply_file(settings, sources.load(explicit), f"file {explicit}")
     apply_env(settings, sources.environ)
     for key, value in sources.flags.items():
         if value is not None:

@@ -15,9 +15,9 @@ from attest_cli.pipeline.confine import check_state_outputs
 from attest_cli.pipeline.graph import topological_order, with_needs
 from attest_cli.pipeline.loader import load_pipeline, prepared_form
 from attest_cli.pipeline.model import Pipeline
-from attest_cli.pipeline.parse_cache import settle
 from attest_cli.redaction import settings_credentials
 from attest_cli.runner.features import RunOptions
+from attest_cli.yamlcache import settle, settle_all
 
 Loaded = tuple[Pipeline, Settings, list[str]]
 
@@ -27,10 +27,12 @@ def load(ctx: AppContext, options: RunOptions) -> Loaded:
     doc = ctx.pipeline_doc(options.pipeline, required=True, reuse_parse=True)
     assert doc is not None
     pipeline = load_pipeline(ctx.pipeline_path(options.pipeline), doc=doc)
-    settings = ctx.settings(pipeline_doc=doc, flags={"parallel": options.parallel})
-    # the parse is kept only without secrets in it, and not by a dry run
-    settle(doc, run_secrets(ctx, pipeline, settings), write=not options.dry_run,
-           prepared=prepared_form(pipeline, doc))
+    settings = ctx.settings(pipeline_doc=doc, flags={"parallel": options.parallel},
+                            reuse_parse=True)
+    # the parses are kept only without secrets in them, and not by a dry run
+    secrets = run_secrets(ctx, pipeline, settings)
+    settle(doc, secrets, write=not options.dry_run, prepared=prepared_form(pipeline, doc))
+    settle_all(secrets, write=not options.dry_run)  # the configuration files
     check_state_outputs(doc, pipeline, settings, ctx.state_dir)
     order = topological_order(pipeline)
     if options.steps:

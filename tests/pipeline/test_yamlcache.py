@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from attest_cli import yamlcache as parse_cache
 from attest_cli import yamlfile
 from attest_cli.context import AppContext
-from attest_cli.pipeline import parse_cache
 from attest_cli.runner.features import RunOptions
 from attest_cli.runner.loading import load
 from tests.support import attest, write_pipeline
@@ -118,3 +118,23 @@ def test_a_value_marshal_cannot_hold_is_parsed_every_time(project: Path) -> None
     parse_cache._pending[id(doc)] = (doc, entry, None)
     parse_cache.settle(doc, [])
     assert not entry.exists()
+
+
+def test_configuration_files_are_kept_too_unless_they_hold_a_credential(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_pipeline(project, PIPELINE)
+    config = project / ".attest" / "config.yaml"
+    config.parent.mkdir()
+    config.write_text("monitoring:\n  prometheus:\n    enabled: false\n"
+                      "    endpoint: \"127.0.0.1:9999\"\n")
+    _p, settings, _o = loaded(project)
+    assert settings["monitoring.prometheus.endpoint"] == "127.0.0.1:9999"
+    no_parsing(monkeypatch)
+    _p, settings, _o = loaded(project)  # neither file is parsed again
+    assert settings["monitoring.prometheus.endpoint"] == "127.0.0.1:9999"
+    monkeypatch.undo()
+    config.write_text("cache:\n  backend: redis\n"
+                      "  endpoint: redis://:hunter2-pw@127.0.0.1:1/0\n")
+    loaded(project)
+    kept = list((project / ".attest" / "parsed").iterdir())
+    assert kept and not [p for p in kept if b"hunter2-pw" in p.read_bytes()]
