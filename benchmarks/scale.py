@@ -654,6 +654,13 @@ class Bench:
         write_copy_project(on, n, "attest")
         write_copy_project(off, n, "attest")
         (on / ".attest").mkdir()
+        # the seed's block, as a user keeps it; the port of each run comes from the
+        # environment (rewriting the file per run would time a parse no user pays)
+        (on / ".attest" / "config.yaml").write_text(
+            "monitoring:\n  prometheus:\n    enabled: true\n"
+            "    endpoint: \"127.0.0.1:9464\"\n    path: \"/metrics\"\n"
+            "    namespace: \"attest\"\n")
+        env_on = dict(env)
 
         def new_port() -> None:
             # a fresh free port for every run: a port another process took in between would
@@ -661,12 +668,9 @@ class Bench:
             with socket.socket() as sock:
                 sock.bind(("127.0.0.1", 0))
                 port = sock.getsockname()[1]
-            (on / ".attest" / "config.yaml").write_text(
-                "monitoring:\n  prometheus:\n    enabled: true\n"
-                f"    endpoint: \"127.0.0.1:{port}\"\n    path: \"/metrics\"\n"
-                "    namespace: \"attest\"\n")
+            env_on["ATTEST_MONITORING__PROMETHEUS__ENDPOINT"] = f"127.0.0.1:{port}"
 
-        variants = {"enabled": Variant(self.attest_cmd(), on, env, new_port),
+        variants = {"enabled": Variant(self.attest_cmd(), on, env_on, new_port),
                     "disabled": Variant(self.attest_cmd(), off, env)}
         for v in variants.values():
             run_once(v)  # fill the cache
