@@ -16,14 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from attest_cli.cache import store as entries
 from attest_cli.cache.backends.base import BackendUnavailable, CacheBackend
 from attest_cli.cache.backends.local import LocalBackend
 from attest_cli.cache.content_cache import ContentCache
 from attest_cli.cache.keys import KeyParts
-from attest_cli.cache.manifest import CorruptEntry, Manifest, parse
+from attest_cli.cache.manifest import CorruptEntry, Manifest
 from attest_cli.cache.setup import build_cache
 from attest_cli.config.layers import Settings
 from attest_cli.context import AppContext
@@ -124,13 +123,9 @@ def _peek_manifest(backend: CacheBackend, key: str) -> Manifest | None:
     """The entry's manifest without marking it used: a local read would touch its mtime (the
     LRU clock of ``cache.max_size``), so the file is read directly. A remote read is a read
     (Redis refreshes the entry's TTL, as the real run's lookup would a moment later)."""
-    if isinstance(backend, LocalBackend):
-        try:  # manifests are never compressed (only blobs are)
-            raw = Path(backend._path(entries.entry_key(key))).read_bytes()
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        return parse(raw, key=key)
-    return entries.load_manifest(backend, key)
+    # a local read through peek: bounded like every object read (a planted multi-GB file
+    # is refused before it is read into memory), and it does not touch the entry
+    return entries.load_manifest(backend, key, touch=not isinstance(backend, LocalBackend))
 
 
 def _check_blobs(cache: ContentCache, pipeline: Pipeline, backend: CacheBackend,

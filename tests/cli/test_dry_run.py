@@ -220,3 +220,28 @@ def test_remote_hits_and_a_dead_redis_during_a_dry_run(
                                             "redis unavailable ("), predictions[name]
     assert predictions["link"] == "would run: upstream 'gen_a' runs first"
     assert predictions["pack"] == "would run: upstream 'link' runs first"
+
+
+def test_an_oversized_manifest_is_refused_before_it_is_read(project: Path) -> None:
+    """A manifest file claiming 3 GiB (sparse) under a 1 GiB address-space limit: the dry
+    run's peek is bounded like every cache read, so it names the entry damaged instead of
+    reading it into memory (it used to read the whole file, then parse it)."""
+    import os
+    import resource
+    import sys
+
+    make(project)
+    real_run(project)
+    for entry in (project / ".attest" / "cache" / "entries").iterdir():
+        os.truncate(entry, 3 * 2**30)
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30))
+
+    proc = subprocess.run([sys.executable, "-m", "attest_cli", "run", "--dry-run"],
+                          cwd=project, capture_output=True, text=True, timeout=60,
+                          preexec_fn=limited)
+    assert proc.returncode == 0, proc.stderr
+    damaged = [line for line in proc.stdout.splitlines() if "entry is damaged" in line
+               and "above the 2000000000-byte limit (cache.max_entry_size)" in line]
+    assert len(damaged) == 2, proc.stdout  # gen_a, gen_b; their dependents run after them
