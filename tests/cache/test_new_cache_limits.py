@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
+
+import pytest
 
 from attest_cli.cache import store as entries
 from attest_cli.cache.backends.local import LocalBackend
@@ -64,3 +67,43 @@ def test_an_existing_cache_is_pruned_for_age_once_a_day(tmp_path: Path) -> None:
     s.set("cache.retention_days", 30, "test")
     result = enforce_limits(local, s, stored=True)
     assert result is not None and result.entries_removed == 1
+
+
+def test_an_existing_cache_is_measured_by_its_ledger_not_walked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between daily prunes, a run that stores adds what it wrote to the ledger the last
+    prune left; only when that says "over the limit" is the cache walked and pruned."""
+    first = LocalBackend(tmp_path / "cache")
+    store(first, 1, 10_000)
+    assert enforce_limits(first, settings(35_000), stored=True) is None  # created here
+
+    def walked() -> int:
+        raise AssertionError("the cache was walked")
+
+    for i in (2, 3):  # later runs in the same, existing cache: still under the limit
+        local = LocalBackend(tmp_path / "cache")
+        assert not local.created_here
+        store(local, i, 10_000)
+        monkeypatch.setattr(local, "size", walked)
+        assert enforce_limits(local, settings(35_000), stored=True) is None
+    monkeypatch.undo()
+    local = LocalBackend(tmp_path / "cache")
+    store(local, 4, 10_000)  # the ledger now says ~40 KB: over, so a real prune
+    result = enforce_limits(local, settings(35_000), stored=True)
+    assert result is not None and result.entries_removed >= 1
+    assert result.bytes_left <= 35_000
+    assert json.loads((tmp_path / "cache" / ".size").read_text()) == {"bytes": result.bytes_left}
+
+
+def test_a_missing_or_damaged_ledger_is_one_walk(tmp_path: Path) -> None:
+    LocalBackend(tmp_path / "cache").ping()
+    local = LocalBackend(tmp_path / "cache")
+    store(local, 1, 10_000)
+    (tmp_path / "cache" / ".last-prune").touch()  # pruned today: only the size matters
+    (tmp_path / "cache" / ".size").write_text("not json")
+    assert enforce_limits(local, settings(5_000), stored=True) is not None  # walked: over
+    (tmp_path / "cache" / ".size").unlink()
+    local = LocalBackend(tmp_path / "cache")
+    store(local, 2, 1_000)
+    assert enforce_limits(local, settings(10**6), stored=True) is None
+    assert json.loads((tmp_path / "cache" / ".size").read_text())["bytes"] == local.size()
