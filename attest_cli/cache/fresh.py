@@ -213,7 +213,9 @@ class FreshIndex:
             source=pipeline.source_digest or "",
             fingerprint=fingerprint(pipeline, step, environ), key=key,
             output_digest=output_digest, files=tuple(files), needs=needs,
-            inputs=tuple((s.path, s.digest) for s in inputs), outputs=tuple(outputs),
+            # as a lookup reports them: files only (an empty directory has no digest)
+            inputs=tuple((s.path, s.digest) for s in inputs if s.kind == "file"),
+            outputs=tuple(outputs),
             log_digest=log_digest)
         with self._lock:
             self._pending[step.name] = entry

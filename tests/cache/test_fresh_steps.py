@@ -228,6 +228,15 @@ def test_a_directory_tree_is_vouched_for_by_its_directories(project: Path) -> No
     time.sleep(RACY_SECONDS + 0.2)
     run(project)
     assert run(project)["pack"]["up_to_date"] is True
+    # the report lists what a lookup lists: files only, not the empty directory
+    (project / "data" / "empty").mkdir()
+    looked_up = run(project)["pack"]  # the tree changed: a full lookup (and a run)
+    time.sleep(RACY_SECONDS + 0.2)
+    run(project)
+    replayed = run(project)["pack"]
+    assert replayed["up_to_date"] is True
+    assert replayed["inputs"] == looked_up["inputs"]
+    assert all(i["hash"] for i in replayed["inputs"])
     # a file removed from the output directory: not up to date, restored by the lookup
     (project / "out" / "all.txt").unlink()
     steps = run(project)
