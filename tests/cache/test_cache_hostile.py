@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 
 from tests.cache.helpers import AWS_ENV, forget_locally, make_project, run, statuses, with_section
+from tests.e2e.helpers import signal_when, start_run
 from tests.support import attest, free_port, wait_for
 
 pytestmark = pytest.mark.integration
@@ -336,21 +338,11 @@ def test_run_against_a_trickling_redis_finishes_and_ctrl_c_is_not_blocked(
     make_project(project, with_section(
         f"cache: {{backend: redis, endpoint: '127.0.0.1:{trickle_redis.port}', timeout: 60}}\n"))
     forget_locally(project)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTEST_")}
-    env["XDG_CONFIG_HOME"] = str(project / ".xdg")
     before = trickle_redis.requests
-    child = subprocess.Popen([sys.executable, "-m", "attest_cli", "run"], cwd=project, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child = start_run(project)
     # interrupt once the first lookup is stuck on the trickle (not after a guessed sleep)
-    assert wait_for(lambda: trickle_redis.requests > before, 30), "no lookup reached redis"
-    child.send_signal(2)
-    sent = time.monotonic()
-    try:
-        child.communicate(timeout=10)
-    finally:
-        if child.poll() is None:
-            child.kill()
-    assert time.monotonic() - sent < 10
+    _err, elapsed = signal_when(child, lambda: trickle_redis.requests > before, signal.SIGINT)
+    assert elapsed < 10
     assert child.returncode == 130
 
 

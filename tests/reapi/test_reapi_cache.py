@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,6 +21,7 @@ from tests.cache.helpers import (
     step,
     with_section,
 )
+from tests.e2e.helpers import signal_when, start_run
 from tests.reapi.servers import (
     MUTATING,
     BlackHole,
@@ -32,7 +30,7 @@ from tests.reapi.servers import (
     start_buildgrid,
     stop,
 )
-from tests.support import attest, free_port, wait_for, write_pipeline
+from tests.support import attest, free_port, write_pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -135,23 +133,13 @@ def test_a_hung_server_neither_hangs_the_run_nor_holds_up_ctrl_c(
     assert statuses(report) == {"gen": "success", "other": "success", "final": "success"}
     # with a long deadline, SIGINT still ends the run promptly
     checkout(project, f"grpc://127.0.0.1:{black_hole.port}", timeout=60)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTEST_")}
-    env["XDG_CONFIG_HOME"] = str(project / ".xdg")
     before = black_hole.connections
     forget_locally(project)
-    child = subprocess.Popen([sys.executable, "-m", "attest_cli", "run"], cwd=project, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child = start_run(project)
     # interrupt once the first call is stuck in the black hole (not after a guessed sleep)
-    assert wait_for(lambda: black_hole.connections > before, 30), "no call reached the server"
-    time.sleep(0.3)
-    child.send_signal(signal.SIGINT)
-    sent = time.monotonic()
-    try:
-        child.communicate(timeout=10)
-    finally:
-        if child.poll() is None:
-            child.kill()
-    assert time.monotonic() - sent < 10
+    _err, elapsed = signal_when(child, lambda: black_hole.connections > before,
+                                signal.SIGINT, settle=0.3)
+    assert elapsed < 10
     assert child.returncode == 130
 
 
