@@ -252,14 +252,16 @@ class Scheduler:
         return result
 
     # -- one step (worker thread) --------------------------------------------------------
+    def _env_view(self, step: Step) -> ChainMap[str, str]:
+        """The step's environment without copying it: attest's variables over the step's
+        ``env`` over the pipeline's over attest's own environment."""
+        return ChainMap({"ATTEST_RUN_ID": self.report.run_id, "ATTEST_STEP": step.name,
+                         "ATTEST_PIPELINE": self.pipeline.name}, step.env, self.pipeline.env,
+                        cast("dict[str, str]", self.options.base_env))  # read, never written
+
     def _env_for(self, step: Step) -> dict[str, str]:
-        env = dict(self.options.base_env)
-        env.update(self.pipeline.env)
-        env.update(step.env)
-        env["ATTEST_RUN_ID"] = self.report.run_id
-        env["ATTEST_STEP"] = step.name
-        env["ATTEST_PIPELINE"] = self.pipeline.name
-        return env
+        """The environment a step's process receives (a copy it may extend)."""
+        return dict(self._env_view(step))
 
     def _work(self, step: Step, slot: int, upstream: dict[str, StepResult]) -> None:
         try:
@@ -354,10 +356,7 @@ class Scheduler:
         lookup decides instead."""
         if self.cache is None or not self._looks_up(step):
             return None
-        # the environment _env_for would build, as a view: the check reads a few names
-        env = ChainMap({"ATTEST_RUN_ID": self.report.run_id, "ATTEST_STEP": step.name,
-                        "ATTEST_PIPELINE": self.pipeline.name}, step.env, self.pipeline.env,
-                       cast("dict[str, str]", self.options.base_env))  # read, never written
+        env = self._env_view(step)  # the check reads a few names: no copy per step
         t0 = self.clock.monotonic()
         try:
             decision = self.cache.fresh(StepContext(
