@@ -83,11 +83,11 @@ class Manifest:
         """What ``json.dumps(asdict(self), sort_keys=True)`` gave, built directly and encoded
         by orjson: asdict's deep copy and the standard encoder were a tenth of a store (a
         step with 10,000 inputs has 10,000 key components)."""
-        import orjson
+        from attest_cli.compactjson import dumps
 
         data = {name: getattr(self, name) for name in _MANIFEST_FIELDS}
         data["files"] = [{name: getattr(f, name) for name in _FILE_FIELDS} for f in self.files]
-        return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+        return dumps(data, sort_keys=True)
 
 
 _MANIFEST_FIELDS = tuple(f.name for f in fields(Manifest))

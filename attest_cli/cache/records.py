@@ -15,13 +15,13 @@ Bounded like everything attest reads from its cache directory: a map above
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from pathlib import Path
 from typing import Any
 
 from attest_cli.atomic import write_object
+from attest_cli.compactjson import dumps, loads
 
 log = logging.getLogger("attest.cache")
 
@@ -43,7 +43,7 @@ class StepRecords:
                 raw = fh.read(MAX_RECORDS_BYTES + 1)
             if len(raw) > MAX_RECORDS_BYTES:
                 return {}
-            data = json.loads(raw)
+            data = loads(raw)
         except (OSError, ValueError, RecursionError):
             return {}
         return data if isinstance(data, dict) else {}
@@ -79,7 +79,7 @@ class StepRecords:
             self._changed = {}
             self._read = merged
         try:
-            write_object(str(self.path), json.dumps(merged, separators=(",", ":")).encode())
+            write_object(str(self.path), dumps(merged))
         except OSError as exc:
             log.debug("could not save the steps' last-entry records: %s", exc)
             return False

@@ -12,7 +12,6 @@ race to write it (it is only an accelerator, every entry is re-validated against
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import stat
@@ -22,9 +21,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-import orjson
-
 from attest_cli.atomic import write_atomic
+from attest_cli.compactjson import dumps, loads
 from attest_cli.digest import bytes_digest, file_digest
 
 log = logging.getLogger("attest.cache")
@@ -104,7 +102,7 @@ class StatIndex:
     def _load(path: Path) -> dict[str, tuple[Signature, str]]:
         entries: dict[str, tuple[Signature, str]] = {}
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = loads(path.read_bytes())
             if data.get("version") == INDEX_VERSION:
                 for name, (sig, digest) in data["entries"].items():
                     entries[name] = (tuple(sig), digest)
@@ -123,7 +121,7 @@ class StatIndex:
                 # files that come and go (build trees) would grow the index forever:
                 # past the cap, keep what this run looked at
                 self._entries = {k: v for k, v in self._entries.items() if k in self._seen}
-            payload = orjson.dumps({"version": INDEX_VERSION, "entries": {
+            payload = dumps({"version": INDEX_VERSION, "entries": {
                 k: [sig, d] for k, (sig, d) in self._entries.items()}})
             self._dirty = False
         write_atomic(self.path, payload)

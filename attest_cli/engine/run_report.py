@@ -172,10 +172,11 @@ class RunReport:
     def to_json(self) -> str:
         """Compact JSON (``jq .`` pretty-prints it), by orjson: a 5,000-step report is ~4 MB
         written at the end of every run, 50 ms with the standard library, 7 ms with orjson.
-        Non-ASCII text is written as UTF-8 rather than ``\\u`` escapes."""
-        import orjson
+        Non-ASCII text is written as UTF-8 rather than ``\\u`` escapes (see
+        :mod:`attest_cli.compactjson` for names that are not UTF-8)."""
+        from attest_cli.compactjson import dumps
 
-        return orjson.dumps(self.to_dict(), option=orjson.OPT_APPEND_NEWLINE).decode()
+        return dumps(self.to_dict(), newline=True).decode()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "report") -> RunReport:

@@ -303,3 +303,32 @@ def test_a_file_hashed_at_another_size_than_its_stat_is_hashed_whole(tmp_path: P
     assert _hash(str(path), 10) == whole  # grew since the stat
     assert _hash(str(path), 50_000) == whole  # shrank since the stat
     assert _hash(str(path), 10_000) == whole
+
+
+def test_an_input_named_in_bytes_that_are_not_utf8_is_cached_and_restored(project: Path
+                                                                          ) -> None:
+    """Such a name becomes lone surrogates in Python; orjson refuses those, and attest's own
+    files (stat index, manifest, records, report) once failed the whole run with them."""
+    (project / "data").mkdir()
+    (project / os.fsdecode(b"data/caf\xe9.txt")).write_bytes(b"latin-1 name\n")
+    old = time.time() - 60  # settled: remembered by the stat index and the fresh record
+    for p in (project / "data").iterdir():
+        os.utime(p, (old, old))
+    write_pipeline(project, """
+        name: names
+        steps:
+          cat:
+            run: cat data/* > out.txt
+            inputs: [data/]
+            outputs: [out.txt]
+        """)
+    report = project / ".attest" / "r.json"
+    first = attest("run", "--report", str(report), cwd=project)
+    assert first.returncode == 0, first.stderr
+    assert "not cached" not in first.stderr and "failed" not in first.stderr
+    assert json.loads(report.read_text())["steps"][0]["status"] == "success"
+    (project / "out.txt").unlink()
+    again = attest("run", "--report", str(report), cwd=project)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(report.read_text())["steps"][0]["status"] == "cached"
+    assert (project / "out.txt").read_bytes() == b"latin-1 name\n"
