@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from attest_cli.atomic import write_atomic
+from attest_cli.cache.parallel_hash import SharedHashing
 from attest_cli.compactjson import dumps, loads
 from attest_cli.digest import bytes_digest, file_digest
 
@@ -32,12 +33,6 @@ RACY_SECONDS = 2.0
 # Files below 8 MiB are hashed from one read() (fastest here); bigger ones by digest.file_digest
 # (mmap, BLAKE3 threads).
 _SMALL = 8 << 20
-# Hashing threads: a slice of the files each, when there are enough files and cores to
-# pay for them. On 2 cores two threads lost to one (10,000 x 25 KB: 257 vs 208 ms, the
-# GIL held between the reads), so threads start at 4 cores.
-MAX_HASH_THREADS = 4
-THREADS_MIN_CORES = 4
-THREADS_MIN_FILES = 256
 MAX_ENTRIES = 200_000
 
 Signature = tuple[int, int, int, int, int]
@@ -163,10 +158,10 @@ class StatIndex:
         *target's* signature: an edited target is re-hashed though the link did not change.
         A directory (an empty one, listed by ``expand(follow_links=True)``) has no content.
 
-        The unchanged case is one ``lstat`` and a dict lookup per file, done serially. Files
-        to hash are split in one slice per thread only on 4+ cores and from 256 files on (on
-        2 cores two threads lost to one: the GIL is held between the reads); a big file is
-        hashed by BLAKE3's own threads (``digest.file_digest``). See docs/cache.md.
+        The unchanged case is one ``lstat`` and a dict lookup per file. Files to hash are
+        shared with a helper process when there is enough work for two cores
+        (:mod:`attest_cli.cache.parallel_hash`); a big file is hashed by BLAKE3's own
+        threads (``digest.file_digest``). See docs/cache.md.
 
         ``stats`` holds ``lstat`` results already taken for some paths (by
         :func:`attest_cli.pathspec.expand`, moments before): they are not taken again.
@@ -174,9 +169,34 @@ class StatIndex:
         base = str(root)
         out: list[FileState | None] = [None] * len(rels)
         todo: list[tuple[int, str, str, os.stat_result]] = []
+        prefix = base.rstrip("/") + "/"
+        shared = SharedHashing(_hash)  # started only once there is enough to hash
+        try:
+            self._stat_all(rels, prefix, stats, follow, out, todo, shared)
+            if not todo:  # the usual re-run: nothing to hash
+                return [s for s in out if s is not None]
+            digests = iter(shared.finish())
+        finally:
+            shared.close()
+        done = []
+        for i, rel, full, st in todo:
+            sig = signature_of(st)
+            digest = next(digests) if st.st_size < _SMALL else _hash(full, st.st_size)
+            out[i] = FileState(path=rel, kind="file", mode=stat.S_IMODE(st.st_mode),
+                               size=st.st_size, digest=digest, signature=sig)
+            done.append((full, st.st_mtime_ns, sig, digest))
+        self._remember_all(done)
+        return [s for s in out if s is not None]
+
+    def _stat_all(self, rels: Sequence[str], prefix: str,
+                  stats: Mapping[str, os.stat_result] | None, follow: bool,
+                  out: list[FileState | None],
+                  todo: list[tuple[int, str, str, os.stat_result]],
+                  shared: SharedHashing) -> None:
+        """:meth:`scan`'s first pass: known files into ``out``, the others into ``todo``
+        (and the small ones to ``shared``, which may start hashing them meanwhile)."""
         entries = self._entries
         seen = self._seen
-        prefix = base.rstrip("/") + "/"
         for i, rel in enumerate(rels):
             full = prefix + rel
             st = stats.get(rel) if stats else None
@@ -206,50 +226,8 @@ class StatIndex:
                                    size=st.st_size, digest=known[1], signature=sig)
             else:
                 todo.append((i, rel, full, st))
-
-        if not todo:  # the usual re-run: nothing to hash (not even a CPU count to read)
-            return [s for s in out if s is not None]
-
-        def hash_all(items: Sequence[tuple[int, str, str, os.stat_result]]
-                     ) -> list[tuple[str, int, Signature, str]]:
-            done = []
-            for i, rel, full, st in items:
-                digest = _hash(full, st.st_size)
-                sig = signature_of(st)
-                out[i] = FileState(path=rel, kind="file", mode=stat.S_IMODE(st.st_mode),
-                                   size=st.st_size, digest=digest, signature=sig)
-                done.append((full, st.st_mtime_ns, sig, digest))
-            return done
-
-        cores = os.cpu_count() or 1
-        workers = min(cores, MAX_HASH_THREADS) if cores >= THREADS_MIN_CORES else 1
-        if workers > 1 and len(todo) >= THREADS_MIN_FILES:
-            # a slice per thread, no task per file: the reads (and BLAKE3 on big inputs)
-            # release the GIL, so two threads overlap one's syscalls with the other's
-            # Python; an executor's per-file task cost more than it saved
-            results: list[list[tuple[str, int, Signature, str]]] = [[] for _ in range(workers)]
-            errors: list[BaseException] = []
-
-            def run(k: int) -> None:
-                try:
-                    results[k] = hash_all(todo[k::workers])
-                except BaseException as exc:  # re-raised on the calling thread
-                    errors.append(exc)
-
-            threads = [threading.Thread(target=run, args=(k,), name=f"attest-hash-{k}")
-                       for k in range(1, workers)]
-            for t in threads:
-                t.start()
-            run(0)
-            for t in threads:
-                t.join()
-            if errors:
-                raise errors[0]
-            done = [d for part in results for d in part]
-        else:
-            done = hash_all(todo)
-        self._remember_all(done)
-        return [s for s in out if s is not None]
+                if st.st_size < _SMALL:  # a big one is hashed here, by BLAKE3's threads
+                    shared.add(full, st.st_size)
 
     def _follow(self, full: str, link: FileState) -> FileState:
         """``link`` with what its target is now (see :meth:`scan`)."""

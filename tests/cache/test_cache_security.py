@@ -211,9 +211,9 @@ def test_expand_and_covers_agree_on_directories_globs_and_links(tmp_path: Path) 
     assert not covers(["src/"], "srcx/a") and not covers(["top.txt"], "top.txt2")
 
 
-def test_special_files_are_skipped_and_the_pool_path_hashes_the_same(
+def test_special_files_are_skipped_and_the_helper_hashes_the_same(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from attest_cli.cache import statindex
+    from attest_cli.cache import parallel_hash
 
     root = tmp_path / "ws"
     root.mkdir()
@@ -223,11 +223,10 @@ def test_special_files_are_skipped_and_the_pool_path_hashes_the_same(
     rels = sorted(p.name for p in root.iterdir())
     serial = StatIndex(None).scan(root, rels)
     assert [s.path for s in serial] == [r for r in rels if r != "pipe"]
-    monkeypatch.setattr(statindex, "THREADS_MIN_FILES", 1)
-    monkeypatch.setattr(statindex, "THREADS_MIN_CORES", 1)
-    monkeypatch.setattr(statindex.os, "cpu_count", lambda: 4)  # threads even on 1 core
-    pooled = StatIndex(None).scan(root, rels)
-    assert [(s.path, s.digest) for s in pooled] == [(s.path, s.digest) for s in serial]
+    monkeypatch.setattr(parallel_hash, "MIN_ESTIMATE_MS", 0.0)  # a helper for any work
+    monkeypatch.setattr(parallel_hash, "usable_cores", lambda: 2)  # even on 1 core
+    shared = StatIndex(None).scan(root, rels)
+    assert [(s.path, s.digest) for s in shared] == [(s.path, s.digest) for s in serial]
     assert serial[0].digest == bytes_digest((root / "f00").read_bytes())
 
 
