@@ -31,7 +31,7 @@ from attest_cli.cache import store as entries
 from attest_cli.cache.backends.base import BackendUnavailable, CacheBackend
 from attest_cli.cache.backends.guard import GuardedBackend
 from attest_cli.cache.backends.local import LocalBackend, sync_filesystem
-from attest_cli.cache.fresh import FreshIndex
+from attest_cli.cache.fresh import FreshIndex, Vouchers
 from attest_cli.cache.inputs import input_paths, input_states, key_inputs
 from attest_cli.cache.keys import (
     KeyParts,
@@ -205,12 +205,12 @@ class ContentCache:
             inputs=[{"path": p, "hash": d} for p, d in entry.inputs])
 
     def _note_fresh(self, ctx: StepContext, parts: KeyParts, states: list[FileState],
-                    output_digest: str, outputs: list[dict[str, str]], log_digest: str | None
-                    ) -> None:
+                    output_digest: str, outputs: list[dict[str, str]], log_digest: str | None,
+                    ins: Vouchers | None = None) -> None:
         self._fresh_index(ctx.pipeline).note(
             ctx.pipeline, ctx.step, ctx.env, key=parts.key, output_digest=output_digest,
             components=parts.items, inputs=states,
-            outputs=[(o["path"], o["hash"]) for o in outputs], log_digest=log_digest)
+            outputs=[(o["path"], o["hash"]) for o in outputs], log_digest=log_digest, ins=ins)
 
     def save_fresh(self, finished: Mapping[str, bool]) -> None:
         """End of the run: keep the records of the steps that ended well."""
@@ -367,9 +367,14 @@ class ContentCache:
         assert isinstance(state, _MissState)
         step, root = ctx.step, ctx.pipeline.root
         changed = restat(root, state.inputs)
-        now = input_paths(root, step.inputs)
-        before = [s.path for s in state.inputs]
-        changed += sorted(set(now) ^ set(before))
+        fresh = self._fresh_index(ctx.pipeline)
+        # plain trees: their vouchers, taken now, prove the same files are there (and go
+        # into the up-to-date record); otherwise the declarations are expanded again
+        ins = fresh.input_vouchers(root, step, state.inputs)
+        if ins is None:
+            now = input_paths(root, step.inputs)
+            before = [s.path for s in state.inputs]
+            changed += sorted(set(now) ^ set(before))
         if changed:
             return self._not_stored(step, f"input {changed[0]} changed while the step ran")
         files, missing = describe(root, step.outputs, self.index)
@@ -422,7 +427,7 @@ class ContentCache:
         self._remember(ctx.pipeline, step, state.parts)
         outputs = [{"path": f.path, "hash": f.digest} for f in stored_files if f.kind != "dir"]
         self._note_fresh(ctx, state.parts, state.inputs, manifest.output_digest, outputs,
-                         log_digest if log_bytes else None)
+                         log_digest if log_bytes else None, ins)
         return StoreOutcome(stored=True, bytes=written, output_digest=manifest.output_digest,
                             outputs=outputs)
 

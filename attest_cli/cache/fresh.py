@@ -79,9 +79,12 @@ def fingerprint(pipeline: Pipeline, step: Step, environ: Mapping[str, str]) -> s
     return bytes_digest(text.encode("utf-8", "surrogateescape"))
 
 
+Vouchers = list[tuple[str, Signature, bool]]  # (path, lstat signature, is a directory)
+
+
 def vouchers(base: str, patterns: Sequence[str], found: Sequence[str],
-             known: Mapping[str, Signature] | None = None
-             ) -> list[tuple[str, Signature, bool]] | None:
+             known: Mapping[str, Signature] | None = None, *, empty_dirs: bool = False
+             ) -> Vouchers | None:
     """The files and directories whose ``lstat`` signatures vouch that ``patterns`` still
     expand to exactly ``found`` with the same contents; None if no such set exists.
 
@@ -90,9 +93,10 @@ def vouchers(base: str, patterns: Sequence[str], found: Sequence[str],
     moves its directory's mtime) and every file in it. Globs, symlinks and special files
     have no vouchers: a glob's membership depends on directories it did not name, and a
     link's target can change without the link's own ``lstat`` changing. ``known`` holds
-    signatures just taken (the key's inputs): those files are not ``lstat``-ed again."""
+    signatures just taken (the key's inputs): those files are not ``lstat``-ed again.
+    ``empty_dirs``: ``found`` lists empty directories too, as inputs are expanded."""
     known = known or {}
-    out: list[tuple[str, Signature, bool]] = []
+    out: Vouchers = []
     seen: set[str] = set()
 
     def sig(rel: str) -> Signature:
@@ -117,9 +121,11 @@ def vouchers(base: str, patterns: Sequence[str], found: Sequence[str],
             while stack:
                 here = stack.pop()
                 out.append((here, signature_of(os.lstat(os.path.join(base, here))), True))
+                empty = True
                 with os.scandir(os.path.join(base, here)) as it:
                     for entry in it:  # the type from the directory itself: no stat
-                        path = os.path.join(here, entry.name)
+                        empty = False
+                        path = here + "/" + entry.name
                         if entry.is_dir(follow_symlinks=False):
                             stack.append(path)
                         elif entry.is_file(follow_symlinks=False):
@@ -127,6 +133,8 @@ def vouchers(base: str, patterns: Sequence[str], found: Sequence[str],
                             seen.add(path)
                         else:
                             return None  # a symlink or a special file
+                if empty and empty_dirs and here != ".":
+                    seen.add(here)
     except OSError:
         return None
     return out if seen == set(found) else None
@@ -187,21 +195,34 @@ class FreshIndex:
         return entry
 
     # -- recording (worker threads) ------------------------------------------------------
+    @staticmethod
+    def input_vouchers(root: Path, step: Step, inputs: Sequence[FileState]
+                       ) -> Vouchers | None:
+        """The vouchers of ``step``'s inputs, taken now (after the step ran) with the
+        files' signatures from ``inputs`` (the key's states); None where there are none
+        (globs, links). Found, they also prove that the declarations still expand to the
+        files of ``inputs``: the store need not walk the trees again to know it."""
+        if not all(s.kind in ("file", "dir") and s.target is None for s in inputs):
+            return None
+        at_key = {s.path: s.signature for s in inputs if s.kind == "file"}
+        return vouchers(str(root), step.inputs, [s.path for s in inputs], at_key,
+                        empty_dirs=True)
+
     def note(self, pipeline: Pipeline, step: Step, environ: Mapping[str, str], *, key: str,
              output_digest: str, components: Mapping[str, str], inputs: Sequence[FileState],
-             outputs: Sequence[tuple[str, str]], log_digest: str | None) -> None:
+             outputs: Sequence[tuple[str, str]], log_digest: str | None,
+             ins: Vouchers | None = None) -> None:
         """A key and outputs just established by a lookup or a store (racy ones are not).
 
-        ``inputs`` are the states the key was computed from; ``outputs`` (path, digest)
-        are ``lstat``-ed here, right after the step stored or restored them."""
-        if not all(s.kind in ("file", "dir") and s.target is None for s in inputs):
+        ``inputs`` are the states the key was computed from (``ins``: their vouchers, if
+        the caller has them); ``outputs`` (path, digest) are ``lstat``-ed here, right after
+        the step stored or restored them."""
+        if ins is None:
+            ins = self.input_vouchers(pipeline.root, step, inputs)
+        if ins is None:
             return
-        base = str(pipeline.root)
-        # the key's own signatures (the store re-checked them after the step ran)
-        at_key = {s.path: s.signature for s in inputs if s.kind == "file"}
-        ins = vouchers(base, step.inputs, list(at_key), at_key)
-        outs = vouchers(base, step.outputs, [p for p, _ in outputs])
-        if ins is None or outs is None:
+        outs = vouchers(str(pipeline.root), step.outputs, [p for p, _ in outputs])
+        if outs is None:
             return
         files = [*ins, *outs]
         settled = time.time_ns() - int(RACY_SECONDS * 1e9)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -111,6 +112,32 @@ def test_an_input_changed_while_the_step_ran_is_not_stored(cache: ContentCache, 
     outcome = cache.store(ctx, decision, StepResult(name="build", command=STEP.run),
                           tmp_path / "build.log")
     assert (outcome.stored, outcome.reason) == (False, "input src.txt changed while the step ran")
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    (lambda src: (src / "sub" / "new.txt").write_text("n\n"), "src/sub/new.txt"),
+    (lambda src: (src / "sub" / "empty").mkdir(), "src/sub/empty"),
+    (lambda src: (src / "a.txt").unlink(), "src/a.txt"),
+    (lambda src: (src / "b.txt").symlink_to("a.txt"), "src/b.txt"),
+])
+def test_a_file_added_or_removed_in_an_input_tree_while_the_step_ran_is_not_stored(
+        cache: ContentCache, root: Path, tmp_path: Path, change: Any, named: str) -> None:
+    """The store learns that the trees still hold the key's files from their vouchers
+    (no second walk) when it can, and from a walk when it cannot (a link appeared)."""
+    src = root / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.txt").write_text("a\n")
+    (src / "sub" / "c.txt").write_text("c\n")
+    step = Step(name="build", run="cp src.txt out/x.txt", inputs=("src/",),
+                outputs=("out/x.txt",))
+    ctx = context(root, step)
+    decision = cache.lookup(ctx)
+    build(root, tmp_path / "build.log")
+    change(src)
+    outcome = cache.store(ctx, decision, StepResult(name="build", command=step.run),
+                          tmp_path / "build.log")
+    assert (outcome.stored, outcome.reason) == (False, f"input {named} changed while the "
+                                                       "step ran")
 
 
 def test_entries_over_max_entry_size_are_not_stored(root: Path, tmp_path: Path) -> None:
