@@ -30,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 WORKER = Path(__file__).with_name("hash_worker.py")
+FS_ENCODING = (sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())  # os.fsencode
 RESULT = 33  # b"+" or b"-", then the 32-byte digest
 PUMP_EVERY = 16  # files added or hashed here between two looks at the helper's pipes
 PIPE_BYTES = 1 << 20  # Linux's default pipe-max-size
@@ -63,24 +64,24 @@ class _Helper:
             fcntl.fcntl(self.wfd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         os.set_blocking(self.wfd, False)
         os.set_blocking(self.rfd, False)
-        self.queued: list[bytes] = []  # records added since the last pump
+        self.queued = 0  # how many of the caller's files are in ``unsent`` or the pipe
         self.unsent: deque[memoryview] = deque()  # what the pipe did not take yet
         self.buf = b""
         self.results: list[bytes] = []  # for the list's first, second, ... files
         self.alive = True
 
-    def send(self, path: str, size: int) -> None:
-        self.queued.append(b"%d\t%s\0" % (size, os.fsencode(path)))
+    def pump(self, paths: list[str], sizes: list[int], *, last: bool = False) -> None:
+        """Queue the files added since the last pump, send what the pipe takes, take what
+        the helper finished; never wait.
 
-    def pump(self, *, last: bool = False) -> None:
-        """Send what the pipe takes, take what the helper finished; never wait.
-
-        ``last``: nothing more will be sent (the helper may end once it has it all)."""
+        ``last``: nothing more will be added (the helper may end once it has it all)."""
         if not self.alive:
             return
-        if self.queued:
-            self.unsent.append(memoryview(b"".join(self.queued)))
-            self.queued.clear()
+        if self.queued < len(paths):
+            text = "".join([f"{s}\t{p}\0" for p, s in zip(paths[self.queued:],
+                                                           sizes[self.queued:], strict=True)])
+            self.unsent.append(memoryview(text.encode(*FS_ENCODING)))
+            self.queued = len(paths)
         try:
             while self.unsent:
                 head = self.unsent[0]
@@ -142,9 +143,8 @@ class SharedHashing:
         self.paths.append(path)
         self.sizes.append(size)
         if self.helper is not None:
-            self.helper.send(path, size)
             if len(self.paths) % PUMP_EVERY == 0:
-                self.helper.pump()
+                self.helper.pump(self.paths, self.sizes)
             return
         if self.tried:
             return
@@ -157,9 +157,7 @@ class SharedHashing:
                 self.helper = _Helper()
             except OSError:
                 return
-            for p, s in zip(self.paths, self.sizes, strict=True):
-                self.helper.send(p, s)
-            self.helper.pump()
+            self.helper.pump(self.paths, self.sizes)
 
     def finish(self) -> list[str]:
         """Every digest, in the order the files were added."""
@@ -168,13 +166,13 @@ class SharedHashing:
             return [hash_one(p, s) for p, s in zip(paths, sizes, strict=True)]
         digests: list[str | None] = [None] * len(paths)
         try:
-            helper.pump(last=True)
+            helper.pump(paths, sizes, last=True)
             j = len(paths)
             while j > len(helper.results):
                 j -= 1
                 digests[j] = hash_one(paths[j], sizes[j])
                 if j % PUMP_EVERY == 0:
-                    helper.pump(last=True)
+                    helper.pump(paths, sizes, last=True)
             for k, result in enumerate(helper.results[:j]):
                 if result[0] == 0x2B:  # "+"
                     digests[k] = "blake3:" + result[1:].hex()
