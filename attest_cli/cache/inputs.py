@@ -36,8 +36,7 @@ def input_states(root: Path, patterns: Sequence[str], index: StatIndex) -> list[
 
 def key_inputs(step: str, states: Sequence[FileState]) -> list[InputState]:
     """The key's view of ``states``; warns once per step about what it leaves out."""
-    out = [InputState(path=s.path, kind=s.kind, mode=s.mode, digest=s.digest,
-                      target=s.target_state) for s in states]
+    out = [InputState(s.path, s.kind, s.mode, s.digest, s.target_state) for s in states]
     _warn_excluded_modes(step, states)
     return out
 

@@ -111,9 +111,7 @@ class InputState(NamedTuple):
         return bool(self.mode & 0o111)
 
     def _bits(self) -> str:
-        owner = self.mode >> 6
-        return ("x" if self.executable else "-") + "".join(
-            c if owner & bit else "-" for c, bit in (("r", 4), ("w", 2), ("x", 1)))
+        return _mode_bits(self.mode & 0o777)
 
     def component(self) -> str:
         if self.kind == "dir":
@@ -172,6 +170,15 @@ class KeyParts:
             out.append({"component": name, "before": old, "now": new,
                         "change": f"{what} {verb}"})
         return out
+
+
+@functools.cache
+def _mode_bits(mode: int) -> str:
+    """``x`` if any executable bit, then the owner's ``rwx``: ``xrwx``, ``-rw-``, ...
+    Remembered per mode (a few distinct ones per tree, thousands of files)."""
+    owner = mode >> 6
+    return ("x" if mode & 0o111 else "-") + "".join(
+        c if owner & bit else "-" for c, bit in (("r", 4), ("w", 2), ("x", 1)))
 
 
 def build_parts(*, command: str, env: Mapping[str, str], inputs: Iterable[InputState],

@@ -208,10 +208,10 @@ class StatIndex:
             if stat.S_ISREG(st.st_mode):  # the usual case first
                 known = entries.get(full)
                 if known is not None:
-                    sig = signature_of(st)
-                    if known[0] == sig:
-                        out[i] = FileState(path=rel, kind="file", mode=stat.S_IMODE(st.st_mode),
-                                           size=st.st_size, digest=known[1], signature=sig)
+                    sig = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                    if known[0] == sig:  # the usual re-run: positional, signature inlined
+                        out[i] = FileState(rel, "file", st.st_mode & 0o7777, st.st_size,
+                                           known[1], sig)
                         continue
                 todo.append((i, rel, full, st))
                 if st.st_size < _SMALL:  # a big one is hashed here, by BLAKE3's threads
@@ -272,9 +272,12 @@ def restat(root: Path, states: Sequence[FileState]) -> list[str]:
     """Paths whose stat signature differs from ``states`` now (changed while a step ran)."""
     changed = []
     prefix = str(root).rstrip("/") + "/"
+    lstat = os.lstat
     for s in states:
         try:
-            if signature_of(os.lstat(prefix + s.path)) != s.signature:
+            st = lstat(prefix + s.path)
+            if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) \
+                    != s.signature:  # signature_of, inlined: once per input per stored step
                 changed.append(s.path)
             elif s.target_signature is not None and \
                     signature_of(os.stat(prefix + s.path)) != s.target_signature:
