@@ -105,6 +105,8 @@ class ReceiptSigned(Event):
 
 
 Observer = Callable[[Event], None]
+"""An observer may also have an ``observed_events`` attribute: a tuple of the event classes
+it acts on. The bus then never calls it with another kind (see :meth:`EventBus.publish`)."""
 
 
 class Publisher(Protocol):
@@ -118,15 +120,31 @@ class EventBus:
 
     def __init__(self) -> None:
         self._observers: list[Observer] = []
+        self._routes: dict[type[Event], tuple[Observer, ...]] = {}
         self._lock = threading.RLock()
         self._broken: set[int] = set()
 
     def subscribe(self, observer: Observer) -> None:
-        self._observers.append(observer)
+        with self._lock:
+            self._observers.append(observer)
+            self._routes.clear()
+
+    def _route(self, kind: type[Event]) -> tuple[Observer, ...]:
+        """The observers of events of ``kind``, in subscription order."""
+        route = tuple(o for o in self._observers
+                      if (wants := getattr(o, "observed_events", None)) is None
+                      or issubclass(kind, wants))
+        self._routes[kind] = route
+        return route
 
     def publish(self, event: Event) -> None:
+        """Deliver ``event`` to each observer of its kind. Observers that declare their
+        ``observed_events`` are not called with others: a 5,000-step no-op run publishes 15,000
+        events, and each observer's chain of ``isinstance`` tests, for events it then
+        ignored, was a measurable part of the run (issue 14)."""
         with self._lock:
-            for observer in self._observers:
+            route = self._routes.get(type(event))
+            for observer in route if route is not None else self._route(type(event)):
                 try:
                     observer(event)
                 except Exception as exc:

@@ -24,6 +24,15 @@ cache_log = logging.getLogger("attest.cache")
 
 
 class RunLogObserver:
+    def __init__(self) -> None:
+        # the levels are set before a run starts; what they silence is never delivered
+        kinds: list[type[Event]] = [RunStarted, StepFinished, RunFinished]
+        if pipeline_log.isEnabledFor(logging.DEBUG):
+            kinds.append(StepStarted)
+        if cache_log.isEnabledFor(logging.DEBUG):
+            kinds += [CacheChecked, CacheStored]
+        self.observed_events = tuple(kinds)
+
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             pipeline_log.info("Pipeline execution started", extra=fields(

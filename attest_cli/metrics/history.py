@@ -31,6 +31,7 @@ from attest_cli.engine.events import (
     EventBus,
     RunFinished,
     RunStarted,
+    StepFinished,
     VerificationFinished,
 )
 from attest_cli.engine.run_report import RunReport
@@ -411,6 +412,10 @@ class HistoryRecorder:
     @property
     def pipeline(self) -> str:
         return self._report.pipeline if self._report is not None else ""
+
+    # StepStarted, StepOutput, CacheStored: nothing to count (see metrics.tally.account)
+    observed_events = (RunStarted, CacheChecked, StepFinished, VerificationFinished,
+                       RunFinished)
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):

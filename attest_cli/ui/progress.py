@@ -124,6 +124,8 @@ class PlainView:
     """Line-oriented output for pipes and CI logs: every output line prefixed by its step,
     a cached step as one line."""
 
+    observed_events = (StepStarted, CacheChecked, StepOutput, StepFinished, RunFinished)
+
     def __init__(self, stream: TextIO, *, show_output: bool = True, quiet: bool = False,
                  output: OutputFilter | None = None) -> None:
         self.stream = stream

@@ -1,0 +1,79 @@
+"""The event bus: delivery in order, observers that declare their kinds, broken observers."""
+
+from __future__ import annotations
+
+import pytest
+
+from attest_cli.engine.events import (
+    CacheChecked,
+    Event,
+    EventBus,
+    StepOutput,
+    StepStarted,
+)
+
+pytestmark = pytest.mark.unit
+
+
+class Recorder:
+    def __init__(self, kinds: tuple[type[Event], ...] | None = None) -> None:
+        if kinds is not None:
+            self.observed_events = kinds
+        self.seen: list[Event] = []
+
+    def __call__(self, event: Event) -> None:
+        self.seen.append(event)
+
+
+def events() -> list[Event]:
+    return [StepStarted(run_id="r", step="a", command="true", slot=0),
+            StepOutput(step="a", line="hi"),
+            CacheChecked(step="a", backend="local", hit=True, key="k", reason=None,
+                         duration=0.0)]
+
+
+def test_an_observer_that_declares_its_kinds_gets_only_those_in_order() -> None:
+    bus = EventBus()
+    everything, outputs = Recorder(), Recorder((StepOutput, CacheChecked))
+    bus.subscribe(everything)
+    bus.subscribe(outputs)
+    sent = events()
+    for e in sent:
+        bus.publish(e)
+    assert everything.seen == sent
+    assert outputs.seen == sent[1:]
+
+
+def test_a_base_class_in_the_declaration_covers_its_subclasses() -> None:
+    bus = EventBus()
+    anything = Recorder((Event,))
+    bus.subscribe(anything)
+    for e in events():
+        bus.publish(e)
+    assert len(anything.seen) == 3
+
+
+def test_an_observer_subscribed_after_a_publish_is_routed_too() -> None:
+    bus = EventBus()
+    first = Recorder((StepOutput,))
+    bus.subscribe(first)
+    bus.publish(StepOutput(step="a", line="1"))
+    late = Recorder((StepOutput,))
+    bus.subscribe(late)
+    bus.publish(StepOutput(step="a", line="2"))
+    assert [e.line for e in first.seen] == ["1", "2"]  # type: ignore[attr-defined]
+    assert [e.line for e in late.seen] == ["2"]  # type: ignore[attr-defined]
+
+
+def test_a_broken_observer_is_skipped_and_the_others_still_see_everything() -> None:
+    bus = EventBus()
+
+    def broken(event: Event) -> None:
+        raise RuntimeError("boom")
+
+    after = Recorder()
+    bus.subscribe(broken)
+    bus.subscribe(after)
+    for e in events():
+        bus.publish(e)
+    assert len(after.seen) == 3
