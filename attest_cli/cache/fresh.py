@@ -268,22 +268,25 @@ class FreshIndex:
 
 
 def _entry(raw: object) -> FreshEntry | None:
-    """A stored tuple back as an entry, if it has the shape one was written with."""
-    if not (isinstance(raw, tuple) and len(raw) == len(FreshEntry._fields)):
+    """A stored tuple back as an entry, if it has the shape one was written with.
+
+    Exact types and plain loops: this runs once per step of a no-op run."""
+    if type(raw) is not tuple or len(raw) != len(FreshEntry._fields):
         return None
     entry = FreshEntry(*raw)
-    strs = (entry.source, entry.fingerprint, entry.key, entry.output_digest)
-    if not all(isinstance(s, str) for s in strs):
-        return None
-    if not (entry.log_digest is None or isinstance(entry.log_digest, str)):
+    if type(entry.source) is not str or type(entry.fingerprint) is not str or \
+            type(entry.key) is not str or type(entry.output_digest) is not str or \
+            not (entry.log_digest is None or type(entry.log_digest) is str):
         return None
     for group in (entry.needs, entry.inputs, entry.outputs):
-        if not (isinstance(group, tuple) and all(
-                isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str)
-                and isinstance(p[1], str) for p in group)):
+        if type(group) is not tuple:
             return None
+        for pair in group:
+            if type(pair) is not tuple or len(pair) != 2 or type(pair[0]) is not str or \
+                    type(pair[1]) is not str:
+                return None
     # ``files`` is only compared with fresh lstat results: an item of another shape fails
     # to unpack or to compare equal, and either way the step is looked up in full
-    if not isinstance(entry.files, tuple):
+    if type(entry.files) is not tuple:
         return None
     return entry
