@@ -80,6 +80,7 @@ class KeyReport:
 
 
 _EMPTY_DIGEST = bytes_digest(b"")
+LIST_ENTRIES_FROM = 512  # steps in a pipeline from which up-to-date checks list the entries
 
 
 class ContentCache:
@@ -109,6 +110,7 @@ class ContentCache:
         if remote is not None and getattr(remote.inner, "step_aware", False):
             self.reapi = cast("ReapiBackend", remote.inner)
         self._fresh: FreshIndex | None = None  # the run's pipeline's, opened at first use
+        self._entry_names: set[str] | None = None  # the local entries, listed at first use
         self._records: dict[str, StepRecords] = {}  # per pipeline, opened at first use
 
     # -- keys ----------------------------------------------------------------------------
@@ -188,7 +190,7 @@ class ContentCache:
         digests = {name: r.output_digest for name, r in ctx.upstream.items()
                    if r.status in ("success", "cached")}
         entry = self._fresh_index(pipeline).check(pipeline, step, ctx.env, digests)
-        if entry is None or not self.local.contains(entries.entry_key(entry.key)):
+        if entry is None or not self._has_entry(pipeline, entry.key):
             return None
         log_text = ""
         if entry.log_digest is not None:
@@ -203,6 +205,18 @@ class ContentCache:
             output_digest=entry.output_digest,
             outputs=[{"path": p, "hash": d} for p, d in entry.outputs],
             inputs=[{"path": p, "hash": d} for p, d in entry.inputs])
+
+    def _has_entry(self, pipeline: Pipeline, key: str) -> bool:
+        """Is the entry in the local tier? A big pipeline lists the entries once (a stat
+        per up-to-date step was a tenth of a 5,000-step no-op run); a key missing from
+        that listing is asked again (it may have been stored since)."""
+        if self._entry_names is None and len(pipeline.steps) >= LIST_ENTRIES_FROM:
+            with self._lock:
+                if self._entry_names is None:
+                    self._entry_names = self.local.names(entries.ENTRIES.rstrip("/"))
+        if self._entry_names is not None and key in self._entry_names:
+            return True
+        return self.local.contains(entries.entry_key(key))
 
     def _note_fresh(self, ctx: StepContext, parts: KeyParts, states: list[FileState],
                     output_digest: str, outputs: list[dict[str, str]], log_digest: str | None,
@@ -355,6 +369,9 @@ class ContentCache:
             log.debug("could not copy entry %s to the local tier: %s", manifest.key[:12], exc)
 
     def _forget(self, backend: CacheBackend, key: str) -> None:
+        if backend is self.local and self._entry_names is not None:
+            with self._lock:
+                self._entry_names.discard(key)
         try:
             entries.delete_entry(backend, key)
         except (BackendUnavailable, OSError) as exc:

@@ -146,3 +146,31 @@ def test_entries_over_max_entry_size_are_not_stored(root: Path, tmp_path: Path) 
     _, outcome = store(cache, root, tmp_path / "build.log")
     assert not outcome.stored
     assert outcome.reason == "output out/x.txt is larger than cache.max_entry_size (2 bytes)"
+
+
+def test_a_big_pipeline_lists_the_entries_once_and_still_sees_an_eviction(
+        root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from attest_cli.cache import content_cache, fresh
+
+    monkeypatch.setattr(content_cache, "LIST_ENTRIES_FROM", 1)  # "big" from one step
+    monkeypatch.setattr(fresh, "RACY_SECONDS", -1.0)  # ctimes are now: settled at once
+
+    def new_cache() -> ContentCache:
+        return ContentCache(local=LocalBackend(tmp_path / "cache"), index=StatIndex(None))
+
+    first, ctx, log = new_cache(), context(root), tmp_path / "build.log"
+    decision = first.lookup(ctx)
+    build(root, log)
+    assert first.store(ctx, decision, StepResult(name="build", command=STEP.run, exit_code=0),
+                       log).stored
+    first.save_fresh({"build": True})
+
+    asked: list[str] = []
+    real = LocalBackend.contains
+    monkeypatch.setattr(LocalBackend, "contains",
+                        lambda self, key: asked.append(key) or real(self, key))
+    assert new_cache().fresh(context(root)) is not None
+    assert asked == []  # answered by the listing
+    entry = tmp_path / "cache" / "entries" / decision.key
+    entry.unlink()
+    assert new_cache().fresh(context(root)) is None

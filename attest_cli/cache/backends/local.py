@@ -99,6 +99,15 @@ class LocalBackend:
         path = self._path(key)  # os.path: asked once per up-to-date step
         return os.path.exists(path) or os.path.exists(path + _ZSTD_SUFFIX)
 
+    def names(self, folder: str) -> set[str]:
+        """The object names directly in ``folder`` (e.g. ``entries``), as of now; one
+        directory read instead of a ``stat`` per name asked (see ContentCache.fresh)."""
+        try:
+            listed = os.listdir(self._path(folder))
+        except (FileNotFoundError, NotADirectoryError):
+            return set()
+        return {n.removesuffix(_ZSTD_SUFFIX) for n in listed if not n.startswith(".")}
+
     def delete(self, key: str) -> None:
         path = self._path(key)
         for candidate in (path, path + _ZSTD_SUFFIX):
