@@ -9,6 +9,7 @@ wrote them before orjson. :func:`loads` reads both forms.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -22,8 +23,16 @@ def dumps(obj: Any, *, sort_keys: bool = False, newline: bool = False) -> bytes:
     try:
         return orjson.dumps(obj, option=option)
     except orjson.JSONEncodeError:
-        text = json.dumps(obj, separators=(",", ":"), sort_keys=sort_keys)
+        text = json.dumps(obj, separators=(",", ":"), sort_keys=sort_keys,
+                          default=_dataclass_fields)
         return (text + "\n" if newline else text).encode("ascii")
+
+
+def _dataclass_fields(obj: Any) -> dict[str, Any]:
+    """What orjson writes for a dataclass instance: its fields, in order."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
 
 
 def loads(data: bytes | str) -> Any:

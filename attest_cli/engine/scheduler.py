@@ -45,7 +45,7 @@ from attest_cli.engine.interfaces import (
 )
 from attest_cli.engine.masking import SecretMasker
 from attest_cli.engine.process import DRAIN_SECONDS, KILL_GRACE_SECONDS
-from attest_cli.engine.run_report import RunReport, StepResult
+from attest_cli.engine.run_report import RunReport, StepResult, settle_times
 from attest_cli.engine.step_runner import ProcessStepRunner, SystemClock
 from attest_cli.errors import disk_full
 from attest_cli.pipeline.model import Pipeline, Step
@@ -183,6 +183,7 @@ class Scheduler:
                             if d in results}
                 fresh = self._fresh(self.pipeline.steps[name], free_slots[0], upstream)
                 if fresh is not None:  # up to date: no worker, no lookup
+                    settle_times(fresh)
                     results[name] = fresh
                     self.bus.publish(StepFinished(run_id=self.report.run_id, result=fresh))
                     settle(name)
@@ -201,6 +202,7 @@ class Scheduler:
             if name not in running:
                 continue  # a step abandoned after an interrupt that finished after all
             heapq.heappush(free_slots, running.pop(name))
+            settle_times(result)
             results[name] = result
             self.bus.publish(StepFinished(run_id=self.report.run_id, result=result))
             if self.interrupted is not None and stop_reason is None:
