@@ -50,20 +50,23 @@ def check_state_outputs(doc: LocatedYAML, pipeline: Pipeline, settings: Settings
             continue  # outside the project: no declaration can reach it
         if rel != ".":
             protected[rel] = f"{name} ({rel})"
+    clear: dict[str, bool] = {}  # first components known to start no protected path
     for step in pipeline.steps.values():
-        _check_outputs(doc, step, protected)
+        _check_outputs(doc, step, protected, clear)
 
 
-def _check_outputs(doc: LocatedYAML, step: Step, protected: Mapping[str, str]) -> None:
+def _check_outputs(doc: LocatedYAML, step: Step, protected: Mapping[str, str],
+                   clear: dict[str, bool] | None = None) -> None:
     for i, pattern in enumerate(step.outputs):
-        for what in _reached(pattern, protected):
+        for what in _reached(pattern, protected, clear):
             raise doc.error(f"outputs may not cover {what}: '{pattern}' would store it in "
                             "the cache and let a cache entry overwrite it; name the "
                             "directories the step writes instead (e.g. 'dist/')",
                             *step.location, "outputs", str(i))
 
 
-def _reached(pattern: str, protected: Mapping[str, str]) -> Iterable[str]:
+def _reached(pattern: str, protected: Mapping[str, str],
+             clear: dict[str, bool] | None = None) -> Iterable[str]:
     """What each protected path the pattern reaches is (for the message).
 
     A literal pattern whose first component starts no protected path reaches none: that
@@ -71,6 +74,11 @@ def _reached(pattern: str, protected: Mapping[str, str]) -> Iterable[str]:
     load (a tenth of loading a 5,000-step pipeline)."""
     if not is_glob(pattern):
         head = pattern.split("/", 1)[0]
-        if head not in ("", ".") and all(not t.startswith(head) for t in protected):
+        known = clear.get(head) if clear is not None else None
+        if known is None:
+            known = head not in ("", ".") and all(not t.startswith(head) for t in protected)
+            if clear is not None:
+                clear[head] = known  # the steps of a pipeline share a few heads
+        if known:
             return ()  # (a prefix test: a cheap superset of "its first component")
     return (what for target, what in protected.items() if may_reach(pattern, target))
