@@ -35,6 +35,8 @@ def _visible(match: re.Match[str]) -> str:
 def escape_control(text: object) -> str:
     """``text`` with every control character shown as an escape; printable text unchanged."""
     s = str(text)
+    if s.isprintable():  # no control character at all (the usual name): no regex
+        return s
     return _CONTROL.sub(_visible, s) if _CONTROL.search(s) else s
 
 

@@ -468,6 +468,8 @@ class ContentCache:
             self.required_failure = str(exc)
 
     def _warn_undeclared(self, pipeline: Pipeline, step: Step, env: Mapping[str, str]) -> None:
+        if "$" not in step.run:  # no variable referenced (most commands): nothing to warn
+            return
         declared = (pipeline.env, step.env, step.cache_env, step.cache_exclude_env,
                     pipeline.secret_names)  # the last holds step.secrets too
         for name in undeclared_variables(step.run, declared, env):
