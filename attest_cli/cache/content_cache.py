@@ -189,7 +189,8 @@ class ContentCache:
         step, pipeline = ctx.step, ctx.pipeline
         digests = {name: r.output_digest for name, r in ctx.upstream.items()
                    if r.status in ("success", "cached")}
-        entry = self._fresh_index(pipeline).check(pipeline, step, ctx.env, digests)
+        index = self._fresh if self._fresh is not None else self._fresh_index(pipeline)
+        entry = index.check(pipeline, step, ctx.env, digests)
         if entry is None or not self._has_entry(pipeline, entry.key):
             return None
         log_text = ""

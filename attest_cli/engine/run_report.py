@@ -7,6 +7,7 @@ freely; rename or remove only with a version bump.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import FrozenInstanceError, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,7 @@ def settle_times(step: StepResult) -> None:
     data = step.__dict__
     for key in _ROUNDED:
         value = data[key]
-        if value is not None:
+        if value:  # None and 0.0 (a replayed step's CPU) stay as they are
             data[key] = round(value, 6)
 
 
@@ -138,7 +139,7 @@ class RunReport:
             self.__dict__.get(_MEMO)
         steps = tuple(self.steps)
         if memo is not None and len(memo[0]) == len(steps) and \
-                all(a is b for a, b in zip(memo[0], steps, strict=True)):
+                all(map(operator.is_, memo[0], steps)):
             return memo[1]
         known = {id(a): f for a, f in zip(*memo, strict=True)} if memo is not None else {}
         frozen = tuple(known.get(id(s)) or _frozen_step(s) for s in steps)

@@ -91,8 +91,13 @@ def token(value: str | None, default: str = "other") -> str:
     Reasons and kinds come from other modules; a message with a path or a key id in it
     would make one series per run, which Prometheus must never get.
     """
+    if default == "other" and value in _KNOWN_TOKENS:  # a backend name: once per lookup
+        return value
     text = (value or "").strip().lower().replace("-", "_").replace(" ", "_")
     return text if _TOKEN.fullmatch(text) else default
+
+
+_KNOWN_TOKENS = frozenset({"local", "redis", "s3", "reapi", "remote", "cache"})
 
 
 def bucket_label(value: float) -> str:

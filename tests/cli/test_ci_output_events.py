@@ -64,3 +64,50 @@ def test_the_github_view_shows_a_replay_as_one_line_without_a_group() -> None:
                   finished("a", "cached", "local")]:
         view(event)
     assert out.getvalue() == "◆ a cached (local)\n"
+
+
+class CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def replay(view: PlainView, step: str) -> None:
+    for event in (started(step, True), checked(step, True), finished(step, "cached", "local")):
+        view(event)
+
+
+def test_a_row_of_replays_is_written_together_and_within_the_flush_interval() -> None:
+    import time
+
+    from attest_cli.engine.events import RunFinished
+    from attest_cli.engine.run_report import RunReport
+    from attest_cli.ui import progress
+
+    out = CountingStream()
+    view = PlainView(out)
+    for i in range(200):
+        replay(view, f"s{i}")
+    deadline = time.monotonic() + 10 * progress.FLUSH_SECONDS + 1
+    while out.getvalue().count("\n") < 200 and time.monotonic() < deadline:
+        time.sleep(progress.FLUSH_SECONDS / 5)  # nothing else happens: the timer writes
+    assert out.getvalue().splitlines() == [f"◆ s{i} cached (local)" for i in range(200)]
+    assert out.writes < 20  # not one write per line
+    replay(view, "last")
+    view(RunFinished(report=RunReport(run_id="r", pipeline="p",
+                                                  pipeline_file="attest.yaml", started_at=0)))
+    lines = out.getvalue().splitlines()
+    assert lines[-2] == "◆ last cached (local)"  # the summary brings the held line with it
+    assert lines[-1].startswith("p: ")
+
+
+def test_a_replay_while_another_step_runs_is_written_at_once() -> None:
+    out = CountingStream()
+    view = PlainView(out)
+    view(started("build", False))
+    replay(view, "a")
+    assert out.getvalue().splitlines() == ["▶ build: make build", "◆ a cached (local)"]
