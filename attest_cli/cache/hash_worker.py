@@ -1,22 +1,31 @@
 """The second hasher: a bare interpreter that hashes files named on stdin (see parallel_hash).
 
-Run as ``python -I -S hash_worker.py <dir holding the blake3 package>``: no attest module is
-imported (nothing here may grow its start-up), only the standard library and ``blake3``.
+Run as ``python -I -S hash_worker.py <dir holding the blake3 package> <big>``: no attest
+module is imported (nothing here may grow its start-up), only the standard library and
+``blake3``.
 
-stdin: records ``<size>\\t<path>\\0``, in the order to hash them (the parent sends its list
-tail first). stdout: 33 bytes per record, in the same order: ``+`` and the 32-byte BLAKE3
-digest of the file's content, or ``-`` and 32 zero bytes when the file could not be read
-(the parent then hashes it itself and reports the real error). Results are flushed before
-every blocking read, so the parent sees progress as it happens.
+stdin: records ``<size>\\t<path>\\0``, in the order to hash them. A size of ``-1`` means
+nobody has ``lstat``-ed the file: it is ``lstat``-ed here first, and one that is not a
+regular file under ``<big>`` bytes is not read. stdout, per record and in the same order:
+one status byte (``+`` hashed, ``-`` could not be read, ``n`` not a small regular file),
+the 32-byte BLAKE3 digest of the content, and for a ``-1`` record what ``lstat`` said
+(dev, ino, size, mtime_ns, ctime_ns, mode as ``<QQqqqQ``; zeros otherwise). The parent
+does every ``-`` and ``n`` again itself. Results are flushed before every blocking read,
+so the parent sees progress as it happens.
 """
 
 from __future__ import annotations
 
 import os
+import stat
+import struct
 import sys
 
 FLAGS = os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC | os.O_NONBLOCK
-FAILED = b"-" + bytes(32)
+STAT = struct.Struct("<QQqqqQ")  # parallel_hash.STAT
+NO_STAT = bytes(STAT.size)
+FAILED = b"-" + bytes(32) + NO_STAT
+REFUSED = b"n" + bytes(32) + NO_STAT
 
 
 def _digest(hasher: type, name: bytes, size: int) -> bytes:
@@ -30,7 +39,17 @@ def _digest(hasher: type, name: bytes, size: int) -> bytes:
                 h.update(chunk)
     finally:
         os.close(fd)
-    return b"+" + h.digest()
+    return h.digest()
+
+
+def _one(hasher: type, name: bytes, size: int, big: int) -> bytes:
+    if size >= 0:
+        return b"+" + _digest(hasher, name, size) + NO_STAT
+    st = os.lstat(name)  # before the read, as the parent's scan does
+    if not stat.S_ISREG(st.st_mode) or st.st_size >= big:
+        return REFUSED
+    return b"+" + _digest(hasher, name, st.st_size) + STAT.pack(
+        st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode)
 
 
 def _write(out: list[bytes]) -> None:
@@ -42,6 +61,7 @@ def _write(out: list[bytes]) -> None:
 
 def main() -> int:
     sys.path.insert(0, sys.argv[1])
+    big = int(sys.argv[2])
     from blake3 import blake3
 
     pending = b""
@@ -52,7 +72,7 @@ def main() -> int:
             for record in records:
                 size, _, name = record.partition(b"\t")
                 try:
-                    out.append(_digest(blake3, name, int(size)))
+                    out.append(_one(blake3, name, int(size), big))
                 except (OSError, ValueError):
                     out.append(FAILED)
                 if len(out) >= 64:

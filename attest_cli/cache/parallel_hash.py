@@ -1,4 +1,4 @@
-"""Hash many files on two cores: this process from the head of the list, a helper from the tail.
+"""Hash many files on two cores: a helper process from the head of the list, this one from the tail.
 
 Threads cannot do it here. Reading and hashing a 25 KB file is ~15 µs, and every ``open``,
 ``read`` and BLAKE3 call gives up the GIL. With two threads, each of those calls became a
@@ -6,13 +6,19 @@ GIL hand-off between them. 10,000 files took 192 ms on two threads and 148 ms on
 twice the CPU (2 cores, CPython 3.11).
 
 A second process has no GIL to share. :mod:`attest_cli.cache.hash_worker` runs in a bare
-``python -I -S``, started in ~15 ms, and only when the work would take much longer than
-that. It is sent the list tail first and streams 33-byte results back. This process hashes
-from the head and, every few files, moves more of the list into the helper's pipe and takes
-what it has finished, both without blocking. The two meet wherever their speeds put the
-meeting point, so neither waits for the other. If the helper cannot start, dies or is slow,
-this process simply hashes more. Whatever the helper could not read is hashed again here,
-so its error is reported by the normal path.
+``python -I -S``, started in ~10 ms, and only when the work looks worth it. It is sent
+each file as the caller finds it, hashes from the head and streams its results back. Once
+the caller has found them all, :meth:`SharedHashing.finish` hashes from the tail, and every
+few files it moves more of the list into the helper's pipe and takes what the helper
+finished, both without blocking. The two meet wherever their speeds put the meeting point,
+so neither waits for the other. If the helper cannot start, dies or is slow, this process
+simply hashes more. Whatever the helper could not read is done again here, so its error is
+reported by the normal path.
+
+A file may be handed over before anyone has ``lstat``-ed it (a file the stat index does not
+know, on a first run): whoever hashes it ``lstat``-s it first, so that the scan's own
+``lstat`` pass is shared too, and one that is not a small regular file comes back as None
+for the caller to look at.
 
 An ``multiprocessing``/``concurrent.futures`` pool would have started a full attest
 interpreter (re-importing the CLI) per worker, and it needs pickling and a result thread.
@@ -23,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import struct
 import subprocess
 import sys
 from collections import deque
@@ -31,7 +38,12 @@ from pathlib import Path
 
 WORKER = Path(__file__).with_name("hash_worker.py")
 FS_ENCODING = (sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())  # os.fsencode
-RESULT = 33  # b"+" or b"-", then the 32-byte digest
+# b"+" (hashed), b"-" (could not read) or b"n" (not a small regular file), the 32-byte
+# digest, then what lstat said of a file sent without a size (dev, ino, size, mtime_ns,
+# ctime_ns, mode)
+STAT = struct.Struct("<QQqqqQ")
+RESULT = 33 + STAT.size
+UNKNOWN = -1  # the size of a file nobody has lstat-ed yet
 PUMP_EVERY = 16  # files added or hashed here between two looks at the helper's pipes
 PIPE_BYTES = 1 << 20  # Linux's default pipe-max-size
 # The helper is worth starting when the work is ~3x its start-up. The estimate is per file
@@ -39,6 +51,8 @@ PIPE_BYTES = 1 << 20  # Linux's default pipe-max-size
 MIN_ESTIMATE_MS = 45.0
 MS_PER_FILE = 0.010
 BYTES_PER_MS = 2_000_000
+UNKNOWN_BYTES = 16_384  # assumed of a file not lstat-ed yet
+MIN_SAMPLE = 16  # files added before the extrapolation is trusted
 
 
 def usable_cores() -> int:
@@ -51,12 +65,12 @@ def usable_cores() -> int:
 class _Helper:
     """The helper process and the two non-blocking pipe ends this side pumps."""
 
-    def __init__(self) -> None:
+    def __init__(self, big: int) -> None:
         import blake3
 
         site = str(Path(blake3.__file__).resolve().parent.parent)
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", str(WORKER), site], stdin=subprocess.PIPE,
+            [sys.executable, "-I", "-S", str(WORKER), site, str(big)], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True)
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.wfd, self.rfd = self.proc.stdin.fileno(), self.proc.stdout.fileno()
@@ -122,24 +136,32 @@ class _Helper:
         self.proc.wait()
 
 
+Fields = tuple[int, int, int, int, int, int]  # dev, ino, size, mtime_ns, ctime_ns, mode
+Hashed = tuple[str, Fields | None] | None
+
+
 class SharedHashing:
     """Files to hash, handed over as they are found; their digests at :meth:`finish`.
 
-    The helper starts once the files added so far are worth it, and is sent each file as
-    it is added (the caller is still ``lstat``-ing the rest, so hashing starts during that
-    walk). :meth:`finish` hashes from the tail here while the helper goes on from the head.
-    ``hash_one(path, size)`` must give the ``blake3:<hex>`` digest of the file's content; it
-    is also what reports a file that cannot be read."""
+    ``hash_one(path, size)`` does one file here: for a known ``size``, ``(digest, None)``;
+    for :data:`UNKNOWN`, it ``lstat``-s the file first and gives ``(digest, fields)``, or
+    None when it is not a regular file under ``big`` bytes (the caller looks at it then).
+    It is also what raises for a file that cannot be read. ``expected`` is how many paths
+    the caller will go through (``position`` in :meth:`add` counts them): the helper starts
+    as soon as the work extrapolated from what was added so far is worth it."""
 
-    def __init__(self, hash_one: Callable[[str, int], str]) -> None:
+    def __init__(self, hash_one: Callable[[str, int], Hashed], *, expected: int, big: int
+                 ) -> None:
         self.hash_one = hash_one
+        self.expected = expected
+        self.big = big
         self.paths: list[str] = []
         self.sizes: list[int] = []
         self.estimate_ms = 0.0
         self.helper: _Helper | None = None
         self.tried = False
 
-    def add(self, path: str, size: int) -> None:
+    def add(self, path: str, size: int, position: int) -> None:
         self.paths.append(path)
         self.sizes.append(size)
         if self.helper is not None:
@@ -148,41 +170,42 @@ class SharedHashing:
             return
         if self.tried:
             return
-        self.estimate_ms += MS_PER_FILE + size / BYTES_PER_MS
-        if self.estimate_ms >= MIN_ESTIMATE_MS:
+        self.estimate_ms += MS_PER_FILE + (UNKNOWN_BYTES if size < 0 else size) / BYTES_PER_MS
+        if len(self.paths) >= MIN_SAMPLE and \
+                self.estimate_ms * self.expected / (position + 1) >= MIN_ESTIMATE_MS:
             self.tried = True
             if usable_cores() < 2:
                 return
             try:
-                self.helper = _Helper()
+                self.helper = _Helper(self.big)
             except OSError:
                 return
             self.helper.pump(self.paths, self.sizes)
 
-    def finish(self) -> list[str]:
-        """Every digest, in the order the files were added."""
+    def finish(self) -> list[Hashed]:
+        """Every result, in the order the files were added."""
         paths, sizes, hash_one, helper = self.paths, self.sizes, self.hash_one, self.helper
         if helper is None:
             return [hash_one(p, s) for p, s in zip(paths, sizes, strict=True)]
-        digests: list[str | None] = [None] * len(paths)
+        done: list[Hashed | bool] = [False] * len(paths)  # False: not done yet
         try:
             helper.pump(paths, sizes, last=True)
             j = len(paths)
             while j > len(helper.results):
                 j -= 1
-                digests[j] = hash_one(paths[j], sizes[j])
+                done[j] = hash_one(paths[j], sizes[j])
                 if j % PUMP_EVERY == 0:
                     helper.pump(paths, sizes, last=True)
             for k, result in enumerate(helper.results[:j]):
                 if result[0] == 0x2B:  # "+"
-                    digests[k] = "blake3:" + result[1:].hex()
+                    fields = STAT.unpack_from(result, 33) if sizes[k] < 0 else None
+                    done[k] = ("blake3:" + result[1:33].hex(), fields)
         finally:
             helper.stop()
-        return [d if d is not None else hash_one(p, s)
-                for d, p, s in zip(digests, paths, sizes, strict=True)]
+        return [d if d is not False else hash_one(p, s)  # type: ignore[misc]
+                for d, p, s in zip(done, paths, sizes, strict=True)]
 
     def close(self) -> None:
         """Stop the helper if :meth:`finish` was never reached (an error while adding)."""
         if self.helper is not None and self.helper.proc.returncode is None:
             self.helper.stop()
-

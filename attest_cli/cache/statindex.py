@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from attest_cli.atomic import write_atomic
-from attest_cli.cache.parallel_hash import SharedHashing
+from attest_cli.cache.parallel_hash import UNKNOWN, Hashed, SharedHashing
 from attest_cli.compactjson import dumps, loads
 from attest_cli.digest import bytes_digest, file_digest
 
@@ -168,21 +168,42 @@ class StatIndex:
         """
         base = str(root)
         out: list[FileState | None] = [None] * len(rels)
-        todo: list[tuple[int, str, str, os.stat_result]] = []
+        # (index, rel, full path, lstat); lstat None: nobody has looked at it yet
+        todo: list[tuple[int, str, str, os.stat_result | None]] = []
         prefix = base.rstrip("/") + "/"
-        shared = SharedHashing(_hash)  # started only once there is enough to hash
+        # started only once there is enough to hash
+        shared = SharedHashing(_stat_and_hash, expected=len(rels), big=_SMALL)
         try:
             self._stat_all(rels, prefix, stats, follow, out, todo, shared)
             if not todo:  # the usual re-run: nothing to hash
                 return [s for s in out if s is not None]
-            digests = iter(shared.finish())
+            results = iter(shared.finish())
         finally:
             shared.close()
         done = []
         for i, rel, full, st in todo:
+            if st is not None and st.st_size >= _SMALL:  # not shared: BLAKE3's threads
+                digest = _hash(full, st.st_size)
+            elif st is not None:
+                digest = next(results)[0]  # type: ignore[index]
+            else:
+                hashed = next(results)
+                if hashed is None:  # not a small regular file: looked at here
+                    st = os.lstat(full)
+                    if not stat.S_ISREG(st.st_mode):
+                        self._not_a_file(i, rel, full, st, follow, out)
+                        continue
+                    digest = _hash(full, st.st_size)
+                else:
+                    digest, fields = hashed
+                    assert fields is not None
+                    dev, ino, size, mtime_ns, ctime_ns, mode = fields
+                    sig = (dev, ino, size, mtime_ns, ctime_ns)
+                    out[i] = FileState(rel, "file", mode & 0o7777, size, digest, sig)
+                    done.append((full, mtime_ns, sig, digest))
+                    continue
             size = st.st_size
             sig = (st.st_dev, st.st_ino, size, st.st_mtime_ns, st.st_ctime_ns)  # signature_of
-            digest = next(digests) if size < _SMALL else _hash(full, size)
             # positional: keywords cost a third more, for thousands of files
             out[i] = FileState(rel, "file", st.st_mode & 0o7777, size, digest, sig)
             done.append((full, st.st_mtime_ns, sig, digest))
@@ -192,19 +213,25 @@ class StatIndex:
     def _stat_all(self, rels: Sequence[str], prefix: str,
                   stats: Mapping[str, os.stat_result] | None, follow: bool,
                   out: list[FileState | None],
-                  todo: list[tuple[int, str, str, os.stat_result]],
+                  todo: list[tuple[int, str, str, os.stat_result | None]],
                   shared: SharedHashing) -> None:
         """:meth:`scan`'s first pass: known files into ``out``, the others into ``todo``
-        (and the small ones to ``shared``, which may start hashing them meanwhile)."""
+        (and the small ones to ``shared``, which may start hashing them meanwhile). A file
+        the index does not know at all (a first run) is not even ``lstat``-ed here: whoever
+        hashes it does, so that the two processes share that pass too."""
         entries = self._entries
         seen = self._seen
         add = shared.add
         for i, rel in enumerate(rels):
             full = prefix + rel
             st = stats.get(rel) if stats else None
-            if st is None:
-                st = os.lstat(full)
             seen.add(full)
+            if st is None:
+                if full not in entries:
+                    todo.append((i, rel, full, None))
+                    add(full, UNKNOWN, i)
+                    continue
+                st = os.lstat(full)
             if stat.S_ISREG(st.st_mode):  # the usual case first
                 known = entries.get(full)
                 if known is not None:
@@ -215,20 +242,26 @@ class StatIndex:
                         continue
                 todo.append((i, rel, full, st))
                 if st.st_size < _SMALL:  # a big one is hashed here, by BLAKE3's threads
-                    add(full, st.st_size)
-            elif stat.S_ISDIR(st.st_mode):
-                out[i] = FileState(path=rel, kind="dir", mode=stat.S_IMODE(st.st_mode),
-                                   size=0, digest="", signature=signature_of(st))
-            elif stat.S_ISLNK(st.st_mode):
-                target = os.readlink(full)
-                link = FileState(path=rel, kind="symlink", mode=0o777, size=0,
-                                 digest=bytes_digest(os.fsencode(target)),
-                                 signature=signature_of(st), target=target)
-                out[i] = self._follow(full, link) if follow else link
+                    add(full, st.st_size, i)
             else:
-                # a FIFO, socket or device has no content to hash (reading a FIFO would
-                # block the run): it is not part of the key or of an entry
-                log.debug("skipping %s: not a regular file or symlink", rel)
+                self._not_a_file(i, rel, full, st, follow, out)
+
+    def _not_a_file(self, i: int, rel: str, full: str, st: os.stat_result, follow: bool,
+                    out: list[FileState | None]) -> None:
+        """A directory, a symlink or a special file among the paths (:meth:`scan`)."""
+        if stat.S_ISDIR(st.st_mode):
+            out[i] = FileState(path=rel, kind="dir", mode=stat.S_IMODE(st.st_mode),
+                               size=0, digest="", signature=signature_of(st))
+        elif stat.S_ISLNK(st.st_mode):
+            target = os.readlink(full)
+            link = FileState(path=rel, kind="symlink", mode=0o777, size=0,
+                             digest=bytes_digest(os.fsencode(target)),
+                             signature=signature_of(st), target=target)
+            out[i] = self._follow(full, link) if follow else link
+        else:
+            # a FIFO, socket or device has no content to hash (reading a FIFO would
+            # block the run): it is not part of the key or of an entry
+            log.debug("skipping %s: not a regular file or symlink", rel)
 
     def _follow(self, full: str, link: FileState) -> FileState:
         """``link`` with what its target is now (see :meth:`scan`)."""
@@ -266,6 +299,18 @@ def _hash(full: str, size: int) -> str:
     finally:
         os.close(fd)
     return bytes_digest(data)
+
+
+def _stat_and_hash(full: str, size: int) -> Hashed:
+    """:class:`SharedHashing`'s ``hash_one``: a file of known size, or one to ``lstat``
+    first (None when it is not a regular file under 8 MiB: :meth:`StatIndex.scan` looks)."""
+    if size >= 0:
+        return _hash(full, size), None
+    st = os.lstat(full)
+    if not stat.S_ISREG(st.st_mode) or st.st_size >= _SMALL:
+        return None
+    return _hash(full, st.st_size), (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns,
+                                     st.st_ctime_ns, st.st_mode)
 
 
 def restat(root: Path, states: Sequence[FileState]) -> list[str]:
