@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,6 +33,15 @@ def input_states(root: Path, patterns: Sequence[str], index: StatIndex) -> list[
     stats: dict[str, os.stat_result] = {}
     rels = expand(root, patterns, follow_links=True, stats=stats)
     return index.scan(root, rels, follow=True, stats=stats)
+
+
+def is_special(root: Path, rel: str) -> bool:
+    """Is ``rel`` a FIFO, socket or device now (what :meth:`StatIndex.scan` leaves out)?"""
+    try:
+        mode = os.lstat(os.path.join(root, rel)).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode))
 
 
 def key_inputs(step: str, states: Sequence[FileState]) -> list[InputState]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +175,27 @@ def test_a_big_pipeline_lists_the_entries_once_and_still_sees_an_eviction(
     entry = tmp_path / "cache" / "entries" / decision.key
     entry.unlink()
     assert new_cache().fresh(context(root)) is None
+
+
+def test_a_fifo_among_the_inputs_does_not_stop_the_step_being_stored(
+        cache: ContentCache, root: Path, tmp_path: Path) -> None:
+    """The scan leaves a FIFO out of the key; the store once counted it as an input that
+    appeared while the step ran, so such a step was never stored. A regular file that
+    appears is still a change."""
+    (root / "src").mkdir()
+    (root / "src" / "a.txt").write_text("a\n")
+    os.mkfifo(root / "src" / "pipe")
+    step = Step(name="build", run="cp src.txt out/x.txt", inputs=("src/",),
+                outputs=("out/x.txt",))
+    ctx, log = context(root, step), tmp_path / "build.log"
+    decision = cache.lookup(ctx)
+    assert [i["path"] for i in decision.inputs] == ["src/a.txt"]
+    build(root, log)
+    outcome = cache.store(ctx, decision, StepResult(name="build", command=step.run), log)
+    assert (outcome.stored, outcome.reason) == (True, None)
+    again = cache.lookup(ctx)
+    assert again.hit
+    build(root, log)
+    (root / "src" / "b.txt").write_text("b\n")
+    outcome = cache.store(ctx, again, StepResult(name="build", command=step.run), log)
+    assert outcome.reason == "input src/b.txt changed while the step ran"
