@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import glob
+import itertools
 import os
 import re
 import stat
@@ -21,6 +22,21 @@ from attest_cli.errors import InputError
 _MAGIC = set("*?[")
 # attest's own state (keys, history, cache, logs), relative to the project root
 STATE_DIR = ".attest"
+# Declarations are data: one that reaches a whole file system (``inputs: [link]`` with the
+# link pointing at ``/``, followed as inputs are) must end, not hash every file there. No
+# step's tree is near this; the run then says so and runs the step without the cache.
+MAX_EXPANDED = 1_000_000
+
+
+class TooManyPaths(InputError):
+    """A declaration expands to more than :data:`MAX_EXPANDED` paths (bad input: one line
+    and exit 2 from a command; a run's lookup that meets it runs the step uncached)."""
+
+
+def _check_count(found: set[str], top: str) -> None:
+    if len(found) > MAX_EXPANDED:
+        raise TooManyPaths(f"'{top}' expands to more than {MAX_EXPANDED:,} paths (a link "
+                           "out of the project? a build tree among the inputs?)")
 
 
 def is_glob(pattern: str) -> bool:
@@ -106,8 +122,11 @@ def expand(root: Path, patterns: Iterable[str], *, follow_links: bool = False,
             # does; links inside are recorded, not followed): no need for a slow glob
             matches = [head]
         elif is_glob(pattern):
-            matches = sorted(glob.glob(pattern, root_dir=root, recursive=True,
-                                       include_hidden=False))
+            matches = sorted(itertools.islice(
+                glob.iglob(pattern, root_dir=root, recursive=True, include_hidden=False),
+                MAX_EXPANDED + 1))
+            if len(matches) > MAX_EXPANDED:
+                raise TooManyPaths(f"'{pattern}' matches more than {MAX_EXPANDED:,} paths")
         else:
             literal = pattern.rstrip("/") or "."
             full = os.path.normpath(os.path.join(base, literal))
@@ -197,6 +216,7 @@ def _walk_following(base: str, top: str, found: set[str], visited: set[tuple[int
                     found.add(child)
             except OSError:
                 found.add(child)
+        _check_count(found, top)
         stack.extend(reversed(subdirs))  # depth first, in sorted order
 
 
@@ -226,6 +246,7 @@ def _walk(base: str, top: str, found: set[str]) -> None:
         for name in dirnames:
             if os.path.islink(os.path.join(dirpath, name)):
                 found.add(prefix + name)
+        _check_count(found, _rel_str(base, top))
 
 
 def _rel_str(base: str, full: str) -> str:

@@ -331,3 +331,28 @@ def test_an_input_named_in_bytes_that_are_not_utf8_is_cached_and_restored(projec
     assert again.returncode == 0, again.stderr
     assert json.loads(report.read_text())["steps"][0]["status"] == "cached"
     assert (project / "out.txt").read_bytes() == b"latin-1 name\n"
+
+
+@pytest.mark.parametrize("pattern", ["link", "link/", "link/**", "link/**/*.txt", "tree"])
+def test_inputs_reaching_too_many_paths_are_refused_not_walked_to_the_end(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pattern: str) -> None:
+    """``inputs: [link]`` with the link at ``/`` would hash the whole file system: past
+    MAX_EXPANDED paths the expansion stops with one clear error (a lookup then fails and
+    the step runs without the cache)."""
+    from attest_cli import pathspec
+    from attest_cli.pathspec import TooManyPaths, expand
+
+    outside = tmp_path / "outside"
+    for d in range(4):
+        (outside / f"d{d}").mkdir(parents=True)
+        for f in range(5):
+            (outside / f"d{d}" / f"f{f}.txt").write_text("x")
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "link").symlink_to(outside)
+    (root / "tree").symlink_to(outside)
+    monkeypatch.setattr(pathspec, "MAX_EXPANDED", 12)
+    with pytest.raises(TooManyPaths, match="more than 12 paths"):
+        expand(root, [pattern], follow_links=True)
+    monkeypatch.setattr(pathspec, "MAX_EXPANDED", 1000)
+    assert len(expand(root, [pattern], follow_links=True)) >= 20
