@@ -48,16 +48,25 @@ class VerifyRequest:
 
 
 def expand_receipts(ctx: AppContext, patterns: list[str]) -> list[Path]:
-    """Files named or matched by ``patterns`` (shell globs allowed, quoted or not)."""
+    """Files named or matched by ``patterns`` (shell globs allowed, quoted or not).
+
+    A name that exists is that file, even with ``[`` or ``*`` in it (as a shell passes an
+    argument it could not expand), and only the pattern's own text is a glob: a working
+    directory named ``proj[1]`` is not one."""
     out: list[Path] = []
     for pattern in patterns:
-        if is_glob(pattern):
-            matches = sorted(glob.glob(str(ctx.path(pattern)), recursive=True))
+        full = ctx.path(pattern)
+        if is_glob(pattern) and not full.exists():
+            if Path(pattern).expanduser().is_absolute():
+                matches = sorted(glob.glob(str(full), recursive=True))
+            else:
+                matches = sorted(str(ctx.workdir / m) for m in glob.glob(
+                    pattern, root_dir=ctx.workdir, recursive=True))
             if not matches:
                 raise UsageError(f"no receipt matches '{pattern}'")
             out.extend(Path(m) for m in matches)
         else:
-            out.append(ctx.path(pattern))
+            out.append(full)
     return list(dict.fromkeys(out))  # each file once, in the order given
 
 

@@ -278,3 +278,25 @@ def test_fifos_and_devices_as_receipt_policy_or_key_are_refused_without_blocking
         r = attest("verify", *args, cwd=project, timeout=20)
         assert r.returncode == 2, (args, r.stdout, r.stderr)
         assert r.stderr.count("\n") == 1 and "only regular files are read" in r.stderr, r.stderr
+
+
+def test_receipt_names_with_glob_characters_and_a_bracketed_working_directory(
+        tmp_path: Path) -> None:
+    """A receipt named ``r[1].json`` is that file, not the pattern ``r1.json``; and a
+    working directory named ``proj[1]`` does not turn every relative pattern into a miss."""
+    from attest_cli.attestation.standalone import expand_receipts
+    from attest_cli.context import AppContext
+    from attest_cli.errors import UsageError
+
+    work = tmp_path / "proj[1]"
+    (work / "receipts").mkdir(parents=True)
+    for name in ("r[1].json", "r1.json", "a.json", "b.json"):
+        (work / "receipts" / name).write_text("{}")
+    ctx = AppContext(workdir=work, environ={})
+    assert expand_receipts(ctx, ["receipts/r[1].json"]) == [work / "receipts" / "r[1].json"]
+    assert expand_receipts(ctx, ["receipts/[ab].json"]) == [work / "receipts" / "a.json",
+                                                            work / "receipts" / "b.json"]
+    absolute = str(tmp_path).replace("[", "[[]") + "/proj[[]1]/receipts/r?.json"
+    assert expand_receipts(ctx, [absolute]) == [work / "receipts" / "r1.json"]
+    with pytest.raises(UsageError, match="no receipt matches"):
+        expand_receipts(ctx, ["receipts/*.missing"])
