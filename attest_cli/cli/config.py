@@ -37,14 +37,25 @@ def get(ctx: typer.Context, key: str = typer.Argument(..., help="Dotted key, e.g
 def set_(ctx: typer.Context, key: str = typer.Argument(...), value: str = typer.Argument(...),
          global_: bool = typer.Option(False, "--global", help="Write the user file instead.")
          ) -> None:
-    """Validate VALUE for KEY and write it to the project (or user) file."""
+    """Validate VALUE for KEY and write it to the project (or user) file.
+
+    A secret key (headers, tokens) is never written to the project file, which is
+    committed with the code: --global writes it to the user file, readable by you only."""
     from attest_cli.config.layers import write_key
+    from attest_cli.config.schema import env_name, lookup
+    from attest_cli.errors import UsageError
     from attest_cli.render.config import display
 
     app_ = app_context(ctx)
+    secret = lookup(key).secret
+    if secret and not global_:
+        raise UsageError(f"{key} holds a secret and the project file is committed with the "
+                         f"code: use --global (the user file, mode 0600) or set "
+                         f"{env_name(key)} in the environment")
     path = app_.sources().user_file if global_ else app_.sources().project_file
-    coerced = write_key(path, key, value)
-    app_.stderr.write(f"{key} = {display(coerced)} ({path})\n")
+    coerced = write_key(path, key, value, private=secret)
+    shown = "<set>" if secret else display(coerced)  # never echo a secret to a terminal or log
+    app_.stderr.write(f"{key} = {shown} ({path})\n")
 
 
 @app.command("unset")

@@ -6,6 +6,7 @@ Lowest first: defaults < user file < sections of ``attest.yaml`` < project file
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -205,11 +206,11 @@ def _read_plain(path: Path) -> dict[str, Any]:
     return doc.data
 
 
-def write_key(path: Path, key: str, value: Any | None) -> Any:
+def write_key(path: Path, key: str, value: Any | None, *, private: bool = False) -> Any:
     """Set (or with ``value=None`` remove) ``key`` in the nested YAML file at ``path``.
 
     The value is validated against the schema first, so a file is never left holding a
-    value attest would later reject.
+    value attest would later reject. ``private`` (a secret's file) writes it mode 0600.
     """
     spec = lookup(key)
     data = _read_plain(path)
@@ -244,6 +245,9 @@ def write_key(path: Path, key: str, value: Any | None) -> Any:
                 del parent[part]
     import yaml  # only `attest config set/unset` writes YAML
 
+    with contextlib.suppress(OSError):  # a private file stays so (it may hold a secret)
+        private = private or path.stat().st_mode & 0o077 == 0
+    # follow_symlinks: a config kept in a dotfiles repo stays linked
     write_atomic(path, yaml.safe_dump(data, sort_keys=False, default_flow_style=False),
-                 follow_symlinks=True)  # a config kept in a dotfiles repo stays linked
+                 follow_symlinks=True, mode=0o600 if private else None)
     return coerced

@@ -110,3 +110,22 @@ def test_config_set_through_a_symlinked_file_keeps_the_link(project: Path) -> No
     assert attest("config", "set", "log_level", "debug", cwd=project).returncode == 0
     assert (project / ".attest" / "config.yaml").is_symlink()
     assert yaml.safe_load((project / "dotfiles.yaml").read_text()) == {"log_level": "debug"}
+
+
+def test_a_secret_is_kept_out_of_the_project_file_and_never_echoed(project: Path) -> None:
+    token = "authorization=Bearer s3cr3t-t0ken"
+    refused = attest("config", "set", "cache.headers", token, cwd=project)
+    assert refused.returncode == 2
+    assert "ATTEST_CACHE__HEADERS" in refused.stderr and "--global" in refused.stderr
+    assert not (project / ".attest" / "config.yaml").exists()
+    done = attest("config", "set", "--global", "cache.headers", token, cwd=project)
+    assert done.returncode == 0, done.stderr
+    assert "s3cr3t" not in done.stdout + done.stderr and "<set>" in done.stderr
+    user = project / ".xdg" / "attest" / "config.yaml"
+    assert user.stat().st_mode & 0o777 == 0o600
+    assert yaml.safe_load(user.read_text()) == {
+        "cache": {"headers": {"authorization": "Bearer s3cr3t-t0ken"}}}
+    # a later plain key keeps the file private; the secret still reads back
+    assert attest("config", "set", "--global", "log_level", "warn", cwd=project).returncode == 0
+    assert user.stat().st_mode & 0o777 == 0o600
+    assert attest("config", "get", "cache.headers", cwd=project).stdout == "<set>\n"
