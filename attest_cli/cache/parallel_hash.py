@@ -187,23 +187,24 @@ class SharedHashing:
         paths, sizes, hash_one, helper = self.paths, self.sizes, self.hash_one, self.helper
         if helper is None:
             return [hash_one(p, s) for p, s in zip(paths, sizes, strict=True)]
-        done: list[Hashed | bool] = [False] * len(paths)  # False: not done yet
+        done: list[Hashed] = [None] * len(paths)
+        have = [False] * len(paths)  # (None is a result too: "not a small regular file")
         try:
             helper.pump(paths, sizes, last=True)
             j = len(paths)
             while j > len(helper.results):
                 j -= 1
-                done[j] = hash_one(paths[j], sizes[j])
+                done[j], have[j] = hash_one(paths[j], sizes[j]), True
                 if j % PUMP_EVERY == 0:
                     helper.pump(paths, sizes, last=True)
             for k, result in enumerate(helper.results[:j]):
                 if result[0] == 0x2B:  # "+"
                     fields = STAT.unpack_from(result, 33) if sizes[k] < 0 else None
-                    done[k] = ("blake3:" + result[1:33].hex(), fields)
+                    done[k], have[k] = ("blake3:" + result[1:33].hex(), fields), True
         finally:
             helper.stop()
-        return [d if d is not False else hash_one(p, s)  # type: ignore[misc]
-                for d, p, s in zip(done, paths, sizes, strict=True)]
+        return [d if ok else hash_one(p, s)
+                for d, ok, p, s in zip(done, have, paths, sizes, strict=True)]
 
     def close(self) -> None:
         """Stop the helper if :meth:`finish` was never reached (an error while adding)."""

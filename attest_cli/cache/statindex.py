@@ -185,7 +185,9 @@ class StatIndex:
             if st is not None and st.st_size >= _SMALL:  # not shared: BLAKE3's threads
                 digest = _hash(full, st.st_size)
             elif st is not None:
-                digest = next(results)[0]  # type: ignore[index]
+                hashed = next(results)
+                assert hashed is not None  # a file of known size always has a digest
+                digest = hashed[0]
             else:
                 hashed = next(results)
                 if hashed is None:  # not a small regular file: looked at here
