@@ -175,7 +175,7 @@ def _view(app: AppContext, raw_output: bool) -> Observer:
 def _execute(app: AppContext, options: RunOptions, loaded: Loaded,
              raw_output: bool = False) -> RunReport:
     from attest_cli.runner import service as run_service
-    from attest_cli.ui.progress import LiveView
+    from attest_cli.ui.progress import LiveView, PlainView
 
     view = _view(app, raw_output)
     if isinstance(view, LiveView):
@@ -185,6 +185,8 @@ def _execute(app: AppContext, options: RunOptions, loaded: Loaded,
     finally:
         if isinstance(view, LiveView):
             view.stop()
+        elif isinstance(view, PlainView):
+            view.close()
 
 
 def _print_profile(app: AppContext, outcome: ProfileOutcome) -> None:

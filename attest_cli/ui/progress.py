@@ -164,6 +164,14 @@ class PlainView:
             self._timer = None
             self._flush()
 
+    def close(self) -> None:
+        """Write what is held (a run that ended without its RunFinished: an error)."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._flush()
+
     def _flush(self) -> None:
         if self._pending:
             self.stream.write("".join(self._pending))

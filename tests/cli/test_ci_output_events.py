@@ -111,3 +111,11 @@ def test_a_replay_while_another_step_runs_is_written_at_once() -> None:
     view(started("build", False))
     replay(view, "a")
     assert out.getvalue().splitlines() == ["▶ build: make build", "◆ a cached (local)"]
+
+
+def test_close_writes_what_is_held_when_no_summary_comes() -> None:
+    out = CountingStream()
+    view = PlainView(out)
+    replay(view, "a")
+    view.close()  # a run that ended in an error: no RunFinished
+    assert out.getvalue() == "◆ a cached (local)\n"
