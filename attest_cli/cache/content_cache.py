@@ -81,6 +81,7 @@ class KeyReport:
 
 _EMPTY_DIGEST = bytes_digest(b"")
 LIST_ENTRIES_FROM = 512  # steps in a pipeline from which up-to-date checks list the entries
+LIST_ENTRIES_PER_STEP = 20  # ... unless the cache holds more than this many per step
 
 
 class ContentCache:
@@ -111,6 +112,7 @@ class ContentCache:
             self.reapi = cast("ReapiBackend", remote.inner)
         self._fresh: FreshIndex | None = None  # the run's pipeline's, opened at first use
         self._entry_names: set[str] | None = None  # the local entries, listed at first use
+        self._entries_listed = False
         self._records: dict[str, StepRecords] = {}  # per pipeline, opened at first use
 
     # -- keys ----------------------------------------------------------------------------
@@ -211,10 +213,13 @@ class ContentCache:
         """Is the entry in the local tier? A big pipeline lists the entries once (a stat
         per up-to-date step was a tenth of a 5,000-step no-op run); a key missing from
         that listing is asked again (it may have been stored since)."""
-        if self._entry_names is None and len(pipeline.steps) >= LIST_ENTRIES_FROM:
+        if not self._entries_listed and len(pipeline.steps) >= LIST_ENTRIES_FROM:
             with self._lock:
-                if self._entry_names is None:
-                    self._entry_names = self.local.names(entries.ENTRIES.rstrip("/"))
+                if not self._entries_listed:
+                    self._entries_listed = True
+                    self._entry_names = self.local.names(
+                        entries.ENTRIES.rstrip("/"), limit=LIST_ENTRIES_PER_STEP *
+                        len(pipeline.steps))
         if self._entry_names is not None and key in self._entry_names:
             return True
         return self.local.contains(entries.entry_key(key))

@@ -172,6 +172,9 @@ def test_a_big_pipeline_lists_the_entries_once_and_still_sees_an_eviction(
                         lambda self, key: asked.append(key) or real(self, key))
     assert new_cache().fresh(context(root)) is not None
     assert asked == []  # answered by the listing
+    monkeypatch.setattr(content_cache, "LIST_ENTRIES_PER_STEP", 0)  # "too many to read"
+    assert new_cache().fresh(context(root)) is not None
+    assert asked == [f"entries/{decision.key}"]  # asked by name instead
     entry = tmp_path / "cache" / "entries" / decision.key
     entry.unlink()
     assert new_cache().fresh(context(root)) is None

@@ -99,14 +99,22 @@ class LocalBackend:
         path = self._path(key)  # os.path: asked once per up-to-date step
         return os.path.exists(path) or os.path.exists(path + _ZSTD_SUFFIX)
 
-    def names(self, folder: str) -> set[str]:
+    def names(self, folder: str, limit: int) -> set[str] | None:
         """The object names directly in ``folder`` (e.g. ``entries``), as of now; one
-        directory read instead of a ``stat`` per name asked (see ContentCache.fresh)."""
+        directory read instead of a ``stat`` per name asked (see ContentCache.fresh).
+        None past ``limit`` names: a cache shared by many pipelines is asked name by name
+        rather than read whole."""
+        out: set[str] = set()
         try:
-            listed = os.listdir(self._path(folder))
+            with os.scandir(self._path(folder)) as it:
+                for entry in it:
+                    if not entry.name.startswith("."):
+                        out.add(entry.name.removesuffix(_ZSTD_SUFFIX))
+                        if len(out) > limit:
+                            return None
         except (FileNotFoundError, NotADirectoryError):
             return set()
-        return {n.removesuffix(_ZSTD_SUFFIX) for n in listed if not n.startswith(".")}
+        return out
 
     def delete(self, key: str) -> None:
         path = self._path(key)
