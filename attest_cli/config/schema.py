@@ -225,8 +225,9 @@ KEYS: dict[str, Key] = {k.name: k for k in [
     _k("history.path", "str", ".attest/history.db", "SQLite run history."),
     _k("history.retention_days", "int", 90, "Runs older than this are deleted.", minimum=0),
     _k("history.keep_runs", "int", 100,
-       "Run reports and step logs kept under .attest/runs and .attest/logs (newest first); "
-       "older ones are deleted at the end of each run. 0 keeps all.", minimum=0),
+       "Run reports and step logs kept under .attest/runs and .attest/logs, and runs whose "
+       "steps the history keeps (newest first); older ones are deleted at the end of each "
+       "run. 0 keeps all.", minimum=0),
     _k("tracing.enabled", "bool", False, "Export OpenTelemetry traces of every run."),
     _k("tracing.service_name", "str", "attest", "service.name resource attribute."),
     _k("tracing.exporter.type", "enum", "otlp", "otlp, jaeger, zipkin, console or file.",

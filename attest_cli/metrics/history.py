@@ -119,15 +119,17 @@ def history_path(ctx: AppContext, settings: Settings) -> Path:
 class HistoryDB:
     """One history file. Connections are short-lived and per call, so any thread may use it."""
 
-    def __init__(self, path: Path, retention_days: int = 0) -> None:
+    def __init__(self, path: Path, retention_days: int = 0, keep_runs: int = 0) -> None:
         self.path = path
         self.retention_days = retention_days
+        self.keep_runs = keep_runs
         self._ready = False
         self._held: sqlite3.Connection | None = None
 
     @classmethod
     def from_settings(cls, ctx: AppContext, settings: Settings) -> HistoryDB:
-        return cls(history_path(ctx, settings), int(settings["history.retention_days"]))
+        return cls(history_path(ctx, settings), int(settings["history.retention_days"]),
+                   int(settings["history.keep_runs"]))
 
     # -- connections --------------------------------------------------------------------
     @contextlib.contextmanager
@@ -311,7 +313,17 @@ class HistoryDB:
             [(n, p, json.dumps(list(lab)), v) for (n, p, lab), v in snap.gauges.items()])
 
     def _prune(self, conn: sqlite3.Connection) -> None:
-        """Delete runs older than ``history.retention_days`` (0 keeps everything)."""
+        """Delete runs older than ``history.retention_days`` (0 keeps everything), and the
+        step rows of all but the newest ``history.keep_runs`` runs.
+
+        The step rows are nearly all of the file (one per step per run: a 5,000-step
+        pipeline's history grew by ~1 MB a run); a run older than ``keep_runs`` keeps its
+        own row, its cache lookups and its share of the totals, as its report and logs
+        under ``.attest/`` are gone by then too."""
+        if self.keep_runs > 0:
+            conn.execute("DELETE FROM steps WHERE run_id IN (SELECT run_id FROM runs "
+                         "ORDER BY started_at DESC, run_id DESC LIMIT -1 OFFSET ?)",
+                         (self.keep_runs,))
         if self.retention_days <= 0:
             return
         cutoff = time.time() - self.retention_days * 86400.0

@@ -113,3 +113,34 @@ def test_a_started_run_is_visible_as_running_before_it_ends(db: HistoryDB,
     recorder = HistoryRecorder(db)
     recorder(run_events(tmp_path, "r1", "success", hit=False)[0])  # type: ignore[arg-type]
     assert rows(db, "SELECT run_id, status FROM runs") == [("r1", "running")]
+
+
+def test_steps_are_kept_for_the_newest_keep_runs_runs_and_the_runs_themselves_stay(
+        tmp_path: Path) -> None:
+    """Step rows are nearly all of the history (one per step per run): past
+    ``history.keep_runs`` runs they go, as the runs' reports and logs do; the run rows,
+    their lookups and the totals stay until ``history.retention_days``."""
+    import time
+
+    from attest_cli.metrics.tally import Tally
+
+    now = time.time() - 60
+    history = HistoryDB(tmp_path / "history.db", retention_days=90, keep_runs=2)
+    for i in range(5):
+        report = RunReport(run_id=f"r{i}", pipeline="p", pipeline_file="attest.yaml",
+                           started_at=now + i, finished_at=now + i + 0.5, status="success")
+        report.steps = [StepResult(name=f"s{k}", command="true", status="success")
+                        for k in range(3)]
+        history.record_finished(report, {"local": {"hits": 1, "misses": 2}}, [], Tally())
+    records = history.runs(limit=10)
+    assert [r.run_id for r in records] == ["r4", "r3", "r2", "r1", "r0"]
+    assert [len(r.steps) for r in records] == [3, 3, 0, 0, 0]
+    assert all(r.steps_total == 3 for r in records)  # the run's own row keeps its counts
+    assert all(r.cache == {"local": {"hits": 1, "misses": 2}} for r in records)
+    everything = HistoryDB(tmp_path / "all.db", retention_days=90)  # keep_runs 0: keep all
+    for i in range(3):
+        report = RunReport(run_id=f"r{i}", pipeline="p", pipeline_file="attest.yaml",
+                           started_at=now + i, status="success")
+        report.steps = [StepResult(name="s", command="true", status="success")]
+        everything.record_finished(report, {}, [], Tally())
+    assert [len(r.steps) for r in everything.runs()] == [1, 1, 1]
