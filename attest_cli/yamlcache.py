@@ -43,7 +43,7 @@ from attest_cli.yamlfile import MAX_BYTES, LocatedYAML, load_yaml
 
 log = logging.getLogger("attest.pipeline")
 
-_FORMAT = f"attest-parse/2 {__version__} py{sys.version_info[0]}.{sys.version_info[1]} " \
+_FORMAT = f"attest-parse/3 {__version__} py{sys.version_info[0]}.{sys.version_info[1]} " \
           f"marshal{marshal.version}"
 # an entry is a few times the size of its YAML at most (keys and lines); bounded likewise
 MAX_ENTRY_BYTES = 4 * MAX_BYTES
@@ -93,7 +93,7 @@ def settle(doc: LocatedYAML, secrets: Sequence[str], *, write: bool = True,
     on_disk = blob is not None and (doc.prepared is not None or prepared is None)
     if not on_disk:
         try:
-            blob = marshal.dumps((_FORMAT, doc.digest, doc.data, doc.lines, prepared))
+            blob = _entry_bytes(doc, prepared)
         except ValueError:
             return  # a value marshal cannot hold (a YAML timestamp): parse every time
     assert blob is not None
@@ -108,6 +108,24 @@ def settle(doc: LocatedYAML, secrets: Sequence[str], *, write: bool = True,
         log.debug("parse cache %s not updated: %s", entry, exc)
 
 
+# The top-level value kept apart (see LocatedYAML): a cached run never reads it.
+DEFERRED_KEY = "steps"
+
+
+def _entry_bytes(doc: LocatedYAML, prepared: Any) -> bytes:
+    """(format, digest, data, lines, prepared, deferred): with ``prepared``, the steps and
+    their lines are marshalled on their own and held back as bytes (``deferred``)."""
+    data, lines = doc.data, doc.lines
+    if prepared is None or not isinstance(data, dict) or DEFERRED_KEY not in data:
+        return marshal.dumps((_FORMAT, doc.digest, data, lines, prepared, None))
+    head = {k: v for k, v in data.items() if k != DEFERRED_KEY}
+    head_lines = {p: n for p, n in lines.items() if not p or p[0] != DEFERRED_KEY}
+    rest_lines = {p: n for p, n in lines.items() if p and p[0] == DEFERRED_KEY}
+    rest = marshal.dumps((data[DEFERRED_KEY], rest_lines, tuple(data)))
+    return marshal.dumps((_FORMAT, doc.digest, head, head_lines, prepared,
+                          (DEFERRED_KEY, rest)))
+
+
 def _read(entry: Path, digest: str, label: str) -> tuple[LocatedYAML, bytes] | None:
     try:
         blob = read_regular(entry, max_bytes=MAX_ENTRY_BYTES, label=str(entry))
@@ -118,13 +136,19 @@ def _read(entry: Path, digest: str, label: str) -> tuple[LocatedYAML, bytes] | N
     except (EOFError, ValueError, TypeError):
         log.debug("parse cache %s is damaged; parsing the file", entry)
         return None
-    if not (isinstance(value, tuple) and len(value) == 5 and value[0] == _FORMAT
+    if not (isinstance(value, tuple) and len(value) == 6 and value[0] == _FORMAT
             and value[1] == digest and isinstance(value[3], dict)):
+        return None
+    deferred = value[5]
+    if deferred is not None and not (
+            isinstance(value[2], dict) and isinstance(deferred, tuple) and len(deferred) == 2
+            and deferred[0] == DEFERRED_KEY and isinstance(deferred[1], bytes)):
         return None
     lines = value[3]
     # marshal gives exact types: one C-level pass over each side (30,000 nodes per 5,000
     # steps), not a Python test per item
     if not (set(map(type, lines)) <= {tuple} and set(map(type, lines.values())) <= {int}):
         return None
-    return LocatedYAML(path=label, data=value[2], lines=lines, prepared=value[4]), blob
+    return LocatedYAML(path=label, data=value[2], lines=lines, prepared=value[4],
+                       deferred=deferred), blob
 

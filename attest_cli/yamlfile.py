@@ -13,7 +13,6 @@ Duplicate mapping keys are an error too: YAML says keys are unique, and a receip
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,22 +28,82 @@ MAX_BYTES = 50 * 2**20
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
-@dataclass
 class LocatedYAML:
-    """Plain data plus the 1-based line of each key path (``("steps", "build", "run")``)."""
+    """Plain data plus the 1-based line of each key path (``("steps", "build", "run")``).
 
-    path: str
-    data: Any
-    lines: dict[tuple[str, ...], int] = field(default_factory=dict)
-    digest: str | None = None  # of the file's bytes, when the loader took one
-    # what an earlier load built from the same bytes (attest_cli.yamlcache)
-    prepared: Any = None
+    A kept parse (attest_cli.yamlcache) may hold one top-level value and its lines back
+    as marshal bytes (``deferred``): a cached run rebuilds its steps from ``prepared`` and
+    never needs them, and unmarshalling them was a tenth of a 5,000-step no-op. ``head``
+    is the top-level mapping without that value; ``data`` and ``lines`` bring it back.
+    """
+
+    def __init__(self, path: str, data: Any, lines: dict[tuple[str, ...], int] | None = None,
+                 digest: str | None = None, prepared: Any = None, *,
+                 deferred: tuple[str, bytes] | None = None) -> None:
+        self.path = path
+        self._data = data
+        self._lines = {} if lines is None else lines
+        self.digest = digest  # of the file's bytes, when the loader took one
+        # what an earlier load built from the same bytes (attest_cli.yamlcache)
+        self.prepared = prepared
+        self._deferred = deferred
+
+    @property
+    def head(self) -> Any:
+        """The data, without the deferred top-level value if there is one (no load)."""
+        return self._data
+
+    @property
+    def data(self) -> Any:
+        if self._deferred is not None:
+            self._restore()
+        return self._data
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        self._deferred = None
+        self._data = value
+
+    @property
+    def lines(self) -> dict[tuple[str, ...], int]:
+        if self._deferred is not None:
+            self._restore()
+        return self._lines
+
+    @property
+    def deferred(self) -> tuple[str, bytes] | None:
+        """The held-back top-level key and the marshal bytes of (its value, its lines, the
+        top-level keys in order)."""
+        return self._deferred
+
+    def _restore(self) -> None:
+        import marshal
+
+        assert self._deferred is not None
+        key, blob = self._deferred
+        self._deferred = None
+        # the value, its lines and the order of the top-level keys (so the mapping is the
+        # one the parser built), as yamlcache wrote them; checked like the rest of an entry
+        try:
+            value, lines, order = marshal.loads(blob)
+            if not (type(lines) is dict and set(map(type, lines)) <= {tuple}
+                    and set(map(type, lines.values())) <= {int} and type(order) is tuple
+                    and set(order) == {*self._data, key}):
+                raise ValueError("unexpected layout")
+        except (EOFError, ValueError, TypeError) as exc:
+            raise InputError(f"the kept parse of this file is damaged ({exc}); delete "
+                             ".attest/parsed and run again", path=self.path) from None
+        self._data = {k: value if k == key else self._data[k] for k in order}
+        self._lines.update(lines)
 
     def line(self, *keys: str) -> int | None:
         """The line of the deepest known prefix of ``keys`` (so errors always get a line)."""
+        if self._deferred is not None and keys and keys[0] == self._deferred[0]:
+            self._restore()
+        lines = self._lines
         for end in range(len(keys), -1, -1):
-            if keys[:end] in self.lines:
-                return self.lines[keys[:end]]
+            if keys[:end] in lines:
+                return lines[keys[:end]]
         return None
 
     def error(self, message: str, *keys: str) -> InputError:

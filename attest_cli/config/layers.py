@@ -114,11 +114,14 @@ def flatten_sections(doc: LocatedYAML, data: Mapping[str, Any], *, prefix: tuple
 def apply_file(settings: Settings, doc: LocatedYAML, origin: str,
                *, allowed_top: set[str] | None = None) -> None:
     """Apply one file's settings; ``origin`` is ``"<layer> <path>"``."""
-    if doc.data is None:
+    # the head: a kept parse of the pipeline file holds its steps back (yamlfile), and no
+    # setting is under them
+    data = doc.head
+    if data is None:
         return
-    if not isinstance(doc.data, dict):
+    if not isinstance(data, dict):
         raise InputError("expected a mapping of settings", path=doc.path, line=1)
-    for key, (raw, line) in flatten_sections(doc, doc.data, allowed_top=allowed_top).items():
+    for key, (raw, line) in flatten_sections(doc, data, allowed_top=allowed_top).items():
         spec = KEYS[key]
         try:
             value = spec.coerce(raw)
@@ -177,7 +180,7 @@ def load_settings(sources: ConfigSources) -> Settings:
     settings = defaults()
     if sources.user_file.is_file():
         apply_file(settings, sources.load(sources.user_file), f"user {sources.user_file}")
-    if sources.pipeline_doc is not None and isinstance(sources.pipeline_doc.data, dict):
+    if sources.pipeline_doc is not None and isinstance(sources.pipeline_doc.head, dict):
         apply_file(settings, sources.pipeline_doc, f"pipeline {sources.pipeline_doc.path}",
                    allowed_top=PIPELINE_SECTIONS)
     if sources.project_file.is_file():

@@ -138,3 +138,38 @@ def test_configuration_files_are_kept_too_unless_they_hold_a_credential(
     loaded(project)
     kept = list((project / ".attest" / "parsed").iterdir())
     assert kept and not [p for p in kept if b"hunter2-pw" in p.read_bytes()]
+
+
+def test_a_cached_load_leaves_the_steps_unread_yet_they_come_back_whole(
+        project: Path) -> None:
+    """The kept parse holds the steps back: a cached run rebuilds them from the prepared
+    form, reads the settings beside them, and never unmarshals them; asking for the data
+    or a line under them brings them back, in the parser's order."""
+    write_pipeline(project, "name: demo\n" + PIPELINE + "cache:\n  enabled: false\n")
+    first = AppContext(workdir=project, environ={}).pipeline_doc(required=True,
+                                                                reuse_parse=True)
+    assert first is not None
+    loaded(project)  # writes the entry
+    ctx = AppContext(workdir=project, environ={})
+    pipeline, settings, _order = load(ctx, RunOptions())
+    assert settings.get("cache.enabled") is False  # a section beside the steps
+    doc = ctx.pipeline_doc(required=True, reuse_parse=True)
+    assert doc is not None and doc.deferred is not None and doc.deferred[0] == "steps"
+    assert "steps" not in doc.head and doc.head["name"] == "demo"
+    assert doc.line("steps", "test", "needs") == first.line("steps", "test", "needs") == 11
+    assert doc.deferred is None  # brought back by the line asked for
+    assert list(doc.data) == list(first.data) == ["name", "steps", "cache"]
+    assert doc.data == first.data and doc.lines == first.lines
+    assert pipeline.steps["test"].needs == ("build",)
+
+
+def test_a_damaged_held_back_part_is_one_located_error(project: Path) -> None:
+    write_pipeline(project, PIPELINE)
+    loaded(project)
+    doc = AppContext(workdir=project, environ={}).pipeline_doc(required=True,
+                                                              reuse_parse=True)
+    assert doc is not None and doc.deferred is not None
+    doc._deferred = ("steps", b"\x00garbage")  # as a disk error would leave it
+    with pytest.raises(yamlfile.InputError, match=r"kept parse .* is damaged") as err:
+        _ = doc.data
+    assert err.value.path == doc.path
