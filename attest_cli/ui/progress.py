@@ -134,13 +134,16 @@ class PlainView:
     stderr) can therefore come before lines of such a row.
     """
 
-    observed_events = (StepStarted, CacheChecked, StepOutput, StepFinished, RunFinished)
+    observed_events: tuple[type[Event], ...] = (StepStarted, CacheChecked, StepOutput,
+                                                StepFinished, RunFinished)
 
     def __init__(self, stream: TextIO, *, show_output: bool = True, quiet: bool = False,
                  output: OutputFilter | None = None) -> None:
         self.stream = stream
         self.show_output = show_output and not quiet
         self.quiet = quiet
+        if quiet:  # failures and the end only: no start, output or cached line to track
+            self.observed_events = (StepFinished, RunFinished)
         self.width = 0
         self.output = output or OutputFilter()
         self.cache = CacheReplays()
