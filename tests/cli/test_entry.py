@@ -1,0 +1,34 @@
+"""The console entry point: what it leaves of the garbage collector, in-process and at exit."""
+
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from attest_cli.cli.app import main
+
+
+def test_in_process_main_leaves_the_collector_as_it_was(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    before = (gc.isenabled(), gc.get_threshold(), gc.get_freeze_count())
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0 and capsys.readouterr().out.startswith("attest ")
+    assert (gc.isenabled(), gc.get_threshold(), gc.get_freeze_count()) == before
+
+
+def test_the_console_entry_freezes_what_is_alive_so_the_exit_does_not_walk_it(
+        tmp_path: Path) -> None:
+    code = ("import gc, sys\nfrom attest_cli.cli.app import main\n"
+            "sys.argv = ['attest', '--version']\n"
+            "try:\n    main()\nexcept SystemExit as exc:\n"
+            "    print(exc.code, gc.get_freeze_count() > 1000)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.stdout.splitlines()[-1] == "0 True", proc.stderr
