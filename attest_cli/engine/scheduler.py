@@ -262,8 +262,12 @@ class Scheduler:
                         cast("dict[str, str]", self.options.base_env))  # read, never written
 
     def _env_for(self, step: Step) -> dict[str, str]:
-        """The environment a step's process receives (a copy it may extend)."""
-        return dict(self._env_view(step))
+        """The environment a step's process receives (a copy it may extend): the mappings
+        of :meth:`_env_view` merged at C speed (``dict(ChainMap)`` asks every map for every
+        name: ~20 µs a step with a CI runner's environment)."""
+        return {**self.options.base_env, **self.pipeline.env, **step.env,
+                "ATTEST_RUN_ID": self.report.run_id, "ATTEST_STEP": step.name,
+                "ATTEST_PIPELINE": self.pipeline.name}
 
     def _work(self, step: Step, slot: int, upstream: dict[str, StepResult]) -> None:
         try:
