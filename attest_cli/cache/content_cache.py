@@ -286,11 +286,12 @@ class ContentCache:
             log_text = log_bytes.decode("utf-8", "replace")
             outputs = [{"path": f.path, "hash": f.digest} for f in manifest.files
                        if f.kind != "dir"]
-            self._note_fresh(ctx, parts, states, manifest.output_digest, outputs,
+            output_digest = manifest.output_digest  # computed, not stored: once
+            self._note_fresh(ctx, parts, states, output_digest, outputs,
                              manifest.log_digest if log_bytes else None)
             return CacheDecision(
                 hit=True, backend=backend.name, key=key, log_text=log_text,
-                output_digest=manifest.output_digest, outputs=outputs,
+                output_digest=output_digest, outputs=outputs,
                 inputs=inputs, components=parts.summary(), state=state)
         self._count(self.backend_name, "misses")
         return CacheDecision(hit=False, backend=self.backend_name, key=key,

@@ -26,7 +26,6 @@ a temp file and renamed at the end of a run, without an fsync.
 
 from __future__ import annotations
 
-import json
 import logging
 import marshal
 import os
@@ -37,7 +36,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from attest_cli import __version__
+from attest_cli import __version__, compactjson
 from attest_cli.atomic import write_atomic
 from attest_cli.cache.keys import FORMAT_VERSION, key_env, platform_tag
 from attest_cli.cache.statindex import RACY_SECONDS, FileState, Signature, signature_of
@@ -73,10 +72,9 @@ def fingerprint(pipeline: Pipeline, step: Step, environ: Mapping[str, str]) -> s
     """Everything in the key but file contents and upstream digests, as one digest."""
     env = key_env(pipeline.env, step.env, step.cache_env, step.cache_exclude_env,
                   pipeline.secret_names, environ)
-    text = json.dumps([FORMAT_VERSION, platform_tag(), step.run, sorted(env.items()),
-                       list(step.inputs), list(step.outputs), sorted(step.needs)],
-                      separators=(",", ":"))
-    return bytes_digest(text.encode("utf-8", "surrogateescape"))
+    return bytes_digest(compactjson.dumps(
+        [FORMAT_VERSION, platform_tag(), step.run, sorted(env.items()), step.inputs,
+         step.outputs, sorted(step.needs)]))
 
 
 Vouchers = list[tuple[str, Signature, bool]]  # (path, lstat signature, is a directory)

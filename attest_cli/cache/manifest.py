@@ -14,11 +14,11 @@ symlink target's length and the number of key components.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from attest_cli import compactjson
 from attest_cli.cache.keys import encode
 from attest_cli.digest import bytes_digest
 
@@ -145,7 +145,7 @@ def parse(raw: bytes, *, key: str, limits: ManifestLimits = LIMITS) -> Manifest:
         raise CorruptEntry(f"manifest is {len(raw)} bytes, above the {limits.max_bytes}-byte "
                            "limit")
     try:
-        data = json.loads(raw)
+        data = compactjson.loads(raw)  # orjson; the standard library for what it refuses
     except (ValueError, UnicodeDecodeError) as exc:
         raise CorruptEntry(f"manifest is not JSON ({exc})") from None
     except RecursionError:
