@@ -50,7 +50,7 @@ from attest_cli.cache.restore import (
     restore_files,
     restored_mode,
 )
-from attest_cli.cache.statindex import FileState, StatIndex, restat
+from attest_cli.cache.statindex import FileState, StatIndex
 from attest_cli.digest import bytes_digest
 from attest_cli.engine.interfaces import CacheDecision, StepContext, StoreOutcome
 from attest_cli.pathspec import covers
@@ -389,12 +389,18 @@ class ContentCache:
               log_path: Path) -> StoreOutcome:
         state = decision.state
         assert isinstance(state, _MissState)
+        from attest_cli.cache.parallel_restat import RestatCheck  # stores only
+
         step, root = ctx.step, ctx.pipeline.root
-        changed = restat(root, state.inputs)
-        fresh = self._fresh_index(ctx.pipeline)
-        # plain trees: their vouchers, taken now, prove the same files are there (and go
-        # into the up-to-date record); otherwise the declarations are expanded again
-        ins = fresh.input_vouchers(root, step, state.inputs)
+        check = RestatCheck(root, state.inputs)  # many inputs: a helper checks a part
+        try:
+            fresh = self._fresh_index(ctx.pipeline)
+            # plain trees: their vouchers, taken now, prove the same files are there (and
+            # go into the up-to-date record); otherwise the declarations are expanded again
+            ins = fresh.input_vouchers(root, step, state.inputs)
+            changed = check.finish()
+        finally:
+            check.close()
         if ins is None:
             now = input_paths(root, step.inputs)
             before = [s.path for s in state.inputs]

@@ -1,0 +1,109 @@
+"""The check that a step's inputs did not change while it ran, shared with a helper process.
+
+Before a step's outputs are stored, every input is ``lstat``-ed again and compared with the
+signature its key was computed from (:func:`~attest_cli.cache.statindex.restat`). Over
+10,000 inputs that is ~20 ms, a tenth of a cold run's work beyond its start-up, and the
+store's other walk (the inputs' vouchers, ~11 ms) waits behind it. Threads cannot share
+it: each ``lstat`` gives up the GIL (see parallel_hash for the figures).
+
+So, past :data:`SHARE_FROM` inputs on two cores or more, :class:`RestatCheck` hands the
+head of the list to :mod:`attest_cli.cache.stat_worker` (a bare ``python -I -S``, ~8 ms to
+start) as soon as the step has ended, the caller walks the vouchers meanwhile, and
+:meth:`RestatCheck.finish` checks the tail here before it reads the helper's answer. A
+helper that cannot start, cannot take the whole list at once, or answers anything but one
+byte per file leaves its part to this process: the answer is the same either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from attest_cli.cache.parallel_hash import FS_ENCODING, PIPE_BYTES, usable_cores
+from attest_cli.cache.statindex import FileState, restat
+
+WORKER = Path(__file__).with_name("stat_worker.py")
+SHARE_FROM = 4096  # inputs: below, the helper's start-up is more than its share
+HELPER_SHARE = 0.6  # of the files, from the head: it starts ~8 ms after this side
+
+
+class RestatCheck:
+    """:func:`restat` of ``states``, begun now (the helper's part) and ended by
+    :meth:`finish`; :meth:`close` stops a helper whose answer was never read."""
+
+    def __init__(self, root: Path, states: Sequence[FileState]) -> None:
+        self.root = root
+        self.states = states
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.head: list[FileState] = []
+        if len(states) >= SHARE_FROM and usable_cores() >= 2:
+            self._start()
+
+    def _start(self) -> None:
+        cut = int(len(self.states) * HELPER_SHARE)
+        head = [s for s in self.states[:cut] if s.target_signature is None]
+        prefix = str(self.root).rstrip("/") + "/"
+        payload = "".join([f"{d} {i} {z} {m} {c}\t{prefix}{s.path}\0"
+                           for s in head for d, i, z, m, c in (s.signature,)]
+                          ).encode(*FS_ENCODING)
+        try:
+            proc = subprocess.Popen([sys.executable, "-I", "-S", str(WORKER)],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL, close_fds=True)
+        except OSError:
+            return
+        assert proc.stdin is not None
+        try:
+            fd = proc.stdin.fileno()
+            size = fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+            if len(payload) > size:  # it would block until the helper reads: not worth it
+                raise BlockingIOError
+            os.set_blocking(fd, False)
+            if os.write(fd, payload) != len(payload):
+                raise BlockingIOError
+            proc.stdin.close()
+        except (OSError, AttributeError):
+            _stop(proc)
+            return
+        self.proc, self.head = proc, head
+
+    def finish(self) -> list[str]:
+        """The paths whose signature differs now, in the order of ``states``."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return restat(self.root, self.states)
+        mine = {id(s) for s in self.head}
+        tail = restat(self.root, [s for s in self.states if id(s) not in mine])
+        try:
+            assert proc.stdout is not None
+            answer = proc.stdout.read()
+        except OSError:
+            answer = b""
+        finally:
+            _stop(proc)
+        if len(answer) != len(self.head) or answer.translate(None, b"=!"):
+            head = restat(self.root, self.head)  # no usable answer: this side checks
+        else:
+            head = [s.path for s, byte in zip(self.head, answer, strict=True) if byte != 0x3D]
+        changed = set(head) | set(tail)
+        return [s.path for s in self.states if s.path in changed]
+
+    def close(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+            self.proc = None
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    for f in (proc.stdin, proc.stdout):
+        if f is not None and not f.closed:
+            with contextlib.suppress(OSError):
+                f.close()
+    proc.wait()
