@@ -119,7 +119,10 @@ class StatIndex:
             payload = dumps({"version": INDEX_VERSION, "entries": {
                 k: [sig, d] for k, (sig, d) in self._entries.items()}})
             self._dirty = False
-        write_atomic(self.path, payload)
+        # no fsync: after a power cut the index is the old one, empty or torn, and each of
+        # those is safe (an entry is used only while the file still has its signature; a
+        # file that does not parse is ignored). A storing run syncs the file system anyway.
+        write_atomic(self.path, payload, sync=False)
 
     def digest(self, full: Path | str, st: os.stat_result) -> str:
         """The content digest of ``full`` (whose ``lstat`` is ``st``), read only if needed."""
