@@ -102,6 +102,7 @@ class ContentCache:
         self._lock = threading.Lock()
         self._warned_vars: set[str] = set()
         self._dirty = False  # written to the local tier since the last sync
+        self._sync: threading.Thread | None = None  # the sync :meth:`flush` started
         # read once (attest never changes it): /proc/self/status per output was a per-step
         # cost of every no-op run
         self._umask = process_umask()
@@ -497,6 +498,23 @@ class ContentCache:
                         "will not re-run the step (list it in cache_env, or in "
                         "cache_exclude_env to silence this)", step.name, name)
 
+    def flush(self) -> None:
+        """Every step has ended: write the stat index and the records now, and start the
+        one sync of the local tier's file system in the background, so that it overlaps
+        the end of the run (history, report, receipt). :meth:`close` waits for it."""
+        self._save_indexes()
+        if self._dirty and self._sync is None:
+            self._dirty = False
+            self._sync = threading.Thread(target=sync_filesystem, args=(self.local.root,),
+                                          name="attest-sync", daemon=True)
+            self._sync.start()
+
+    def _save_indexes(self) -> None:
+        self.index.save()
+        for records in self._records.values():
+            if records.save():
+                self._dirty = True
+
     def close(self) -> None:
         """End of the run: save the stat index; one sync of the local tier's file system.
 
@@ -506,12 +524,12 @@ class ContentCache:
         if attest dies, only the steps not yet finished are lost; if the machine loses
         power before this sync, entries stored since the last sync may be missing or torn,
         and a torn one is a miss (deleted), never a wrong restore."""
-        self.index.save()
-        for records in self._records.values():
-            if records.save():
-                self._dirty = True
-        if self._dirty:
+        self._save_indexes()
+        if self._dirty:  # written since :meth:`flush`, or a run that never reached it
             self._dirty = False
             sync_filesystem(self.local.root)
+        if self._sync is not None:
+            self._sync.join()
+            self._sync = None
         if self.remote is not None:
             self.remote.close()

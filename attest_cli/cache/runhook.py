@@ -44,6 +44,7 @@ def attach(run: RunContext) -> None:
             enforce_limits(cache.local, run.settings, stored=stored)
         except OSError as exc:
             log.warning("could not apply the cache size and retention limits: %s", exc)
+        cache.flush()  # its sync overlaps the rest of the run's end; close waits for it
 
     run.before_finish(finish)
     run.on_close(cache.close)

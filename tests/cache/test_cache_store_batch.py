@@ -65,6 +65,35 @@ def test_storing_steps_syncs_nothing_per_step_and_once_per_run(
     assert len(records) == 1  # the pipeline's record map, once per run
 
 
+def test_flush_writes_the_indexes_and_syncs_in_the_background_which_close_awaits(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once every step has ended, the sync overlaps the rest of the run's end (report,
+    history, receipt): started by flush on a thread of its own, joined by close, once."""
+    import threading
+
+    cache, pipeline = _setup(tmp_path, 3)
+    _store_all(cache, pipeline, tmp_path)
+    release = threading.Event()
+    syncs: list[tuple[Path, str]] = []
+
+    def slow_sync(path: Path) -> None:
+        syncs.append((path, threading.current_thread().name))
+        release.wait(10)
+
+    monkeypatch.setattr(content_cache, "sync_filesystem", slow_sync)
+    records = cache.local.root / "steps"
+    cache.flush()  # returns while the sync is still running
+    assert syncs == [(cache.local.root, "attest-sync")]
+    assert list(records.iterdir())  # the records were written before the sync began
+    closer = threading.Thread(target=cache.close)
+    closer.start()
+    closer.join(0.2)
+    assert closer.is_alive()  # close waits for the sync
+    release.set()
+    closer.join(10)
+    assert not closer.is_alive() and len(syncs) == 1  # and does not sync a second time
+
+
 def test_entries_stored_without_per_step_sync_restore_and_explain(tmp_path: Path) -> None:
     cache, pipeline = _setup(tmp_path, 3)
     _store_all(cache, pipeline, tmp_path)
