@@ -31,7 +31,8 @@ Workloads (``--only`` takes a comma-separated list of these names):
   --porcelain`` in the same tree (committed, index fresh).
 - ``tracing``: a 200-step chain of ``true`` (``-j1 --no-cache``) with tracing off, on with the
   ``file`` exporter writing to an empty file, and on with a trace file that already holds
-  ``--trace-runs`` runs (restored before every run, untimed). Peak RSS of attest is shown.
+  ``--trace-runs`` runs (cut back to those runs before every run, untimed). Peak RSS of
+  attest is shown.
 - ``prometheus``: a cached ``noop`` pipeline of ``--prom-steps`` steps with the seed's
   ``monitoring.prometheus`` block (enabled, loopback port, ``/metrics``, namespace ``attest``,
   in ``.attest/config.yaml``) against the same pipeline without it.
@@ -630,12 +631,17 @@ class Bench:
         with template.open("wb") as f:
             for _ in range(runs):
                 f.write(one_run)
-        template_mib = template.stat().st_size / 2**20
+        template_bytes = template.stat().st_size
+        template_mib = template_bytes / 2**20
+        shutil.copyfile(template, full / "t.jsonl")
+        os.sync()  # a file that has held those runs for a while: on disk, nothing dirty
         variants = {
             "off": Variant(cmd, off, env),
             "on": Variant(cmd, fresh, env, lambda: (fresh / "t.jsonl").unlink(missing_ok=True)),
+            # back to the runs it held: what a run appended is cut off (copying the 209 MiB
+            # again before each run left them to be written back during the timed run)
             "on-full": Variant(cmd, full, env,
-                               lambda: shutil.copyfile(template, full / "t.jsonl")),
+                               lambda: os.truncate(full / "t.jsonl", template_bytes)),
         }
         s = interleaved(variants, self.repeat, self.warmup)
         t = {k: med(v) for k, v in s.items()}
