@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 
-def _hostname() -> str:
+def hostname() -> str:
     """``socket.gethostname()``, which is the node name on POSIX, without importing
     ``socket`` (~2 ms of every run's start-up)."""
     return os.uname().nodename
@@ -62,7 +62,7 @@ def start_token(pid: int) -> str | None:
 
 def current() -> ProcessIdentity:
     pid = os.getpid()
-    return ProcessIdentity(pid=pid, host=_hostname(), start=start_token(pid))
+    return ProcessIdentity(pid=pid, host=hostname(), start=start_token(pid))
 
 
 def is_dead(pid: int | None, host: str | None, start: str | None) -> bool:
@@ -72,7 +72,7 @@ def is_dead(pid: int | None, host: str | None, start: str | None) -> bool:
 
     A run of another host, or one recorded without a pid, is never declared dead.
     """
-    if pid is None or not host or host != _hostname():
+    if pid is None or not host or host != hostname():
         return False
     if start is not None and start.rpartition(":")[0] != _namespace():
         # another boot: every process of it is gone; another pid namespace: cannot tell

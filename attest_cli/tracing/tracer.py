@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import subprocess
 import threading
 from collections.abc import Callable, Mapping
@@ -35,6 +34,7 @@ from attest_cli.engine.events import (
 )
 from attest_cli.engine.masking import SecretMasker
 from attest_cli.engine.run_report import RunReport, StepResult
+from attest_cli.procid import hostname
 from attest_cli.tracing.config import TracingConfig
 from attest_cli.tracing.context import (
     ATTEST_KEY,
@@ -209,7 +209,7 @@ class RunTracer:
 
         attrs: dict[str, Any] = {k: masker(v) for k, v in cfg.resource_attributes.items()}
         attrs.update({"service.name": cfg.service_name, "service.version": __version__,
-                      "host.name": socket.gethostname(),
+                      "host.name": hostname(),
                       "telemetry.sdk.language": "python", "telemetry.sdk.name": "opentelemetry",
                       "telemetry.sdk.version": sdk_version})
         self.resource = Resource(attrs)
