@@ -12,7 +12,7 @@ need the SDK's class (the OTLP encoder, the console exporter).
 
 from __future__ import annotations
 
-import random
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from enum import IntEnum
@@ -68,16 +68,17 @@ class Scope(NamedTuple):
 
 
 def new_trace_id() -> int:
-    """128 random bits, never zero (as the SDK's RandomIdGenerator)."""
+    """128 random bits, never zero (as the SDK's RandomIdGenerator), from the system's
+    generator: ``random`` and what it imports were ~2 ms of a traced run's start-up."""
     while True:
-        value = random.getrandbits(128)
+        value = int.from_bytes(os.urandom(16), "big")
         if value:
             return value
 
 
 def new_span_id() -> int:
     while True:
-        value = random.getrandbits(64)
+        value = int.from_bytes(os.urandom(8), "big")
         if value:
             return value
 
