@@ -128,12 +128,18 @@ class _Helper:
         self.buf = data[whole:]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        for f in (self.proc.stdin, self.proc.stdout):
-            if f is not None and not f.closed:
+        stop_helper(self.proc)
+
+
+def stop_helper(proc: subprocess.Popen[bytes]) -> None:
+    """Kill a helper that is still running, close this side's pipes, reap it."""
+    if proc.poll() is None:
+        proc.kill()
+    for f in (proc.stdin, proc.stdout):
+        if f is not None and not f.closed:
+            with contextlib.suppress(OSError):
                 f.close()
-        self.proc.wait()
+    proc.wait()
 
 
 Fields = tuple[int, int, int, int, int, int]  # dev, ino, size, mtime_ns, ctime_ns, mode

@@ -16,7 +16,6 @@ byte per file leaves its part to this process: the answer is the same either way
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import subprocess
@@ -24,7 +23,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from attest_cli.cache.parallel_hash import FS_ENCODING, PIPE_BYTES, usable_cores
+from attest_cli.cache.parallel_hash import FS_ENCODING, PIPE_BYTES, stop_helper, usable_cores
 from attest_cli.cache.statindex import FileState, restat
 
 WORKER = Path(__file__).with_name("stat_worker.py")
@@ -68,7 +67,7 @@ class RestatCheck:
                 raise BlockingIOError
             proc.stdin.close()
         except (OSError, AttributeError):
-            _stop(proc)
+            stop_helper(proc)
             return
         self.proc, self.head = proc, head
 
@@ -85,7 +84,7 @@ class RestatCheck:
         except OSError:
             answer = b""
         finally:
-            _stop(proc)
+            stop_helper(proc)
         if len(answer) != len(self.head) or answer.translate(None, b"=!"):
             head = restat(self.root, self.head)  # no usable answer: this side checks
         else:
@@ -95,15 +94,5 @@ class RestatCheck:
 
     def close(self) -> None:
         if self.proc is not None:
-            _stop(self.proc)
+            stop_helper(self.proc)
             self.proc = None
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.kill()
-    for f in (proc.stdin, proc.stdout):
-        if f is not None and not f.closed:
-            with contextlib.suppress(OSError):
-                f.close()
-    proc.wait()
