@@ -23,9 +23,7 @@ import socket
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -34,6 +32,7 @@ from attest_cli.errors import ConfigError
 
 if TYPE_CHECKING:  # asyncio is imported on the server's own thread (~20 ms off the run's path)
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
 log = logging.getLogger("attest.metrics")
 
@@ -91,6 +90,8 @@ def _bind(host: str, port: int, backlog: int, where: str) -> socket.socket:
 
 def _response(code: int, ctype: str, body: bytes, *, keep_alive: bool,
               head_only: bool = False) -> bytes:
+    from http import HTTPStatus  # on the server's thread: not on a run's start-up path
+
     try:
         phrase = HTTPStatus(code).phrase
     except ValueError:
@@ -149,8 +150,7 @@ class EndpointServer:
         self._lazy = False
         self._wake_r: socket.socket | None = None
         self._wake_w: socket.socket | None = None
-        self._pool = ThreadPoolExecutor(max_workers=self.limits.workers,
-                                        thread_name_prefix="attest-http")
+        self._pool: ThreadPoolExecutor | None = None  # made on the server's thread
         self._conns: set[asyncio.Task[None]] = set()
         self._idle: OrderedDict[asyncio.Task[None], asyncio.StreamWriter] = OrderedDict()
 
@@ -200,11 +200,15 @@ class EndpointServer:
         for end in (self._wake_r, self._wake_w):
             if end is not None:
                 end.close()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def _main(self) -> None:
         import asyncio
+        from concurrent.futures import ThreadPoolExecutor
 
+        self._pool = ThreadPoolExecutor(max_workers=self.limits.workers,
+                                        thread_name_prefix="attest-http")
         self._stop = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         if self._stopping:  # stop() came before the loop existed
