@@ -293,11 +293,11 @@ class ContentCache:
             return CacheDecision(
                 hit=True, backend=backend.name, key=key, log_text=log_text,
                 output_digest=output_digest, outputs=outputs,
-                inputs=inputs, components=parts.summary(), state=state)
+                inputs=inputs, components=parts.lazy_summary(), state=state)
         self._count(self.backend_name, "misses")
         return CacheDecision(hit=False, backend=self.backend_name, key=key,
                              reason=self._miss_reason(pipeline, step, parts, problems),
-                             inputs=inputs, components=parts.summary(), state=state)
+                             inputs=inputs, components=parts.lazy_summary(), state=state)
 
     def _miss_reason(self, pipeline: Pipeline, step: Step, parts: KeyParts,
                      problems: list[str]) -> str:

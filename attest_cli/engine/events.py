@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -62,7 +62,7 @@ class CacheChecked(Event):
     key: str | None
     reason: str | None  # on a miss: what differs from the last stored entry
     duration: float
-    components: dict[str, str] | None = None
+    components: Mapping[str, str] | None = None
     up_to_date: bool = False  # decided by the up-to-date check, without a lookup
 
 

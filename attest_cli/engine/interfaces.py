@@ -49,7 +49,7 @@ class CacheDecision:
     output_digest: str | None = None
     outputs: list[dict[str, str]] = field(default_factory=list)
     inputs: list[dict[str, str]] = field(default_factory=list)
-    components: dict[str, str] | None = None
+    components: Mapping[str, str] | None = None
     state: object = None
 
 

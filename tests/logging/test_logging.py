@@ -71,10 +71,17 @@ def test_level_precedence_flag_over_env_over_config(project: Path) -> None:
 
 
 def test_trace_level_shows_cache_and_step_detail(project: Path) -> None:
-    write_pipeline(project, "steps:\n  a: {run: 'true'}\n")
+    write_pipeline(project, "steps:\n  a: {run: 'true', inputs: [in.txt]}\n")
+    (project / "in.txt").write_text("x\n")
     proc = attest("run", "--log-format", "json", "--log-level", "trace", cwd=project)
-    messages = {e["message"] for e in json_lines(proc.stderr)}
+    events = json_lines(proc.stderr)
+    messages = {e["message"] for e in events}
     assert {"Step started", "Step finished"} <= messages
+    # the key's components, folded from the lookup's summary only for this log
+    (components,) = [e for e in events if e["message"] == "cache key components"]
+    assert components["fields"]["step"] == "a"
+    assert components["fields"]["inputs"].startswith("1 file(s) ")
+    assert components["fields"]["command"].startswith("blake3:")
 
 
 def test_bad_env_log_level_is_a_config_error(project: Path) -> None:
