@@ -28,6 +28,8 @@ from tests.support import (
 def query(prom: int, expr: str) -> list[dict]:
     url = f"http://127.0.0.1:{prom}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
     code, body = get(url)
+    if code == 503:  # Prometheus listens before its storage is ready ("Service Unavailable")
+        return []
     doc = json.loads(body)
     assert code == 200 and doc["status"] == "success", (expr, body)
     return list(doc["data"]["result"])
