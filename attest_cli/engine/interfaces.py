@@ -66,6 +66,9 @@ class StepCache(Protocol):
     """A step cache as the scheduler sees it."""
 
     backend_name: str
+    # Stores also write to a remote tier, so a store mostly waits on the network: the
+    # scheduler then frees the step's slot for the next command during the upload.
+    uploads: bool
 
     def fresh(self, ctx: StepContext) -> CacheDecision | None:
         """A hit decided without a lookup (nothing the key covers changed), or None.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -174,6 +174,8 @@ class FakeStepCache:
     stored: dict[str, str] = field(default_factory=dict)
     looked_up: list[str] = field(default_factory=list)
     fresh_steps: Mapping[str, str] = field(default_factory=dict)  # decided without a lookup
+    uploads: bool = False
+    on_store: Callable[[str], None] | None = None  # called with the step name as a store begins
 
     def fresh(self, ctx: StepContext) -> CacheDecision | None:
         name = ctx.step.name
@@ -193,6 +195,8 @@ class FakeStepCache:
 
     def store(self, ctx: StepContext, decision: CacheDecision, result: StepResult,
               log_path: Path) -> StoreOutcome:
+        if self.on_store is not None:
+            self.on_store(ctx.step.name)
         self.stored[ctx.step.name] = (log_path.read_text(encoding="utf-8")
                                       if log_path.exists() else "")  # a silent step has none
         return StoreOutcome(stored=True, bytes=len(self.stored[ctx.step.name]),

@@ -43,7 +43,7 @@ OUTPUTS = ["out/a.txt", "out/bin/run.sh", "out/empty", "out/link.txt", "other.tx
 
 def check_remote_round_trip(root: Path, backend: str, env: dict[str, str] | None = None
                             ) -> None:
-    _, first = run(root, env=env)
+    _, first = run(root, "-j", "2", env=env)  # gen and other upload while the next one runs
     assert statuses(first) == {"gen": "success", "other": "success", "final": "success"}
     assert first["cache"][backend]["misses"] == 3
     assert first["cache"][backend]["stored_bytes"] > 0

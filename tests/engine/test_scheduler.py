@@ -204,6 +204,60 @@ def test_up_to_date_steps_are_decided_on_the_scheduler_thread(
     assert kinds == ["StepStarted", "CacheChecked", "StepOutput", "StepFinished"]
 
 
+def _uploads_seen(h_box: list[Harness], seen: dict[str, bool]):  # type: ignore[no-untyped-def]
+    """A store hook: does the third step's command start while this store is busy?"""
+    def on_store(name: str) -> None:
+        if name in ("a", "b"):
+            try:
+                h_box[0].runner.wait_started("c", timeout=5)
+                seen[name] = True
+            except AssertionError:
+                seen[name] = False
+    return on_store
+
+
+def test_a_step_uploading_its_outputs_gives_its_slot_to_the_next_command(
+        make_scheduler: MakeScheduler) -> None:
+    box: list[Harness] = []
+    seen: dict[str, bool] = {}
+    cache = FakeStepCache(uploads=True, on_store=_uploads_seen(box, seen))
+    box.append(make_scheduler([step("a"), step("b"), step("c")], parallel=2, cache=cache))
+    h = box[0]
+    h.scheduler.run()
+    assert seen == {"a": True, "b": True}  # c ran while both uploads were in flight
+    assert statuses(h) == {"a": "success", "b": "success", "c": "success"}
+    assert h.runner.max_running <= 2  # -j still bounds the commands
+    assert set(cache.stored) == {"a", "b", "c"}
+    slots = {r.name: r.slot for r in h.report.steps}
+    assert slots["c"] in (0, 1) and slots["a"] != slots["b"]
+
+
+def test_a_local_store_keeps_its_slot(make_scheduler: MakeScheduler) -> None:
+    box: list[Harness] = []
+    first: list[bool] = []  # at the first store: had c started?
+
+    def on_store(name: str) -> None:
+        if not first:
+            first.append("c" in box[0].runner.started)
+
+    cache = FakeStepCache(on_store=on_store)
+    box.append(make_scheduler([step("a"), step("b"), step("c")], parallel=2, cache=cache))
+    box[0].scheduler.run()
+    assert first == [False]  # no remote tier: c waited for a slot that a store still held
+    assert set(cache.stored) == {"a", "b", "c"}
+
+
+def test_one_slot_keeps_steps_strictly_in_turn_while_uploading(
+        make_scheduler: MakeScheduler) -> None:
+    cache = FakeStepCache(uploads=True)
+    h = make_scheduler([step("a"), step("b")], parallel=1, cache=cache)
+    h.scheduler.run()
+    kinds = [(type(e).__name__, getattr(e, "step", None) or e.result.name)  # type: ignore[attr-defined]
+             for e in h.events.events if type(e).__name__ in ("StepStarted", "StepFinished")]
+    assert kinds == [("StepStarted", "a"), ("StepFinished", "a"),
+                     ("StepStarted", "b"), ("StepFinished", "b")]
+
+
 def test_failed_steps_and_uncached_steps_are_not_stored(make_scheduler: MakeScheduler) -> None:
     cache = FakeStepCache()
     h = make_scheduler([step("a"), step("b", cache=False)], {"a": Script(exit_code=1)},
