@@ -40,8 +40,15 @@ from attest_cli.cache.keys import (
     key_env,
     undeclared_variables,
 )
+from attest_cli.cache.manifest import (
+    EMPTY_DIGEST,
+    CorruptEntry,
+    Manifest,
+    OutputFile,
+    check_link,
+    inline_small,
+)
 from attest_cli.cache.manifest import LIMITS as MANIFEST_LIMITS
-from attest_cli.cache.manifest import CorruptEntry, Manifest, OutputFile, check_link
 from attest_cli.cache.outputs import describe, output_digest
 from attest_cli.cache.records import StepRecords
 from attest_cli.cache.restore import (
@@ -79,7 +86,6 @@ class KeyReport:
     changes: list[dict[str, str | None]]
 
 
-_EMPTY_DIGEST = bytes_digest(b"")
 LIST_ENTRIES_FROM = 512  # steps in a pipeline from which up-to-date checks list the entries
 LIST_ENTRIES_PER_STEP = 20  # ... unless the cache holds more than this many per step
 
@@ -321,11 +327,11 @@ class ContentCache:
                                                                                   backend]
 
         def blob(f: OutputFile) -> bytes:
-            return self._blob(f.digest, fetch_from)
+            return f.data if f.data is not None else self._blob(f.digest, fetch_from)
 
         unchanged = {f.path for f in manifest.files if f.kind == "file" and self._same(root, f)}
         restore_files(root, [f for f in manifest.files if f.path not in unchanged], blob)
-        if manifest.log_size == 0 and manifest.log_digest == _EMPTY_DIGEST:
+        if manifest.log_size == 0 and manifest.log_digest == EMPTY_DIGEST:
             return b""  # a silent step: nothing to fetch
         return self._blob(manifest.log_digest, fetch_from)
 
@@ -438,7 +444,8 @@ class ContentCache:
         log_bytes = log_path.read_bytes() if log_path.exists() else b""
         log_digest = bytes_digest(log_bytes)
         blobs[log_digest] = log_bytes
-        manifest = Manifest(key=state.parts.key, step=step.name, files=stored_files,
+        manifest = Manifest(key=state.parts.key, step=step.name,
+                            files=inline_small(stored_files, blobs),
                             log_digest=log_digest, log_size=len(log_bytes),
                             exit_code=result.exit_code or 0, wall_seconds=result.wall_seconds,
                             created_at=time.time(), components=state.parts.items)
@@ -467,7 +474,8 @@ class ContentCache:
 
     @staticmethod
     def _write(backend: CacheBackend, manifest: Manifest, blobs: dict[str, bytes]) -> int:
-        written = sum(entries.put_blob(backend, d, data) for d, data in blobs.items())
+        """The entry's blobs (those it does not hold inline), then its manifest."""
+        written = sum(entries.put_blob(backend, d, blobs[d]) for d in manifest.blob_digests)
         return written + entries.put_manifest(backend, manifest)
 
     def _not_stored(self, step: Step, reason: str) -> StoreOutcome:

@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from attest_cli.digest import bytes_digest
 
-FORMAT_VERSION = "2"  # 2: owner bits, link targets, empty dirs, outputs
+FORMAT_VERSION = "3"  # 2: owner bits, link targets, empty dirs, outputs; 3: inline files
 
 # Variables a command may reference without them being part of the key: they locate tools
 # and the user, not the build's meaning. Anything else referenced but undeclared is warned.

@@ -1,8 +1,13 @@
 """The manifest of a cache entry: what a step produced, by content digest (Bazel-style).
 
 An entry is one small JSON manifest plus one content-addressed blob per distinct file
-content (and one for the captured log). Blobs are shared between entries, each is checked
-against its digest when read, and restoring needs no archive parsing at all.
+content (and one for the captured log, unless it is empty). Blobs are shared between
+entries, each is checked against its digest when read, and restoring needs no archive
+parsing at all. Small files are held in the manifest itself (``inline``, base64), as
+REAPI's ``ActionResult`` and ccache's result files hold them: an entry of small outputs is
+one object to write, upload, fetch and restore from, instead of one per file plus one
+(see :data:`INLINE_FILE_BYTES`). Inline content is checked against the file's digest
+and size when the manifest is parsed.
 
 A manifest may come from a shared remote cache, so :func:`parse` trusts nothing: every
 field is type-checked and every path must be a plain relative path (no ``/`` prefix, no
@@ -14,6 +19,7 @@ symlink target's length and the number of key components.
 
 from __future__ import annotations
 
+import binascii
 import re
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -22,7 +28,12 @@ from attest_cli import compactjson
 from attest_cli.cache.keys import encode
 from attest_cli.digest import bytes_digest
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: small files inline; no blob for an empty log
+# A file of at most this many bytes is held in the manifest, while the manifest's inline
+# content stays within INLINE_ENTRY_BYTES (later files are blobs): manifests stay small
+# to parse, and content shared between many entries mostly lives in larger files.
+INLINE_FILE_BYTES = 16 * 1024
+INLINE_ENTRY_BYTES = 64 * 1024
 _DIGEST = re.compile(r"^blake3:[0-9a-f]{64}$")
 
 
@@ -52,6 +63,7 @@ class OutputFile:
     digest: str = ""  # files: blake3 of content; symlinks: blake3 of the link text
     size: int = 0
     target: str | None = None  # symlinks only
+    data: bytes | None = None  # files held in the manifest (inline), checked when parsed
 
 
 @dataclass
@@ -73,7 +85,11 @@ class Manifest:
 
     @property
     def blob_digests(self) -> set[str]:
-        return {f.digest for f in self.files if f.kind == "file"} | {self.log_digest}
+        """The blobs the entry names: its files' not held inline, its log's unless empty."""
+        out = {f.digest for f in self.files if f.kind == "file" and f.data is None}
+        if self.log_size or self.log_digest != EMPTY_DIGEST:
+            out.add(self.log_digest)
+        return out
 
     @property
     def stored_bytes(self) -> int:
@@ -86,12 +102,34 @@ class Manifest:
         from attest_cli.compactjson import dumps
 
         data = {name: getattr(self, name) for name in _MANIFEST_FIELDS}
-        data["files"] = [{name: getattr(f, name) for name in _FILE_FIELDS} for f in self.files]
+        data["files"] = [_file_json(f) for f in self.files]
         return dumps(data, sort_keys=True)
 
 
 _MANIFEST_FIELDS = tuple(f.name for f in fields(Manifest))
-_FILE_FIELDS = tuple(f.name for f in fields(OutputFile))
+_FILE_FIELDS = tuple(f.name for f in fields(OutputFile) if f.name != "data")
+EMPTY_DIGEST = bytes_digest(b"")
+
+
+def _file_json(f: OutputFile) -> dict[str, Any]:
+    out = {name: getattr(f, name) for name in _FILE_FIELDS}
+    if f.data is not None:
+        out["inline"] = binascii.b2a_base64(f.data, newline=False).decode("ascii")
+    return out
+
+
+def inline_small(files: list[OutputFile], contents: dict[str, bytes]) -> list[OutputFile]:
+    """``files`` with the small ones' content (from ``contents``, by digest) held inline,
+    within :data:`INLINE_ENTRY_BYTES` for the whole entry, in the files' order."""
+    budget = INLINE_ENTRY_BYTES
+    out = []
+    for f in files:
+        if f.kind == "file" and f.size <= INLINE_FILE_BYTES and f.size <= budget:
+            budget -= f.size
+            f = OutputFile(path=f.path, kind=f.kind, mode=f.mode, digest=f.digest,
+                           size=f.size, data=contents[f.digest])
+        out.append(f)
+    return out
 
 
 def outputs_digest(files: list[OutputFile]) -> str:
@@ -157,6 +195,7 @@ def parse(raw: bytes, *, key: str, limits: ManifestLimits = LIMITS) -> Manifest:
     files = []
     seen: set[str] = set()
     links: list[str] = []
+    inline_budget = INLINE_ENTRY_BYTES
     listed = _typed(data, "files", list)
     if len(listed) > limits.max_files:
         raise CorruptEntry(f"manifest lists {len(listed)} files, above the limit of "
@@ -181,8 +220,15 @@ def parse(raw: bytes, *, key: str, limits: ManifestLimits = LIMITS) -> Manifest:
         if kind == "symlink":
             check_link(rel, target, limits)
             links.append(rel)
+        content = None
+        if "inline" in item:
+            if kind != "file" or size > INLINE_FILE_BYTES or size > inline_budget:
+                raise CorruptEntry(f"inline content for {rel!r} is not allowed")
+            inline_budget -= size
+            content = _inline(rel, item["inline"], size, digest)
         files.append(OutputFile(path=rel, kind=kind, mode=mode & 0o7777, digest=digest or "",
-                                size=size, target=target if kind == "symlink" else None))
+                                size=size, target=target if kind == "symlink" else None,
+                                data=content))
     # No entry may live below a symlink of the same entry (writing through a planted link).
     for link in links:
         below = link + "/"
@@ -205,6 +251,20 @@ def parse(raw: bytes, *, key: str, limits: ManifestLimits = LIMITS) -> Manifest:
                         components=components)
     except (TypeError, ValueError) as exc:
         raise CorruptEntry(str(exc)) from None
+
+
+def _inline(rel: str, text: Any, size: int, digest: str) -> bytes:
+    """Inline content, decoded and checked: the size first (base64 is 4 characters per 3
+    bytes, so the text is bounded before it is decoded), then the digest."""
+    if not isinstance(text, str) or len(text) > (size + 2) // 3 * 4:
+        raise CorruptEntry(f"bad inline content for {rel!r}")
+    try:
+        data = binascii.a2b_base64(text, strict_mode=True)
+    except (binascii.Error, ValueError):
+        raise CorruptEntry(f"inline content for {rel!r} is not base64") from None
+    if len(data) != size or bytes_digest(data) != digest:
+        raise CorruptEntry(f"inline content for {rel!r} does not match its digest")
+    return data
 
 
 def _typed(data: dict[str, Any], name: str, kind: Any) -> Any:

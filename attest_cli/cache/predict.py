@@ -22,7 +22,7 @@ from attest_cli.cache.backends.base import BackendUnavailable, CacheBackend
 from attest_cli.cache.backends.local import LocalBackend
 from attest_cli.cache.content_cache import ContentCache
 from attest_cli.cache.keys import KeyParts
-from attest_cli.cache.manifest import CorruptEntry, Manifest
+from attest_cli.cache.manifest import EMPTY_DIGEST, CorruptEntry, Manifest
 from attest_cli.cache.setup import build_cache
 from attest_cli.config.layers import Settings
 from attest_cli.context import AppContext
@@ -131,9 +131,12 @@ def _peek_manifest(backend: CacheBackend, key: str) -> Manifest | None:
 def _check_blobs(cache: ContentCache, pipeline: Pipeline, backend: CacheBackend,
                  manifest: Manifest) -> None:
     """:class:`CorruptEntry` when a blob the restore would read is gone (the restore would
-    fail): the log's, and each file's that is not already on disk as recorded."""
-    wanted = {manifest.log_digest} | {f.digest for f in manifest.files if f.kind == "file"
-                                      and not cache._same(pipeline.root, f)}
+    fail): the log's (unless empty), and each file's that is neither inline nor already on
+    disk as recorded."""
+    wanted = {f.digest for f in manifest.files if f.kind == "file" and f.data is None
+              and not cache._same(pipeline.root, f)}
+    if manifest.log_size or manifest.log_digest != EMPTY_DIGEST:
+        wanted.add(manifest.log_digest)
     for digest in sorted(wanted):
         if not backend.contains(entries.blob_key(digest)):
             raise CorruptEntry(f"blob {digest[:19]}... is missing")

@@ -106,8 +106,8 @@ def test_corrupt_blob_is_a_miss_and_is_deleted(project: Path) -> None:
     make_project(project)
     run(project)
     blobs = sorted((project / ".attest" / "cache" / "blobs").rglob("*"))
-    alpha = next(p for p in blobs if p.is_file() and p.read_bytes() == b"alpha\n")
-    alpha.write_bytes(b"alphx\n")  # same size, different content
+    log = next(p for p in blobs if p.is_file() and p.read_bytes() == b"generated gen\n")
+    log.write_bytes(b"generated gxn\n")  # same size, different content
     (project / "out" / "a.txt").unlink()
     proc, report = run(project)
     assert report["status"] == "success"
@@ -120,6 +120,50 @@ def test_corrupt_blob_is_a_miss_and_is_deleted(project: Path) -> None:
     assert verify.returncode == 0, verify.stdout + verify.stderr
     _, report = run(project)
     assert statuses(report)["gen"] == "cached"
+
+
+def test_small_outputs_are_held_in_their_manifest_and_large_ones_are_blobs(
+        project: Path) -> None:
+    write_pipeline(project, """
+        name: inline
+        steps:
+          small: {run: "printf tiny > small.txt", outputs: [small.txt]}
+          large: {run: "head -c 20000 /dev/zero | tr '\\\\0' z > large.txt", outputs: [large.txt]}
+        """)
+    run(project)
+    cache = project / ".attest" / "cache"
+    manifests = {json.loads(p.read_text())["step"]: json.loads(p.read_text())
+                 for p in (cache / "entries").iterdir()}
+    small = manifests["small"]["files"][0]
+    assert small["inline"] == "dGlueQ==" and small["size"] == 4  # base64 of "tiny"
+    assert "inline" not in manifests["large"]["files"][0]
+    blobs = [p for p in (cache / "blobs").rglob("*") if p.is_file()]
+    assert [p.read_bytes() for p in blobs] == [b"z" * 20000]  # no blob for either empty log
+    (project / "small.txt").unlink()
+    (project / "large.txt").unlink()
+    _, report = run(project)
+    assert statuses(report) == {"small": "cached", "large": "cached"}
+    assert (project / "small.txt").read_bytes() == b"tiny"
+    assert (project / "large.txt").read_bytes() == b"z" * 20000
+
+
+def test_inline_content_that_does_not_match_is_a_corrupt_entry(project: Path) -> None:
+    make_project(project)
+    run(project)
+    entries = project / ".attest" / "cache" / "entries"
+    path = next(p for p in entries.iterdir() if json.loads(p.read_text())["step"] == "gen")
+    manifest = json.loads(path.read_text())
+    alpha = next(f for f in manifest["files"] if f["path"] == "out/a.txt")
+    assert alpha["inline"] == "YWxwaGEK"  # "alpha\n"
+    alpha["inline"] = "YWxwaHgK"  # "alphx\n": same size, different content
+    path.write_text(json.dumps(manifest))
+    (project / "out" / "a.txt").unlink()
+    _, report = run(project)
+    assert step(report, "gen")["status"] == "success"
+    assert "inline content for 'out/a.txt' does not match its digest" in \
+        step(report, "gen")["cache_miss_reason"]
+    assert (project / "out" / "a.txt").read_text() == "alpha\n"
+    assert runs(project, "gen") == 2
 
 
 def test_corrupt_manifest_is_a_miss_and_verify_repairs(project: Path) -> None:

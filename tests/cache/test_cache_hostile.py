@@ -186,7 +186,7 @@ def test_s3_object_above_the_entry_limit_is_malformed(s3_recorder: tuple[str, li
 def test_local_objects_and_manifests_are_bounded(tmp_path: Path) -> None:
     from attest_cli.cache.backends.base import MalformedObject
     from attest_cli.cache.backends.local import LocalBackend
-    from attest_cli.cache.manifest import CorruptEntry, ManifestLimits, parse
+    from attest_cli.cache.manifest import MANIFEST_VERSION, CorruptEntry, ManifestLimits, parse
 
     local = LocalBackend(tmp_path, max_entry_size=1000)
     (tmp_path / "blobs").mkdir()
@@ -205,7 +205,7 @@ def test_local_objects_and_manifests_are_bounded(tmp_path: Path) -> None:
     limits = ManifestLimits(max_bytes=100_000, max_files=10, max_path_length=100, max_depth=5)
 
     def manifest(files: list[dict[str, object]]) -> bytes:
-        return json.dumps({"version": 1, "key": "k", "step": "s", "files": files,
+        return json.dumps({"version": MANIFEST_VERSION, "key": "k", "step": "s", "files": files,
                            "log_digest": digest, "log_size": 0, "exit_code": 0,
                            "wall_seconds": 0, "created_at": 0, "components": {}}).encode()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from attest_cli.cache.keys import build_parts, encode, key_env
-from attest_cli.cache.manifest import CorruptEntry, Manifest, OutputFile, parse
+from attest_cli.cache.manifest import MANIFEST_VERSION, CorruptEntry, Manifest, OutputFile, parse
 from attest_cli.cache.restore import UnsafeRestore, process_umask, restore_files
 from attest_cli.cache.statindex import StatIndex
 from attest_cli.digest import bytes_digest
@@ -38,7 +39,7 @@ def plant(project: Path, files: list[dict], blobs: dict[str, bytes]) -> str:
         path = cache / "blobs" / hexd[:2] / hexd
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-    manifest = {"version": 1, "key": key, "step": "build", "files": files,
+    manifest = {"version": MANIFEST_VERSION, "key": key, "step": "build", "files": files,
                 "log_digest": bytes_digest(log), "log_size": len(log), "exit_code": 0,
                 "wall_seconds": 0.1, "created_at": time.time(), "components": {}}
     (cache / "entries").mkdir(parents=True, exist_ok=True)
@@ -111,11 +112,45 @@ def test_one_entry_cannot_write_below_its_own_symlink() -> None:
     files = [{"path": "out/l", "kind": "symlink", "mode": 0o777,
               "digest": bytes_digest(b"."), "size": 0, "target": "."},
              file_entry("out/l/x", b"x")]
-    raw = json.dumps({"version": 1, "key": "k", "step": "s", "files": files,
+    raw = json.dumps({"version": MANIFEST_VERSION, "key": "k", "step": "s", "files": files,
                       "log_digest": bytes_digest(b""), "log_size": 0, "exit_code": 0,
                       "wall_seconds": 0.0, "created_at": 0.0, "components": {}}).encode()
     with pytest.raises(CorruptEntry, match="below its own symlink"):
         parse(raw, key="k")
+
+
+def test_inline_content_is_bounded_and_checked_before_it_is_trusted() -> None:
+    from attest_cli.cache.manifest import INLINE_ENTRY_BYTES, INLINE_FILE_BYTES
+
+    def raw(*files: dict) -> bytes:
+        return json.dumps({"version": MANIFEST_VERSION, "key": "k", "step": "s",
+                           "files": list(files), "log_digest": bytes_digest(b""),
+                           "log_size": 0, "exit_code": 0, "wall_seconds": 0.0,
+                           "created_at": 0.0, "components": {}}).encode()
+
+    def inline(path: str, data: bytes, **over: object) -> dict:
+        return {**file_entry(path, data), "inline": base64.b64encode(data).decode(), **over}
+
+    ok = parse(raw(inline("a", b"hello")), key="k")
+    assert ok.files[0].data == b"hello" and ok.blob_digests == set()
+    big = b"x" * (INLINE_FILE_BYTES + 1)
+    half = b"y" * INLINE_FILE_BYTES
+    cases = {
+        "not a file": raw({"path": "d", "kind": "dir", "mode": 0o755, "digest": "",
+                           "size": 0, "inline": ""}),
+        "over the file limit": raw(inline("a", big)),
+        "over the entry limit": raw(*[inline(f"f{i}", half)
+                                      for i in range(INLINE_ENTRY_BYTES // len(half) + 1)]),
+        "longer than its size": raw(inline("a", b"hi", inline="aGk=" + "A" * 4000)),
+        "not base64": raw(inline("a", b"hi", inline="a*==")),
+        "another size": raw(inline("a", b"hi", size=3)),
+        "another content": raw(inline("a", b"hi", inline="aG8=")),  # "ho"
+        "not a string": raw(inline("a", b"hi", inline=[1, 2])),
+    }
+    for what, data in cases.items():
+        with pytest.raises(CorruptEntry, match="inline content"):
+            parse(data, key="k")
+        del what
 
 
 def test_restore_refuses_a_symlinked_parent_and_replaces_a_symlinked_file(tmp_path: Path

@@ -160,6 +160,7 @@ def test_restored_upstream_counts_with_the_entry_not_the_disk(project: Path) -> 
 
 def test_damaged_local_entry_is_predicted_as_a_run(project: Path) -> None:
     make(project)
+    (project / "src" / "b.py").write_text("b = 2\n" * 4000)  # a blob, not held inline
     real_run(project)
     entries = project / ".attest" / "cache" / "entries"
     manifest = next(json.loads(p.read_text()) for p in entries.iterdir()
