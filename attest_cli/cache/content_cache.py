@@ -57,7 +57,7 @@ from attest_cli.cache.restore import (
     restore_files,
     restored_mode,
 )
-from attest_cli.cache.statindex import FileState, StatIndex
+from attest_cli.cache.statindex import FileState, StatIndex, read_whole
 from attest_cli.digest import bytes_digest
 from attest_cli.engine.interfaces import CacheDecision, StepContext, StoreOutcome
 from attest_cli.pathspec import covers
@@ -122,6 +122,7 @@ class ContentCache:
         self._entry_names: set[str] | None = None  # the local entries, listed at first use
         self._entries_listed = False
         self._records: dict[str, StepRecords] = {}  # per pipeline, opened at first use
+        self._legacy: frozenset[str] | None = None  # per-step record files (_legacy_records)
 
     # -- keys ----------------------------------------------------------------------------
     def key_for(self, pipeline: Pipeline, step: Step, environ: Mapping[str, str]
@@ -148,6 +149,20 @@ class ContentCache:
         ident = bytes_digest(f"{pipeline.root}\0{pipeline.name}\0{step.name}".encode())[7:39]
         return self._steps_dir / f"{ident}.json"
 
+    def _legacy_records(self) -> frozenset[str]:
+        """The per-step record files of earlier versions, listed once: a miss of a step
+        without a record (every step of a first build) then opens no file for it."""
+        with self._lock:
+            if self._legacy is None:
+                try:
+                    with os.scandir(self._steps_dir) as it:
+                        self._legacy = frozenset(
+                            e.name for e in it
+                            if e.name.endswith(".json") and not e.name.endswith(".records.json"))
+                except OSError:
+                    self._legacy = frozenset()
+            return self._legacy
+
     def _step_records(self, pipeline: Pipeline) -> StepRecords:
         ident = bytes_digest(f"{pipeline.root}\0{pipeline.name}".encode())[7:39]
         with self._lock:
@@ -161,8 +176,11 @@ class ContentCache:
         record = self._step_records(pipeline).get(step.name)
         if record is not None:
             return record
+        path = self._record_path(pipeline, step)
+        if path.name not in self._legacy_records():
+            return None
         try:  # a cache directory may come from elsewhere: bounded like a manifest
-            with self._record_path(pipeline, step).open("rb") as fh:
+            with path.open("rb") as fh:
                 raw = fh.read(MANIFEST_LIMITS.max_bytes + 1)
             if len(raw) > MANIFEST_LIMITS.max_bytes:
                 return None
@@ -435,7 +453,7 @@ class ContentCache:
         stored_files: list[OutputFile] = []
         for f in files:
             if f.kind == "file":
-                data = (root / f.path).read_bytes()
+                data = read_whole(os.path.join(root, f.path), f.size)
                 digest = bytes_digest(data)
                 blobs[digest] = data
                 f = OutputFile(path=f.path, kind="file", mode=f.mode, digest=digest,

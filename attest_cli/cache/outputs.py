@@ -25,10 +25,11 @@ _RESTORE_TEMP = re.compile(r"(?:^|/)\.[^/]+\.[0-9a-f]{8}\.tmp$")
 def describe(root: Path, patterns: Sequence[str], index: StatIndex
              ) -> tuple[list[OutputFile], list[str]]:
     """The files, symlinks and directories the patterns cover; and declared paths missing."""
-    rels = [r for r in expand(root, patterns) if not _RESTORE_TEMP.search(r)]
+    stats: dict[str, os.stat_result] = {}  # a declared file's lstat, taken once
+    rels = [r for r in expand(root, patterns, stats=stats) if not _RESTORE_TEMP.search(r)]
     files = [OutputFile(path=s.path, kind=s.kind, mode=s.mode, digest=s.digest, size=s.size,
                         target=s.target)
-             for s in index.scan(root, rels)]
+             for s in index.scan(root, rels, stats=stats)]
     dirs: dict[str, OutputFile] = {}
     missing: list[str] = []
     found = {f.path for f in files if f.kind in ("file", "symlink")}

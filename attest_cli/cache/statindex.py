@@ -290,9 +290,15 @@ class StatIndex:
 def _hash(full: str, size: int) -> str:
     if size >= _SMALL:
         return file_digest(full)
-    # os.open/os.read, not open(): the buffered file object cost more than reading and
-    # hashing a 25 KB file (a cold key over 10,000 inputs, issue 14)
-    # O_NONBLOCK: had a FIFO replaced the file since its lstat, open must not wait on it
+    return bytes_digest(read_whole(full, size))
+
+
+def read_whole(full: str, size: int) -> bytes:
+    """A regular file's content, ``size`` (its ``lstat``) expected.
+
+    os.open/os.read, not open(): the buffered file object cost more than reading and
+    hashing a 25 KB file (a cold key over 10,000 inputs, issue 14). O_NONBLOCK: had a FIFO
+    replaced the file since its lstat, open must not wait on it."""
     fd = os.open(full, os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
         data = os.read(fd, size + 1)
@@ -303,7 +309,7 @@ def _hash(full: str, size: int) -> str:
             data = b"".join(chunks)
     finally:
         os.close(fd)
-    return bytes_digest(data)
+    return data
 
 
 def _stat_and_hash(full: str, size: int) -> Hashed:

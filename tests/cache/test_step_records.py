@@ -30,6 +30,26 @@ def test_a_run_writes_one_record_file_and_misses_are_still_explained(tmp_path: P
     assert after["other"] == records["other"]
 
 
+def test_a_record_file_of_an_earlier_version_still_explains_a_miss(tmp_path: Path) -> None:
+    """Earlier versions kept one record file per step; a step missing from the map is
+    looked up there (the directory is listed once per run, not opened per step)."""
+    from attest_cli.digest import bytes_digest
+
+    project = make_project(tmp_path)
+    run(project)
+    steps_dir = project / ".attest" / "cache" / "steps"
+    (single,) = steps_dir.iterdir()
+    records = json.loads(single.read_text())
+    single.unlink()
+    root = (project / "attest.yaml").resolve().parent
+    ident = bytes_digest(f"{root}\0cachetest\0gen".encode())[7:39]
+    (steps_dir / f"{ident}.json").write_text(json.dumps(records["gen"]))
+    (project / "src" / "a.txt").write_text("changed\n")
+    _, report = run(project)
+    assert "input src/a.txt changed" in step(report, "gen")["cache_miss_reason"]
+    assert step(report, "other")["status"] == "cached"
+
+
 def test_records_of_concurrent_savers_are_merged(tmp_path: Path) -> None:
     path = tmp_path / "p.records.json"
     a, b = StepRecords(path), StepRecords(path)

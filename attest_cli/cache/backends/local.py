@@ -28,6 +28,7 @@ from attest_cli.cache.backends.base import MalformedObject, StoredObject
 from attest_cli.cache.backends.bounded import DEFAULT_MAX_ENTRY_SIZE, check_size, read_limited
 
 _ZSTD_SUFFIX = ".zst"
+_COMPRESSIBLE = "blobs/"  # only blobs are ever compressed: other keys have no .zst to probe
 # A read marks an object used (its mtime) only when the mark is older than this: eviction
 # by size and by cache.retention_days needs no finer "last used", and a no-op run then
 # reads its entries without writing an inode per step.
@@ -63,9 +64,12 @@ class LocalBackend:
 
     def _read(self, key: str, *, touch: bool) -> bytes | None:
         path = self._path(key)
-        for candidate, compressed in ((path, False), (path + _ZSTD_SUFFIX, True)):
+        candidates = ((path, False), (path + _ZSTD_SUFFIX, True)) \
+            if key.startswith(_COMPRESSIBLE) else ((path, False),)
+        for candidate, compressed in candidates:
             try:
-                with open(candidate, "rb") as fh:
+                # unbuffered: no isatty ioctl or seek for an object read whole (per lookup)
+                with open(candidate, "rb", buffering=0) as fh:
                     st = os.fstat(fh.fileno())
                     if not compressed:
                         check_size(key, st.st_size, self.max_entry_size)
@@ -86,7 +90,7 @@ class LocalBackend:
         # No fsync per object: blobs are digest-checked and manifests parsed strictly on
         # every read, so a torn object is a miss, never a wrong restore; the run syncs the
         # file system once at its end (:func:`sync_filesystem`).
-        if self.compression == "zstd" and key.startswith("blobs/"):
+        if self.compression == "zstd" and key.startswith(_COMPRESSIBLE):
             data = _compress(data)
             write_object(path + _ZSTD_SUFFIX, data)
         else:
@@ -97,7 +101,8 @@ class LocalBackend:
 
     def contains(self, key: str) -> bool:
         path = self._path(key)  # os.path: asked once per up-to-date step
-        return os.path.exists(path) or os.path.exists(path + _ZSTD_SUFFIX)
+        return os.path.exists(path) or (key.startswith(_COMPRESSIBLE) and
+                                        os.path.exists(path + _ZSTD_SUFFIX))
 
     def names(self, folder: str, limit: int) -> set[str] | None:
         """The object names directly in ``folder`` (e.g. ``entries``), as of now; one
