@@ -163,6 +163,8 @@ def main(control_fd: int) -> None:
     signal.signal(signal.SIGCHLD, lambda *_: None)
     steps: dict[int, tuple[_socket.socket, int]] = {}
     fd_size = 4
+    # one buffer for every request: recvmsg would map (and unmap) 192 KiB per step
+    buf = bytearray(MAX_REQUEST)
     while True:
         try:
             ready, _, _ = select.select([control_fd, wake_r], [], [])
@@ -171,15 +173,17 @@ def main(control_fd: int) -> None:
         if wake_r in ready:
             os.read(wake_r, 4096)
         if control_fd in ready:
-            msg, anc, _, _ = control.recvmsg(MAX_REQUEST, _socket.CMSG_LEN(2 * fd_size),
-                                             _socket.MSG_CMSG_CLOEXEC)
-            if not msg:
+            size, anc, _, _ = control.recvmsg_into([buf], _socket.CMSG_LEN(2 * fd_size),
+                                                   _socket.MSG_CMSG_CLOEXEC)
+            if not size:
                 break  # attest is gone
             fds = [int.from_bytes(data[i:i + fd_size], "little")
                    for _, _, data in anc for i in range(0, len(data), fd_size)]
-            out_fd, chan = fds[0], _socket.socket(fileno=fds[1])
+            # family, type and protocol given: the socket object asks the kernel for none
+            out_fd, chan = fds[0], _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0,
+                                                  fds[1])
             try:
-                command, cwd, env = marshal.loads(msg)
+                command, cwd, env = marshal.loads(memoryview(buf)[:size])
                 pid, floor = _spawn(out_fd, command, cwd, env)
             except (EOFError, OSError, ValueError, TypeError):
                 os.close(out_fd)
