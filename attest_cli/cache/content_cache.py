@@ -176,8 +176,11 @@ class ContentCache:
         record = self._step_records(pipeline).get(step.name)
         if record is not None:
             return record
+        legacy = self._legacy_records()
+        if not legacy:
+            return None
         path = self._record_path(pipeline, step)
-        if path.name not in self._legacy_records():
+        if path.name not in legacy:
             return None
         try:  # a cache directory may come from elsewhere: bounded like a manifest
             with path.open("rb") as fh:
@@ -485,9 +488,10 @@ class ContentCache:
                 log.debug("not stored in %s: %s", self.remote.name, exc)
         self._remember(ctx.pipeline, step, state.parts)
         outputs = [{"path": f.path, "hash": f.digest} for f in stored_files if f.kind != "dir"]
-        self._note_fresh(ctx, state.parts, state.inputs, manifest.output_digest, outputs,
+        output_digest = manifest.output_digest  # computed, not stored: once
+        self._note_fresh(ctx, state.parts, state.inputs, output_digest, outputs,
                          log_digest if log_bytes else None, ins)
-        return StoreOutcome(stored=True, bytes=written, output_digest=manifest.output_digest,
+        return StoreOutcome(stored=True, bytes=written, output_digest=output_digest,
                             outputs=outputs)
 
     @staticmethod
