@@ -103,7 +103,7 @@ class ContentCache:
         self.required = required
         self.max_entry_size = max_entry_size
         self.backend_name = remote.name if remote else local.name
-        self.uploads = remote is not None and remote_writable
+        self.networked = remote is not None
         self.counts: dict[str, dict[str, int]] = {}
         self.required_failure: str | None = None
         self._lock = threading.Lock()

@@ -55,7 +55,7 @@ def run(
     pipeline: Path | None = typer.Option(None, "--pipeline", "-p",
                                          help="Pipeline file [default: attest.yaml]."),
     parallel: int | None = typer.Option(None, "--parallel", "-j", min=1,
-                                        help="Steps at once [default: CPU count]."),
+                                        help="Commands at once [default: CPU count]."),
     step: list[str] = typer.Option([], "--step", help="Run only this step and its needs "
                                    "(repeatable)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan, each step predicted "

@@ -181,7 +181,7 @@ KEYS: dict[str, Key] = {k.name: k for k in [
     _k("log_format", "enum", "auto", "auto: JSON when stderr is not a terminal (text under "
        "GitHub Actions), else text.",
        choices=("auto", "text", "json")),
-    _k("parallel", "int", 0, "Steps run at once; 0 means the CPU count.", minimum=0,
+    _k("parallel", "int", 0, "Commands run at once; 0 means the CPU count.", minimum=0,
        maximum=1024),
     _k("cache.enabled", "bool", True, "Use the step cache at all."),
     _k("cache.backend", "enum", "local", "Where entries live: local, redis, s3 or reapi "

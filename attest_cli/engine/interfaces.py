@@ -66,9 +66,9 @@ class StepCache(Protocol):
     """A step cache as the scheduler sees it."""
 
     backend_name: str
-    # Stores also write to a remote tier, so a store mostly waits on the network: the
-    # scheduler then frees the step's slot for the next command during the upload.
-    uploads: bool
+    # A tier of the cache is across the network: a lookup, a restore and (if writable) a
+    # store mostly wait on it, and the scheduler overlaps them with the commands.
+    networked: bool
 
     def fresh(self, ctx: StepContext) -> CacheDecision | None:
         """A hit decided without a lookup (nothing the key covers changed), or None.

@@ -1,11 +1,11 @@
-"""Run the selected steps of a pipeline as a DAG, at most ``parallel`` at a time.
+"""Run the selected steps of a pipeline as a DAG, at most ``parallel`` commands at a time.
 
 The main thread schedules; a fixed pool of at most ``parallel`` long-lived worker threads
 runs the started steps (a worker mostly waits on its process, or does a cache lookup). A
 thread per step cost more than the work of a cached step: starting and joining 5,000
-threads was most of a 5,000-step no-op re-run. When stores upload to a remote cache, a
-step gives its slot to the next command while it uploads, and the pool grows to at most
-twice ``parallel``: ``parallel`` commands and as many uploads. A failure stops scheduling
+threads was most of a 5,000-step no-op re-run. With a remote cache tier, ``parallel``
+bounds the commands, and up to ``LANES_PER_SLOT`` times as many steps are in flight, their
+lookups, restores and uploads waiting on the network meanwhile. A failure stops scheduling
 new steps unless ``keep_going``; steps whose needs failed are ``skipped``. Everything
 observable is published on the event bus.
 
@@ -59,6 +59,8 @@ log = logging.getLogger("attest.pipeline")
 # DRAIN_SECONDS of reading); what can still be busy is attest's own work for the step (a
 # cache lookup on a stalled peer), which must not hold the promised exit 130/143.
 INTERRUPT_GRACE_SECONDS = KILL_GRACE_SECONDS + DRAIN_SECONDS + 1.0
+# Steps in flight per command slot when the cache has a remote tier (see Scheduler.lanes).
+LANES_PER_SLOT = 4
 
 
 @dataclass
@@ -103,18 +105,21 @@ class Scheduler:
         self.runner: StepRunner = runner or ProcessStepRunner()
         self.clock: Clock = clock or SystemClock()
         self.interrupted: int | None = None
-        # Finished steps, from the workers to the scheduler thread; a None result says the
-        # step's command has ended and its slot is free while the worker stores the outputs.
-        self._done: queue.SimpleQueue[tuple[str, StepResult | None]] = queue.SimpleQueue()
-        # A store that uploads to a remote tier waits on the network: the step gives its
-        # slot back when its command ends, so the next command runs during the upload. A
-        # local store is CPU work under the GIL, and overlapping it with the next step's
-        # start made a 1,000-step cold build ~8% slower: it keeps its slot. With one slot,
-        # steps stay strictly one after the other, events and log lines included.
-        self._release_early = options.parallel > 1 and cache is not None and cache.uploads
+        # Finished steps, from the workers to the scheduler thread.
+        self._done: queue.SimpleQueue[tuple[str, StepResult]] = queue.SimpleQueue()
+        # With a remote cache tier, a step's lookup, restore and upload wait on the network,
+        # not on a core: ``parallel`` then bounds the commands running at once (a token
+        # each), while up to LANES_PER_SLOT x parallel steps are in flight (a lane each), so
+        # remote hits and uploads overlap the commands. A local cache is CPU work under the
+        # GIL (overlapping a local store with the next step's start made a 1,000-step cold
+        # build ~8% slower), and with one slot steps stay strictly one after the other,
+        # events and log lines included: there a step holds its slot throughout.
+        overlap = options.parallel > 1 and cache is not None and cache.networked
+        self.lanes = options.parallel * LANES_PER_SLOT if overlap else options.parallel
+        self._commands = threading.BoundedSemaphore(options.parallel) if overlap else None
         # Started steps, from the scheduler thread to the workers; None stops a worker.
         self._work_queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
-        self._workers = 0  # started so far; never more than 2 x options.parallel
+        self._workers = 0  # started so far; never more than self.lanes
 
     # -- signals -------------------------------------------------------------------------
     def interrupt(self, signum: int) -> None:
@@ -146,9 +151,8 @@ class Scheduler:
         ready = [index[n] for n in self.order if not remaining[n]]
         heapq.heapify(ready)
         results: dict[str, StepResult] = {}
-        running: dict[str, int] = {}  # step -> slot
-        storing: set[str] = set()  # steps whose command ended, still uploading its outputs
-        free_slots = list(range(self.options.parallel))  # a heap: the lowest slot first
+        running: dict[str, int] = {}  # step -> slot (its lane)
+        free_slots = list(range(self.lanes))  # a heap: the lowest slot first
         stop_reason: str | None = None
 
         def settle(name: str) -> None:
@@ -173,23 +177,19 @@ class Scheduler:
             if self.interrupted is not None and stop_reason is None:
                 stop_reason = "the run was interrupted"
                 interrupted_at = self.clock.monotonic()
-            if (interrupted_at is not None and (running or storing)
+            if (interrupted_at is not None and running
                     and self.clock.monotonic() - interrupted_at > INTERRUPT_GRACE_SECONDS):
-                for name in sorted({*running, *storing}, key=index.__getitem__):
-                    if name in running:
-                        heapq.heappush(free_slots, running.pop(name))
-                    storing.discard(name)
+                for name in sorted(running, key=index.__getitem__):
+                    heapq.heappush(free_slots, running.pop(name))
                     results[name] = self._abandon(self.pipeline.steps[name])
                     settle(name)
             if stop_reason:
                 for name in self.order:
-                    if name not in results and name not in running and name not in storing:
+                    if name not in results and name not in running:
                         results[name] = self._skip(self.pipeline.steps[name],
                                                    f"not started: {stop_reason}")
                 ready.clear()
-            # uploads in flight are bounded too: at most one per slot (2 x parallel workers)
-            while ready and len(running) < self.options.parallel and self.interrupted is None \
-                    and len(running) + len(storing) < 2 * self.options.parallel:
+            while ready and len(running) < self.lanes and self.interrupted is None:
                 name = self.order[heapq.heappop(ready)]
                 if name in results:
                     continue
@@ -204,9 +204,8 @@ class Scheduler:
                     continue
                 slot = heapq.heappop(free_slots)
                 running[name] = slot
-                self._dispatch(_Work(self.pipeline.steps[name], slot, upstream),
-                               len(running) + len(storing))
-            if not running and not storing:
+                self._dispatch(_Work(self.pipeline.steps[name], slot, upstream), len(running))
+            if not running:
                 if len(results) < len(self.order) and not ready:  # pragma: no cover - defensive
                     raise RuntimeError("scheduler stalled: no step is ready or running")
                 continue
@@ -214,17 +213,9 @@ class Scheduler:
                 name, result = self._done.get(timeout=0.2)
             except queue.Empty:
                 continue
-            if result is None:  # the command ended; the result follows the upload
-                if name in running:
-                    heapq.heappush(free_slots, running.pop(name))
-                    storing.add(name)
-                continue
-            if name in running:
-                heapq.heappush(free_slots, running.pop(name))
-            elif name in storing:
-                storing.remove(name)
-            else:
+            if name not in running:
                 continue  # a step abandoned after an interrupt that finished after all
+            heapq.heappush(free_slots, running.pop(name))
             settle_times(result)
             results[name] = result
             self.bus.publish(StepFinished(run_id=self.report.run_id, result=result))
@@ -260,6 +251,19 @@ class Scheduler:
                 self._work(work.step, work.slot, work.upstream)
             finally:
                 thread.name = idle
+
+    def _command_token(self) -> bool:
+        """Wait for one of the ``parallel`` command slots (with lanes; see ``__init__``);
+        False if the run was interrupted first."""
+        if self._commands is None:
+            return self.interrupted is None
+        while not self._commands.acquire(timeout=0.2):
+            if self.interrupted is not None:
+                return False
+        if self.interrupted is not None:
+            self._commands.release()
+            return False
+        return True
 
     def _skip(self, step: Step, reason: str) -> StepResult:
         result = StepResult(name=step.name, command=self.masker(step.run), status="skipped",
@@ -318,19 +322,23 @@ class Scheduler:
         decision = self._lookup(ctx)
         if decision is not None and decision.hit:
             return self._replay(step, result, decision, log_path)
-        if self.interrupted is not None:  # interrupted while the cache was consulted
+        if not self._command_token():  # interrupted while the cache was consulted
             result.status = "skipped"
             result.reason = "not started: the run was interrupted"
             return result
-        for provider in self.env_providers:
-            env.update(provider(step.name))
-        timeout = step.timeout or self.options.default_timeout
-        outcome = self.runner.run(StepRequest(
-            step=step.name, command=step.run, cwd=self.pipeline.root, env=env,
-            log_path=log_path, timeout=timeout, mask=self.masker,
-            on_line=lambda line: self.bus.publish(StepOutput(step=step.name, line=line)),
-            cache_key=decision.key if decision is not None else None,
-        ))
+        try:
+            for provider in self.env_providers:
+                env.update(provider(step.name))
+            timeout = step.timeout or self.options.default_timeout
+            outcome = self.runner.run(StepRequest(
+                step=step.name, command=step.run, cwd=self.pipeline.root, env=env,
+                log_path=log_path, timeout=timeout, mask=self.masker,
+                on_line=lambda line: self.bus.publish(StepOutput(step=step.name, line=line)),
+                cache_key=decision.key if decision is not None else None,
+            ))
+        finally:
+            if self._commands is not None:  # the next command may start during the store
+                self._commands.release()
         result.finished_at = self.clock.time()
         result.exit_code = outcome.exit_code if outcome.exit_code >= 0 else None
         result.wall_seconds = outcome.wall_seconds
@@ -361,8 +369,6 @@ class Scheduler:
             result.cache_miss_reason = decision.reason
             result.inputs = decision.inputs
             if result.status == "success" and self.interrupted is None:
-                if self._release_early:
-                    self._done.put((step.name, None))
                 self._store(ctx, decision, result, log_path)
         if outcome.cached_by is not None and result.status == "success":
             self._answered_by_runner_cache(step, result, outcome.cached_by)

@@ -174,8 +174,9 @@ class FakeStepCache:
     stored: dict[str, str] = field(default_factory=dict)
     looked_up: list[str] = field(default_factory=list)
     fresh_steps: Mapping[str, str] = field(default_factory=dict)  # decided without a lookup
-    uploads: bool = False
+    networked: bool = False
     on_store: Callable[[str], None] | None = None  # called with the step name as a store begins
+    on_lookup: Callable[[str], None] | None = None  # called with the step name as a lookup begins
 
     def fresh(self, ctx: StepContext) -> CacheDecision | None:
         name = ctx.step.name
@@ -186,6 +187,8 @@ class FakeStepCache:
 
     def lookup(self, ctx: StepContext) -> CacheDecision:
         name = ctx.step.name
+        if self.on_lookup is not None:
+            self.on_lookup(name)
         self.looked_up.append(name)
         if name in self.hits:
             return CacheDecision(hit=True, backend=self.backend_name, key=f"key:{name}",

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from attest_cli.engine.events import CacheChecked, CacheStored, StepFinished, StepOutput
+from attest_cli.engine.scheduler import LANES_PER_SLOT
 from attest_cli.engine.testing import FakeStepCache, Script
 from attest_cli.pipeline.model import Step
 from tests.engine.harness import Harness, MakeScheduler
@@ -216,11 +217,11 @@ def _uploads_seen(h_box: list[Harness], seen: dict[str, bool]):  # type: ignore[
     return on_store
 
 
-def test_a_step_uploading_its_outputs_gives_its_slot_to_the_next_command(
+def test_a_step_uploading_its_outputs_does_not_hold_a_command_slot(
         make_scheduler: MakeScheduler) -> None:
     box: list[Harness] = []
     seen: dict[str, bool] = {}
-    cache = FakeStepCache(uploads=True, on_store=_uploads_seen(box, seen))
+    cache = FakeStepCache(networked=True, on_store=_uploads_seen(box, seen))
     box.append(make_scheduler([step("a"), step("b"), step("c")], parallel=2, cache=cache))
     h = box[0]
     h.scheduler.run()
@@ -229,7 +230,55 @@ def test_a_step_uploading_its_outputs_gives_its_slot_to_the_next_command(
     assert h.runner.max_running <= 2  # -j still bounds the commands
     assert set(cache.stored) == {"a", "b", "c"}
     slots = {r.name: r.slot for r in h.report.steps}
-    assert slots["c"] in (0, 1) and slots["a"] != slots["b"]
+    assert len(set(slots.values())) == 3  # three steps in flight: three lanes
+
+
+def test_remote_lookups_overlap_beyond_the_command_slots(make_scheduler: MakeScheduler
+                                                         ) -> None:
+    lock = threading.Condition()
+    inflight = peak = 0
+
+    def on_lookup(name: str) -> None:  # held until four lookups are in flight together
+        nonlocal inflight, peak
+        with lock:
+            inflight += 1
+            peak = max(peak, inflight)
+            lock.notify_all()
+            lock.wait_for(lambda: peak >= 4, timeout=5)
+            inflight -= 1
+
+    names = [f"s{i}" for i in range(10)]
+    cache = FakeStepCache(networked=True, hits={n: "" for n in names[:6]}, on_lookup=on_lookup)
+    h = make_scheduler([step(n) for n in names], parallel=2, cache=cache)
+    h.scheduler.run()
+    assert peak >= 4  # a remote lookup waits on the network, not on a command slot
+    assert h.runner.max_running <= 2  # -j still bounds the commands
+    assert statuses(h) == {n: "cached" if i < 6 else "success" for i, n in enumerate(names)}
+    assert {r.slot for r in h.report.steps} <= set(range(2 * LANES_PER_SLOT))
+
+
+def test_a_step_waiting_for_a_command_slot_is_skipped_on_interrupt(
+        make_scheduler: MakeScheduler) -> None:
+    cache = FakeStepCache(networked=True)
+    h = make_scheduler([step("a"), step("b"), step("c")],
+                       {"a": Script(hangs=True), "b": Script(hangs=True)}, parallel=2,
+                       cache=cache)
+    worker = threading.Thread(target=h.scheduler.run)
+    worker.start()
+    h.runner.wait_started("a", "b")
+    for _ in range(500):  # c has looked up: it waits for a command slot
+        if "c" in cache.looked_up:
+            break
+        threading.Event().wait(0.01)
+    assert "c" in cache.looked_up and "c" not in h.runner.started
+    h.scheduler.interrupt(signal.SIGINT)
+    worker.join(5)
+    assert not worker.is_alive()
+    a, b, c = h.report.steps
+    assert (b.status, b.reason) == ("failure", "killed by interrupt")
+    assert (a.status, a.reason) == ("failure", "killed by interrupt")
+    assert (c.status, c.reason) == ("skipped", "not started: the run was interrupted")
+    assert "c" not in h.runner.started
 
 
 def test_a_local_store_keeps_its_slot(make_scheduler: MakeScheduler) -> None:
@@ -249,7 +298,7 @@ def test_a_local_store_keeps_its_slot(make_scheduler: MakeScheduler) -> None:
 
 def test_one_slot_keeps_steps_strictly_in_turn_while_uploading(
         make_scheduler: MakeScheduler) -> None:
-    cache = FakeStepCache(uploads=True)
+    cache = FakeStepCache(networked=True)
     h = make_scheduler([step("a"), step("b")], parallel=1, cache=cache)
     h.scheduler.run()
     kinds = [(type(e).__name__, getattr(e, "step", None) or e.result.name)  # type: ignore[attr-defined]

@@ -69,7 +69,7 @@ complete -c attest -n '__fish_use_subcommand' -l working-dir -s C -r -d 'Run as 
 complete -c attest -n '__fish_use_subcommand' -l version -s V -d 'Print the version and exit.'
 complete -c attest -n '__fish_use_subcommand' -s h -l help -d 'Show the help and exit.'
 complete -c attest -n '__fish_seen_subcommand_from run' -l pipeline -s p -r -d 'Pipeline file [default: attest.yaml].'
-complete -c attest -n '__fish_seen_subcommand_from run' -l parallel -s j -r -d 'Steps at once [default: CPU count].'
+complete -c attest -n '__fish_seen_subcommand_from run' -l parallel -s j -r -d 'Commands at once [default: CPU count].'
 complete -c attest -n '__fish_seen_subcommand_from run' -l step -x -a '(__attest_steps)' -d 'Run only this step and its needs (repeatable).'
 complete -c attest -n '__fish_seen_subcommand_from run' -l dry-run -d 'Print the plan, each step predicted cached or run (and why); run nothing.'
 complete -c attest -n '__fish_seen_subcommand_from run' -l format -s f -x -a 'text json' -d 'Format of the --dry-run plan: text or json.'
