@@ -76,6 +76,22 @@ def test_every_line_is_bounded_and_says_when_it_was_shortened(project: Path) -> 
     assert step["attributes"]["cicd.pipeline.task.name"] == "big"
 
 
+def test_a_line_is_one_json_object_whatever_its_strings_hold() -> None:
+    from attest_cli.tracing.exporters.jsonl_file import encode_line
+
+    record = {"name": "step a", "attributes": {"n": 3, "ok": True, "t": (1, 2), "x": 1.5},
+              "status": {"code": "ok", "description": None}}
+    line = encode_line(record)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert json.loads(line) == {**record, "attributes": {**record["attributes"], "t": [1, 2]}}
+    # a file name that is not UTF-8 decodes to a lone surrogate: escaped, not an error
+    odd = encode_line({"name": "step \udcff", "attributes": {"path": "a\udcffb"}})
+    assert json.loads(odd) == {"name": "step \udcff", "attributes": {"path": "a\udcffb"}}
+    # anything else that is not JSON is written as its text
+    assert json.loads(encode_line({"name": "s", "attributes": {"p": Path("x/y")}})) == \
+        {"name": "s", "attributes": {"p": "x/y"}}
+
+
 def test_trace_flag_without_an_endpoint_writes_the_file_and_says_where(project: Path) -> None:
     traced_pipeline(project, "a: {run: 'true'}", tracing="")
     t0 = time.monotonic()
