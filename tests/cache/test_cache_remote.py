@@ -82,6 +82,24 @@ def test_redis_backend_stores_restores_and_reruns_only_downstream(
     assert rows["redis"]["entries"] == 5 and rows["redis"]["error"] is None
 
 
+def test_a_redis_hit_refreshes_the_ttl_of_what_it_read(
+        project: Path, redis_server: tuple[int, subprocess.Popen[bytes]]) -> None:
+    port, _ = redis_server
+    make_project(project,
+                 with_section(f"cache: {{backend: redis, endpoint: '127.0.0.1:{port}'}}\n"))
+    run(project)
+    import redis
+
+    client = redis.Redis(port=port)
+    entries = sorted(client.scan_iter(match="attest/entries/*"))
+    for k in entries:
+        client.expire(k, 100)  # as if last used long ago
+    forget_locally(project)
+    _, report = run(project)
+    assert set(statuses(report).values()) == {"cached"}
+    assert all(client.ttl(k) > 29 * 86400 for k in entries)  # read, so used: TTL from now
+
+
 def test_redis_large_blobs_are_chunked_and_restored(
         project: Path, redis_server: tuple[int, subprocess.Popen[bytes]]) -> None:
     port, _ = redis_server

@@ -93,13 +93,21 @@ class RedisBackend(RemoteCalls):
             k = self._k(key)
             limit = self.max_entry_size
             # a marker byte and at most limit + 1 bytes of payload: enough to see "too big"
-            raw = bytes(self.client.getrange(k, 0, limit + 1))  # type: ignore[arg-type]
+            if self.ttl and not self.read_only:
+                # the read and the TTL refresh in one round trip (EXPIRE of an absent key
+                # does nothing): a remote hit is one round trip per object, not two
+                pipe = self.client.pipeline(transaction=False)
+                pipe.getrange(k, 0, limit + 1)
+                pipe.expire(k, self.ttl)
+                got, _ = pipe.execute()
+                raw = bytes(got)
+            else:
+                raw = bytes(self.client.getrange(k, 0, limit + 1))  # type: ignore[arg-type]
             if not raw:  # absent (every stored value has its marker byte)
                 return None
             if len(raw) > limit + 1:
                 raise too_large(key, len(raw) - 1, limit)
             if raw[:1] == _INLINE:
-                self._touch([k])
                 return raw[1:]
             if raw[:1] != _CHUNKED:
                 raise MalformedObject(f"{key}: unknown value format")
@@ -118,7 +126,7 @@ class RedisBackend(RemoteCalls):
             if total != size:
                 raise MalformedObject(f"{key}: its chunks are shorter than the "
                                       f"{size} bytes its header claims")
-            self._touch([k, *names])
+            self._touch(names)  # the header's TTL was refreshed with its read
             return b"".join(parts)
         return self._do(read)
 
