@@ -1,7 +1,8 @@
-"""Tiny timing helpers shared by the benchmark scripts (median of repeated wall times)."""
+"""Tiny helpers shared by the benchmark scripts: median wall times, loopback ports."""
 
 from __future__ import annotations
 
+import socket
 import statistics
 import subprocess
 import time
@@ -22,3 +23,21 @@ def median_seconds(cmd: Sequence[str], *, runs: int = 7, warmup: int = 1, cwd: P
                        stderr=subprocess.DEVNULL)
         samples.append(time.perf_counter() - t0)
     return statistics.median(samples)
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface (the benchmarks' servers never bind wider)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    """Return once something listens on ``127.0.0.1:port``; exit the script after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise SystemExit(f"nothing listens on 127.0.0.1:{port}")

@@ -21,7 +21,6 @@ from __future__ import annotations
 import http.client
 import os
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -30,6 +29,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from _timing import free_port, wait_port
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -44,22 +45,6 @@ def env_for(root: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATTEST_")}
     env["XDG_CONFIG_HOME"] = str(root / ".xdg")
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise SystemExit(f"nothing listens on port {port}")
 
 
 def scrape_once(port: int, path: str = "/metrics") -> float:
@@ -195,6 +180,7 @@ def bench_serve(seconds: float, scrapers: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         write_pipeline(root, 4, 10**5, None)
+        (root / "static").mkdir()  # attest writes a metrics file only into a directory that exists
         subprocess.run([sys.executable, "-m", "attest_cli", "-q", "run", "-j", "2",
                         "--metrics-file", "static/attest.prom"], cwd=root, env=env_for(root),
                        capture_output=True, check=True)
@@ -293,7 +279,11 @@ def populate(db: HistoryDB, n: int) -> None:
         rows.append((rep.run_id, rep.pipeline, rep.status, rep.exit_code, started,
                      started + 12.5, 12.5, "bench", "0.1.0", "a.yaml", 3, 3, None))
     with db.connect(write=True) as conn:
-        conn.executemany("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        # columns named: the table has grown since (pid, process_start), they stay NULL
+        conn.executemany(
+            "INSERT INTO runs (run_id, pipeline, status, exit_code, started_at, finished_at, "
+            "duration_seconds, hostname, attest_version, pipeline_file, steps_total, "
+            "steps_success, interrupted_by) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
         conn.executemany("INSERT INTO steps VALUES (?,?,?,?,?,?,?,?)", steps)
         db._add(conn, tally)
 

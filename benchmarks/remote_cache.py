@@ -24,21 +24,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
+from _timing import free_port, wait_port
 from scale import Variant, clean_env, interleaved, med, write_copy_project
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_proxy(listen: int, target: int, delay: float) -> None:
@@ -65,16 +58,6 @@ def start_proxy(listen: int, target: int, delay: float) -> None:
             await server.serve_forever()
 
     threading.Thread(target=lambda: asyncio.run(serve()), daemon=True).start()
-
-
-def wait_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise SystemExit(f"nothing listens on 127.0.0.1:{port}")
 
 
 def main() -> int:
