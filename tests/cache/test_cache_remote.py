@@ -199,6 +199,42 @@ def test_s3_backend_over_http_stores_restores_and_reruns_only_downstream(
     assert client.list_objects_v2(Bucket="ci-cache").get("KeyCount", 0) == 0
 
 
+def test_s3_reads_from_every_lane_reuse_pooled_connections(
+        s3_server: str, caplog: pytest.LogCaptureFixture) -> None:
+    """With a remote tier a run reads from up to 4 x -j threads at once; past botocore's
+    default pool of 10 every further request opened (and dropped) a connection."""
+    import logging
+    import threading
+
+    import boto3
+
+    from attest_cli.cache.backends.s3 import S3Backend
+    from attest_cli.engine.scheduler import LANES_PER_SLOT
+
+    os.environ.update(AWS_ENV)
+    boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1").create_bucket(
+        Bucket="lanes")
+    backend = S3Backend("lanes", endpoint_url=s3_server, region="us-east-1")
+    backend.put("entries/x", b"x" * 100)
+    lanes = LANES_PER_SLOT * 6  # -j 6
+    start = threading.Barrier(lanes)
+    got: list[bytes | None] = []
+
+    def lane() -> None:
+        start.wait()
+        for _ in range(3):
+            got.append(backend.get("entries/x"))
+
+    with caplog.at_level(logging.WARNING, logger="urllib3.connectionpool"):
+        threads = [threading.Thread(target=lane) for _ in range(lanes)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert got == [b"x" * 100] * lanes * 3
+    assert not [r for r in caplog.records if "pool is full" in r.getMessage()]
+
+
 def test_s3_server_gone_is_a_warning_not_a_failure(project: Path, s3_server: str) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
     make_project(project, with_section(

@@ -28,6 +28,13 @@ from attest_cli.cache.backends.bounded import (
 T = TypeVar("T")
 
 
+# Connections kept for reuse. With a remote tier, a run has up to 4 x -j steps talking to
+# the bucket at once (engine/scheduler.py, LANES_PER_SLOT); botocore keeps 10, and every
+# request beyond them opened a fresh connection (a TCP and TLS handshake) and dropped it.
+# 256 covers -j 64; connections are only opened as they are needed.
+MAX_POOL_CONNECTIONS = 256
+
+
 class S3Backend(RemoteCalls):
     name = "s3"
 
@@ -39,7 +46,8 @@ class S3Backend(RemoteCalls):
         from botocore.exceptions import BotoCoreError, ClientError
 
         config = Config(connect_timeout=timeout or 60, read_timeout=timeout or 60,
-                        retries={"max_attempts": 1, "mode": "standard"}, region_name=region)
+                        retries={"max_attempts": 1, "mode": "standard"}, region_name=region,
+                        max_pool_connections=MAX_POOL_CONNECTIONS)
         self.client = boto3.session.Session().client("s3", endpoint_url=endpoint_url,
                                                      config=config)
         self._client_error = ClientError
