@@ -7,12 +7,14 @@ import pty
 import select
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -132,3 +134,55 @@ def _listening(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+# -- the local cache's entry table (attest_cli/cache/backends/entry_table.py) ---------------
+
+def _entry_table(cache: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(cache / ".entries.db", isolation_level=None)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    return conn
+
+
+def cache_entries(cache: Path) -> dict[str, bytes]:
+    """The manifests of the local cache directory ``cache``, by entry key."""
+    if not (cache / ".entries.db").exists():
+        return {}
+    conn = _entry_table(cache)
+    try:
+        return {key.removeprefix("entries/"): data for key, data in
+                conn.execute("SELECT key, data FROM objects WHERE key LIKE 'entries/%'")}
+    finally:
+        conn.close()
+
+
+def write_cache_entry(cache: Path, key: str, data: bytes | None = None,
+                      used: float | None = None) -> None:
+    """Replace the manifest of entry ``key`` and/or set its last-used time."""
+    conn = _entry_table(cache)
+    try:
+        if data is not None:
+            conn.execute("UPDATE objects SET data = ? WHERE key = ?", (data, f"entries/{key}"))
+        if used is not None:
+            conn.execute("UPDATE objects SET used = ? WHERE key = ?", (used, f"entries/{key}"))
+    finally:
+        conn.close()
+
+
+def delete_cache_entry(cache: Path, key: str) -> None:
+    """Evict entry ``key`` as another process would (its blobs stay)."""
+    conn = _entry_table(cache)
+    try:
+        conn.execute("DELETE FROM objects WHERE key = ?", (f"entries/{key}",))
+    finally:
+        conn.close()
+
+
+def entry_of_step(cache: Path, step: str) -> tuple[str, dict[str, Any]]:
+    """The key and manifest of the (one) entry stored for ``step``."""
+    import json
+
+    found = [(k, json.loads(v)) for k, v in cache_entries(cache).items()
+             if json.loads(v)["step"] == step]
+    assert len(found) == 1, found
+    return found[0]

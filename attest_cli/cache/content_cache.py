@@ -562,5 +562,6 @@ class ContentCache:
         if self._sync is not None:
             self._sync.join()
             self._sync = None
+        self.local.close()  # the entry table's connections (the last folds its WAL in)
         if self.remote is not None:
             self.remote.close()

@@ -112,6 +112,7 @@ def prune(backend: CacheBackend, *, max_size: int | None, retention_days: int,
         backend.delete(b)
     result.blobs_removed = len(doomed_blobs)
     if isinstance(backend, LocalBackend):
+        backend.table.give_back_space()
         for tmp in backend.stale_temp_files():
             with contextlib.suppress(OSError):
                 tmp.unlink()
@@ -209,4 +210,6 @@ def clear(backend: CacheBackend) -> int:
     for obj in list(backend.objects()):
         backend.delete(obj.key)
         n += 1
+    if isinstance(backend, LocalBackend):
+        backend.table.give_back_space()
     return n

@@ -57,6 +57,7 @@ def predict(ctx: AppContext, pipeline: Pipeline, settings: Settings, order: Sequ
         return _predict(cache, pipeline, order, ctx.environ)
     finally:
         # not cache.close(): that would save the stat index, and a dry run writes nothing
+        cache.local.close()  # reading the entry table leaves nothing behind once closed
         if cache.remote is not None:
             cache.remote.close()
 

@@ -21,7 +21,14 @@ from tests.cache.helpers import (
     statuses,
     step,
 )
-from tests.support import REPO, attest, write_pipeline
+from tests.support import (
+    REPO,
+    attest,
+    cache_entries,
+    entry_of_step,
+    write_cache_entry,
+    write_pipeline,
+)
 
 OUTPUTS = ["out", "out/a.txt", "out/bin", "out/bin/run.sh", "out/empty", "out/link.txt",
            "other.txt", "final.txt"]
@@ -132,8 +139,8 @@ def test_small_outputs_are_held_in_their_manifest_and_large_ones_are_blobs(
         """)
     run(project)
     cache = project / ".attest" / "cache"
-    manifests = {json.loads(p.read_text())["step"]: json.loads(p.read_text())
-                 for p in (cache / "entries").iterdir()}
+    assert not (cache / "entries").exists()  # rows of the entry table, not a file each
+    manifests = {json.loads(v)["step"]: json.loads(v) for v in cache_entries(cache).values()}
     small = manifests["small"]["files"][0]
     assert small["inline"] == "dGlueQ==" and small["size"] == 4  # base64 of "tiny"
     assert "inline" not in manifests["large"]["files"][0]
@@ -150,13 +157,12 @@ def test_small_outputs_are_held_in_their_manifest_and_large_ones_are_blobs(
 def test_inline_content_that_does_not_match_is_a_corrupt_entry(project: Path) -> None:
     make_project(project)
     run(project)
-    entries = project / ".attest" / "cache" / "entries"
-    path = next(p for p in entries.iterdir() if json.loads(p.read_text())["step"] == "gen")
-    manifest = json.loads(path.read_text())
+    cache = project / ".attest" / "cache"
+    key, manifest = entry_of_step(cache, "gen")
     alpha = next(f for f in manifest["files"] if f["path"] == "out/a.txt")
     assert alpha["inline"] == "YWxwaGEK"  # "alpha\n"
     alpha["inline"] = "YWxwaHgK"  # "alphx\n": same size, different content
-    path.write_text(json.dumps(manifest))
+    write_cache_entry(cache, key, json.dumps(manifest).encode())
     (project / "out" / "a.txt").unlink()
     _, report = run(project)
     assert step(report, "gen")["status"] == "success"
@@ -169,16 +175,17 @@ def test_inline_content_that_does_not_match_is_a_corrupt_entry(project: Path) ->
 def test_corrupt_manifest_is_a_miss_and_verify_repairs(project: Path) -> None:
     make_project(project)
     run(project)
-    manifests = sorted((project / ".attest" / "cache" / "entries").iterdir())
+    cache = project / ".attest" / "cache"
+    manifests = cache_entries(cache)
     assert len(manifests) == 3
-    for m in manifests:
-        m.write_bytes(m.read_bytes()[:-10])  # truncated JSON
+    for key, data in manifests.items():
+        write_cache_entry(cache, key, data[:-10])  # truncated JSON
     bad = attest("cache", "verify", cwd=project)
     assert bad.returncode == 1
     assert "3 entries checked, 3 with problems" in bad.stdout
     fixed = attest("cache", "verify", "--repair", cwd=project)
     assert fixed.returncode == 0
-    assert list((project / ".attest" / "cache" / "entries").iterdir()) == []
+    assert cache_entries(cache) == {}
     _, report = run(project)
     assert set(statuses(report).values()) == {"success"}
 
@@ -200,8 +207,8 @@ def test_concurrent_runs_leave_one_valid_entry(tmp_path: Path) -> None:
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
-    assert len(list((shared / "entries").iterdir())) == 3
-    assert not list(shared.rglob(".*.tmp"))
+    assert len(cache_entries(shared)) == 3
+    assert not list(shared.rglob(".*.tmp")) and not (shared / "entries").exists()
     verify = attest("cache", "verify", cwd=roots[0], env={"ATTEST_CACHE_DIR": str(shared)})
     assert verify.returncode == 0, verify.stdout
     assert "3 entries checked, 0 with problems" in verify.stdout
@@ -292,8 +299,7 @@ def test_input_edited_while_the_step_runs_is_not_stored(project: Path) -> None:
     proc, report = run(project)
     assert "not cached: input in.txt changed while the step ran" in proc.stderr
     assert step(report, "edit")["output_digest"] is None
-    entries = project / ".attest" / "cache" / "entries"
-    assert not entries.exists() or not list(entries.iterdir())
+    assert cache_entries(project / ".attest" / "cache") == {}
     _, report = run(project)
     assert statuses(report) == {"edit": "success"}
 
@@ -335,7 +341,7 @@ def test_cache_commands_stats_clear_and_prune(project: Path) -> None:
     assert statuses(report)["gen"] == "success"
     cleared = attest("cache", "clear", cwd=project)
     assert cleared.returncode == 0 and "local: removed" in cleared.stdout
-    assert not list((project / ".attest" / "cache" / "entries").iterdir())
+    assert cache_entries(project / ".attest" / "cache") == {}
 
 
 def test_explain_unknown_step_is_a_usage_error(project: Path) -> None:
@@ -375,8 +381,9 @@ def test_least_recently_used_entries_are_evicted_first(tmp_path: Path) -> None:
             key=key, step="s", files=[OutputFile(path="f", kind="file", mode=0o644,
                                                  digest=digest, size=len(data))],
             log_digest=digest, log_size=0))
-        for path in (local.root / entries.entry_key(key), local.root / entries.blob_key(digest)):
-            os.utime(path, (now - 100 + i, now - 100 + i))
+        os.utime(local.root / entries.blob_key(digest), (now - 100 + i, now - 100 + i))
+        local.close()
+        write_cache_entry(local.root, key, None, used=now - 100 + i)
     size = local.size()
     result = prune(local, max_size=size - 1, retention_days=0, now=now)
     assert result.entries_removed == 1
@@ -389,5 +396,4 @@ def test_run_over_the_size_limit_evicts_and_still_succeeds(project: Path) -> Non
     make_project(project)
     _, report = run(project, env={"ATTEST_CACHE__MAX_SIZE": "1"})
     assert report["status"] == "success"
-    entries = project / ".attest" / "cache" / "entries"
-    assert not list(entries.iterdir())
+    assert cache_entries(project / ".attest" / "cache") == {}

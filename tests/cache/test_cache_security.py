@@ -15,7 +15,7 @@ from attest_cli.cache.manifest import MANIFEST_VERSION, CorruptEntry, Manifest, 
 from attest_cli.cache.restore import UnsafeRestore, process_umask, restore_files
 from attest_cli.cache.statindex import StatIndex
 from attest_cli.digest import bytes_digest
-from tests.support import attest, write_pipeline
+from tests.support import attest, cache_entries, write_pipeline
 
 PIPELINE = """
 name: victim
@@ -70,7 +70,7 @@ def test_entry_with_a_path_outside_the_workspace_is_rejected(project: Path, path
     assert not Path("/tmp/attest-escape.txt").exists()
     assert not (project.parent / "escape.txt").exists()
     # the planted entry was deleted; the step's real result took its place
-    stored = json.loads((project / ".attest" / "cache" / "entries" / key).read_text())
+    stored = json.loads(cache_entries(project / ".attest" / "cache")[key])
     assert [f["path"] for f in stored["files"]] == ["out", "out/file.txt"]
 
 
@@ -277,8 +277,7 @@ def test_output_symlink_pointing_outside_is_not_stored(project: Path) -> None:
     proc = attest("run", "--log-format", "json", "--report", str(report), cwd=project)
     assert proc.returncode == 0, proc.stderr
     assert "not cached: output symlink 'out/host' points to an absolute path" in proc.stderr
-    entries = project / ".attest" / "cache" / "entries"
-    assert not entries.exists() or not list(entries.iterdir())
+    assert cache_entries(project / ".attest" / "cache") == {}
 
 
 def test_restored_modes_keep_only_the_executable_bit_and_honour_the_umask(project: Path

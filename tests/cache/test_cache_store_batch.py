@@ -15,6 +15,7 @@ from attest_cli.cache.statindex import StatIndex
 from attest_cli.engine.interfaces import StepContext
 from attest_cli.engine.run_report import StepResult
 from attest_cli.pipeline.model import Pipeline, Step
+from tests.support import cache_entries, write_cache_entry
 
 
 def _setup(tmp_path: Path, n: int) -> tuple[ContentCache, Pipeline]:
@@ -57,7 +58,8 @@ def test_storing_steps_syncs_nothing_per_step_and_once_per_run(
     assert fsyncs == []
     manifests = [r for r in renames if "/entries/" in r]
     records = [r for r in renames if "/steps/" in r]
-    assert len(manifests) == 6 and records == []  # a manifest per stored step
+    assert manifests == [] and records == []  # no file, no rename per stored step:
+    assert len(cache_entries(cache.local.root)) == 6  # a row of the entry table each
     assert syncs == []
     cache.close()
     assert syncs == [cache.local.root]  # one sync when the run's cache closes
@@ -117,15 +119,22 @@ def test_a_read_marks_an_object_used_at_most_once_an_hour(tmp_path: Path) -> Non
     local = LocalBackend(tmp_path / "cache")
     local.put("entries/fresh", b"{}")
     local.put("entries/stale", b"{}")
-    fresh, stale = local.root / "entries" / "fresh", local.root / "entries" / "stale"
+    local.put("blobs/ab/blob", b"x")
+    blob = local.root / "blobs" / "ab" / "blob"
     recent = time.time() - 60
     old = time.time() - TOUCH_INTERVAL_SECONDS - 60
-    os.utime(fresh, (recent, recent))
-    os.utime(stale, (old, old))
+    write_cache_entry(local.root, "fresh", used=recent)
+    write_cache_entry(local.root, "stale", used=old)
+    os.utime(blob, (old, old))
     assert local.get("entries/fresh") == b"{}" and local.get("entries/stale") == b"{}"
-    assert fresh.stat().st_mtime == recent  # used a minute ago: no write for this read
-    assert stale.stat().st_mtime > time.time() - 60  # marked used now
-    assert local.peek("entries/stale") == b"{}"
+    assert local.get("blobs/ab/blob") == b"x"
+    used = {o.key: o.last_used for o in local.objects()}
+    assert used["entries/fresh"] == recent  # used a minute ago: no write for this read
+    assert used["entries/stale"] > time.time() - 60  # marked used now
+    assert blob.stat().st_mtime > time.time() - 60  # a blob file: its mtime
+    write_cache_entry(local.root, "stale", used=old)
+    assert local.peek("entries/stale") == b"{}"  # maintenance reads: not a use
+    assert {o.key: o.last_used for o in local.objects()}["entries/stale"] == old
 
 
 def test_restoring_nothing_opens_nothing(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from attest_cli.cache.statindex import StatIndex
 from attest_cli.engine.interfaces import StepContext
 from attest_cli.engine.run_report import StepResult
 from attest_cli.pipeline.model import Pipeline, Step
+from tests.support import delete_cache_entry
 
 pytestmark = pytest.mark.unit  # in-process: the fast layer (make test-unit)
 
@@ -175,8 +176,7 @@ def test_a_big_pipeline_lists_the_entries_once_and_still_sees_an_eviction(
     monkeypatch.setattr(content_cache, "LIST_ENTRIES_PER_STEP", 0)  # "too many to read"
     assert new_cache().fresh(context(root)) is not None
     assert asked == [f"entries/{decision.key}"]  # asked by name instead
-    entry = tmp_path / "cache" / "entries" / decision.key
-    entry.unlink()
+    delete_cache_entry(tmp_path / "cache", decision.key)
     assert new_cache().fresh(context(root)) is None
 
 

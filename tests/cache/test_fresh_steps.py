@@ -18,7 +18,7 @@ import pytest
 from attest_cli.cache.fresh import FreshIndex
 from attest_cli.cache.statindex import RACY_SECONDS, FileState, signature_of
 from attest_cli.pipeline.model import Pipeline, Step
-from tests.support import attest, write_pipeline
+from tests.support import attest, delete_cache_entry, write_pipeline
 
 PIPELINE = """
 steps:
@@ -134,7 +134,7 @@ def test_an_evicted_entry_is_not_vouched_for(proj: Path) -> None:
     """Eviction (size or age limits) removes entries but not the index: an up-to-date
     answer names an entry the cache still has, or it is not given."""
     key = run(proj)["make"]["cache_key"]
-    (proj / ".attest" / "cache" / "entries" / key).unlink()
+    delete_cache_entry(proj / ".attest" / "cache", key)
     steps = run(proj)
     assert "up_to_date" not in steps["make"] and steps["make"]["status"] == "success"
     assert steps["use"]["up_to_date"] is True  # same output digest: still up to date

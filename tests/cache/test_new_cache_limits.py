@@ -15,6 +15,7 @@ from attest_cli.cache.limits import enforce_limits
 from attest_cli.cache.manifest import Manifest, OutputFile
 from attest_cli.config.layers import Settings, defaults
 from attest_cli.digest import bytes_digest
+from tests.support import write_cache_entry
 
 
 def settings(max_size: int) -> Settings:
@@ -60,9 +61,10 @@ def test_an_existing_cache_is_pruned_for_age_once_a_day(tmp_path: Path) -> None:
     assert not local.created_here
     store(local, 1, 100)
     old = time.time() - 400 * 86400
-    for p in (tmp_path / "cache").rglob("*"):
+    for p in (tmp_path / "cache" / "blobs").rglob("*"):
         if p.is_file():
             os.utime(p, (old, old))
+    write_cache_entry(tmp_path / "cache", f"{1:064x}", used=old)
     s = settings(10**6)
     s.set("cache.retention_days", 30, "test")
     result = enforce_limits(local, s, stored=True)

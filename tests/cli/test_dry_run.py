@@ -14,7 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import attest, write_pipeline
+from tests.support import (
+    attest,
+    cache_entries,
+    delete_cache_entry,
+    entry_of_step,
+    write_pipeline,
+)
 
 PIPELINE = """
 name: drydemo
@@ -162,9 +168,7 @@ def test_damaged_local_entry_is_predicted_as_a_run(project: Path) -> None:
     make(project)
     (project / "src" / "b.py").write_text("b = 2\n" * 4000)  # a blob, not held inline
     real_run(project)
-    entries = project / ".attest" / "cache" / "entries"
-    manifest = next(json.loads(p.read_text()) for p in entries.iterdir()
-                    if json.loads(p.read_text())["step"] == "gen_b")
+    _, manifest = entry_of_step(project / ".attest" / "cache", "gen_b")
     digest = next(f["digest"] for f in manifest["files"] if f["path"] == "b.out")
     hexd = digest.removeprefix("blake3:")
     (project / ".attest" / "cache" / "blobs" / hexd[:2] / hexd).unlink()
@@ -183,7 +187,9 @@ def test_damaged_local_entry_is_predicted_as_a_run(project: Path) -> None:
 def test_evicted_entry_no_cache_and_disabled_cache_are_explained(project: Path) -> None:
     make(project)
     real_run(project)
-    shutil.rmtree(project / ".attest" / "cache" / "entries")
+    cache = project / ".attest" / "cache"
+    for key in cache_entries(cache):
+        delete_cache_entry(cache, key)
     predictions, _ = dry_run(project, "--step", "gen_b")
     assert list(predictions) == ["gen_b"]
     assert predictions["gen_b"].startswith("would run: entry ")
@@ -227,14 +233,17 @@ def test_an_oversized_manifest_is_refused_before_it_is_read(project: Path) -> No
     """A manifest file claiming 3 GiB (sparse) under a 1 GiB address-space limit: the dry
     run's peek is bounded like every cache read, so it names the entry damaged instead of
     reading it into memory (it used to read the whole file, then parse it)."""
-    import os
     import resource
     import sys
 
     make(project)
     real_run(project)
-    for entry in (project / ".attest" / "cache" / "entries").iterdir():
-        os.truncate(entry, 3 * 2**30)
+    cache = project / ".attest" / "cache"
+    (cache / "entries").mkdir()
+    for key in cache_entries(cache):  # each entry as a file of an earlier version, 3 GiB
+        with open(cache / "entries" / key, "wb") as fh:
+            fh.truncate(3 * 2**30)
+        delete_cache_entry(cache, key)
 
     def limited() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30))

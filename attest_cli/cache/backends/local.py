@@ -26,9 +26,11 @@ from typing import BinaryIO
 from attest_cli.atomic import write_object
 from attest_cli.cache.backends.base import MalformedObject, StoredObject
 from attest_cli.cache.backends.bounded import DEFAULT_MAX_ENTRY_SIZE, check_size, read_limited
+from attest_cli.cache.backends.entry_table import EntryTable
 
 _ZSTD_SUFFIX = ".zst"
 _COMPRESSIBLE = "blobs/"  # only blobs are ever compressed: other keys have no .zst to probe
+_TABLED = "entries/"  # manifests: rows of one SQLite file (entry_table.py), not a file each
 # A read marks an object used (its mtime) only when the mark is older than this: eviction
 # by size and by cache.retention_days needs no finer "last used", and a no-op run then
 # reads its entries without writing an inode per step.
@@ -49,6 +51,8 @@ class LocalBackend:
         self.written = 0
         self._lock = threading.Lock()
         self._root = str(root)  # str paths: several per stored or looked-up step
+        self.table = EntryTable(self._root, max_entry_size=max_entry_size,
+                                touch_interval=TOUCH_INTERVAL_SECONDS)
 
     def _path(self, key: str) -> str:
         if key.startswith("/") or ".." in key.split("/"):
@@ -64,6 +68,10 @@ class LocalBackend:
 
     def _read(self, key: str, *, touch: bool) -> bytes | None:
         path = self._path(key)
+        if key.startswith(_TABLED):
+            data = self.table.get(key, touch=touch)
+            if data is not None:
+                return data  # else perhaps a file, as earlier versions wrote entries
         candidates = ((path, False), (path + _ZSTD_SUFFIX, True)) \
             if key.startswith(_COMPRESSIBLE) else ((path, False),)
         for candidate, compressed in candidates:
@@ -87,6 +95,13 @@ class LocalBackend:
         if self.contains(key):
             return False
         path = self._path(key)
+        if key.startswith(_TABLED) and not self.table.broken:
+            stored = self.table.put(key, data)
+            if stored is not None:
+                if stored:
+                    with self._lock:
+                        self.written += len(data)
+                return stored
         # No fsync per object: blobs are digest-checked and manifests parsed strictly on
         # every read, so a torn object is a miss, never a wrong restore; the run syncs the
         # file system once at its end (:func:`sync_filesystem`).
@@ -101,6 +116,8 @@ class LocalBackend:
 
     def contains(self, key: str) -> bool:
         path = self._path(key)  # os.path: asked once per up-to-date step
+        if key.startswith(_TABLED) and self.table.contains(key):
+            return True
         return os.path.exists(path) or (key.startswith(_COMPRESSIBLE) and
                                         os.path.exists(path + _ZSTD_SUFFIX))
 
@@ -110,6 +127,11 @@ class LocalBackend:
         None past ``limit`` names: a cache shared by many pipelines is asked name by name
         rather than read whole."""
         out: set[str] = set()
+        if f"{folder}/" == _TABLED:
+            tabled = self.table.names(_TABLED, limit)
+            if tabled is None:
+                return None
+            out |= tabled
         try:
             with os.scandir(self._path(folder)) as it:
                 for entry in it:
@@ -118,11 +140,13 @@ class LocalBackend:
                         if len(out) > limit:
                             return None
         except (FileNotFoundError, NotADirectoryError):
-            return set()
+            pass  # no entry written as a file (the usual case: they are rows)
         return out
 
     def delete(self, key: str) -> None:
         path = self._path(key)
+        if key.startswith(_TABLED):
+            self.table.delete(key)
         for candidate in (path, path + _ZSTD_SUFFIX):
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                 os.unlink(candidate)
@@ -134,6 +158,8 @@ class LocalBackend:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def objects(self, prefix: str = "") -> Iterator[StoredObject]:
+        if _TABLED.startswith(prefix) or prefix.startswith(_TABLED):
+            yield from self.table.objects(prefix if prefix.startswith(_TABLED) else _TABLED)
         top = prefix.split("/")[0] if prefix else ""
         start = self.root / top if top else self.root
         if not start.is_dir():
@@ -166,7 +192,7 @@ class LocalBackend:
                         yield full
 
     def close(self) -> None:
-        pass
+        self.table.close()
 
 
 def sync_filesystem(path: Path) -> None:

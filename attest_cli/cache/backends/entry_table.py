@@ -1,0 +1,215 @@
+"""The local cache's entries (manifests) in one SQLite file, ``.entries.db``, not a file each.
+
+A manifest is a few hundred bytes to 64 KiB (small outputs are inline, see docs/cache.md),
+and a file each cost more than the manifest: a new inode, a temp name, a rename and a lock
+on one directory shared by every worker, per stored step. On this project's 2-core machine
+that was ~0.3 ms of kernel time per step, a fifth of a 1,000-step cold build, and a cache
+of 100,000 entries was 100,000 files for a CI cache action to pack and unpack. A row of
+one WAL-mode table costs a page append, and the whole table is one file.
+
+Durability: ``synchronous=NORMAL`` with WAL never corrupts the file; a crash of the machine
+(not of attest) may lose the entries of the last moments, which is a miss, never a wrong
+restore (a run syncs the file system when it ends, see ``local.sync_filesystem``).
+
+The file may come from a restored CI cache, so it is untrusted like the rest of the
+directory: it is opened with ``trusted_schema=OFF``, used only if its schema is exactly
+ours (no trigger, view or other table can run anything), every value is bounded by
+``max_entry_size`` before it is read, and one that SQLite cannot read is moved aside
+(``.entries.db.broken``) and started again. Each thread has its own connection: SQLite
+serialises writers, and two attest processes may share the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+
+from attest_cli.cache.backends.base import MalformedObject, StoredObject
+from attest_cli.cache.backends.bounded import check_size
+
+log = logging.getLogger("attest.cache")
+
+TABLE_FILE = ".entries.db"  # a dot-name: not a cache object of the directory's own
+BROKEN_SUFFIX = ".broken"
+_SCHEMA = ("CREATE TABLE objects (key TEXT PRIMARY KEY, data BLOB NOT NULL, "
+           "used REAL NOT NULL)")
+# what sqlite_master of our file holds, exactly: anything else is not our file
+_MASTER = {("table", "objects", _SCHEMA), ("index", "sqlite_autoindex_objects_1", None)}
+BUSY_SECONDS = 5.0  # another process writing: wait this long, then the write fails (a miss)
+
+
+class EntryTable:
+    """Cache objects by key in ``<root>/.entries.db``; read-only use never creates it."""
+
+    def __init__(self, root: str, *, max_entry_size: int, touch_interval: float) -> None:
+        self.path = f"{root}/{TABLE_FILE}"
+        self.max_entry_size = max_entry_size
+        self.touch_interval = touch_interval
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._conns: list[sqlite3.Connection] = []
+        self.broken = False  # unreadable in this process: reads miss, writes go to files
+
+    # -- connections -----------------------------------------------------------------------
+    def _conn(self, *, create: bool) -> sqlite3.Connection | None:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None or self.broken:
+            return conn
+        if not create and not os.path.exists(self.path):
+            return None  # nothing stored here yet: no file for a read
+        with self._lock:  # one thread at a time: a file moved aside is moved once
+            if self.broken:
+                return None
+            try:
+                conn = self._open()
+            except sqlite3.OperationalError as exc:  # cannot open (permissions): files
+                self.broken = True
+                log.warning("cache: cannot open %s (%s); entries go to files", self.path, exc)
+                return None
+            except sqlite3.DatabaseError as exc:  # not a database, or not ours: a new one
+                self._move_aside(exc)
+                try:
+                    conn = self._open()
+                except sqlite3.DatabaseError:
+                    self.broken = True
+                    return None
+            self._local.conn = conn
+            self._conns.append(conn)
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        if not os.path.exists(self.path):  # as every cache object: 0666 less the umask
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666))
+        conn = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None,
+                               check_same_thread=False)
+        try:
+            conn.execute("PRAGMA trusted_schema=OFF")
+            master = {tuple(row) for row in conn.execute(
+                "SELECT type, name, sql FROM sqlite_master")}
+            if not master:
+                conn.execute("PRAGMA auto_vacuum=INCREMENTAL")  # a prune gives space back
+                conn.execute("PRAGMA journal_mode=WAL")
+                with contextlib.suppress(sqlite3.OperationalError):  # created meanwhile
+                    conn.execute(_SCHEMA)
+                master = {tuple(row) for row in conn.execute(
+                    "SELECT type, name, sql FROM sqlite_master")}
+            if master != _MASTER:
+                raise sqlite3.DatabaseError("not attest's entry table (unexpected schema)")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _move_aside(self, exc: sqlite3.DatabaseError) -> None:
+        """The file cannot be used: move it aside, so that a new one is started."""
+        log.warning("cache: %s cannot be read (%s); it is moved aside to %s%s and the "
+                    "entries in it are misses", self.path, exc, self.path, BROKEN_SUFFIX)
+        with contextlib.suppress(OSError):
+            os.replace(self.path, self.path + BROKEN_SUFFIX)
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                os.unlink(self.path + suffix)
+
+    def _run(self, sql: str, args: tuple[object, ...] = (), *, create: bool = False
+             ) -> sqlite3.Cursor | None:
+        """One statement; None where there is no usable table (a miss)."""
+        conn = self._conn(create=create)
+        if conn is None:
+            return None
+        try:
+            return conn.execute(sql, args)
+        except sqlite3.OperationalError:
+            raise  # busy past BUSY_SECONDS, disk full: the caller's error, not the file's
+        except sqlite3.DatabaseError as exc:  # malformed: the file, not this statement
+            with self._lock:  # files for the rest of this process; the next starts anew
+                if not self.broken:
+                    self.broken = True
+                    self._move_aside(exc)
+            return None
+
+    # -- the backend's operations ----------------------------------------------------------
+    def get(self, key: str, *, touch: bool) -> bytes | None:
+        try:
+            cur = self._run("SELECT length(data), used, CASE WHEN length(data) <= ? THEN data "
+                            "END FROM objects WHERE key = ?", (self.max_entry_size, key))
+            row = cur.fetchone() if cur is not None else None
+        except sqlite3.OperationalError as exc:
+            log.debug("cache: reading %s from %s failed: %s", key, self.path, exc)
+            return None
+        if row is None:
+            return None
+        size, used, data = row
+        if not isinstance(size, int) or not isinstance(data, bytes | None):
+            raise MalformedObject(f"{key}: not a stored object")
+        check_size(key, size, self.max_entry_size)
+        if not isinstance(data, bytes):
+            raise MalformedObject(f"{key}: not a stored object")
+        if touch and isinstance(used, float | int) and time.time() - used > self.touch_interval:
+            with contextlib.suppress(sqlite3.Error):
+                self._run("UPDATE objects SET used = ? WHERE key = ?", (time.time(), key))
+        return data
+
+    def put(self, key: str, data: bytes) -> bool | None:
+        """True if stored, False if already there, None where there is no table (use a
+        file)."""
+        cur = self._run("INSERT OR IGNORE INTO objects (key, data, used) VALUES (?, ?, ?)",
+                        (key, data, time.time()), create=True)
+        return None if cur is None else cur.rowcount == 1
+
+    def contains(self, key: str) -> bool:
+        try:
+            cur = self._run("SELECT 1 FROM objects WHERE key = ?", (key,))
+            return cur is not None and cur.fetchone() is not None
+        except sqlite3.OperationalError:
+            return False
+
+    def names(self, prefix: str, limit: int) -> set[str] | None:
+        """The keys under ``prefix`` without it; None past ``limit``."""
+        try:
+            cur = self._run("SELECT substr(key, ?) FROM objects WHERE key >= ? AND key < ? "
+                            "LIMIT ?", (len(prefix) + 1, prefix, _after(prefix), limit + 1))
+        except sqlite3.OperationalError:
+            return None  # asked name by name instead
+        out = {str(name) for (name,) in cur} if cur is not None else set()
+        return None if len(out) > limit else out
+
+    def delete(self, key: str) -> None:
+        self._run("DELETE FROM objects WHERE key = ?", (key,))
+
+    def objects(self, prefix: str = "") -> Iterator[StoredObject]:
+        cur = self._run("SELECT key, length(data), used FROM objects WHERE key >= ? AND key < ?",
+                        (prefix, _after(prefix)))
+        rows = cur.fetchall() if cur is not None else []
+        for key, size, used in rows:
+            if isinstance(key, str) and isinstance(size, int) and isinstance(used, float | int):
+                yield StoredObject(key=key, size=size, last_used=float(used))
+
+    def give_back_space(self) -> None:
+        """After deletions (a prune): return the freed pages to the file system."""
+        with contextlib.suppress(sqlite3.Error):
+            cur = self._run("PRAGMA incremental_vacuum")
+            if cur is not None:
+                cur.fetchall()  # the pragma frees pages as its rows are stepped through
+
+    def close(self) -> None:
+        """Close every thread's connection; the last one folds the WAL into the file."""
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        self._local = threading.local()
+
+
+def _after(prefix: str) -> str:
+    """The first string after every key that starts with ``prefix``: a range of the key's
+    index instead of a scan of every row (``entries/`` is everything up to ``entries0``)."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else "\U0010ffff"

@@ -1,0 +1,158 @@
+"""The local cache's entries are rows of one SQLite file: fewer files, same guarantees.
+
+The file can come from a restored CI cache like the rest of the directory, so a file that is
+not a database, or a database that is not ours, is moved aside and never used; a row is
+bounded before it is read; entries written as files by earlier versions still count.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from attest_cli.cache.backends.base import MalformedObject
+from attest_cli.cache.backends.entry_table import TABLE_FILE
+from attest_cli.cache.backends.local import LocalBackend
+from tests.support import attest, cache_entries, write_pipeline
+
+PIPELINE = """
+    name: rows
+    steps:
+      one: {run: "echo 1 > one.txt && echo ran >> runs.log", outputs: [one.txt]}
+      two: {run: "echo 2 > two.txt && echo ran >> runs.log", outputs: [two.txt]}
+    """
+
+
+def run(project: Path) -> dict[str, str]:
+    proc = attest("run", "--report", "r.json", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((project / "r.json").read_text())
+    return {s["name"]: s["status"] for s in report["steps"]}
+
+
+def ran(project: Path) -> int:
+    return len((project / "runs.log").read_text().splitlines())
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    write_pipeline(tmp_path, PIPELINE)
+    return tmp_path
+
+
+def test_entries_are_rows_of_one_file_and_hit_on_the_next_run(project: Path) -> None:
+    assert run(project) == {"one": "success", "two": "success"}
+    cache = project / ".attest" / "cache"
+    rows = cache_entries(cache)
+    assert sorted(json.loads(v)["step"] for v in rows.values()) == ["one", "two"]
+    assert not (cache / "entries").exists()  # no file per entry
+    assert not (cache / (TABLE_FILE + "-wal")).exists()  # folded in when the run ended
+    (project / "one.txt").unlink()
+    assert run(project) == {"one": "cached", "two": "cached"}
+    assert (project / "one.txt").read_text() == "1\n" and ran(project) == 2
+
+
+def test_a_table_file_that_is_not_a_database_is_moved_aside(project: Path) -> None:
+    cache = project / ".attest" / "cache"
+    cache.mkdir(parents=True)
+    (cache / TABLE_FILE).write_bytes(b"not a database at all\n" * 100)
+    proc = attest("run", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert "cannot be read" in proc.stderr and "Traceback" not in proc.stderr
+    assert (cache / (TABLE_FILE + ".broken")).read_bytes().startswith(b"not a database")
+    assert run(project) == {"one": "cached", "two": "cached"}  # a new table from then on
+    assert len(cache_entries(cache)) == 2
+
+
+def test_a_database_that_is_not_ours_is_never_used(project: Path) -> None:
+    """A planted file with our table and a trigger: opened with trusted_schema off, its
+    schema compared before any statement touches the table, so the trigger never fires."""
+    cache = project / ".attest" / "cache"
+    cache.mkdir(parents=True)
+    conn = sqlite3.connect(cache / TABLE_FILE)
+    conn.executescript("""
+        CREATE TABLE objects (key TEXT PRIMARY KEY, data BLOB NOT NULL, used REAL NOT NULL);
+        CREATE TABLE fired (n INTEGER);
+        CREATE TRIGGER t AFTER INSERT ON objects BEGIN INSERT INTO fired VALUES (1); END;
+        """)
+    conn.close()
+    proc = attest("run", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert "not attest's entry table" in proc.stderr
+    planted = sqlite3.connect(cache / (TABLE_FILE + ".broken"))
+    assert planted.execute("SELECT count(*) FROM fired").fetchone() == (0,)
+    planted.close()
+    assert len(cache_entries(cache)) == 2  # stored in a new table of our own
+
+
+def test_a_row_over_the_entry_size_limit_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    local = LocalBackend(tmp_path / "cache", max_entry_size=1000)
+    assert local.put("entries/big", b"x" * 999)
+    local.close()
+    conn = sqlite3.connect(tmp_path / "cache" / TABLE_FILE)
+    conn.execute("UPDATE objects SET data = zeroblob(5000) WHERE key = 'entries/big'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(MalformedObject, match="entries/big"):
+        LocalBackend(tmp_path / "cache", max_entry_size=1000).get("entries/big")
+
+
+def test_entries_written_as_files_by_earlier_versions_still_count(tmp_path: Path) -> None:
+    local = LocalBackend(tmp_path / "cache")
+    (tmp_path / "cache" / "entries").mkdir(parents=True)
+    (tmp_path / "cache" / "entries" / "old").write_bytes(b"{old}")
+    assert local.put("entries/new", b"{new}")
+    assert local.get("entries/old") == b"{old}" and local.get("entries/new") == b"{new}"
+    assert local.contains("entries/old") and local.contains("entries/new")
+    assert local.names("entries", limit=10) == {"old", "new"}
+    assert not local.put("entries/old", b"{other}")  # already there, as a file
+    assert sorted(o.key for o in local.objects("entries/")) == ["entries/new", "entries/old"]
+    local.delete("entries/old")
+    local.delete("entries/new")
+    assert local.names("entries", limit=10) == set() and local.get("entries/old") is None
+
+
+def test_threads_and_processes_share_the_table(tmp_path: Path) -> None:
+    """Each thread has its own connection; the same key stored twice is one row."""
+    local = LocalBackend(tmp_path / "cache")
+    other = LocalBackend(tmp_path / "cache")  # another process's view of the directory
+    results: list[bool] = []
+
+    def store(backend: LocalBackend, first: int) -> None:
+        for i in range(first, first + 50):
+            results.append(bool(backend.put(f"entries/k{i}", b"v%d" % i)))
+
+    threads = [threading.Thread(target=store, args=(b, f))
+               for b, f in ((local, 0), (other, 25), (local, 50))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(True) == 100  # keys 25-49 were offered twice: stored once
+    local.close()
+    other.close()
+    assert len(cache_entries(tmp_path / "cache")) == 100
+
+
+def test_a_read_only_use_creates_no_table(tmp_path: Path) -> None:
+    local = LocalBackend(tmp_path / "cache")
+    assert local.get("entries/none") is None and not local.contains("entries/none")
+    assert local.names("entries", limit=5) == set() and list(local.objects()) == []
+    local.close()
+    assert not (tmp_path / "cache").exists()
+
+
+def test_the_table_honours_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o027)
+    try:
+        local = LocalBackend(tmp_path / "cache")
+        local.put("entries/k", b"v")
+        assert (tmp_path / "cache" / TABLE_FILE).stat().st_mode & 0o777 == 0o640
+        local.close()
+    finally:
+        os.umask(old)
