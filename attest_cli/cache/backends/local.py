@@ -92,16 +92,18 @@ class LocalBackend:
         return None
 
     def put(self, key: str, data: bytes) -> bool:
-        if self.contains(key):
-            return False
         path = self._path(key)
         if key.startswith(_TABLED) and not self.table.broken:
-            stored = self.table.put(key, data)
+            if os.path.exists(path):  # stored as a file by an earlier version
+                return False
+            stored = self.table.put(key, data)  # a row already there: not stored again
             if stored is not None:
                 if stored:
                     with self._lock:
                         self.written += len(data)
                 return stored
+        if self.contains(key):
+            return False
         # No fsync per object: blobs are digest-checked and manifests parsed strictly on
         # every read, so a torn object is a miss, never a wrong restore; the run syncs the
         # file system once at its end (:func:`sync_filesystem`).
