@@ -156,3 +156,31 @@ def test_the_table_honours_the_umask(tmp_path: Path) -> None:
         local.close()
     finally:
         os.umask(old)
+
+
+def test_a_cache_on_a_network_file_system_keeps_a_file_per_entry(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """WAL needs every process on one host; runners on several hosts may share an NFS
+    directory, where a temp file and a rename per entry are safe and a table is not."""
+    from attest_cli.cache.backends import entry_table
+
+    monkeypatch.setattr(entry_table, "file_system_of", lambda path: "nfs4")
+    local = LocalBackend(tmp_path / "cache")
+    assert local.put("entries/k", b"{}") and local.get("entries/k") == b"{}"
+    assert (tmp_path / "cache" / "entries" / "k").read_bytes() == b"{}"
+    assert not (tmp_path / "cache" / TABLE_FILE).exists()
+
+
+def test_the_file_system_is_the_longest_mount_holding_the_path(tmp_path: Path) -> None:
+    from attest_cli.cache.backends.entry_table import file_system_of
+
+    shared = tmp_path / "shared dir"
+    (shared / "cache").mkdir(parents=True)
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(
+        "22 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw\n"
+        f"40 22 0:50 / {str(shared).replace(' ', chr(92) + '040')} rw - nfs4 srv:/x rw\n"
+        f"41 22 0:51 / {tmp_path}/shared rw - cifs //srv/y rw\n")  # a prefix, not a parent
+    assert file_system_of(str(shared / "cache" / "not-yet"), str(mountinfo)) == "nfs4"
+    assert file_system_of(str(tmp_path), str(mountinfo)) == "ext4"
+    assert file_system_of(str(tmp_path), str(tmp_path / "none")) is None

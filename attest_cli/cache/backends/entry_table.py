@@ -17,6 +17,11 @@ ours (no trigger, view or other table can run anything), every value is bounded 
 ``max_entry_size`` before it is read, and one that SQLite cannot read is moved aside
 (``.entries.db.broken``) and started again. Each thread has its own connection: SQLite
 serialises writers, and two attest processes may share the file.
+
+SQLite's WAL needs memory shared by every process that opens the file, so every process
+must be on one host: a cache directory on a network file system (NFS, SMB, sshfs, ...),
+which runners on several hosts may share, keeps an entry per file as before (a temp file
+and a rename are safe there).
 """
 
 from __future__ import annotations
@@ -41,6 +46,11 @@ _SCHEMA = ("CREATE TABLE objects (key TEXT PRIMARY KEY, data BLOB NOT NULL, "
 # what sqlite_master of our file holds, exactly: anything else is not our file
 _MASTER = {("table", "objects", _SCHEMA), ("index", "sqlite_autoindex_objects_1", None)}
 BUSY_SECONDS = 5.0  # another process writing: wait this long, then the write fails (a miss)
+# file systems that several hosts may mount at once (Linux's names, /proc/self/mountinfo)
+NETWORK_FS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "9p", "afs", "ceph",
+                        "glusterfs", "lustre", "gpfs", "ocfs2", "gfs2", "beegfs", "fuse.sshfs",
+                        "fuse.s3fs", "fuse.gcsfuse", "fuse.glusterfs", "fuse.cephfs"})
+MOUNTINFO = "/proc/self/mountinfo"
 
 
 class EntryTable:
@@ -64,6 +74,12 @@ class EntryTable:
             return None  # nothing stored here yet: no file for a read
         with self._lock:  # one thread at a time: a file moved aside is moved once
             if self.broken:
+                return None
+            fs = file_system_of(os.path.dirname(self.path))
+            if fs in NETWORK_FS:
+                self.broken = True
+                log.debug("cache: %s is on %s, a network file system: entries stay files",
+                          self.path, fs)
                 return None
             try:
                 conn = self._open()
@@ -207,6 +223,29 @@ class EntryTable:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
         self._local = threading.local()
+
+
+def file_system_of(path: str, mountinfo: str = MOUNTINFO) -> str | None:
+    """The type of the file system ``path`` is on (the longest mount point holding it), or
+    None where that cannot be told (no /proc: the table is used)."""
+    target = os.path.realpath(path)
+    while not os.path.exists(target) and target != os.path.dirname(target):
+        target = os.path.dirname(target)  # the cache directory may not exist yet
+    best, kind = -1, None
+    try:
+        with open(mountinfo, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                fields = line.split()
+                if " - " not in line or len(fields) < 5:
+                    continue
+                mount = fields[4].replace("\\040", " ")
+                fs_type = line.split(" - ", 1)[1].split()[0]
+                inside = target == mount or target.startswith(mount.rstrip("/") + "/")
+                if inside and len(mount) > best:
+                    best, kind = len(mount), fs_type
+    except OSError:
+        return None
+    return kind
 
 
 def _after(prefix: str) -> str:
