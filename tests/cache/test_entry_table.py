@@ -118,7 +118,8 @@ def test_entries_written_as_files_by_earlier_versions_still_count(tmp_path: Path
 
 
 def test_threads_and_processes_share_the_table(tmp_path: Path) -> None:
-    """Each thread has its own connection; the same key stored twice is one row."""
+    """Threads share their process's connection, processes share the file; the same key
+    stored twice is one row."""
     local = LocalBackend(tmp_path / "cache")
     other = LocalBackend(tmp_path / "cache")  # another process's view of the directory
     results: list[bool] = []

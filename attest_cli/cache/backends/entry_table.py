@@ -15,8 +15,8 @@ The file may come from a restored CI cache, so it is untrusted like the rest of 
 directory: it is opened with ``trusted_schema=OFF``, used only if its schema is exactly
 ours (no trigger, view or other table can run anything), every value is bounded by
 ``max_entry_size`` before it is read, and one that SQLite cannot read is moved aside
-(``.entries.db.broken``) and started again. Each thread has its own connection: SQLite
-serialises writers, and two attest processes may share the file.
+(``.entries.db.broken``) and started again. A process has one connection, used by one
+thread at a time; SQLite serialises the writers of all processes sharing the file.
 
 SQLite's WAL needs memory shared by every process that opens the file, so every process
 must be on one host: a cache directory on a network file system (NFS, SMB, sshfs, ...),
@@ -33,6 +33,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from attest_cli.cache.backends.base import MalformedObject, StoredObject
 from attest_cli.cache.backends.bounded import check_size
@@ -54,49 +55,75 @@ MOUNTINFO = "/proc/self/mountinfo"
 
 
 class EntryTable:
-    """Cache objects by key in ``<root>/.entries.db``; read-only use never creates it."""
+    """Cache objects by key in ``<root>/.entries.db``; read-only use never creates it.
+
+    One connection per process, its statements one at a time under a lock (each is tens of
+    microseconds): a connection per thread cost two descriptors and a schema check per
+    thread, and up to 4 x ``-j`` threads run with a remote tier."""
 
     def __init__(self, root: str, *, max_entry_size: int, touch_interval: float) -> None:
         self.path = f"{root}/{TABLE_FILE}"
         self.max_entry_size = max_entry_size
         self.touch_interval = touch_interval
-        self._local = threading.local()
         self._lock = threading.Lock()
-        self._conns: list[sqlite3.Connection] = []
-        self.broken = False  # unreadable in this process: reads miss, writes go to files
+        self._conn: sqlite3.Connection | None = None
+        self.broken = False  # not usable in this process: reads miss, writes go to files
 
-    # -- connections -----------------------------------------------------------------------
-    def _conn(self, *, create: bool) -> sqlite3.Connection | None:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None or self.broken:
-            return conn
-        if not create and not os.path.exists(self.path):
+    # -- the connection --------------------------------------------------------------------
+    def _rows(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]] | None:
+        """A query's rows; None where there is no usable table (a miss)."""
+        found = self._run(sql, args, create=False, rows=True)
+        return found if isinstance(found, list) else None
+
+    def _change(self, sql: str, args: tuple[object, ...], *, create: bool = False
+                ) -> int | None:
+        """A statement's count of changed rows; None where there is no usable table."""
+        changed = self._run(sql, args, create=create, rows=False)
+        return changed if isinstance(changed, int) else None
+
+    def _run(self, sql: str, args: tuple[object, ...], *, create: bool, rows: bool
+             ) -> list[tuple[Any, ...]] | int | None:
+        """One statement under the lock. OperationalError (busy past BUSY_SECONDS, a full
+        disk) is raised: the caller's error, not the file's."""
+        if self._conn is None and not create and not os.path.exists(self.path):
             return None  # nothing stored here yet: no file for a read
-        with self._lock:  # one thread at a time: a file moved aside is moved once
-            if self.broken:
-                return None
-            fs = file_system_of(os.path.dirname(self.path))
-            if fs in NETWORK_FS:
-                self.broken = True
-                log.debug("cache: %s is on %s, a network file system: entries stay files",
-                          self.path, fs)
+        with self._lock:
+            conn = self._connect()
+            if conn is None:
                 return None
             try:
-                conn = self._open()
-            except sqlite3.OperationalError as exc:  # cannot open (permissions): files
-                self.broken = True
-                log.warning("cache: cannot open %s (%s); entries go to files", self.path, exc)
-                return None
-            except sqlite3.DatabaseError as exc:  # not a database, or not ours: a new one
+                cur = conn.execute(sql, args)
+                return cur.fetchall() if rows else cur.rowcount
+            except sqlite3.OperationalError:
+                raise
+            except sqlite3.DatabaseError as exc:  # malformed: the file, not this statement
+                self.broken = True  # files for the rest of this process; the next starts anew
+                self._close()
                 self._move_aside(exc)
-                try:
-                    conn = self._open()
-                except sqlite3.DatabaseError:
-                    self.broken = True
-                    return None
-            self._local.conn = conn
-            self._conns.append(conn)
-        return conn
+                return None
+
+    def _connect(self) -> sqlite3.Connection | None:
+        """The open connection, opened on first use (under the lock)."""
+        if self._conn is not None or self.broken:
+            return self._conn
+        fs = file_system_of(os.path.dirname(self.path))
+        if fs in NETWORK_FS:
+            self.broken = True
+            log.debug("cache: %s is on %s, a network file system: entries stay files",
+                      self.path, fs)
+            return None
+        try:
+            self._conn = self._open()
+        except sqlite3.OperationalError as exc:  # cannot open (permissions): files
+            self.broken = True
+            log.warning("cache: cannot open %s (%s); entries go to files", self.path, exc)
+        except sqlite3.DatabaseError as exc:  # not a database, or not ours: a new one
+            self._move_aside(exc)
+            try:
+                self._conn = self._open()
+            except sqlite3.DatabaseError:
+                self.broken = True
+        return self._conn
 
     def _open(self) -> sqlite3.Connection:
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
@@ -134,35 +161,17 @@ class EntryTable:
             with contextlib.suppress(OSError):
                 os.unlink(self.path + suffix)
 
-    def _run(self, sql: str, args: tuple[object, ...] = (), *, create: bool = False
-             ) -> sqlite3.Cursor | None:
-        """One statement; None where there is no usable table (a miss)."""
-        conn = self._conn(create=create)
-        if conn is None:
-            return None
-        try:
-            return conn.execute(sql, args)
-        except sqlite3.OperationalError:
-            raise  # busy past BUSY_SECONDS, disk full: the caller's error, not the file's
-        except sqlite3.DatabaseError as exc:  # malformed: the file, not this statement
-            with self._lock:  # files for the rest of this process; the next starts anew
-                if not self.broken:
-                    self.broken = True
-                    self._move_aside(exc)
-            return None
-
     # -- the backend's operations ----------------------------------------------------------
     def get(self, key: str, *, touch: bool) -> bytes | None:
         try:
-            cur = self._run("SELECT length(data), used, CASE WHEN length(data) <= ? THEN data "
-                            "END FROM objects WHERE key = ?", (self.max_entry_size, key))
-            row = cur.fetchone() if cur is not None else None
+            found = self._rows("SELECT length(data), used, CASE WHEN length(data) <= ? THEN "
+                               "data END FROM objects WHERE key = ?", (self.max_entry_size, key))
         except sqlite3.OperationalError as exc:
             log.debug("cache: reading %s from %s failed: %s", key, self.path, exc)
             return None
-        if row is None:
+        if not found:
             return None
-        size, used, data = row
+        size, used, data = found[0]
         if not isinstance(size, int) or not isinstance(data, bytes | None):
             raise MalformedObject(f"{key}: not a stored object")
         check_size(key, size, self.max_entry_size)
@@ -170,59 +179,58 @@ class EntryTable:
             raise MalformedObject(f"{key}: not a stored object")
         if touch and isinstance(used, float | int) and time.time() - used > self.touch_interval:
             with contextlib.suppress(sqlite3.Error):
-                self._run("UPDATE objects SET used = ? WHERE key = ?", (time.time(), key))
+                self._change("UPDATE objects SET used = ? WHERE key = ?", (time.time(), key))
         return data
 
     def put(self, key: str, data: bytes) -> bool | None:
         """True if stored, False if already there, None where there is no table (use a
         file)."""
-        cur = self._run("INSERT OR IGNORE INTO objects (key, data, used) VALUES (?, ?, ?)",
-                        (key, data, time.time()), create=True)
-        return None if cur is None else cur.rowcount == 1
+        changed = self._change("INSERT OR IGNORE INTO objects (key, data, used) VALUES "
+                               "(?, ?, ?)", (key, data, time.time()), create=True)
+        return None if changed is None else changed == 1
 
     def contains(self, key: str) -> bool:
         try:
-            cur = self._run("SELECT 1 FROM objects WHERE key = ?", (key,))
-            return cur is not None and cur.fetchone() is not None
+            return bool(self._rows("SELECT 1 FROM objects WHERE key = ?", (key,)))
         except sqlite3.OperationalError:
             return False
 
     def names(self, prefix: str, limit: int) -> set[str] | None:
         """The keys under ``prefix`` without it; None past ``limit``."""
         try:
-            cur = self._run("SELECT substr(key, ?) FROM objects WHERE key >= ? AND key < ? "
-                            "LIMIT ?", (len(prefix) + 1, prefix, _after(prefix), limit + 1))
+            found = self._rows("SELECT substr(key, ?) FROM objects WHERE key >= ? AND key < ? "
+                               "LIMIT ?", (len(prefix) + 1, prefix, _after(prefix), limit + 1))
         except sqlite3.OperationalError:
             return None  # asked name by name instead
-        out = {str(name) for (name,) in cur} if cur is not None else set()
+        out = {str(name) for (name,) in found or ()}
         return None if len(out) > limit else out
 
     def delete(self, key: str) -> None:
-        self._run("DELETE FROM objects WHERE key = ?", (key,))
+        self._change("DELETE FROM objects WHERE key = ?", (key,))
 
     def objects(self, prefix: str = "") -> Iterator[StoredObject]:
-        cur = self._run("SELECT key, length(data), used FROM objects WHERE key >= ? AND key < ?",
-                        (prefix, _after(prefix)))
-        rows = cur.fetchall() if cur is not None else []
-        for key, size, used in rows:
+        found = self._rows("SELECT key, length(data), used FROM objects WHERE key >= ? AND "
+                           "key < ?", (prefix, _after(prefix)))
+        for key, size, used in found or ():
             if isinstance(key, str) and isinstance(size, int) and isinstance(used, float | int):
                 yield StoredObject(key=key, size=size, last_used=float(used))
 
     def give_back_space(self) -> None:
-        """After deletions (a prune): return the freed pages to the file system."""
+        """After deletions (a prune): return the freed pages to the file system (the
+        pragma frees them as its rows are stepped through, which fetching them does)."""
         with contextlib.suppress(sqlite3.Error):
-            cur = self._run("PRAGMA incremental_vacuum")
-            if cur is not None:
-                cur.fetchall()  # the pragma frees pages as its rows are stepped through
+            self._rows("PRAGMA incremental_vacuum")
 
     def close(self) -> None:
-        """Close every thread's connection; the last one folds the WAL into the file."""
+        """Close the connection: the last one of any process folds the WAL into the file."""
         with self._lock:
-            conns, self._conns = self._conns, []
-        for conn in conns:
+            self._close()
+
+    def _close(self) -> None:
+        if self._conn is not None:
             with contextlib.suppress(sqlite3.Error):
-                conn.close()
-        self._local = threading.local()
+                self._conn.close()
+            self._conn = None
 
 
 def file_system_of(path: str, mountinfo: str = MOUNTINFO) -> str | None:
