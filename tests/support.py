@@ -139,14 +139,18 @@ def _listening(port: int) -> bool:
 # -- the local cache's entry table (attest_cli/cache/backends/entry_table.py) ---------------
 
 def _entry_table(cache: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(cache / ".entries.db", isolation_level=None)
+    from attest_cli.cache.backends.entry_table import TABLE_FILE
+
+    conn = sqlite3.connect(cache / TABLE_FILE, isolation_level=None)
     conn.execute("PRAGMA busy_timeout = 5000")
     return conn
 
 
 def cache_entries(cache: Path) -> dict[str, bytes]:
     """The manifests of the local cache directory ``cache``, by entry key."""
-    if not (cache / ".entries.db").exists():
+    from attest_cli.cache.backends.entry_table import TABLE_FILE
+
+    if not (cache / TABLE_FILE).exists():
         return {}
     conn = _entry_table(cache)
     try:

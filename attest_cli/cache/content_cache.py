@@ -550,8 +550,9 @@ class ContentCache:
         """End of the run: save the stat index; one sync of the local tier's file system.
 
         Entries and records are written without an fsync each (three per stored step used
-        to dominate a cold build). Every object is written to a temp name and renamed, and
-        every read is verified (digests, the manifest's own key, bounded sizes), so:
+        to dominate a cold build). Every file is written to a temp name and renamed, a
+        manifest is a row committed to the entry table's log, and every read is verified
+        (digests, the manifest's own key, bounded sizes), so:
         if attest dies, only the steps not yet finished are lost; if the machine loses
         power before this sync, entries stored since the last sync may be missing or torn,
         and a torn one is a miss (deleted), never a wrong restore."""

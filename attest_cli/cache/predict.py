@@ -53,6 +53,7 @@ def predict(ctx: AppContext, pipeline: Pipeline, settings: Settings, order: Sequ
     if off is not None:
         return {n: Prediction(n, "run", reason=off) for n in order}
     cache = build_cache(ctx, settings, check_required=False)
+    cache.local.table.read_only = True  # immutable: no lock, no log, nothing written
     try:
         return _predict(cache, pipeline, order, ctx.environ)
     finally:

@@ -185,3 +185,143 @@ def test_the_file_system_is_the_longest_mount_holding_the_path(tmp_path: Path) -
     assert file_system_of(str(shared / "cache" / "not-yet"), str(mountinfo)) == "nfs4"
     assert file_system_of(str(tmp_path), str(mountinfo)) == "ext4"
     assert file_system_of(str(tmp_path), str(tmp_path / "none")) is None
+
+
+def test_a_write_that_waits_too_long_stores_a_file_instead(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process holding the write lock delays a store by at most BUSY_SECONDS; the
+    entry is then a file, which every read also looks at."""
+    from attest_cli.cache.backends import entry_table
+
+    monkeypatch.setattr(entry_table, "BUSY_SECONDS", 0.1)
+    local = LocalBackend(tmp_path / "cache")
+    assert local.put("entries/first", b"1")
+    holder = sqlite3.connect(tmp_path / "cache" / TABLE_FILE, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process, mid-write
+    try:
+        assert local.put("entries/second", b"2")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert (tmp_path / "cache" / "entries" / "second").read_bytes() == b"2"
+    assert local.get("entries/second") == b"2" and local.get("entries/first") == b"1"
+    local.close()
+
+
+def test_a_bad_table_in_use_by_another_process_is_not_moved(tmp_path: Path) -> None:
+    import fcntl
+
+    from attest_cli.cache.backends.entry_table import LOCK_FILE
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / TABLE_FILE).write_bytes(b"garbage" * 1000)
+    fd = os.open(cache / LOCK_FILE, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_SH)  # another process has the table open
+    try:
+        local = LocalBackend(cache)
+        assert local.put("entries/k", b"v") and local.get("entries/k") == b"v"
+        local.close()
+        assert (cache / "entries" / "k").exists()  # a file: the table was left alone
+        assert (cache / TABLE_FILE).read_bytes().startswith(b"garbage")
+    finally:
+        os.close(fd)
+    local = LocalBackend(cache)  # nobody else has it open now: moved aside, a new table
+    assert local.put("entries/k2", b"v2")
+    local.close()
+    assert (cache / (TABLE_FILE + ".broken")).exists() and "k2" in cache_entries(cache)
+
+
+@pytest.mark.parametrize("column", ["data", "used"])
+def test_an_oversized_value_of_any_type_is_never_loaded(tmp_path: Path, column: str) -> None:
+    """SQLite's length limit is the entry bound: a TEXT of NULs (whose length() stops at
+    the first NUL) or a blob planted in another column is refused, not read."""
+    local = LocalBackend(tmp_path / "cache", max_entry_size=1000)
+    assert local.put("entries/big", b"x")
+    local.close()
+    conn = sqlite3.connect(tmp_path / "cache" / TABLE_FILE)
+    conn.execute(f"UPDATE objects SET {column} = CAST(zeroblob(50000) AS TEXT)")
+    conn.commit()
+    conn.close()
+    local = LocalBackend(tmp_path / "cache", max_entry_size=1000)
+    with pytest.raises(MalformedObject, match="entries/big"):
+        local.get("entries/big")
+    assert list(local.objects()) == []  # left out of listings; clear removes it
+    local.close()
+
+
+def test_planted_keys_never_reach_the_backend_and_clear_removes_them(tmp_path: Path) -> None:
+    from attest_cli.cache.maintenance import clear, prune
+
+    local = LocalBackend(tmp_path / "cache")
+    assert local.put("entries/good", b"{}")
+    local.close()
+    conn = sqlite3.connect(tmp_path / "cache" / TABLE_FILE)
+    conn.execute("INSERT INTO objects VALUES ('entries/../../x', x'00', 1.0)")
+    conn.commit()
+    conn.close()
+    local = LocalBackend(tmp_path / "cache")
+    assert [o.key for o in local.objects()] == ["entries/good"]
+    assert local.names("entries", limit=10) == {"good"}
+    prune(local, max_size=None, retention_days=1, now=10**10)  # raised on the planted key
+    assert clear(local) >= 0
+    local.close()
+    conn = sqlite3.connect(tmp_path / "cache" / TABLE_FILE)
+    assert conn.execute("SELECT count(*) FROM objects").fetchone() == (0,)
+    conn.close()
+
+
+@pytest.mark.parametrize("name", [TABLE_FILE, TABLE_FILE + "-wal"])
+def test_a_link_at_the_table_s_paths_is_moved_aside_never_followed(tmp_path: Path,
+                                                                   name: str) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    outside = tmp_path / "outside.db"
+    (cache / name).symlink_to(outside)  # dangling: SQLite would create it
+    local = LocalBackend(cache)
+    assert local.put("entries/k", b"v") and local.get("entries/k") == b"v"
+    local.close()
+    assert not outside.exists() and not (cache / name).is_symlink()
+    assert cache_entries(cache) == {"k": b"v"}
+
+
+def test_an_oversized_log_is_not_replayed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                          ) -> None:
+    from attest_cli.cache.backends import entry_table
+
+    monkeypatch.setattr(entry_table, "MAX_WAL_BYTES", 1000)
+    cache = tmp_path / "cache"
+    local = LocalBackend(cache)
+    assert local.put("entries/k", b"v")
+    local.close()
+    with open(cache / (TABLE_FILE + "-wal"), "wb") as fh:
+        fh.truncate(5000)  # planted next to the table
+    local = LocalBackend(cache)
+    assert local.get("entries/k") is None  # the table and its log moved aside: a miss
+    local.close()
+    assert (cache / (TABLE_FILE + ".broken-wal")).stat().st_size == 5000
+
+
+def test_reading_an_empty_table_file_creates_nothing(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / TABLE_FILE).write_bytes(b"")  # a crash between creating it and its schema
+    local = LocalBackend(cache)
+    assert local.get("entries/k") is None and not local.contains("entries/k")
+    local.close()
+    assert (cache / TABLE_FILE).read_bytes() == b""
+    assert local.put("entries/k", b"v")  # a store makes the table
+    local.close()
+    assert cache_entries(cache) == {"k": b"v"}
+
+
+def test_a_dry_run_reads_the_table_immutable(tmp_path: Path) -> None:
+    local = LocalBackend(tmp_path / "cache")
+    assert local.put("entries/k", b"v")
+    local.close()
+    before = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    reader = LocalBackend(tmp_path / "cache")
+    reader.table.read_only = True
+    assert reader.peek("entries/k") == b"v" and reader.get("entries/k") == b"v"
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == before  # no -wal, -shm
+    reader.close()

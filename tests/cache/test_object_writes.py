@@ -62,7 +62,7 @@ def test_stored_cache_objects_honour_the_umask(tmp_path: Path) -> None:
         os.umask(old)
     assert r.returncode == 0, r.stderr
     cache = modes(tmp_path / ".attest" / "cache")
-    assert any(k.startswith("blobs/") for k in cache) and ".entries.db" in cache
+    assert any(k.startswith("blobs/") for k in cache) and ".entries-v1.db" in cache
     assert set(cache.values()) == {0o600}
     assert not [k for k in cache if k.endswith(".tmp")]
 

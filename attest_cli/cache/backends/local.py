@@ -1,12 +1,13 @@
 """The embedded default backend: a directory (``.attest/cache/`` or ``cache.dir``).
 
-Every object is a file named by its key, written to a temp file and renamed into place, so a
-reader never sees half an object and two runs writing the same key leave one valid copy.
-Objects are not fsync'd one by one: a run syncs the file system once when it ends
-(:func:`sync_filesystem`, see docs/cache.md "Durability").
-Reads touch the file's mtime (at most once an hour: :data:`TOUCH_INTERVAL_SECONDS`), which
-makes mtime the "last used" time that least-recently-used eviction (``cache.max_size``) and
-``cache.retention_days`` go by.
+Manifests (``entries/<key>``) are rows of one SQLite file (:mod:`.entry_table`); every
+other object, and a manifest the table cannot take, is a file named by its key, written to
+a temp file and renamed into place, so a reader never sees half an object and two runs
+writing the same key leave one valid copy. Objects are not fsync'd one by one: a run syncs
+the file system once when it ends (:func:`sync_filesystem`, see docs/cache.md
+"Durability"). Reads mark an object used (a file's mtime, a row's ``used``) at most once
+an hour (:data:`TOUCH_INTERVAL_SECONDS`): the "last used" time that least-recently-used
+eviction (``cache.max_size``) and ``cache.retention_days`` go by.
 
 The directory may have been filled by a restored CI cache, so reads are bounded like the
 remote ones: a file (or the inflated content of a ``.zst`` file) above ``max_entry_size``
@@ -16,6 +17,7 @@ is a :class:`~.base.MalformedObject`, found without reading it whole.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -26,7 +28,9 @@ from typing import BinaryIO
 from attest_cli.atomic import write_object
 from attest_cli.cache.backends.base import MalformedObject, StoredObject
 from attest_cli.cache.backends.bounded import DEFAULT_MAX_ENTRY_SIZE, check_size, read_limited
-from attest_cli.cache.backends.entry_table import EntryTable
+from attest_cli.cache.backends.entry_table import EntryTable, TableUnavailable
+
+log = logging.getLogger("attest.cache")
 
 _ZSTD_SUFFIX = ".zst"
 _COMPRESSIBLE = "blobs/"  # only blobs are ever compressed: other keys have no .zst to probe
@@ -96,7 +100,11 @@ class LocalBackend:
         if key.startswith(_TABLED) and not self.table.broken:
             if os.path.exists(path):  # stored as a file by an earlier version
                 return False
-            stored = self.table.put(key, data)  # a row already there: not stored again
+            try:
+                stored = self.table.put(key, data)  # a row already there: not stored again
+            except TableUnavailable as exc:  # another process's write outlasted the wait
+                log.debug("cache: %s stored as a file: %s", key, exc)
+                stored = None
             if stored is not None:
                 if stored:
                     with self._lock:
