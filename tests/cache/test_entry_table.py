@@ -325,3 +325,23 @@ def test_a_dry_run_reads_the_table_immutable(tmp_path: Path) -> None:
     assert reader.peek("entries/k") == b"v" and reader.get("entries/k") == b"v"
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == before  # no -wal, -shm
     reader.close()
+
+
+def test_a_lock_held_forever_by_another_process_does_not_hang_a_store(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fcntl
+
+    from attest_cli.cache.backends import entry_table
+
+    monkeypatch.setattr(entry_table, "BUSY_SECONDS", 0.1)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    fd = os.open(cache / entry_table.LOCK_FILE, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        local = LocalBackend(cache)
+        assert local.put("entries/k", b"v") and local.get("entries/k") == b"v"
+        local.close()
+        assert (cache / "entries" / "k").exists() and not (cache / TABLE_FILE).exists()
+    finally:
+        os.close(fd)

@@ -188,7 +188,12 @@ class EntryTable:
                 self.broken = True
                 log.warning("cache: cannot use %s (%s); entries go to files", self.path, exc)
                 return False
-            fcntl.flock(fd, fcntl.LOCK_SH)  # waits only for a move aside: a few renames
+            if not _shared_lock(fd):  # held exclusively far longer than a move aside takes
+                os.close(fd)
+                self.broken = True
+                log.warning("cache: %s is locked by another process; entries go to files",
+                            self.path)
+                return False
             self._flock_fd = fd
         for path in (self.path, *(self.path + s for s in _SIDECARS)):
             try:
@@ -277,7 +282,7 @@ class EntryTable:
                     os.replace(self.path + suffix, self.path + BROKEN_SUFFIX + suffix)
             return True
         finally:
-            fcntl.flock(fd, fcntl.LOCK_SH)
+            fcntl.flock(fd, fcntl.LOCK_SH)  # a downgrade: never waits
 
     # -- the backend's operations ----------------------------------------------------------
     def get(self, key: str, *, touch: bool) -> bytes | None:
@@ -384,6 +389,20 @@ class EntryTable:
         if self._flock_fd is not None:
             os.close(self._flock_fd)  # releases the shared lock
             self._flock_fd = None
+
+
+def _shared_lock(fd: int) -> bool:
+    """Take the shared lock, waiting at most BUSY_SECONDS (a move aside is a few renames;
+    a lock held longer is not one, and must not hang the run)."""
+    deadline = time.monotonic() + BUSY_SECONDS
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
 
 
 def _master(conn: sqlite3.Connection) -> set[tuple[Any, ...]]:
