@@ -345,3 +345,52 @@ def test_a_lock_held_forever_by_another_process_does_not_hang_a_store(
         assert (cache / "entries" / "k").exists() and not (cache / TABLE_FILE).exists()
     finally:
         os.close(fd)
+
+
+def test_entries_stored_before_a_kill_9_are_hits_for_the_next_run(tmp_path: Path) -> None:
+    """A killed run never closes its connection: its rows are only in the table's log. The
+    next run folds the log in and finds them; the step that was running is not stored."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.support import REPO, wait_for
+
+    write_pipeline(tmp_path, """
+        name: killed
+        steps:
+          quick: {run: "echo q > q.txt && echo ran >> quick.log", outputs: [q.txt]}
+          slow:
+            run: "echo started > slow.started && sleep 30 && echo s > s.txt"
+            needs: [quick]
+            outputs: [s.txt]
+        """)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTEST_")}
+    env.update(PYTHONPATH=str(REPO), XDG_CONFIG_HOME=str(tmp_path / ".xdg"))
+    proc = subprocess.Popen([sys.executable, "-m", "attest_cli", "run", "-q"], cwd=tmp_path,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        assert wait_for(lambda: (tmp_path / "slow.started").exists(), timeout=60)
+        cache = tmp_path / ".attest" / "cache"
+        assert (cache / (TABLE_FILE + "-wal")).exists()  # quick's row: in the log only
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    time.sleep(0.1)
+    (tmp_path / "q.txt").unlink()
+    write_pipeline(tmp_path, """
+        name: killed
+        steps:
+          quick: {run: "echo q > q.txt && echo ran >> quick.log", outputs: [q.txt]}
+          slow: {run: "echo s > s.txt", needs: [quick], outputs: [s.txt]}
+        """)
+    assert run(tmp_path) == {"quick": "cached", "slow": "success"}
+    assert (tmp_path / "q.txt").read_text() == "q\n"
+    assert (tmp_path / "quick.log").read_text() == "ran\n"  # ran once, before the kill
+    assert sorted(json.loads(v)["step"] for v in cache_entries(cache).values()) == \
+        ["quick", "slow"]
