@@ -152,7 +152,7 @@ class EntryTable:
             return None
         try:
             conn = self._open(create)
-        except (_NotOurs, sqlite3.DatabaseError) as exc:
+        except sqlite3.DatabaseError as exc:  # _NotOurs among them
             code = getattr(exc, "sqlite_errorcode", None)
             if self.read_only or not (isinstance(exc, _NotOurs) or code in _BROKEN_CODES):
                 self.broken = True  # cannot open it now (permissions, busy): use files
