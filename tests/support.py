@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from attest_cli.cache.backends.entry_table import TABLE_FILE
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -139,8 +141,6 @@ def _listening(port: int) -> bool:
 # -- the local cache's entry table (attest_cli/cache/backends/entry_table.py) ---------------
 
 def _entry_table(cache: Path) -> sqlite3.Connection:
-    from attest_cli.cache.backends.entry_table import TABLE_FILE
-
     conn = sqlite3.connect(cache / TABLE_FILE, isolation_level=None)
     conn.execute("PRAGMA busy_timeout = 5000")
     return conn
@@ -148,8 +148,6 @@ def _entry_table(cache: Path) -> sqlite3.Connection:
 
 def cache_entries(cache: Path) -> dict[str, bytes]:
     """The manifests of the local cache directory ``cache``, by entry key."""
-    from attest_cli.cache.backends.entry_table import TABLE_FILE
-
     if not (cache / TABLE_FILE).exists():
         return {}
     conn = _entry_table(cache)

@@ -57,6 +57,7 @@ class LocalBackend:
         self._root = str(root)  # str paths: several per stored or looked-up step
         self.table = EntryTable(self._root, max_entry_size=max_entry_size,
                                 touch_interval=TOUCH_INTERVAL_SECONDS)
+        self._entry_files: bool | None = None  # see _may_have_entry_files
 
     def _path(self, key: str) -> str:
         if key.startswith("/") or ".." in key.split("/"):
@@ -70,12 +71,21 @@ class LocalBackend:
         """Read without touching the last-used time (maintenance is not use)."""
         return self._read(key, touch=False)
 
+    def _may_have_entry_files(self) -> bool:
+        """Whether manifests may be files here: earlier versions wrote them, and this process
+        does when the table cannot take one. Asked once (a ``stat`` of ``entries/``), so a
+        cache without any costs no failed ``open`` per lookup nor ``stat`` per store; an
+        entry another process writes as a file meanwhile is then a miss here, never wrong."""
+        if self._entry_files is None:
+            self._entry_files = os.path.isdir(f"{self._root}/{_TABLED}")
+        return self._entry_files
+
     def _read(self, key: str, *, touch: bool) -> bytes | None:
         path = self._path(key)
         if key.startswith(_TABLED):
             data = self.table.get(key, touch=touch)
-            if data is not None:
-                return data  # else perhaps a file, as earlier versions wrote entries
+            if data is not None or not self._may_have_entry_files():
+                return data
         candidates = ((path, False), (path + _ZSTD_SUFFIX, True)) \
             if key.startswith(_COMPRESSIBLE) else ((path, False),)
         for candidate, compressed in candidates:
@@ -98,7 +108,7 @@ class LocalBackend:
     def put(self, key: str, data: bytes) -> bool:
         path = self._path(key)
         if key.startswith(_TABLED) and not self.table.broken:
-            if os.path.exists(path):  # stored as a file by an earlier version
+            if self._may_have_entry_files() and os.path.exists(path):  # an earlier version's
                 return False
             try:
                 stored = self.table.put(key, data)  # a row already there: not stored again
@@ -112,6 +122,8 @@ class LocalBackend:
                 return stored
         if self.contains(key):
             return False
+        if key.startswith(_TABLED):
+            self._entry_files = True  # read back from here on
         # No fsync per object: blobs are digest-checked and manifests parsed strictly on
         # every read, so a torn object is a miss, never a wrong restore; the run syncs the
         # file system once at its end (:func:`sync_filesystem`).
@@ -126,8 +138,9 @@ class LocalBackend:
 
     def contains(self, key: str) -> bool:
         path = self._path(key)  # os.path: asked once per up-to-date step
-        if key.startswith(_TABLED) and self.table.contains(key):
-            return True
+        if key.startswith(_TABLED):
+            return self.table.contains(key) or (self._may_have_entry_files() and
+                                                os.path.exists(path))
         return os.path.exists(path) or (key.startswith(_COMPRESSIBLE) and
                                         os.path.exists(path + _ZSTD_SUFFIX))
 
