@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -128,6 +129,33 @@ def test_the_launcher_exits_with_its_runner(tmp_path: Path) -> None:
     assert launcher is not None
     launcher.close()
     assert launcher._proc.returncode == 0
+
+
+BURN = ('python3 -c "import time\nt = time.process_time()\n'
+        'while time.process_time() - t < 0.3: pass"')
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux rusage semantics")
+def test_the_steps_cpu_time_reaches_attests_parent(tmp_path: Path) -> None:
+    """``time attest run`` counts the steps, as ``time make`` does: attest reaps the launcher,
+    which reaped the steps, before it exits."""
+    write_pipeline(tmp_path, f"""
+        steps:
+          burn: {{run: {json.dumps(BURN)}}}
+    """)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ATTEST_", "OTEL_"))}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / ".xdg")
+    proc = subprocess.Popen([sys.executable, "-m", "attest_cli", "run", "--no-cache",
+                             "--report", "report.json"], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0
+    step = json.loads((tmp_path / "report.json").read_text())["steps"][0]
+    step_cpu = step["cpu_user_seconds"] + step["cpu_system_seconds"]
+    assert step_cpu >= 0.3
+    # attest's own CPU comes on top of the step's: without the reaping it was attest's alone
+    assert usage.ru_utime + usage.ru_stime > step_cpu
 
 
 def test_a_step_too_big_for_one_request_is_spawned_by_attest(tmp_path: Path) -> None:
