@@ -23,7 +23,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -102,6 +102,8 @@ class ProcessRegistry:
 
 
 def kill_group(pgid: int, sig: int) -> None:
+    if pgid <= 0:  # not started yet: killpg(0) would signal attest's own group
+        return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
 
@@ -119,110 +121,183 @@ def run_command(command: str, *, cwd: Path, env: Mapping[str, str], log_path: Pa
                 on_line: Callable[[str], None] | None = None,
                 mask: Callable[[str], str] | None = None,
                 launcher: StepLauncher | None = None) -> ProcessOutcome:
-    """Run ``command`` to completion; its merged stdout/stderr go to ``log_path``.
+    """Run ``command`` to completion on this thread (see :class:`RunningCommand`)."""
+    running = RunningCommand(command, cwd=cwd, env=env, log_path=log_path, timeout=timeout,
+                             registry=registry, on_line=on_line, mask=mask, launcher=launcher)
+    while (wait := running.tick(time.monotonic())) is not None:
+        ready, _, _ = select.select(running.sources, [], [], wait)
+        running.ready(ready)
+    return running.finish()
 
-    ``log_path`` (and its directory) is created on the first line of output only: a step
-    that prints nothing leaves no file, and readers take a missing log as an empty one.
 
-    One thread does everything (read output, enforce the timeout, reap): a step costs one
-    thread, which keeps the per-step overhead close to make's. The read loop wakes up on
-    output, at the deadline, and at least every ``_IDLE`` seconds to notice a child that
-    exited while something it left behind still holds the pipe open. The step is over when
-    its shell exits: what is already in the pipe is drained for at most
+class RunningCommand:
+    """One step's command from its spawn to its outcome; whoever waits for it drives it.
+
+    Its merged stdout/stderr go to ``log_path``, created on the first line of output only: a
+    step that prints nothing leaves no file, and readers take a missing log as an empty one.
+
+    The driver selects on :attr:`sources` for at most what :meth:`tick` says (None: the step
+    is over), hands what became ready to :meth:`ready`, then takes :meth:`finish`.
+    :func:`run_command` drives one on its own thread; the scheduler's event loop drives all
+    of a run's steps on one thread (no thread per step nor hand-offs between threads). The
+    wait wakes up on output, at the deadline, and at least every ``_IDLE`` seconds to notice
+    a child that exited while something it left behind still holds the pipe open. The step
+    is over when its shell exits: what is already in the pipe is drained for at most
     :data:`DRAIN_SECONDS` / :data:`DRAIN_BYTES`, and a process that detached itself
     (``setsid``) and keeps the pipe open can never hold the run.
 
     With a ``launcher`` (``engine/launcher.py``) the step is spawned by that small process,
     which reaps it and sends its status and rusage: its peak RSS is then the step's own,
-    not attest's. Without one, or if it is gone, attest spawns and reaps the step itself.
+    not attest's. Without one, if it is gone, or if it refuses the request, attest spawns
+    and reaps the step itself. ``wait_for_pid=False`` returns before the launcher has
+    spawned the step: the pid arrives with the first :meth:`ready`.
     """
-    started = time.monotonic()
-    launched: LaunchedStep | None = None
-    if launcher is not None and launcher.usable:
-        with contextlib.suppress(LauncherGone):
-            launched, fd = launcher.spawn(command, cwd, env)
-    if launched is not None:
-        pid = launched.pid
-        exited: Callable[[], bool] = lambda: launched.exited  # noqa: E731
-    else:
-        floor = own_peak_rss()
-        pid, fd = _spawn(command, cwd, env)
-        exited = lambda: _has_exited(pid)  # noqa: E731
-    if not registry.add(pid):  # started just as the run was interrupted
-        kill_group(pid, signal.SIGKILL)
-    watch = _Watch(pid, started, started + timeout if timeout else None, exited)
-    pending = b""
-    sources: list[int | LaunchedStep] = [fd] if launched is None else [fd, launched]
-    log = _LazyLog(log_path)
-    try:
-        def emit(chunk: bytes, final: bool = False) -> bytes:
-            lines = chunk.split(b"\n")
-            rest = b"" if final else lines.pop()
-            for raw in lines:
-                if final and not raw:
-                    continue
-                text = raw.decode("utf-8", errors="replace")
-                if mask is not None:
-                    text = mask(text)
-                log.write(text + "\n")
-                if on_line is not None:
-                    on_line(text.rstrip("\r"))
-            return rest
 
-        while True:
-            wait = watch.tick(time.monotonic())
-            if wait is None:
-                break  # the drain bound after the step's exit is reached
-            ready, _, _ = select.select(sources, [], [], wait)
-            if launched is not None and launched in ready:
-                launched.pump()
-                if launched.closed:
-                    sources.remove(launched)
-            if fd in ready:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    break
-                watch.read(len(chunk))
-                pending = emit(pending + chunk)
-        if pending:
-            emit(pending, final=True)
-    finally:
-        os.close(fd)
-        log.close()
-    if launched is not None:
-        launched.wait_exited()
-        if launched.status is None:  # the launcher died: the step's status is unknown
-            kill_group(pid, signal.SIGKILL)
-            launched.status = 1 << 8
-        status, floor = launched.status, launched.floor
-        user, system, maxrss_kib = launched.utime, launched.stime, launched.maxrss_kib
-    else:
-        while True:
-            try:
-                _, status, usage = os.wait4(pid, 0)
-                break
-            except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+    def __init__(self, command: str, *, cwd: Path, env: Mapping[str, str], log_path: Path,
+                 timeout: float | None, registry: ProcessRegistry,
+                 on_line: Callable[[str], None] | None = None,
+                 mask: Callable[[str], str] | None = None,
+                 launcher: StepLauncher | None = None, wait_for_pid: bool = True) -> None:
+        self.started = time.monotonic()
+        self._command, self._cwd, self._env = command, cwd, env
+        self._registry = registry
+        self._on_line, self._mask = on_line, mask
+        self._launched: LaunchedStep | None = None
+        self._floor: int | None = None
+        self.pid = 0  # 0 until the launcher says (never signalled: killpg(0) is our group)
+        if launcher is not None and launcher.usable:
+            with contextlib.suppress(LauncherGone):
+                self._launched, self._fd = launcher.spawn(command, cwd, env,
+                                                          wait=wait_for_pid)
+        if self._launched is None:
+            self._spawn_here()
+        else:
+            self._started(self._launched.pid)
+        self._watch = _Watch(self, self.started,
+                             self.started + timeout if timeout else None, self._exited)
+        self._pending = b""
+        self._log = _LazyLog(log_path)
+        self._eof = False
+
+    @property
+    def sources(self) -> list[Any]:
+        """What to select on: the output pipe, and the launcher's socket while it is open."""
+        launched = self._launched
+        return [self._fd] if launched is None or launched.closed else [self._fd, launched]
+
+    def _spawn_here(self) -> None:
+        self._floor = own_peak_rss()
+        pid, self._fd = _spawn(self._command, self._cwd, self._env)
+        self._started(pid)
+
+    def _started(self, pid: int) -> None:
+        if pid and not self.pid:
+            self.pid = pid
+            if not self._registry.add(pid):  # started just as the run was interrupted
+                kill_group(pid, signal.SIGKILL)
+
+    def _exited(self) -> bool:
+        if self._launched is not None:
+            return self._launched.exited
+        return _has_exited(self.pid)
+
+    def tick(self, now: float) -> float | None:
+        """How long the driver may wait for :attr:`sources`; None once the step is over."""
+        return None if self._eof else self._watch.tick(now)
+
+    def ready(self, ready: Sequence[Any]) -> None:
+        """Read what select found ready (blocks on nothing else)."""
+        launched = self._launched
+        if launched is not None and launched in ready:
+            launched.pump()
+            self._started(launched.pid)
+            if launched.closed and not launched.pid:  # refused: spawn it ourselves
+                os.close(self._fd)
+                self._launched = None
+                self._spawn_here()
+                return
+        if self._fd in ready:
+            chunk = os.read(self._fd, 65536)
+            if not chunk:
+                self._eof = True
+                return
+            self._watch.read(len(chunk))
+            self._pending = self._emit(self._pending + chunk)
+
+    def _emit(self, chunk: bytes, final: bool = False) -> bytes:
+        lines = chunk.split(b"\n")
+        rest = b"" if final else lines.pop()
+        for raw in lines:
+            if final and not raw:
                 continue
-        user, system, maxrss_kib = usage.ru_utime, usage.ru_stime, usage.ru_maxrss
-    wall = time.monotonic() - started
-    registry.discard(pid)
-    code = os.waitstatus_to_exitcode(status)
-    sig = -code if code < 0 else None
-    if sig:
-        code = 128 + sig
-    return ProcessOutcome(
-        # a step stopped by its timeout never reports the code it died with (a shell that
-        # traps SIGTERM may well exit 0): it reports 124, as coreutils' timeout(1) does
-        exit_code=TIMEOUT_EXIT_CODE if watch.timed_out else code,
-        wall_seconds=wall,
-        cpu_user_seconds=user,
-        cpu_system_seconds=system,
-        max_rss_bytes=maxrss_kib * 1024,  # Linux reports KiB
-        max_rss_floor_bytes=floor,
-        timed_out=watch.timed_out,
-        signal=sig,
-        logged=log.opened,
-    )
+            text = raw.decode("utf-8", errors="replace")
+            if self._mask is not None:
+                text = self._mask(text)
+            self._log.write(text + "\n")
+            if self._on_line is not None:
+                self._on_line(text.rstrip("\r"))
+        return rest
+
+    def close(self) -> None:
+        """Release the pipe and the log (also when the driver gave up on the step)."""
+        try:
+            if self._pending:
+                self._emit(self._pending, final=True)
+                self._pending = b""
+        finally:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+            self._log.close()
+
+    def abort(self) -> None:
+        """Give up on the step (its driver failed): kill its group, release what it holds."""
+        kill_group(self.pid, signal.SIGKILL)
+        self._registry.discard(self.pid)
+        self.close()
+
+    def finish(self) -> ProcessOutcome:
+        """Reap the step (or take what the launcher reaped) and say how it went."""
+        self.close()
+        launched, pid = self._launched, self.pid
+        if launched is not None:
+            launched.wait_exited()
+            self._started(launched.pid)
+            pid = self.pid
+            if launched.status is None:  # the launcher died: the step's status is unknown
+                kill_group(pid, signal.SIGKILL)
+                launched.status = 1 << 8
+            status, floor = launched.status, launched.floor
+            user, system, maxrss_kib = launched.utime, launched.stime, launched.maxrss_kib
+        else:
+            floor = self._floor
+            while True:
+                try:
+                    _, status, usage = os.wait4(pid, 0)
+                    break
+                except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+                    continue
+            user, system, maxrss_kib = usage.ru_utime, usage.ru_stime, usage.ru_maxrss
+        wall = time.monotonic() - self.started
+        self._registry.discard(pid)
+        code = os.waitstatus_to_exitcode(status)
+        sig = -code if code < 0 else None
+        if sig:
+            code = 128 + sig
+        watch = self._watch
+        return ProcessOutcome(
+            # a step stopped by its timeout never reports the code it died with (a shell
+            # that traps SIGTERM may well exit 0): it reports 124, as coreutils' timeout(1)
+            exit_code=TIMEOUT_EXIT_CODE if watch.timed_out else code,
+            wall_seconds=wall,
+            cpu_user_seconds=user,
+            cpu_system_seconds=system,
+            max_rss_bytes=maxrss_kib * 1024,  # Linux reports KiB
+            max_rss_floor_bytes=floor,
+            timed_out=watch.timed_out,
+            signal=sig,
+            logged=self._log.opened,
+        )
 
 
 class _LazyLog:
@@ -249,15 +324,15 @@ class _LazyLog:
 
 
 class _Watch:
-    """The clock side of :func:`run_command`: timeout, kill escalation and the drain bound.
+    """The clock side of :class:`RunningCommand`: timeout, kill escalation, the drain bound.
 
     Kept apart from the read loop so that the loop stays a plain select/read: ``tick``
     says how long the loop may block, or None when it must stop reading.
     """
 
-    def __init__(self, pid: int, started: float, deadline: float | None,
+    def __init__(self, command: RunningCommand, started: float, deadline: float | None,
                  exited: Callable[[], bool]) -> None:
-        self.pid = pid
+        self._command = command  # its pid: 0 until the launcher has sent it
         self._exited = exited
         self.deadline = deadline
         self.timed_out = False
@@ -278,21 +353,21 @@ class _Watch:
             if self.exited_at is None:
                 if due_deadline:
                     self.timed_out = True
-                    kill_group(self.pid, signal.SIGTERM)
+                    kill_group(self._command.pid, signal.SIGTERM)
                     self.kill_at = now + KILL_GRACE_SECONDS
                 if self.kill_at is not None and now >= self.kill_at:
-                    kill_group(self.pid, signal.SIGKILL)
+                    kill_group(self._command.pid, signal.SIGKILL)
                     self.kill_at = None
             else:
                 since = now - self.exited_at
                 if since >= DRAIN_SECONDS or self.drained >= DRAIN_BYTES:
                     # The shell is gone; what holds the pipe now is either left in the step's
                     # group (SIGTERMed at _ORPHAN_GRACE: now SIGKILL) or detached from it.
-                    kill_group(self.pid, signal.SIGKILL)
+                    kill_group(self._command.pid, signal.SIGKILL)
                     return None
                 if since >= _ORPHAN_GRACE and not self.orphans_termed:
                     self.orphans_termed = True
-                    kill_group(self.pid, signal.SIGTERM)
+                    kill_group(self._command.pid, signal.SIGTERM)
         wait = max(0.0, self._next_check - now)
         if self.deadline is not None and not self.timed_out and self.exited_at is None:
             wait = max(0.0, min(wait, self.deadline - now))
