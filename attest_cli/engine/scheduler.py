@@ -1,17 +1,23 @@
 """Run the selected steps of a pipeline as a DAG, at most ``parallel`` commands at a time.
 
-The main thread schedules; a fixed pool of at most ``parallel`` long-lived worker threads
-runs the started steps (a worker mostly waits on its process, or does a cache lookup). A
-thread per step cost more than the work of a cached step: starting and joining 5,000
-threads was most of a 5,000-step no-op re-run. With a remote cache tier, ``parallel``
-bounds the commands, and up to ``LANES_PER_SLOT`` times as many steps are in flight, their
-lookups, restores and uploads waiting on the network meanwhile. A failure stops scheduling
-new steps unless ``keep_going``; steps whose needs failed are ``skipped``. Everything
-observable is published on the event bus.
+Where steps are real processes and nothing waits on the network (no remote cache tier),
+one thread does everything: it schedules, looks up, starts each command without waiting
+for it, and serves every running command from one ``poll`` (an event loop: ``_Loop``,
+:class:`~attest_cli.engine.process.RunningCommand`), storing each step as it ends. Worker
+threads cost two hand-offs per step and contention for the interpreter lock: a 1,000-step
+cold build made 14 context switches a step (make: 2.5) and was 10% slower. Elsewhere (a
+remote tier, a remote executor, a test's fake runner, a CPU profile of attest) a fixed pool
+of long-lived worker threads runs the started steps, never a thread per step: starting
+and joining 5,000 threads was most of a 5,000-step no-op re-run. With a remote cache tier,
+``parallel`` bounds the commands, and up to ``LANES_PER_SLOT`` times as many steps are in
+flight, their lookups, restores and uploads waiting on the network meanwhile. A failure
+stops scheduling new steps unless ``keep_going``; steps whose needs failed are
+``skipped``. Everything observable is published on the event bus.
 
-Cache hits are not resolved on the scheduler thread, though a hit starts no process: a
-lookup may wait on a remote backend, and the scheduler thread must stay free to honour an
-interrupt within ``INTERRUPT_GRACE_SECONDS``.
+With a remote tier, cache lookups stay off the scheduler thread, though a hit starts no
+process: a lookup may wait on a remote backend, and the scheduler thread must stay free to
+honour an interrupt within ``INTERRUPT_GRACE_SECONDS``. The event loop looks up only on
+local disk.
 """
 
 from __future__ import annotations
@@ -20,12 +26,14 @@ import heapq
 import logging
 import os
 import queue
+import select
 import threading
+import time
 from collections import ChainMap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from attest_cli.deadline import note_signal
 from attest_cli.engine.events import (
@@ -46,9 +54,15 @@ from attest_cli.engine.interfaces import (
     StepRunner,
 )
 from attest_cli.engine.masking import SecretMasker
-from attest_cli.engine.process import DRAIN_SECONDS, KILL_GRACE_SECONDS
+from attest_cli.engine.process import (
+    DRAIN_SECONDS,
+    KILL_GRACE_SECONDS,
+    ProcessOutcome,
+    RunningCommand,
+)
 from attest_cli.engine.run_report import RunReport, StepResult, settle_times
 from attest_cli.engine.step_runner import ProcessStepRunner, SystemClock
+from attest_cli.engine.stepscope import working_for
 from attest_cli.errors import disk_full
 from attest_cli.pipeline.model import Pipeline, Step
 
@@ -71,6 +85,9 @@ class SchedulerOptions:
     default_timeout: float | None = None  # --timeout: for steps without their own
     use_cache: bool = True
     base_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    # Steps on worker threads even where one event loop could run them: a CPU profile of
+    # attest (--profile cpu) attributes a worker's samples to its step by the thread's name.
+    threads: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,6 +97,18 @@ class _Work:
     step: Step
     slot: int
     upstream: dict[str, StepResult]
+
+
+@dataclass
+class _Launch:
+    """A step past its lookup, its command about to run: what finishing it needs."""
+
+    step: Step
+    ctx: StepContext
+    decision: CacheDecision | None
+    result: StepResult
+    log_path: Path
+    request: StepRequest
 
 
 class Scheduler:
@@ -120,6 +149,14 @@ class Scheduler:
         # Started steps, from the scheduler thread to the workers; None stops a worker.
         self._work_queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._workers = 0  # started so far; never more than self.lanes
+        # Real processes and no network to wait on: one thread runs every step (lookup,
+        # spawn, output, store) in an event loop over the running commands (_Loop). Worker
+        # threads cost two hand-offs per step and contended for the interpreter lock: 14
+        # context switches a step where make has 2.5 (issue 14). Fakes, remote executors,
+        # remote cache tiers and CPU profiles keep the workers.
+        local = cache is None or not cache.networked
+        self._loop = _Loop() if (isinstance(self.runner, ProcessStepRunner) and local
+                                 and not options.threads) else None
 
     # -- signals -------------------------------------------------------------------------
     def interrupt(self, signum: int) -> None:
@@ -181,6 +218,8 @@ class Scheduler:
                     and self.clock.monotonic() - interrupted_at > INTERRUPT_GRACE_SECONDS):
                 for name in sorted(running, key=index.__getitem__):
                     heapq.heappush(free_slots, running.pop(name))
+                    if self._loop is not None:
+                        self._loop.drop(name)
                     results[name] = self._abandon(self.pipeline.steps[name])
                     settle(name)
             if stop_reason:
@@ -195,7 +234,8 @@ class Scheduler:
                     continue
                 upstream = {d: results[d] for d in self.pipeline.steps[name].needs
                             if d in results}
-                fresh = self._fresh(self.pipeline.steps[name], free_slots[0], upstream)
+                with working_for(name):
+                    fresh = self._fresh(self.pipeline.steps[name], free_slots[0], upstream)
                 if fresh is not None:  # up to date: no worker, no lookup
                     settle_times(fresh)
                     results[name] = fresh
@@ -204,13 +244,22 @@ class Scheduler:
                     continue
                 slot = heapq.heappop(free_slots)
                 running[name] = slot
-                self._dispatch(_Work(self.pipeline.steps[name], slot, upstream), len(running))
+                work = _Work(self.pipeline.steps[name], slot, upstream)
+                if self._loop is not None:
+                    self._start_in_loop(work)
+                else:
+                    self._dispatch(work, len(running))
             if not running:
                 if len(results) < len(self.order) and not ready:  # pragma: no cover - defensive
                     raise RuntimeError("scheduler stalled: no step is ready or running")
                 continue
             try:
-                name, result = self._done.get(timeout=0.2)
+                if self._loop is not None:
+                    if self._done.empty():
+                        self._pump_loop(0.2)
+                    name, result = self._done.get_nowait()
+                else:
+                    name, result = self._done.get(timeout=0.2)
             except queue.Empty:
                 continue
             if name not in running:
@@ -248,7 +297,8 @@ class Scheduler:
         while (work := self._work_queue.get()) is not None:
             thread.name = f"attest-step-{work.step.name}"
             try:
-                self._work(work.step, work.slot, work.upstream)
+                with working_for(work.step.name):
+                    self._work(work.step, work.slot, work.upstream)
             finally:
                 thread.name = idle
 
@@ -300,16 +350,37 @@ class Scheduler:
         try:
             result = self._run_step(step, slot, upstream)
         except Exception as exc:  # never lose a step: report it as failed
-            log.error("step %s could not run: %s", step.name, exc,
-                      exc_info=log.isEnabledFor(logging.DEBUG))
-            result = StepResult(name=step.name, command=self.masker(step.run), status="failure",
-                                exit_code=None, slot=slot,
-                                reason=str(disk_full(exc) or f"internal error: {exc}"))
+            result = self._failed(step, slot, exc)
+        self._finished(step, result)
+
+    def _failed(self, step: Step, slot: int, exc: Exception) -> StepResult:
+        """A step attest itself could not run (a full disk, a bug): recorded as failed."""
+        log.error("step %s could not run: %s", step.name, exc,
+                  exc_info=log.isEnabledFor(logging.DEBUG))
+        return StepResult(name=step.name, command=self.masker(step.run), status="failure",
+                          exit_code=None, slot=slot,
+                          reason=str(disk_full(exc) or f"internal error: {exc}"))
+
+    def _finished(self, step: Step, result: StepResult) -> None:
         # The result is final before it is published: nothing changes it afterwards.
         result.needs = list(step.needs)  # recorded so analyses can rebuild the DAG
         self._done.put((step.name, result))
 
     def _run_step(self, step: Step, slot: int, upstream: dict[str, StepResult]) -> StepResult:
+        begun = self._begin(step, slot, upstream)
+        if isinstance(begun, StepResult):
+            return begun
+        try:
+            outcome = self.runner.run(begun.request)
+        finally:
+            if self._commands is not None:  # the next command may start during the store
+                self._commands.release()
+        return self._complete(begun, outcome)
+
+    def _begin(self, step: Step, slot: int, upstream: dict[str, StepResult]
+               ) -> StepResult | _Launch:
+        """Everything before the command: StepStarted, the lookup (a hit ends the step
+        here), the command slot, the environment. The slot is held on return."""
         masked_cmd = self.masker(step.run)
         log_path = self.options.logs_dir / f"{step.name}.log"
         result = StepResult(name=step.name, command=masked_cmd, slot=slot,
@@ -329,16 +400,22 @@ class Scheduler:
         try:
             for provider in self.env_providers:
                 env.update(provider(step.name))
-            timeout = step.timeout or self.options.default_timeout
-            outcome = self.runner.run(StepRequest(
-                step=step.name, command=step.run, cwd=self.pipeline.root, env=env,
-                log_path=log_path, timeout=timeout, mask=self.masker,
-                on_line=lambda line: self.bus.publish(StepOutput(step=step.name, line=line)),
-                cache_key=decision.key if decision is not None else None,
-            ))
-        finally:
-            if self._commands is not None:  # the next command may start during the store
+        except BaseException:
+            if self._commands is not None:
                 self._commands.release()
+            raise
+        request = StepRequest(
+            step=step.name, command=step.run, cwd=self.pipeline.root, env=env,
+            log_path=log_path, timeout=step.timeout or self.options.default_timeout,
+            mask=self.masker,
+            on_line=lambda line: self.bus.publish(StepOutput(step=step.name, line=line)),
+            cache_key=decision.key if decision is not None else None)
+        return _Launch(step, ctx, decision, result, log_path, request)
+
+    def _complete(self, launch: _Launch, outcome: ProcessOutcome) -> StepResult:
+        """Everything after the command: the result's figures and status, the store."""
+        step, result, decision = launch.step, launch.result, launch.decision
+        timeout = launch.request.timeout
         result.finished_at = self.clock.time()
         result.exit_code = outcome.exit_code if outcome.exit_code >= 0 else None
         result.wall_seconds = outcome.wall_seconds
@@ -369,10 +446,51 @@ class Scheduler:
             result.cache_miss_reason = decision.reason
             result.inputs = decision.inputs
             if result.status == "success" and self.interrupted is None:
-                self._store(ctx, decision, result, log_path)
+                self._store(launch.ctx, decision, result, launch.log_path)
         if outcome.cached_by is not None and result.status == "success":
             self._answered_by_runner_cache(step, result, outcome.cached_by)
         return result
+
+    # -- the event loop (one thread for every step; see __init__) -------------------------
+    def _start_in_loop(self, work: _Work) -> None:
+        """Begin a step and start its command without waiting for it; a step that ends
+        before its command (a hit, an error) is finished at once."""
+        assert self._loop is not None
+        step = work.step
+        with working_for(step.name):
+            try:
+                begun = self._begin(step, work.slot, work.upstream)
+                if isinstance(begun, StepResult):
+                    self._finished(step, begun)
+                    return
+                runner = cast(ProcessStepRunner, self.runner)
+                self._loop.add(step.name, begun, runner.start(begun.request))
+            except Exception as exc:
+                self._finished(step, self._failed(step, work.slot, exc))
+
+    def _pump_loop(self, timeout: float) -> None:
+        """Wait at most ``timeout`` for the running commands; finish those that ended."""
+        assert self._loop is not None
+        for launch, command, error in self._loop.wait(timeout):
+            with working_for(launch.step.name):
+                self._end_in_loop(launch, command, error)
+
+    def _end_in_loop(self, launch: _Launch, command: RunningCommand,
+                     error: Exception | None) -> None:
+        step, slot = launch.step, launch.result.slot or 0
+        try:
+            if error is not None:
+                raise error
+            outcome = command.finish()
+        except Exception as exc:  # never reaped: stopped here, and failed
+            command.abort()
+            self._finished(step, self._failed(step, slot, exc))
+            return
+        try:
+            result = self._complete(launch, outcome)
+        except Exception as exc:
+            result = self._failed(step, slot, exc)
+        self._finished(step, result)
 
     def _answered_by_runner_cache(self, step: Step, result: StepResult, backend: str) -> None:
         """The runner's own cache answered (a REAPI server found the Action in its Action
@@ -473,3 +591,59 @@ class Scheduler:
         result.outputs = decision.outputs
         result.inputs = decision.inputs
         return result
+
+
+class _Loop:
+    """The running commands of an event-loop run, and the one ``poll`` that waits on them."""
+
+    def __init__(self) -> None:
+        self._running: dict[str, tuple[_Launch, RunningCommand]] = {}
+
+    def add(self, name: str, launch: _Launch, command: RunningCommand) -> None:
+        self._running[name] = (launch, command)
+
+    def drop(self, name: str) -> None:
+        """A step no longer waited for (after an interrupt): its pipe and log are closed."""
+        entry = self._running.pop(name, None)
+        if entry is not None:
+            entry[1].close()
+
+    def wait(self, timeout: float
+             ) -> list[tuple[_Launch, RunningCommand, Exception | None]]:
+        """The steps whose commands ended (or failed to be read: the error), after at most
+        ``timeout`` seconds of waiting."""
+        done: list[tuple[_Launch, RunningCommand, Exception | None]] = []
+        now = time.monotonic()
+        poller = select.poll()
+        owners: dict[int, tuple[RunningCommand, Any]] = {}
+        for name, (launch, command) in list(self._running.items()):
+            wait = command.tick(now)
+            if wait is None:
+                done.append((launch, command, None))
+                del self._running[name]
+                continue
+            timeout = min(timeout, wait)
+            for source in command.sources:
+                fd = source if isinstance(source, int) else source.fileno()
+                owners[fd] = (command, source)
+                poller.register(fd, select.POLLIN)
+        if done or not owners:
+            return done
+        ready: dict[RunningCommand, list[Any]] = {}
+        for fd, _ in poller.poll(timeout * 1000):
+            command, source = owners[fd]
+            ready.setdefault(command, []).append(source)
+        now = time.monotonic()
+        for name, (launch, command) in list(self._running.items()):
+            if command not in ready:
+                continue
+            try:
+                with working_for(name):
+                    command.ready(ready[command])
+                if command.tick(now) is not None:
+                    continue
+                done.append((launch, command, None))
+            except Exception as exc:  # a read that failed: the step fails, not the run
+                done.append((launch, command, exc))
+            del self._running[name]
+        return done

@@ -11,7 +11,12 @@ import time
 
 from attest_cli.engine.interfaces import StepRequest
 from attest_cli.engine.launcher import shared_launcher
-from attest_cli.engine.process import ProcessOutcome, ProcessRegistry, run_command
+from attest_cli.engine.process import (
+    ProcessOutcome,
+    ProcessRegistry,
+    RunningCommand,
+    run_command,
+)
 
 
 class ProcessStepRunner:
@@ -26,6 +31,15 @@ class ProcessStepRunner:
                            log_path=request.log_path, timeout=request.timeout,
                            registry=self.registry, mask=request.mask, on_line=request.on_line,
                            launcher=shared_launcher())
+
+    def start(self, request: StepRequest) -> RunningCommand:
+        """The step's command, started and not waited for (the scheduler's event loop
+        drives it: :class:`~attest_cli.engine.process.RunningCommand`)."""
+        return RunningCommand(request.command, cwd=request.cwd, env=request.env,
+                              log_path=request.log_path, timeout=request.timeout,
+                              registry=self.registry, mask=request.mask,
+                              on_line=request.on_line, launcher=shared_launcher(),
+                              wait_for_pid=False)
 
     def terminate_all(self) -> None:
         self.registry.terminate_all()

@@ -94,7 +94,7 @@ def execute(ctx: AppContext, options: RunOptions, *, view: Callable[[Event], Non
                                  logs_dir=ctx.state_dir / "logs" / run_id,
                                  keep_going=options.keep_going, default_timeout=options.timeout,
                                  use_cache=not options.no_cache and settings["cache.enabled"],
-                                 base_env=ctx.environ),
+                                 base_env=ctx.environ, threads=options.profile == "cpu"),
                 cache=run.cache, env_providers=run.env_providers, masker=masker,
                 runner=run.step_runner)
             conclude(report, run)

@@ -34,6 +34,7 @@ from attest_cli.engine.events import (
 )
 from attest_cli.engine.masking import SecretMasker
 from attest_cli.engine.run_report import RunReport, StepResult
+from attest_cli.engine.stepscope import current_step
 from attest_cli.procid import hostname
 from attest_cli.tracing.config import TracingConfig
 from attest_cli.tracing.context import (
@@ -218,7 +219,6 @@ class RunTracer:
         self.root: RecordedSpan | None = None
         self.head = True
         self.steps: dict[str, Any] = {}
-        self._thread_span = threading.local()
         self._vcs: dict[str, str] = {}
         self._vcs_thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -322,7 +322,6 @@ class RunTracer:
                             "attest.step.slot": event.slot})
         with self._lock:
             self.steps[event.step] = span
-        self._thread_span.span = span  # the worker thread that runs this step
 
     def _cache_checked(self, event: CacheChecked) -> None:
         span = self._child("cache lookup", self.steps.get(event.step), event.at - event.duration,
@@ -424,8 +423,10 @@ class RunTracer:
                 "TRACESTATE": format_tracestate(members)}
 
     def current_ids(self) -> tuple[str, str] | None:
-        """For JSON logs: this thread's step span, else the run's root span."""
-        span = getattr(self._thread_span, "span", None) or self.root
+        """For JSON logs: the span of the step the logging code works for, else the run's
+        root span."""
+        step = current_step()
+        span = (self.steps.get(step) if step is not None else None) or self.root
         if span is None:
             return None
         sc = span.get_span_context()

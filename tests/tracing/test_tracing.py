@@ -299,6 +299,30 @@ def test_json_logs_carry_trace_and_span_ids(project: Path) -> None:
     assert done[0]["span_id"] == root["span_id"]
 
 
+def test_a_steps_log_lines_carry_its_own_span_while_others_run(project: Path) -> None:
+    """Steps in flight together are served by one thread (the scheduler's event loop): what
+    attest logs for a step still carries that step's span, and the run's own lines the
+    root's."""
+    steps = {f"s{i}": f"sleep 0.{i} && echo out > out{i}.txt" for i in range(1, 4)}
+    write_pipeline(project, "name: p\n" + textwrap.dedent(file_tracing(1.0, True)) + "steps:\n"
+                   + "".join(f"  {n}: {{run: '{cmd}', outputs: [out{n[1:]}.txt]}}\n"
+                             for n, cmd in steps.items()))
+    proc = attest("run", "--trace", "-j3", "--log-level", "debug", "--log-format", "json",
+                  cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(x) for x in proc.stderr.splitlines() if x.startswith("{")]
+    spans = by_name(exported(project))
+    seen = 0
+    for line in lines:
+        step = line.get("fields", {}).get("step")
+        if step in steps and line["message"] in ("Step started", "cache.miss", "cache.store"):
+            assert line["span_id"] == spans[f"step {step}"]["span_id"], line
+            seen += 1
+    assert seen == 9  # started, missed and stored, for each of the three
+    done = [x for x in lines if x["message"] == "Pipeline execution completed"]
+    assert done[0]["span_id"] == spans["RUN p"]["span_id"]
+
+
 def test_no_trace_ids_in_logs_when_tracing_is_off(project: Path) -> None:
     write_pipeline(project, "steps:\n  a: {run: 'true'}\n")
     proc = attest("run", "--log-format", "json", cwd=project,
