@@ -24,6 +24,8 @@ Workloads (``--only`` takes a comma-separated list of these names):
   = (t(200) − t(1)) / 199, which removes each tool's start-up.
 - ``fanout``: 200 independent steps (``--fanout-cmd``, default ``true``) at ``-j2`` and ``-j1``,
   attest ``--no-cache`` and make: the speed-up ratio t(-j2) ÷ t(-j1) of each tool.
+  For ``cold`` and ``fanout`` a note gives each side's CPU per step (user + system of the
+  whole process tree, from ``wait4``) and the cores it kept busy (CPU ÷ wall).
 - ``hashing``: 10,000 files × 25 KB. Cold: ``attest run`` of a step with ``inputs:
   [data/**]`` in a fresh workspace minus the same run of a step without inputs (the
   start-up), against one ``b3sum --no-names`` process given every file. No change: the same
@@ -82,6 +84,9 @@ class CommandFailed(RuntimeError):
 class Sample:
     wall: float
     maxrss_kib: int
+    # user + system CPU of the whole process tree (wait4: the children it waited for, and
+    # theirs): what the run cost the machine, where ``wall`` is what the user waited
+    cpu: float = 0.0
 
 
 @dataclass
@@ -95,7 +100,7 @@ class Variant:
 
 
 def run_once(v: Variant) -> Sample:
-    """Wall time and peak RSS (``wait4``) of one whole process; output discarded."""
+    """Wall time, CPU and peak RSS (``wait4``) of one whole process; output discarded."""
     if v.prepare:
         v.prepare()
     with tempfile.TemporaryFile() as err:
@@ -112,7 +117,7 @@ def run_once(v: Variant) -> Sample:
             shown = shown if len(shown) <= 200 else shown[:200] + " ..."
             raise CommandFailed(f"`{shown}` in {v.cwd} exited {proc.returncode}: "
                                 + " | ".join(tail))
-    return Sample(wall, int(usage.ru_maxrss))
+    return Sample(wall, int(usage.ru_maxrss), usage.ru_utime + usage.ru_stime)
 
 
 def interleaved(variants: dict[str, Variant], repeat: int, warmup: int,
@@ -135,6 +140,20 @@ def interleaved(variants: dict[str, Variant], repeat: int, warmup: int,
 
 def med(samples: Sequence[Sample]) -> float:
     return statistics.median(s.wall for s in samples)
+
+
+def cpu_note(label: str, samples: dict[str, list[Sample]], names: Sequence[str],
+             per: int) -> str:
+    """Where the wall time goes: each side's CPU (whole process tree, median) per step and
+    how many cores it kept busy. Two tools at one utilisation differ by their CPU; a gap
+    the CPU does not explain is waiting (context switches, hand-offs, I/O)."""
+    parts = []
+    for name in names:
+        if name in samples:
+            cpu = statistics.median(x.cpu for x in samples[name])
+            parts.append(f"{name} {cpu * 1000 / per:.2f} ms/step on "
+                         f"{cpu / med(samples[name]):.2f} cores")
+    return f"{label} CPU: " + ", ".join(parts)
 
 
 def progress(text: str) -> None:
@@ -462,12 +481,14 @@ class Bench:
         t = {tool: (med(s[tool]) if tool in s else None) for tool in ("attest", *PEERS)}
         ta = t["attest"]
         assert ta is not None
+        self.notes.append(cpu_note("cold build", s, ("attest", *PEERS), n))
         self.rows.append(Row(
             "cold", f"cold first build, {n} steps, -j{jobs}", fmt_s(ta),
             {p: self.cell(t[p], ta) for p in PEERS}, "", f"{fmt_x(div(ta, t['make']))} make",
             "≤ 1.5× make", None if t["make"] is None else ta <= 1.5 * t["make"],
             {"steps": n, "jobs": jobs, "seconds": t,
-             "samples": {k: [x.wall for x in v] for k, v in s.items()}}))
+             "samples": {k: [x.wall for x in v] for k, v in s.items()},
+             "cpu_samples": {k: [x.cpu for x in v] for k, v in s.items()}}))
 
     # per-step overhead of a chain ----------------------------------------------------------
     def chain(self) -> None:
@@ -518,6 +539,8 @@ class Bench:
                 if c is not None:
                     variants[f"{tool}-j{j}"] = Variant(c, root / tool, env)
         s = interleaved(variants, self.repeat, self.warmup)
+        self.notes.append(cpu_note("fan-out", s, [f"{t}-j{j}" for t in ("attest", "make")
+                                                  for j in (1, jobs)], n))
         speed = {tool: div(med(s[f"{tool}-j{jobs}"]), med(s[f"{tool}-j1"]))
                  if f"{tool}-j1" in s else None for tool in ("attest", "make")}
         sa = speed["attest"]
@@ -530,7 +553,8 @@ class Bench:
             f"{sa:.2f}× ({abs(1 - sa) * 100:.0f}% {'faster' if sa <= 1 else 'slower'})",
             "≤ 0.65×", sa <= 0.65,
             {"steps": n, "jobs": jobs, "command": cmd, "speedup": speed,
-             "samples": {k: [x.wall for x in v] for k, v in s.items()}}))
+             "samples": {k: [x.wall for x in v] for k, v in s.items()},
+             "cpu_samples": {k: [x.cpu for x in v] for k, v in s.items()}}))
 
     # hashing many inputs -------------------------------------------------------------------
     def hashing(self) -> None:
