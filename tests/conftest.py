@@ -13,6 +13,13 @@ import pytest
 from tests.support import free_port, require_binary, wait_for_port
 
 
+@pytest.fixture(autouse=True)
+def _own_user_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test, and every attest it starts, has a user cache directory of its own
+    (``$XDG_CACHE_HOME``): never the developer's, never another test's."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / ".user-cache"))
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """An empty project directory (steps run here; state goes to .attest/)."""

@@ -8,9 +8,14 @@ the installed distributions are listed in. A feature that cannot be loaded, or i
 without it. Entry points are read only when a run starts (never for ``attest --help``).
 
 Reading them means importing :mod:`importlib.metadata` and opening every installed
-distribution's metadata: ~10 ms of every run, for a list that changes only when a package
-is installed or removed. So the list found is kept in ``.attest/entry-points.json``, keyed
-(as stevedore keys its cache) by the interpreter, ``sys.path`` and, in each of its
+distribution's metadata: ~10 ms of every run (~25 ms with this machine's ~120
+distributions), for a list that changes only when a package is installed or removed. So
+the list found is kept in the user's cache directory (:func:`user_cache_dir`:
+``$XDG_CACHE_HOME/attest/entry-points.json``, ``~/.cache/attest/`` by default), where every
+project run by the same interpreter finds it - a fresh checkout's first run too - and not
+in a project's ``.attest/``, which a restored CI cache may bring from another machine: the
+list names modules to import. It is keyed (as stevedore keys its cache) by the
+interpreter, ``sys.path`` and, in each of its
 directories, the name and modification time of every ``*.dist-info`` and ``*.egg-info``
 directory - installing, upgrading, reinstalling or removing a distribution replaces one -
 and read again only when that key changes. Up to :data:`KEPT_LISTS` lists are kept, one
@@ -27,6 +32,7 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -85,6 +91,19 @@ def declared_entry_points(cache_dir: Path | None = None) -> list[tuple[str, str]
     return found
 
 
+def user_cache_dir(environ: Mapping[str, str]) -> Path | None:
+    """``$XDG_CACHE_HOME/attest`` (``~/.cache/attest`` when unset), as the XDG base
+    directory specification places a user's non-essential cached data; None without a
+    home to put it in (nothing is kept then)."""
+    base = environ.get("XDG_CACHE_HOME")
+    if not base or not os.path.isabs(base):  # the specification: relative paths are invalid
+        home = environ.get("HOME")
+        if not home or not os.path.isabs(home):
+            return None
+        base = os.path.join(home, ".cache")
+    return Path(base) / "attest"
+
+
 def _path_key() -> list[Any]:
     """What the installed distributions depend on: the interpreter, ``sys.path``, and in each
     of its directories the name and modification time of every distribution's metadata
@@ -128,6 +147,7 @@ def _write(path: Path, lists: list[dict[str, Any]]) -> None:
     from attest_cli.atomic import write_atomic
 
     try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the user's alone
         write_atomic(path, json.dumps({"format": _FORMAT, "lists": lists}), sync=False)
     except (InputError, OSError) as exc:  # a cache: the next run reads them again
         log.debug("could not keep the entry points in %s: %s", path, exc)

@@ -35,7 +35,7 @@ from attest_cli.pipeline.model import Pipeline
 from attest_cli.retention import apply_retention
 from attest_cli.runner.features import RunContext, RunOptions
 from attest_cli.runner.loading import Loaded, load, run_secrets
-from attest_cli.runner.plugins import load_features
+from attest_cli.runner.plugins import load_features, user_cache_dir
 from attest_cli.runner.records import abandon_dead_runs
 from attest_cli.runner.signals import routed
 
@@ -149,7 +149,7 @@ def attach_features(run: RunContext) -> None:
     """Attach every installed run feature, in order. A third-party feature whose
     ``attach`` raises anything but an AttestError (a usage error is meant) is a warning,
     and what it had registered before raising is undone."""
-    for item in load_features(cache_dir=run.ctx.state_dir):
+    for item in load_features(cache_dir=user_cache_dir(run.ctx.environ)):
         mark = run.mark()
         try:
             item.feature.attach(run)

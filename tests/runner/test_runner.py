@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -155,7 +156,9 @@ def test_a_cached_rerun_loads_no_module_it_does_not_use(project: Path) -> None:
 
     assert len(HistoryDB(project / ".attest" / "history.db").runs()) == 4
     # a kept list that does not parse is a miss: read again and rewritten
-    kept = project / ".attest" / "entry-points.json"
+    kept = Path(os.environ["XDG_CACHE_HOME"]) / "attest" / "entry-points.json"
+    assert not (project / ".attest" / "entry-points.json").exists()  # never in the project
+    assert stat.S_IMODE(kept.parent.stat().st_mode) == 0o700
     kept.write_text("{not json")
     assert attest("run", cwd=project).returncode == 0
     names = [name for name, _ in json.loads(kept.read_text())["lists"][0]["entry_points"]]
@@ -165,8 +168,9 @@ def test_a_cached_rerun_loads_no_module_it_does_not_use(project: Path) -> None:
 def test_a_kept_entry_point_list_that_is_not_a_regular_file_is_a_miss(project: Path) -> None:
     """Like every file attest reads: a FIFO in its place is never waited on."""
     write_pipeline(project, PIPELINE)
-    (project / ".attest").mkdir()
-    os.mkfifo(project / ".attest" / "entry-points.json")
+    kept = Path(os.environ["XDG_CACHE_HOME"]) / "attest"
+    kept.mkdir(parents=True)
+    os.mkfifo(kept / "entry-points.json")
     proc = attest("run", cwd=project, timeout=30)
     assert proc.returncode == 0, proc.stderr
     assert (project / ".attest" / "history.db").exists()  # the features were attached
@@ -355,3 +359,13 @@ def test_a_third_party_feature_whose_attach_raises_is_a_warning(
     extra[:] = [LoadedFeature("strict", 1000, Feature("strict", 1000, strict), builtin=False)]
     with pytest.raises(UsageError):
         service.execute(ctx, RunOptions())
+
+
+def test_the_user_cache_directory_follows_the_xdg_specification() -> None:
+    from attest_cli.runner.plugins import user_cache_dir
+
+    assert user_cache_dir({"XDG_CACHE_HOME": "/c", "HOME": "/h"}) == Path("/c/attest")
+    assert user_cache_dir({"HOME": "/h"}) == Path("/h/.cache/attest")
+    # a relative XDG_CACHE_HOME is invalid (the specification): ignored
+    assert user_cache_dir({"XDG_CACHE_HOME": "rel", "HOME": "/h"}) == Path("/h/.cache/attest")
+    assert user_cache_dir({}) is None  # no home: nothing is kept
