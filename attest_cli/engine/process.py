@@ -124,9 +124,13 @@ def run_command(command: str, *, cwd: Path, env: Mapping[str, str], log_path: Pa
     """Run ``command`` to completion on this thread (see :class:`RunningCommand`)."""
     running = RunningCommand(command, cwd=cwd, env=env, log_path=log_path, timeout=timeout,
                              registry=registry, on_line=on_line, mask=mask, launcher=launcher)
-    while (wait := running.tick(time.monotonic())) is not None:
-        ready, _, _ = select.select(running.sources, [], [], wait)
-        running.ready(ready)
+    try:
+        while (wait := running.tick(time.monotonic())) is not None:
+            ready, _, _ = select.select(running.sources, [], [], wait)
+            running.ready(ready)
+    except BaseException:  # a log write that failed, say: the step is stopped, not leaked
+        running.abort()
+        raise
     return running.finish()
 
 
@@ -251,10 +255,16 @@ class RunningCommand:
             self._log.close()
 
     def abort(self) -> None:
-        """Give up on the step (its driver failed): kill its group, release what it holds."""
+        """Give up on the step (its driver failed: a log write hit a full disk, say): kill
+        its group and release what it holds. Never raises: the error that made the driver
+        give up is the one to report, and output not yet written is dropped."""
         kill_group(self.pid, signal.SIGKILL)
         self._registry.discard(self.pid)
-        self.close()
+        self._pending = b""
+        with contextlib.suppress(OSError):
+            self.close()
+        if self._launched is not None:
+            self._launched.chan.close()
 
     def finish(self) -> ProcessOutcome:
         """Reap the step (or take what the launcher reaped) and say how it went."""

@@ -369,3 +369,41 @@ def test_the_workers_end_with_the_run(make_scheduler: MakeScheduler) -> None:
             t.join(5)
         assert workers() == []
     assert statuses(h) == {f"s{i}": "success" for i in range(20)}
+
+
+def test_a_step_whose_output_cannot_be_written_fails_and_the_run_goes_on(tmp_path: Path
+                                                                        ) -> None:
+    """One thread serves every running command: a log write that fails (a full disk) fails
+    that step, with its reason, and neither the other steps nor the run."""
+    import errno
+
+    from attest_cli.engine.events import EventBus
+    from attest_cli.engine.masking import SecretMasker
+    from attest_cli.engine.run_report import RunReport
+    from attest_cli.engine.scheduler import Scheduler, SchedulerOptions
+    from attest_cli.engine.step_runner import ProcessStepRunner
+    from attest_cli.pipeline.model import Pipeline
+
+    class FullDisk(SecretMasker):
+        def __call__(self, text: str) -> str:
+            if text.startswith("boom"):  # the step's output, never its command
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return text
+
+    steps = [Step(name="full", run="printf 'boom, '; sleep 0.2; echo boom; sleep 5"),
+             Step(name="fine", run="sleep 0.3; echo fine")]
+    pipeline = Pipeline(name="p", path=tmp_path / "attest.yaml", root=tmp_path,
+                        steps={s.name: s for s in steps})
+    report = RunReport(run_id="r1", pipeline="p", pipeline_file="attest.yaml",
+                       started_at=0.0, parallel=2)
+    scheduler = Scheduler(pipeline, ["full", "fine"], report, EventBus(),
+                          SchedulerOptions(parallel=2, logs_dir=tmp_path / "logs",
+                                           keep_going=True, base_env={"PATH": "/bin:/usr/bin"}),
+                          masker=FullDisk(["s3cret"]), runner=ProcessStepRunner())
+    assert scheduler._loop is not None  # the event loop, not the workers
+    scheduler.run()
+    results = {r.name: r for r in report.steps}
+    assert results["fine"].status == "success"
+    assert results["full"].status == "failure"
+    assert "no space left on device" in (results["full"].reason or "")
+    assert results["full"].wall_seconds is None or results["full"].wall_seconds < 5
