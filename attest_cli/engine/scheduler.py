@@ -603,10 +603,11 @@ class _Loop:
         self._running[name] = (launch, command)
 
     def drop(self, name: str) -> None:
-        """A step no longer waited for (after an interrupt): its pipe and log are closed."""
+        """A step no longer waited for (after an interrupt): stopped, its pipe and log
+        closed (never raises)."""
         entry = self._running.pop(name, None)
         if entry is not None:
-            entry[1].close()
+            entry[1].abort()
 
     def wait(self, timeout: float
              ) -> list[tuple[_Launch, RunningCommand, Exception | None]]:
