@@ -186,13 +186,17 @@ def main(control_fd: int) -> None:
                 command, cwd, env = marshal.loads(memoryview(buf)[:size])
                 pid, floor = _spawn(out_fd, command, cwd, env)
             except (EOFError, OSError, ValueError, TypeError):
-                os.close(out_fd)
                 chan.close()  # attest sees no pid and spawns the step itself
+                os.close(out_fd)
                 continue
             # the output's write end stays open here until the step is reaped: attest then
             # sees the exit record and the end of the output at once (one wake-up, not two)
             steps[pid] = (chan, out_fd)
-            _send(chan, b"P", pid, floor, 0.0, 0.0)
+            if not _send(chan, b"P", pid, floor, 0.0, 0.0):  # attest gave up on it meanwhile
+                try:  # noqa: SIM105 - built-in modules only here (no contextlib)
+                    os.killpg(pid, signal.SIGKILL)
+                except OSError:
+                    pass
         while steps:
             try:
                 pid, status, usage = os.wait4(-1, os.WNOHANG)

@@ -168,6 +168,8 @@ class RunningCommand:
         self._on_line, self._mask = on_line, mask
         self._launched: LaunchedStep | None = None
         self._floor: int | None = None
+        self._fd = -1
+        self._watch: _Watch | None = None
         self.pid = 0  # 0 until the launcher says (never signalled: killpg(0) is our group)
         if launcher is not None and launcher.usable:
             with contextlib.suppress(LauncherGone):
@@ -185,7 +187,10 @@ class RunningCommand:
 
     @property
     def sources(self) -> list[Any]:
-        """What to select on: the output pipe, and the launcher's socket while it is open."""
+        """What to select on: the output pipe, and the launcher's socket while it is open;
+        nothing once the output ended (see :meth:`tick`)."""
+        if self._eof:
+            return []
         launched = self._launched
         return [self._fd] if launched is None or launched.closed else [self._fd, launched]
 
@@ -199,6 +204,18 @@ class RunningCommand:
             self.pid = pid
             if not self._registry.add(pid):  # started just as the run was interrupted
                 kill_group(pid, signal.SIGKILL)
+            elif self._watch is not None and self._watch.timed_out:  # its deadline came first
+                kill_group(pid, signal.SIGTERM)
+
+    def _refused(self) -> None:
+        """The launcher did not start the step (its socket closed without a pid): attest
+        spawns it itself."""
+        assert self._launched is not None
+        self._launched.chan.close()
+        self._launched = None
+        fd, self._fd = self._fd, -1
+        os.close(fd)
+        self._spawn_here()
 
     def _exited(self) -> bool:
         if self._launched is not None:
@@ -206,23 +223,42 @@ class RunningCommand:
         return _has_exited(self.pid)
 
     def tick(self, now: float) -> float | None:
-        """How long the driver may wait for :attr:`sources`; None once the step is over."""
-        return None if self._eof else self._watch.tick(now)
+        """How long the driver may wait for :attr:`sources`; None once the step is over.
+
+        The end of a launched step's output is its end: the launcher keeps the pipe open
+        until it has reaped the step. A child of attest's own may outlive its output (``exec
+        cmd >log``): it is then looked at every :data:`_REAP_POLL` seconds, its timeout
+        still enforced, so that no driver ever blocks in ``wait4`` for it."""
+        assert self._watch is not None
+        wait = self._watch.tick(now)
+        if not self._eof:
+            return wait
+        if self._launched is not None or wait is None or self._exited():
+            return None
+        return min(wait, _REAP_POLL)
 
     def ready(self, ready: Sequence[Any]) -> None:
         """Read what select found ready (blocks on nothing else)."""
+        assert self._watch is not None
         launched = self._launched
         if launched is not None and launched in ready:
             launched.pump()
             self._started(launched.pid)
-            if launched.closed and not launched.pid:  # refused: spawn it ourselves
-                os.close(self._fd)
-                self._launched = None
-                self._spawn_here()
+            if launched.closed and not launched.pid:
+                self._refused()
                 return
         if self._fd in ready:
             chunk = os.read(self._fd, 65536)
             if not chunk:
+                if launched is not None and not launched.pid:
+                    # the output ended before a pid came: the launcher refused the request
+                    # (it closes the pipe, then the socket) or is gone; its socket says which
+                    while not launched.pid and not launched.closed:
+                        launched.pump()
+                    self._started(launched.pid)
+                    if not launched.pid:
+                        self._refused()
+                        return
                 self._eof = True
                 return
             self._watch.read(len(chunk))
@@ -257,14 +293,31 @@ class RunningCommand:
     def abort(self) -> None:
         """Give up on the step (its driver failed: a log write hit a full disk, say): kill
         its group and release what it holds. Never raises: the error that made the driver
-        give up is the one to report, and output not yet written is dropped."""
+        give up is the one to report, and output not yet written is dropped. A step the
+        launcher is starting at this moment is waited for (at most :data:`ABORT_PID_WAIT`
+        seconds) so that it is stopped too; the launcher also stops a step whose pid it can
+        no longer send."""
+        launched = self._launched
+        if launched is not None and not self.pid and not launched.closed:
+            deadline = time.monotonic() + ABORT_PID_WAIT
+            while not launched.pid and not launched.closed:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                with contextlib.suppress(OSError, ValueError):
+                    if select.select([launched], [], [], left)[0]:
+                        launched.pump()
+            self._started(launched.pid)
         kill_group(self.pid, signal.SIGKILL)
         self._registry.discard(self.pid)
+        if launched is None and self.pid:  # ours to reap, if it died already
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, os.WNOHANG)
         self._pending = b""
         with contextlib.suppress(OSError):
             self.close()
-        if self._launched is not None:
-            self._launched.chan.close()
+        if launched is not None:
+            launched.chan.close()
 
     def finish(self) -> ProcessOutcome:
         """Reap the step (or take what the launcher reaped) and say how it went."""
@@ -295,6 +348,7 @@ class RunningCommand:
         if sig:
             code = 128 + sig
         watch = self._watch
+        assert watch is not None
         return ProcessOutcome(
             # a step stopped by its timeout never reports the code it died with (a shell
             # that traps SIGTERM may well exit 0): it reports 124, as coreutils' timeout(1)
@@ -367,7 +421,8 @@ class _Watch:
                     self.kill_at = now + KILL_GRACE_SECONDS
                 if self.kill_at is not None and now >= self.kill_at:
                     kill_group(self._command.pid, signal.SIGKILL)
-                    self.kill_at = None
+                    if self._command.pid:  # else again at the next check, once it is known
+                        self.kill_at = None
             else:
                 since = now - self.exited_at
                 if since >= DRAIN_SECONDS or self.drained >= DRAIN_BYTES:
@@ -447,6 +502,8 @@ def own_peak_rss() -> int | None:
 
 _IDLE = 0.1
 _ORPHAN_GRACE = 0.5
+_REAP_POLL = 0.01  # a child of attest's own whose output ended: how often to look at it
+ABORT_PID_WAIT = 0.5  # RunningCommand.abort: how long to wait for a pid being sent
 
 
 def _has_exited(pid: int) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import threading
 import time
@@ -22,6 +23,10 @@ def run(command: str, tmp_path: Path, *, timeout: float | None = None,
                        registry=registry or ProcessRegistry(),
                        on_line=None if lines is None else lines.append,
                        mask=lambda s: s.replace("hunter2", "***"))
+
+
+def _env() -> dict[str, str]:
+    return {"PATH": os.environ["PATH"]}
 
 
 def test_exit_codes_are_reported(tmp_path: Path) -> None:
@@ -102,3 +107,71 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
     except OSError:
         return False
+
+
+def test_a_child_of_attests_own_that_outlives_its_output_still_has_a_timeout(
+        tmp_path: Path) -> None:
+    """Without the launcher (no Linux, a request too large), attest reaps the step itself:
+    a step that closes its output first (``exec cmd >log``) is still waited for under its
+    timeout, never in a blocking wait4 (one thread may serve every running step)."""
+    out = run_command("exec sleep 30 >/dev/null 2>&1", cwd=tmp_path, env=_env(),
+                      log_path=tmp_path / "o.log", timeout=0.3, registry=ProcessRegistry(),
+                      launcher=None)
+    assert out.timed_out and out.exit_code == 124
+
+
+class _Refusing:
+    """A launcher that refuses every request: its socket closes without a pid, after the
+    step's output pipe (as launcher_server does on a request it cannot serve)."""
+
+    usable = True
+
+    def spawn(self, command: str, cwd: Path, env: object, *, wait: bool = True
+              ) -> tuple[object, int]:
+        import _socket
+
+        from attest_cli.engine.launcher import LaunchedStep
+
+        mine, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        theirs.close()
+        read_fd, write_fd = os.pipe()
+        os.close(write_fd)
+        return LaunchedStep(mine), read_fd
+
+
+def test_a_request_the_launcher_refuses_is_run_by_attest_even_if_its_output_ends_first(
+        tmp_path: Path) -> None:
+    from attest_cli.engine.process import RunningCommand
+
+    lines: list[str] = []
+    running = RunningCommand("echo fallback", cwd=tmp_path, env=_env(),
+                             log_path=tmp_path / "f.log", timeout=None,
+                             registry=ProcessRegistry(), on_line=lines.append,
+                             launcher=_Refusing(), wait_for_pid=False)  # type: ignore[arg-type]
+    running.ready([running.sources[0]])  # the end of the output, seen before the socket's
+    while (wait := running.tick(time.monotonic())) is not None:
+        ready, _, _ = select.select(running.sources, [], [], wait)
+        running.ready(ready)
+    out = running.finish()
+    assert out.exit_code == 0 and lines == ["fallback"]
+
+
+def test_a_step_given_up_before_its_pid_came_is_stopped(tmp_path: Path) -> None:
+    """abort() right after a request (the pid not read yet): the launcher's step must not
+    run on unseen."""
+    from attest_cli.engine.launcher import start_launcher
+    from attest_cli.engine.process import RunningCommand
+
+    launcher = start_launcher()
+    assert launcher is not None
+    try:
+        marker = tmp_path / "ran-on"
+        running = RunningCommand(f"sleep 0.5; touch {marker}", cwd=tmp_path, env=_env(),
+                                 log_path=tmp_path / "a.log", timeout=None,
+                                 registry=ProcessRegistry(), launcher=launcher,
+                                 wait_for_pid=False)
+        running.abort()
+        time.sleep(1.0)
+        assert not marker.exists()
+    finally:
+        launcher.close()
