@@ -22,11 +22,13 @@ local disk.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import logging
 import os
 import queue
 import select
+import stat
 import threading
 import time
 from collections import ChainMap
@@ -75,6 +77,11 @@ log = logging.getLogger("attest.pipeline")
 INTERRUPT_GRACE_SECONDS = KILL_GRACE_SECONDS + DRAIN_SECONDS + 1.0
 # Steps in flight per command slot when the cache has a remote tier (see Scheduler.lanes).
 LANES_PER_SLOT = 4
+# The event loop stores a step itself when its declared outputs hold at most this much;
+# larger ones (or unknown: directories, globs) are stored on a thread of their own, so that
+# hashing and copying gigabytes never stalls the other steps' output, timeouts or Ctrl-C.
+STORE_IN_LOOP_BYTES = 1 << 20
+_GLOB_CHARS = frozenset("*?[")  # what makes a declaration a glob (attest_cli.pathspec)
 
 
 @dataclass
@@ -177,6 +184,17 @@ class Scheduler:
         Bookkeeping is incremental (remaining needs per step, a ready heap in file order), so
         a finished step costs work proportional to its dependents, not to the whole pipeline.
         """
+        try:
+            return self._schedule()
+        except BaseException:
+            if self._loop is not None:  # no command outlives a run that failed
+                self._loop.abort_all()
+            raise
+        finally:
+            if self._loop is not None:
+                self._loop.close()
+
+    def _schedule(self) -> RunReport:
         index = {name: i for i, name in enumerate(self.order)}
         selected = set(self.order)
         remaining = {n: {d for d in self.pipeline.steps[n].needs if d in selected}
@@ -486,11 +504,43 @@ class Scheduler:
             command.abort()
             self._finished(step, self._failed(step, slot, exc))
             return
+        if launch.decision is not None and outcome.exit_code == 0 and \
+                self._outputs_may_be_large(step):
+            threading.Thread(target=self._complete_off_loop, args=(launch, outcome),
+                             name=f"attest-store-{step.name}", daemon=True).start()
+            return
+        self._complete_and_finish(launch, outcome)
+
+    def _complete_and_finish(self, launch: _Launch, outcome: ProcessOutcome) -> None:
         try:
             result = self._complete(launch, outcome)
         except Exception as exc:
-            result = self._failed(step, slot, exc)
-        self._finished(step, result)
+            result = self._failed(launch.step, launch.result.slot or 0, exc)
+        self._finished(launch.step, result)
+
+    def _complete_off_loop(self, launch: _Launch, outcome: ProcessOutcome) -> None:
+        with working_for(launch.step.name):
+            self._complete_and_finish(launch, outcome)
+        assert self._loop is not None
+        self._loop.wake()
+
+    def _outputs_may_be_large(self, step: Step) -> bool:
+        """Whether storing the step may take long (:data:`STORE_IN_LOOP_BYTES`): an lstat
+        per declared file; a directory or a glob may hold anything."""
+        root, total = str(self.pipeline.root), 0
+        for pattern in step.outputs:
+            if not _GLOB_CHARS.isdisjoint(pattern):
+                return True
+            try:
+                st = os.lstat(os.path.join(root, pattern))
+            except (OSError, ValueError):
+                continue  # not produced: the store says so, at once
+            if stat.S_ISDIR(st.st_mode):
+                return True
+            total += st.st_size
+            if total > STORE_IN_LOOP_BYTES:
+                return True
+        return False
 
     def _answered_by_runner_cache(self, step: Step, result: StepResult, backend: str) -> None:
         """The runner's own cache answered (a REAPI server found the Action in its Action
@@ -594,13 +644,35 @@ class Scheduler:
 
 
 class _Loop:
-    """The running commands of an event-loop run, and the one ``poll`` that waits on them."""
+    """The running commands of an event-loop run, and the one ``poll`` that waits on them
+    (and on :meth:`wake`, for a step stored on a thread of its own)."""
 
     def __init__(self) -> None:
         self._running: dict[str, tuple[_Launch, RunningCommand]] = {}
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._wake_lock = threading.Lock()
+        self._closed = False
+
+    def wake(self) -> None:
+        """Make a waiting :meth:`wait` return (from any thread; never after close)."""
+        with self._wake_lock, contextlib.suppress(BlockingIOError):
+            if not self._closed:
+                os.write(self._wake_w, b"!")
+
+    def close(self) -> None:
+        with self._wake_lock:
+            if not self._closed:
+                self._closed = True
+                os.close(self._wake_r)
+                os.close(self._wake_w)
 
     def add(self, name: str, launch: _Launch, command: RunningCommand) -> None:
         self._running[name] = (launch, command)
+
+    def abort_all(self) -> None:
+        for name in list(self._running):
+            self.drop(name)
 
     def drop(self, name: str) -> None:
         """A step no longer waited for (after an interrupt): stopped, its pipe and log
@@ -618,20 +690,27 @@ class _Loop:
         poller = select.poll()
         owners: dict[int, tuple[RunningCommand, Any]] = {}
         for name, (launch, command) in list(self._running.items()):
-            wait = command.tick(now)
-            if wait is None:
+            try:
+                wait = command.tick(now)
+                if wait is not None:
+                    timeout = min(timeout, wait)
+                    for source in command.sources:
+                        fd = source if isinstance(source, int) else source.fileno()
+                        owners[fd] = (command, source)
+                        poller.register(fd, select.POLLIN)
+                    continue
                 done.append((launch, command, None))
-                del self._running[name]
-                continue
-            timeout = min(timeout, wait)
-            for source in command.sources:
-                fd = source if isinstance(source, int) else source.fileno()
-                owners[fd] = (command, source)
-                poller.register(fd, select.POLLIN)
-        if done or not owners:
-            return done
+            except Exception as exc:  # the step fails, not the run
+                done.append((launch, command, exc))
+            del self._running[name]
+        if done:
+            return done  # (a command that outlives its output has no source: a timed poll)
+        poller.register(self._wake_r, select.POLLIN)
         ready: dict[RunningCommand, list[Any]] = {}
         for fd, _ in poller.poll(timeout * 1000):
+            if fd == self._wake_r:
+                os.read(self._wake_r, 4096)
+                continue
             command, source = owners[fd]
             ready.setdefault(command, []).append(source)
         now = time.monotonic()

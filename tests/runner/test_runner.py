@@ -369,3 +369,31 @@ def test_the_user_cache_directory_follows_the_xdg_specification() -> None:
     # a relative XDG_CACHE_HOME is invalid (the specification): ignored
     assert user_cache_dir({"XDG_CACHE_HOME": "rel", "HOME": "/h"}) == Path("/h/.cache/attest")
     assert user_cache_dir({}) is None  # no home: nothing is kept
+
+
+def test_steps_stored_off_the_event_loop_are_cached_like_the_others(project: Path) -> None:
+    """Outputs that may be large (a directory, a glob, over 1 MiB) are stored on a thread of
+    their own while the loop serves the other steps; the run ends with every entry stored."""
+    write_pipeline(project, """
+        name: big
+        steps:
+          tree: {run: "mkdir -p d && echo a > d/a && echo b > d/b", outputs: [d]}
+          blob: {run: "head -c 3000000 /dev/zero > big.bin", outputs: [big.bin]}
+          globbed: {run: "echo g > g1.txt && echo g > g2.txt", outputs: ["g*.txt"]}
+          small: {run: "sleep 0.2 && echo s > s.txt", outputs: [s.txt]}
+    """)
+    first = attest("run", "-j4", "--report", "r1.json", cwd=project)
+    assert first.returncode == 0, first.stderr
+    steps = json.loads((project / "r1.json").read_text())["steps"]
+    assert {s["name"]: s["status"] for s in steps} == dict.fromkeys(
+        ("tree", "blob", "globbed", "small"), "success")
+    assert all(s["output_digest"] for s in steps)  # stored: each has its outputs' digest
+    shutil.rmtree(project / "d")
+    (project / "big.bin").unlink()
+    second = attest("run", "-j4", "--report", "r2.json", cwd=project)
+    assert second.returncode == 0, second.stderr
+    again = json.loads((project / "r2.json").read_text())["steps"]
+    assert {s["name"]: s["status"] for s in again} == dict.fromkeys(
+        ("tree", "blob", "globbed", "small"), "cached")
+    assert (project / "d" / "b").read_text() == "b\n"
+    assert (project / "big.bin").stat().st_size == 3_000_000
