@@ -147,10 +147,24 @@ def _write(path: Path, lists: list[dict[str, Any]]) -> None:
     from attest_cli.atomic import write_atomic
 
     try:
+        if not _owned(path.parent):  # e.g. under sudo with the user's HOME
+            log.debug("not keeping the entry points in %s: not this user's", path.parent)
+            return
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the user's alone
         write_atomic(path, json.dumps({"format": _FORMAT, "lists": lists}), sync=False)
     except (InputError, OSError) as exc:  # a cache: the next run reads them again
         log.debug("could not keep the entry points in %s: %s", path, exc)
+
+
+def _owned(directory: Path) -> bool:
+    """Whether ``directory``, or its nearest existing ancestor, belongs to this user: a
+    cache is never created in someone else's home (pip's rule for its cache)."""
+    for candidate in (directory, *directory.parents):
+        try:
+            return os.stat(candidate).st_uid == os.geteuid()
+        except FileNotFoundError:
+            continue
+    return False
 
 
 def _resolve(value: str) -> Any:

@@ -397,3 +397,17 @@ def test_steps_stored_off_the_event_loop_are_cached_like_the_others(project: Pat
         ("tree", "blob", "globbed", "small"), "cached")
     assert (project / "d" / "b").read_text() == "b\n"
     assert (project / "big.bin").stat().st_size == 3_000_000
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs a directory of another user")
+def test_the_entry_point_list_is_never_kept_in_another_users_directory(tmp_path: Path) -> None:
+    from attest_cli.runner import plugins
+
+    theirs = tmp_path / "home"
+    theirs.mkdir()
+    os.chown(theirs, 65534, 65534)
+    plugins._write(theirs / ".cache" / "attest" / "entry-points.json", [])
+    assert not (theirs / ".cache").exists()
+    mine = tmp_path / "mine"
+    plugins._write(mine / ".cache" / "attest" / "entry-points.json", [])
+    assert (mine / ".cache" / "attest" / "entry-points.json").exists()
