@@ -147,16 +147,26 @@ class StepLauncher:
         """Stop the launcher (it exits when its control socket closes)."""
         self.usable = False
         self._control.close()
-        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-            # Popen.wait(timeout) polls with growing sleeps (ms of every run's end): a
-            # pidfd wakes when the launcher exits, and the bound stays
+        # Popen.wait(timeout) polls with growing sleeps (ms of every run's end): a pidfd
+        # wakes when the launcher exits. Where there is none (Linux < 5.3, a seccomp
+        # profile), Popen's wait still bounds it.
+        try:
             pidfd = os.pidfd_open(self._proc.pid)
+        except (OSError, AttributeError):
+            pidfd = -1
+        if pidfd >= 0:
             try:
                 select.select([pidfd], [], [], 2.0)
             finally:
                 os.close(pidfd)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            self._proc.wait(timeout=0)
+            self._proc.wait(timeout=0 if pidfd >= 0 else 2.0)
+
+    def close_at_exit(self, owner: int) -> None:
+        """:meth:`close`, registered with atexit: only in the process that started it (a
+        forked child inherits the handler, not the launcher)."""
+        if os.getpid() == owner:
+            self.close()
 
 
 _shared: StepLauncher | None = None
@@ -177,7 +187,7 @@ def shared_launcher() -> StepLauncher | None:
             if _shared is not _NONE:
                 # Reaped when attest exits: the steps' CPU time then reaches attest's own
                 # parent (``time attest run``, hyperfine, CI accounting) as make's does.
-                atexit.register(_shared.close)
+                atexit.register(_shared.close_at_exit, os.getpid())
         return _shared if _shared.usable else None
 
 
