@@ -15,6 +15,8 @@ one asked). The metrics read the same attribution from ``CacheChecked.backend``.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import logging
 import os
@@ -290,6 +292,11 @@ class ContentCache:
                     if loaded is None:
                         continue
                     manifest = loaded
+                    if self._restore_is_long(ctx, manifest):
+                        return CacheDecision(hit=True, backend=backend.name, key=key,
+                                             pending=functools.partial(
+                                                 self.lookup, dataclasses.replace(
+                                                     ctx, restore_inline_limit=None)))
                     log_bytes = self._restore(pipeline.root, step, manifest, backend)
             except BackendUnavailable as exc:
                 problems.append(f"{backend.name} unavailable ({exc})")
@@ -326,6 +333,14 @@ class ContentCache:
         return CacheDecision(hit=False, backend=self.backend_name, key=key,
                              reason=self._miss_reason(pipeline, step, parts, problems),
                              inputs=inputs, components=parts.lazy_summary(), state=state)
+
+    @staticmethod
+    def _restore_is_long(ctx: StepContext, manifest: Manifest) -> bool:
+        """Whether the caller asked not to be held by this restore (its size is over
+        ``ctx.restore_inline_limit``; outputs held in the manifest cost nothing)."""
+        limit = ctx.restore_inline_limit
+        return limit is not None and sum(
+            f.size for f in manifest.files if f.kind == "file" and f.data is None) > limit
 
     def _miss_reason(self, pipeline: Pipeline, step: Step, parts: KeyParts,
                      problems: list[str]) -> str:

@@ -30,6 +30,10 @@ class StepContext:
     env: Mapping[str, str]  # the full environment the step process receives
     workdir: Path
     upstream: Mapping[str, StepResult]  # results of the steps it needs
+    # A hit whose restore would write more than this many bytes is not restored by
+    # ``lookup``: it answers with ``pending`` instead, for the caller to run elsewhere
+    # (the scheduler's event loop runs no long restore itself). None: always restore.
+    restore_inline_limit: int | None = None
 
 
 @dataclass
@@ -51,6 +55,9 @@ class CacheDecision:
     inputs: list[dict[str, str]] = field(default_factory=list)
     components: Mapping[str, str] | None = None
     state: object = None
+    # Set instead of restoring (see StepContext.restore_inline_limit): the full lookup,
+    # restore included, whose decision is the real one (a hit, or a miss after all).
+    pending: Callable[[], CacheDecision] | None = None
 
 
 @dataclass

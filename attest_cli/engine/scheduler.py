@@ -32,7 +32,7 @@ import stat
 import threading
 import time
 from collections import ChainMap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -77,9 +77,10 @@ log = logging.getLogger("attest.pipeline")
 INTERRUPT_GRACE_SECONDS = KILL_GRACE_SECONDS + DRAIN_SECONDS + 1.0
 # Steps in flight per command slot when the cache has a remote tier (see Scheduler.lanes).
 LANES_PER_SLOT = 4
-# The event loop stores a step itself when its declared outputs hold at most this much;
-# larger ones (or unknown: directories, globs) are stored on a thread of their own, so that
-# hashing and copying gigabytes never stalls the other steps' output, timeouts or Ctrl-C.
+# The event loop stores a step itself when its declared outputs hold at most this much, and
+# restores a cache hit itself up to this much; larger ones (or unknown: directories, globs)
+# are stored or restored on a thread of their own, so that hashing and copying gigabytes
+# never stalls the other steps' output, timeouts or the end of an interrupted run.
 STORE_IN_LOOP_BYTES = 1 << 20
 _GLOB_CHARS = frozenset("*?[")  # what makes a declaration a glob (attest_cli.pathspec)
 
@@ -104,6 +105,18 @@ class _Work:
     step: Step
     slot: int
     upstream: dict[str, StepResult]
+
+
+@dataclass
+class _PendingRestore:
+    """A step whose cache hit is too large to restore on the event loop (see _begin)."""
+
+    step: Step
+    result: StepResult
+    ctx: StepContext
+    log_path: Path
+    decision: CacheDecision
+    started: float  # when the lookup began (its CacheChecked duration)
 
 
 @dataclass
@@ -388,6 +401,7 @@ class Scheduler:
         begun = self._begin(step, slot, upstream)
         if isinstance(begun, StepResult):
             return begun
+        assert isinstance(begun, _Launch)  # a worker restores whatever the size
         try:
             outcome = self.runner.run(begun.request)
         finally:
@@ -396,9 +410,10 @@ class Scheduler:
         return self._complete(begun, outcome)
 
     def _begin(self, step: Step, slot: int, upstream: dict[str, StepResult]
-               ) -> StepResult | _Launch:
+               ) -> StepResult | _Launch | _PendingRestore:
         """Everything before the command: StepStarted, the lookup (a hit ends the step
-        here), the command slot, the environment. The slot is held on return."""
+        here), the command slot, the environment. The slot is held on return. On the event
+        loop, a hit too large to restore there is returned as a _PendingRestore."""
         masked_cmd = self.masker(step.run)
         log_path = self.options.logs_dir / f"{step.name}.log"
         result = StepResult(name=step.name, command=masked_cmd, slot=slot,
@@ -407,8 +422,18 @@ class Scheduler:
                                      command=masked_cmd, slot=slot, lookup=self._looks_up(step)))
         env = self._env_for(step)
         ctx = StepContext(run_id=self.report.run_id, pipeline=self.pipeline, step=step, env=env,
-                          workdir=self.pipeline.root, upstream=upstream)
+                          workdir=self.pipeline.root, upstream=upstream,
+                          restore_inline_limit=STORE_IN_LOOP_BYTES if self._loop else None)
+        t0 = self.clock.monotonic()
         decision = self._lookup(ctx)
+        if decision is not None and decision.pending is not None:
+            return _PendingRestore(step, result, ctx, log_path, decision, t0)
+        return self._after_lookup(step, result, ctx, log_path, decision)
+
+    def _after_lookup(self, step: Step, result: StepResult, ctx: StepContext, log_path: Path,
+                      decision: CacheDecision | None) -> StepResult | _Launch:
+        """A hit replays; a miss takes the command slot and builds the request."""
+        env = cast("dict[str, str]", ctx.env)
         if decision is not None and decision.hit:
             return self._replay(step, result, decision, log_path)
         if not self._command_token():  # interrupted while the cache was consulted
@@ -480,11 +505,37 @@ class Scheduler:
                 begun = self._begin(step, work.slot, work.upstream)
                 if isinstance(begun, StepResult):
                     self._finished(step, begun)
-                    return
-                runner = cast(ProcessStepRunner, self.runner)
-                self._loop.add(step.name, begun, runner.start(begun.request))
+                elif isinstance(begun, _PendingRestore):
+                    threading.Thread(target=self._restore_off_loop, args=(begun,),
+                                     name=f"attest-restore-{step.name}", daemon=True).start()
+                else:
+                    self._start_command(begun)
             except Exception as exc:
                 self._finished(step, self._failed(step, work.slot, exc))
+
+    def _start_command(self, launch: _Launch) -> None:
+        assert self._loop is not None
+        runner = cast(ProcessStepRunner, self.runner)
+        self._loop.add(launch.step.name, launch, runner.start(launch.request))
+
+    def _restore_off_loop(self, pending: _PendingRestore) -> None:
+        """A large hit, restored on this thread; a miss after all (the entry turned out
+        corrupt, say) goes back to the loop to run its command."""
+        assert self._loop is not None and pending.decision.pending is not None
+        step = pending.step
+        with working_for(step.name):
+            try:
+                decision = self._decided(pending.ctx, pending.decision.pending,
+                                         pending.started)
+                begun = self._after_lookup(step, pending.result, pending.ctx,
+                                           pending.log_path, decision)
+                if isinstance(begun, StepResult):
+                    self._finished(step, begun)
+                else:
+                    self._loop.start_later(begun)
+            except Exception as exc:
+                self._finished(step, self._failed(step, pending.result.slot or 0, exc))
+        self._loop.wake()
 
     def _pump_loop(self, timeout: float) -> None:
         """Wait at most ``timeout`` for the running commands; finish those that ended."""
@@ -492,6 +543,13 @@ class Scheduler:
         for launch, command, error in self._loop.wait(timeout):
             with working_for(launch.step.name):
                 self._end_in_loop(launch, command, error)
+        for launch in self._loop.to_start():  # misses found by a restore thread
+            with working_for(launch.step.name):
+                try:
+                    self._start_command(launch)
+                except Exception as exc:
+                    self._finished(launch.step,
+                                   self._failed(launch.step, launch.result.slot or 0, exc))
 
     def _end_in_loop(self, launch: _Launch, command: RunningCommand,
                      error: Exception | None) -> None:
@@ -590,18 +648,26 @@ class Scheduler:
         return self.cache is not None and self.options.use_cache and step.cache
 
     def _lookup(self, ctx: StepContext) -> CacheDecision | None:
-        if self.cache is None or not self._looks_up(ctx.step):
+        cache = self.cache
+        if cache is None or not self._looks_up(ctx.step):
             return None
-        t0 = self.clock.monotonic()
+        return self._decided(ctx, lambda: cache.lookup(ctx), self.clock.monotonic())
+
+    def _decided(self, ctx: StepContext, lookup: Callable[[], CacheDecision],
+                 t0: float) -> CacheDecision | None:
+        """``lookup``'s decision, published (unless it is left pending); None if it
+        failed (the step then runs)."""
         try:
-            decision = self.cache.lookup(ctx)
+            decision = lookup()
         except Exception as exc:
             log.warning("cache lookup for %s failed, running the step: %s", ctx.step.name, exc)
             return None
-        self.bus.publish(CacheChecked(step=ctx.step.name, backend=decision.backend,
-                                      hit=decision.hit, key=decision.key, reason=decision.reason,
-                                      duration=self.clock.monotonic() - t0,
-                                      components=decision.components))
+        if decision.pending is None:
+            self.bus.publish(CacheChecked(step=ctx.step.name, backend=decision.backend,
+                                          hit=decision.hit, key=decision.key,
+                                          reason=decision.reason,
+                                          duration=self.clock.monotonic() - t0,
+                                          components=decision.components))
         return decision
 
     def _store(self, ctx: StepContext, decision: CacheDecision, result: StepResult,
@@ -649,10 +715,23 @@ class _Loop:
 
     def __init__(self) -> None:
         self._running: dict[str, tuple[_Launch, RunningCommand]] = {}
+        self._later: queue.SimpleQueue[_Launch] = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._wake_lock = threading.Lock()
         self._closed = False
+
+    def start_later(self, launch: _Launch) -> None:
+        """A command for the loop to start (from another thread)."""
+        self._later.put(launch)
+        self.wake()
+
+    def to_start(self) -> list[_Launch]:
+        out = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                out.append(self._later.get_nowait())
+        return out
 
     def wake(self) -> None:
         """Make a waiting :meth:`wait` return (from any thread; never after close)."""

@@ -411,3 +411,26 @@ def test_the_entry_point_list_is_never_kept_in_another_users_directory(tmp_path:
     mine = tmp_path / "mine"
     plugins._write(mine / ".cache" / "attest" / "entry-points.json", [])
     assert (mine / ".cache" / "attest" / "entry-points.json").exists()
+
+
+def test_a_large_hit_that_turns_out_corrupt_runs_its_command_after_all(project: Path) -> None:
+    """A hit too large to restore on the event loop is restored on a thread; if its blob
+    is then found corrupt, the step goes back to the loop and runs."""
+    write_pipeline(project, """
+        name: big
+        steps:
+          blob: {run: "head -c 3000000 /dev/zero > big.bin && echo ran >> runs.log",
+                 outputs: [big.bin]}
+          other: {run: "sleep 0.2", cache: false}
+    """)
+    assert attest("run", "-j2", cwd=project).returncode == 0
+    blobs = [p for p in (project / ".attest" / "cache" / "blobs").rglob("*") if p.is_file()]
+    assert len(blobs) == 1 and blobs[0].stat().st_size == 3_000_000
+    blobs[0].write_bytes(b"\1" * 3_000_000)  # same size, wrong digest
+    (project / "big.bin").unlink()
+    proc = attest("run", "-j2", "--report", "r.json", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    steps = {s["name"]: s for s in json.loads((project / "r.json").read_text())["steps"]}
+    assert steps["blob"]["status"] == "success"  # ran again, not restored
+    assert (project / "runs.log").read_text() == "ran\nran\n"
+    assert (project / "big.bin").read_bytes() == b"\0" * 3_000_000
