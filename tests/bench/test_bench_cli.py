@@ -137,7 +137,10 @@ def test_git_refs_are_benchmarked_interleaved_and_a_slow_step_is_found(project: 
     rows = _rows(data)
     assert rows["build"]["verdict"] == "slower" and rows["build"]["p_value"] < 0.01, shown
     assert 10 < rows["build"]["change_pct"] < 60, shown  # +30% of the sleep, plus noise
-    assert rows["fetch"]["verdict"] == "no significant change", shown
+    # the unchanged step is never called slower; at alpha 0.01 over 10 samples a loaded
+    # 2-core runner can still shift it enough to read "faster" (seen once in CI under -n 4)
+    assert rows["fetch"]["verdict"] != "slower", shown
+    assert abs(rows["fetch"]["change_pct"]) < 10, shown
     # The total also carries the engine's own overhead, whose noise can hide +15% at n=8.
     assert rows["total"]["verdict"] != "faster" and rows["total"]["change_pct"] > 0, shown
     for role in ("baseline", "current"):
