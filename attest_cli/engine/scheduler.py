@@ -130,6 +130,10 @@ class _Launch:
     log_path: Path
     request: StepRequest
 
+    @property
+    def slot(self) -> int:
+        return self.result.slot or 0
+
 
 class Scheduler:
     """Executes one run; create a new instance per run.
@@ -514,9 +518,13 @@ class Scheduler:
                 self._finished(step, self._failed(step, work.slot, exc))
 
     def _start_command(self, launch: _Launch) -> None:
+        """Start a begun step's command on the loop; one that cannot start fails."""
         assert self._loop is not None
         runner = cast(ProcessStepRunner, self.runner)
-        self._loop.add(launch.step.name, launch, runner.start(launch.request))
+        try:
+            self._loop.add(launch.step.name, launch, runner.start(launch.request))
+        except Exception as exc:
+            self._finished(launch.step, self._failed(launch.step, launch.slot, exc))
 
     def _restore_off_loop(self, pending: _PendingRestore) -> None:
         """A large hit, restored on this thread; a miss after all (the entry turned out
@@ -545,15 +553,11 @@ class Scheduler:
                 self._end_in_loop(launch, command, error)
         for launch in self._loop.to_start():  # misses found by a restore thread
             with working_for(launch.step.name):
-                try:
-                    self._start_command(launch)
-                except Exception as exc:
-                    self._finished(launch.step,
-                                   self._failed(launch.step, launch.result.slot or 0, exc))
+                self._start_command(launch)
 
     def _end_in_loop(self, launch: _Launch, command: RunningCommand,
                      error: Exception | None) -> None:
-        step, slot = launch.step, launch.result.slot or 0
+        step, slot = launch.step, launch.slot
         try:
             if error is not None:
                 raise error
@@ -573,7 +577,7 @@ class Scheduler:
         try:
             result = self._complete(launch, outcome)
         except Exception as exc:
-            result = self._failed(launch.step, launch.result.slot or 0, exc)
+            result = self._failed(launch.step, launch.slot, exc)
         self._finished(launch.step, result)
 
     def _complete_off_loop(self, launch: _Launch, outcome: ProcessOutcome) -> None:
