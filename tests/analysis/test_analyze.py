@@ -268,24 +268,38 @@ BROWSER_OWN_HOSTS = {"update.googleapis.com", "accounts.google.com", "clients1.g
                      "clients2.googleusercontent.com", "www.gstatic.com"}
 
 
-def requested_host(request: bytes) -> str:
-    """The host a proxied request is for: ``CONNECT h:443`` or ``GET http://h/...``."""
+def requested_host(request: bytes) -> str | None:
+    """The host a proxied request is for: ``CONNECT h:443`` or ``GET http://h/...``.
+
+    None for a connection that never sent a request line: Chromium opens speculative
+    ("preconnect") sockets to its proxy and may close them unused, and such a socket
+    names no resource, so it cannot be the page fetching anything.
+    """
     first = request.split(b"\r\n", 1)[0].decode("latin-1").split()
-    target = first[1] if len(first) > 1 else "?"
+    if len(first) < 2:
+        return None
+    target = first[1]
     target = target.split("://", 1)[-1]
     return target.split("/", 1)[0].rsplit(":", 1)[0]
 
 
 class ConnectionRecorder:
-    """A loopback 'proxy' that records every connection attempt and answers nothing."""
+    """A loopback 'proxy' that records every connection attempt and answers nothing.
+
+    Each connection is read on its own thread, so a socket Chromium opens and leaves idle
+    cannot hold back the ones behind it; ``page_requests`` first drains the backlog and
+    waits for those readers, so a request made just before Chromium exited is counted.
+    """
 
     def __init__(self) -> None:
         self.port = free_port()
         self.requests: list[bytes] = []
+        self.readers: list[threading.Thread] = []
+        self.lock = threading.Lock()
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", self.port))
-        self.sock.listen(16)
+        self.sock.listen(64)
         self.sock.settimeout(0.2)
         self.stopped = False
         self.thread = threading.Thread(target=self._serve, daemon=True)
@@ -293,20 +307,48 @@ class ConnectionRecorder:
 
     def _serve(self) -> None:
         while not self.stopped:
+            self._accept_one()
+
+    def _accept_one(self) -> bool:
+        with self.lock:
             try:
                 conn, _ = self.sock.accept()
             except OSError:
-                continue
-            with conn:
-                conn.settimeout(1)
-                try:
-                    self.requests.append(conn.recv(4096) or b"<connect>")
-                except OSError:
-                    self.requests.append(b"<connect>")
+                return False
+            reader = threading.Thread(target=self._read, args=(conn,), daemon=True)
+            self.readers.append(reader)
+        reader.start()
+        return True
+
+    def _read(self, conn: socket.socket) -> None:
+        """Keep what the client sent before its first line ended, it went quiet, or closed."""
+        got = b""
+        with conn:
+            conn.settimeout(3)
+            try:
+                while b"\r\n" not in got and len(got) < 4096:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    got += chunk
+            except OSError:
+                pass
+        with self.lock:
+            self.requests.append(got)
 
     @property
     def page_requests(self) -> list[str]:
-        return [h for h in map(requested_host, self.requests) if h not in BROWSER_OWN_HOSTS]
+        self.sock.settimeout(0)
+        while self._accept_one():
+            pass
+        self.sock.settimeout(0.2)
+        with self.lock:
+            readers = list(self.readers)
+        for reader in readers:
+            reader.join(5)
+        with self.lock:
+            hosts = [requested_host(r) for r in self.requests]
+        return [h for h in hosts if h is not None and h not in BROWSER_OWN_HOSTS]
 
     def close(self) -> None:
         self.stopped = True
