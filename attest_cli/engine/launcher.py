@@ -32,7 +32,7 @@ from pathlib import Path
 from struct import Struct
 
 SERVER = Path(__file__).with_name("launcher_server.py")
-RECORD = Struct("<c7xqqdd")  # the same layout as launcher_server.RECORD
+RECORD = Struct("<c7xqqddd")  # the same layout as launcher_server.RECORD
 MAX_REQUEST = 192 * 1024  # launcher_server.MAX_REQUEST: one datagram per step
 
 
@@ -47,6 +47,8 @@ class LaunchedStep:
         self.chan = chan
         self.pid = 0
         self.floor: int | None = None
+        self.spawned_at: float | None = None  # time.monotonic(), the launcher's reading
+        self.exited_at: float | None = None
         self.status: int | None = None
         self.maxrss_kib = 0
         self.utime = 0.0
@@ -72,12 +74,13 @@ class LaunchedStep:
             return
         self._buf += chunk
         while len(self._buf) >= RECORD.size:
-            tag, a, b, c, d = RECORD.unpack_from(self._buf)
+            tag, a, b, c, d, e = RECORD.unpack_from(self._buf)
             self._buf = self._buf[RECORD.size:]
             if tag == b"P":
-                self.pid, self.floor = a, b
+                self.pid, self.floor, self.spawned_at = a, b, c
             elif tag == b"X":
                 self.status, self.maxrss_kib, self.utime, self.stime = a, b, c, d
+                self.exited_at = e
 
     def wait_started(self) -> None:
         while not self.pid and not self.closed:
@@ -110,15 +113,19 @@ class StepLauncher:
             remote.close()
 
     def spawn(self, command: str, cwd: Path, env: Mapping[str, str], *,
-              wait: bool = True) -> tuple[LaunchedStep, int]:
+              wait: bool = True, limit: int = 0, group: str = ""
+              ) -> tuple[LaunchedStep, int]:
         """Start ``/bin/sh -c command``; return the step and the read end of its output.
 
         ``wait=False`` returns as soon as the request is sent: the pid arrives on the step's
         socket (:meth:`LaunchedStep.pump`), and an event loop need not block ~0.5 ms a step
-        (the launcher's exec of the step) before it can serve the others."""
+        (the launcher's exec of the step) before it can serve the others. ``limit`` > 0
+        queues the step in the launcher until fewer than ``limit`` of its steps run (see
+        ``launcher_server``); the pid then comes when it is spawned. Once a step of
+        ``group`` (if not "") fails, the group's queued steps are not spawned."""
         if not self.usable:
             raise LauncherGone("the step launcher is not running")
-        payload = marshal.dumps((command, os.path.abspath(cwd), dict(env)))
+        payload = marshal.dumps((command, os.path.abspath(cwd), dict(env), limit, group))
         if len(payload) > MAX_REQUEST:  # one datagram; a huge environment is spawned by attest
             raise LauncherGone("the step's command and environment exceed one request")
         read_fd, write_fd = os.pipe()

@@ -16,6 +16,7 @@ time). Either way ``ru_maxrss`` is the largest peak of one process in the step's
 
 from __future__ import annotations
 
+import _socket  # SHUT_WR only: not socket, whose enums cost start-up
 import contextlib
 import os
 import select
@@ -154,15 +155,20 @@ class RunningCommand:
     which reaps it and sends its status and rusage: its peak RSS is then the step's own,
     not attest's. Without one, if it is gone, or if it refuses the request, attest spawns
     and reaps the step itself. ``wait_for_pid=False`` returns before the launcher has
-    spawned the step: the pid arrives with the first :meth:`ready`.
+    spawned the step: the pid arrives with the first :meth:`ready`. ``limit`` > 0 queues
+    the step in the launcher until fewer than ``limit`` of its steps run (and none of
+    ``group`` failed): its wall time and its timeout then start when it is spawned, not
+    when it was sent.
     """
 
     def __init__(self, command: str, *, cwd: Path, env: Mapping[str, str], log_path: Path,
                  timeout: float | None, registry: ProcessRegistry,
                  on_line: Callable[[str], None] | None = None,
                  mask: Callable[[str], str] | None = None,
-                 launcher: StepLauncher | None = None, wait_for_pid: bool = True) -> None:
+                 launcher: StepLauncher | None = None, wait_for_pid: bool = True,
+                 limit: int = 0, group: str = "") -> None:
         self.started = time.monotonic()
+        self._timeout = timeout
         self._command, self._cwd, self._env = command, cwd, env
         self._registry = registry
         self._on_line, self._mask = on_line, mask
@@ -174,13 +180,16 @@ class RunningCommand:
         if launcher is not None and launcher.usable:
             with contextlib.suppress(LauncherGone):
                 self._launched, self._fd = launcher.spawn(command, cwd, env,
-                                                          wait=wait_for_pid)
+                                                          wait=wait_for_pid, limit=limit,
+                                                          group=group)
+        # queued in the launcher: no clock runs until it is spawned (see _started)
+        self.queued = self._launched is not None and limit > 0
+        self._watch = _Watch(self, self.started, None if self.queued or not timeout
+                             else self.started + timeout, self._exited)
         if self._launched is None:
             self._spawn_here()
         else:
             self._started(self._launched.pid)
-        self._watch = _Watch(self, self.started,
-                             self.started + timeout if timeout else None, self._exited)
         self._pending = b""
         self._log = _LazyLog(log_path)
         self._eof = False
@@ -202,6 +211,11 @@ class RunningCommand:
     def _started(self, pid: int) -> None:
         if pid and not self.pid:
             self.pid = pid
+            spawned = self._launched.spawned_at if self._launched is not None else None
+            if self.queued and spawned is not None:
+                assert self._watch is not None
+                self.started = spawned
+                self._watch.start(spawned, spawned + self._timeout if self._timeout else None)
             if not self._registry.add(pid):  # started just as the run was interrupted
                 kill_group(pid, signal.SIGKILL)
             elif self._watch is not None and self._watch.timed_out:  # its deadline came first
@@ -215,6 +229,12 @@ class RunningCommand:
         self._launched = None
         fd, self._fd = self._fd, -1
         os.close(fd)
+        if self.queued:  # its clock starts now
+            self.queued = False
+            assert self._watch is not None
+            self.started = time.monotonic()
+            self._watch.start(self.started,
+                              self.started + self._timeout if self._timeout else None)
         self._spawn_here()
 
     def _exited(self) -> bool:
@@ -299,6 +319,9 @@ class RunningCommand:
         no longer send."""
         launched = self._launched
         if launched is not None and not self.pid and not launched.closed:
+            if self.queued:  # the launcher drops a queued step whose socket ends
+                with contextlib.suppress(OSError):
+                    launched.chan.shutdown(_socket.SHUT_WR)
             deadline = time.monotonic() + ABORT_PID_WAIT
             while not launched.pid and not launched.closed:
                 left = deadline - time.monotonic()
@@ -342,6 +365,9 @@ class RunningCommand:
                     continue
             user, system, maxrss_kib = usage.ru_utime, usage.ru_stime, usage.ru_maxrss
         wall = time.monotonic() - self.started
+        if launched is not None and launched.exited_at is not None and \
+                launched.spawned_at is not None:  # the launcher's clock: no hand-off in it
+            wall = max(0.0, launched.exited_at - launched.spawned_at)
         self._registry.discard(pid)
         code = os.waitstatus_to_exitcode(status)
         sig = -code if code < 0 else None
@@ -405,6 +431,11 @@ class _Watch:
         self.orphans_termed = False
         self.drained = 0  # bytes read since the shell exited
         # a step that ends by itself closes the pipe: no exit check until _IDLE has passed
+        self._next_check = started + _IDLE
+
+    def start(self, started: float, deadline: float | None) -> None:
+        """The step was spawned at ``started`` (it waited in the launcher's queue)."""
+        self.deadline = deadline
         self._next_check = started + _IDLE
 
     def tick(self, now: float) -> float | None:

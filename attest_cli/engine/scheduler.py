@@ -18,6 +18,13 @@ With a remote tier, cache lookups stay off the scheduler thread, though a hit st
 process: a lookup may wait on a remote backend, and the scheduler thread must stay free to
 honour an interrupt within ``INTERRUPT_GRACE_SECONDS``. The event loop looks up only on
 local disk.
+
+At ``-j`` 2 and up the event loop also looks steps up ahead: up to ``LOOKAHEAD`` x
+``parallel`` steps are in flight (a lane each), and a miss's command is sent to the step
+launcher at once, which holds it until fewer than ``parallel`` of its commands run
+(``engine/launcher_server.py``). When a command exits, the launcher starts the next one
+itself, without a round trip to this thread; the commands stay bounded by ``parallel``.
+At ``-j1`` steps stay strictly one after the other, events and log lines included.
 """
 
 from __future__ import annotations
@@ -77,6 +84,9 @@ log = logging.getLogger("attest.pipeline")
 INTERRUPT_GRACE_SECONDS = KILL_GRACE_SECONDS + DRAIN_SECONDS + 1.0
 # Steps in flight per command slot when the cache has a remote tier (see Scheduler.lanes).
 LANES_PER_SLOT = 4
+# Steps in flight per command slot when the launcher queues commands: one running, one
+# looked up and waiting in the launcher for the slot to free.
+LOOKAHEAD = 2
 # The event loop stores a step itself when its declared outputs hold at most this much, and
 # restores a cache hit itself up to this much; larger ones (or unknown: directories, globs)
 # are stored or restored on a thread of their own, so that hashing and copying gigabytes
@@ -181,6 +191,12 @@ class Scheduler:
         local = cache is None or not cache.networked
         self._loop = _Loop() if (isinstance(self.runner, ProcessStepRunner) and local
                                  and not options.threads) else None
+        # the launcher bounds the commands (see the module's docstring); without one, or
+        # once it is gone, the steps in flight do
+        self._queue_limit = options.parallel if self._loop is not None and \
+            options.parallel > 1 else 0
+        if self._queue_limit:
+            self.lanes = options.parallel * LOOKAHEAD
 
     # -- signals -------------------------------------------------------------------------
     def interrupt(self, signum: int) -> None:
@@ -258,12 +274,18 @@ class Scheduler:
                     results[name] = self._abandon(self.pipeline.steps[name])
                     settle(name)
             if stop_reason:
+                if self._loop is not None:
+                    for name in self._loop.drop_unstarted():  # still queued in the launcher
+                        step = self.pipeline.steps[name]
+                        self._finished(step, self._skip(step, f"not started: {stop_reason}",
+                                                        publish=False))
                 for name in self.order:
                     if name not in results and name not in running:
                         results[name] = self._skip(self.pipeline.steps[name],
                                                    f"not started: {stop_reason}")
                 ready.clear()
-            while ready and len(running) < self.lanes and self.interrupted is None:
+            while ready and len(running) < self._in_flight_limit() and \
+                    self.interrupted is None:
                 name = self.order[heapq.heappop(ready)]
                 if name in results:
                     continue
@@ -350,10 +372,19 @@ class Scheduler:
             return False
         return True
 
-    def _skip(self, step: Step, reason: str) -> StepResult:
+    def _in_flight_limit(self) -> int:
+        """How many steps may be in flight: the lanes, or ``parallel`` where the launcher
+        cannot hold the commands back (it is not running, or no longer)."""
+        if self._queue_limit and cast(ProcessStepRunner, self.runner).queues_commands():
+            return self.lanes
+        return self.options.parallel if self._queue_limit else self.lanes
+
+    def _skip(self, step: Step, reason: str, *, publish: bool = True) -> StepResult:
+        """``publish=False``: the result goes through ``_done``, which publishes it."""
         result = StepResult(name=step.name, command=self.masker(step.run), status="skipped",
                             reason=reason, needs=list(step.needs))
-        self.bus.publish(StepFinished(run_id=self.report.run_id, result=result))
+        if publish:
+            self.bus.publish(StepFinished(run_id=self.report.run_id, result=result))
         return result
 
     def _abandon(self, step: Step) -> StepResult:
@@ -522,7 +553,10 @@ class Scheduler:
         assert self._loop is not None
         runner = cast(ProcessStepRunner, self.runner)
         try:
-            self._loop.add(launch.step.name, launch, runner.start(launch.request))
+            # fail-fast: once a step fails, the launcher starts no more of this run's
+            group = "" if self.options.keep_going else self.report.run_id
+            self._loop.add(launch.step.name, launch, runner.start(
+                launch.request, limit=self._queue_limit, group=group))
         except Exception as exc:
             self._finished(launch.step, self._failed(launch.step, launch.slot, exc))
 
@@ -756,6 +790,14 @@ class _Loop:
     def abort_all(self) -> None:
         for name in list(self._running):
             self.drop(name)
+
+    def drop_unstarted(self) -> list[str]:
+        """Drop the commands the launcher still holds (no pid yet): never started."""
+        names = [name for name, (_, command) in self._running.items()
+                 if command.queued and not command.pid]
+        for name in names:
+            self.drop(name)
+        return names
 
     def drop(self, name: str) -> None:
         """A step no longer waited for (after an interrupt): stopped, its pipe and log

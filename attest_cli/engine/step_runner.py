@@ -32,14 +32,22 @@ class ProcessStepRunner:
                            registry=self.registry, mask=request.mask, on_line=request.on_line,
                            launcher=shared_launcher())
 
-    def start(self, request: StepRequest) -> RunningCommand:
+    def start(self, request: StepRequest, *, limit: int = 0, group: str = ""
+              ) -> RunningCommand:
         """The step's command, started and not waited for (the scheduler's event loop
-        drives it: :class:`~attest_cli.engine.process.RunningCommand`)."""
+        drives it: :class:`~attest_cli.engine.process.RunningCommand`); ``limit`` > 0 has
+        the launcher hold it until fewer than ``limit`` of its commands run and, once a
+        step of ``group`` failed, for good (the scheduler then drops it)."""
         return RunningCommand(request.command, cwd=request.cwd, env=request.env,
                               log_path=request.log_path, timeout=request.timeout,
                               registry=self.registry, mask=request.mask,
                               on_line=request.on_line, launcher=shared_launcher(),
-                              wait_for_pid=False)
+                              wait_for_pid=False, limit=limit, group=group)
+
+    def queues_commands(self) -> bool:
+        """Whether :meth:`start` with a ``limit`` holds commands back (the launcher is
+        running); without it they start at once."""
+        return shared_launcher() is not None
 
     def terminate_all(self) -> None:
         self.registry.terminate_all()

@@ -126,8 +126,8 @@ class _Refusing:
 
     usable = True
 
-    def spawn(self, command: str, cwd: Path, env: object, *, wait: bool = True
-              ) -> tuple[object, int]:
+    def spawn(self, command: str, cwd: Path, env: object, *, wait: bool = True,
+              limit: int = 0, group: str = "") -> tuple[object, int]:
         import _socket
 
         from attest_cli.engine.launcher import LaunchedStep

@@ -1,0 +1,187 @@
+"""The launcher's queue: steps sent ahead start as command slots free, never more at once,
+in order, not after their run failed, and not at all once attest gives up on them."""
+
+from __future__ import annotations
+
+import _socket
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from attest_cli.engine.launcher import LaunchedStep, StepLauncher, start_launcher
+from tests.support import attest, write_pipeline
+
+# blocks until the file ``go`` exists (at most 30 s, so that a failing test cannot hang)
+GATED = 'touch started.{i}; n=0; while [ ! -e go ] && [ $n -lt 3000 ]; do sleep 0.01; ' \
+        'n=$((n+1)); done'
+
+
+@pytest.fixture
+def launcher() -> StepLauncher:
+    started = start_launcher()
+    if started is None:
+        pytest.skip("the step launcher runs on Linux only")
+    yield started
+    started.close()
+
+
+def wait_for(check: Callable[[], bool], seconds: float = 20) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.01)
+    return check()
+
+
+class Sent:
+    """A request sent to the launcher, read as its records come."""
+
+    def __init__(self, launcher: StepLauncher, command: str, cwd: Path, *, limit: int,
+                 group: str = "") -> None:
+        self.step, self.out = launcher.spawn(command, cwd, {"PATH": os.environ["PATH"]},
+                                             wait=False, limit=limit, group=group)
+
+    def pump(self, seconds: float = 0.0) -> None:
+        """Read what the launcher sent within ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while not self.step.closed:
+            left = max(0.0, deadline - time.monotonic())
+            if not select.select([self.step], [], [], left)[0]:
+                return
+            self.step.pump()
+
+    def finish(self) -> LaunchedStep:
+        self.pump(30)
+        os.close(self.out)
+        return self.step
+
+
+def run_report(project: Path) -> dict[str, dict[str, object]]:
+    """The steps of the project's one run, by name."""
+    (path,) = (project / ".attest" / "runs").glob("*.json")
+    return {s["name"]: s for s in json.loads(path.read_text())["steps"]}
+
+
+def test_queued_steps_start_in_order_as_slots_free_never_more_than_the_limit(
+        launcher: StepLauncher, tmp_path: Path) -> None:
+    sent = [Sent(launcher, GATED.format(i=i), tmp_path, limit=2) for i in range(5)]
+    assert wait_for(lambda: (tmp_path / "started.0").exists()
+                    and (tmp_path / "started.1").exists())
+    for s in sent:
+        s.pump(0.2)
+    assert [bool(s.step.pid) for s in sent] == [True, True, False, False, False]
+    assert not any((tmp_path / f"started.{i}").exists() for i in (2, 3, 4))
+    (tmp_path / "go").touch()
+    steps = [s.finish() for s in sent]
+    assert all(s.status == 0 and s.spawned_at and s.exited_at for s in steps)
+    spawned = [s.spawned_at for s in steps]
+    assert spawned == sorted(spawned)  # in the order they were sent
+    for s in steps:  # at each spawn, at most one other step was running
+        others = [o for o in steps if o is not s and o.spawned_at <= s.spawned_at < o.exited_at]
+        assert len(others) <= 1
+
+
+def test_a_failed_step_holds_its_runs_queued_steps_and_no_other_run(
+        launcher: StepLauncher, tmp_path: Path) -> None:
+    failing = Sent(launcher, "exit 3", tmp_path, limit=1, group="run-1")
+    same_run = Sent(launcher, "touch same", tmp_path, limit=1, group="run-1")
+    other_run = Sent(launcher, "touch other", tmp_path, limit=1, group="run-2")
+    assert os.waitstatus_to_exitcode(failing.finish().status or 0) == 3
+    assert other_run.finish().status == 0 and (tmp_path / "other").exists()
+    same_run.pump(0.2)
+    assert not same_run.step.pid and not (tmp_path / "same").exists()
+    same_run.step.chan.shutdown(_socket.SHUT_WR)  # attest drops it: closed, never spawned
+    assert not same_run.finish().pid and not (tmp_path / "same").exists()
+
+
+def test_a_queued_step_given_up_on_is_dropped_at_once_and_never_spawned(
+        launcher: StepLauncher, tmp_path: Path) -> None:
+    blocker = Sent(launcher, GATED.format(i=0), tmp_path, limit=1)
+    queued = Sent(launcher, "touch queued", tmp_path, limit=1)
+    assert wait_for(lambda: (tmp_path / "started.0").exists())
+    queued.step.chan.shutdown(_socket.SHUT_WR)
+    queued.pump(10)
+    assert queued.step.closed and not queued.step.pid  # answered while the slot is taken
+    (tmp_path / "go").touch()
+    assert blocker.finish().status == 0
+    time.sleep(0.2)
+    assert not (tmp_path / "queued").exists()
+    os.close(queued.out)
+
+
+def test_a_queued_steps_timeout_counts_from_its_start(tmp_path: Path) -> None:
+    """``late`` waits ~1 s for a slot; its 0.5 s timeout starts only when it does."""
+    write_pipeline(tmp_path, """
+        steps:
+          slow1: {run: 'sleep 1'}
+          slow2: {run: 'sleep 1'}
+          late: {run: 'true', timeout: 0.5}
+    """)
+    out = attest("run", "-j2", "--no-cache", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    late = run_report(tmp_path)["late"]
+    assert late["status"] == "success" and not late["timed_out"]
+
+
+def test_a_run_keeps_j_commands_at_once_while_it_looks_steps_up_ahead(tmp_path: Path) -> None:
+    write_pipeline(tmp_path, "steps:\n" + "".join(
+        f"  s{i}: {{run: 'echo start $(date +%s%N) >> events; sleep 0.2; "
+        f"echo end $(date +%s%N) >> events'}}\n" for i in range(6)))
+    out = attest("run", "-j2", "--no-cache", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    events = sorted((int(t), kind) for kind, t in
+                    (line.split() for line in (tmp_path / "events").read_text().splitlines()))
+    running = peak = 0
+    for _, kind in sorted(events, key=lambda e: (e[0], e[1] == "start")):  # ends first
+        running += 1 if kind == "start" else -1
+        peak = max(peak, running)
+    assert peak == 2 and len(events) == 12
+    assert {s["slot"] for s in run_report(tmp_path).values()} == {0, 1, 2, 3}  # in flight
+
+
+def test_a_failure_starts_no_step_that_waited_in_the_launcher(tmp_path: Path) -> None:
+    write_pipeline(tmp_path, """
+        steps:
+          fails: {run: 'sleep 0.3; exit 1'}
+          busy: {run: 'sleep 1'}
+          next1: {run: 'touch next1'}
+          next2: {run: 'touch next2'}
+    """)
+    out = attest("run", "-j2", "--no-cache", cwd=tmp_path)
+    assert out.returncode == 1
+    by_name = run_report(tmp_path)
+    assert by_name["busy"]["status"] == "success"
+    for name in ("next1", "next2"):
+        assert by_name[name]["status"] == "skipped"
+        assert by_name[name]["reason"] == "not started: step 'fails' failed"
+        assert not (tmp_path / name).exists()
+
+
+def test_an_interrupt_starts_no_step_that_waited_in_the_launcher(tmp_path: Path) -> None:
+    write_pipeline(tmp_path, "steps:\n" + "".join(
+        f"  s{i}: {{run: 'touch started.{i}; sleep 60'}}\n" for i in range(4)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTEST_")}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / ".xdg")
+    proc = subprocess.Popen([sys.executable, "-m", "attest_cli", "run", "-j2", "--no-cache"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert wait_for(lambda: (tmp_path / "started.0").exists()
+                    and (tmp_path / "started.1").exists())
+    time.sleep(0.3)  # s2 and s3 are looked up and waiting in the launcher by now
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    by_name = run_report(tmp_path)
+    for name in ("s2", "s3"):
+        assert by_name[name]["status"] == "skipped", by_name[name]
+        assert by_name[name]["reason"] == "not started: the run was interrupted"
+    assert not (tmp_path / "started.2").exists() and not (tmp_path / "started.3").exists()
