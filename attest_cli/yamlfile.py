@@ -26,6 +26,7 @@ MAX_NODES = 1_000_000  # values in one document, aliases expanded
 MAX_DEPTH = 100  # nested mappings/sequences
 MAX_BYTES = 50 * 2**20
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
 
 
 class LocatedYAML:
@@ -175,6 +176,10 @@ class _Builder:
         self.located = located
         self.loader = loader
         self.count = 0
+        # event classes, looked up once: a ``A | B`` in isinstance builds a union per event
+        self.ends = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+        self.starts = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+        self.ignored = (yaml.StreamStartEvent, yaml.StreamEndEvent, yaml.DocumentEndEvent)
         self.constructor = yaml.SafeLoader(stream="")
         self.anchors: dict[str, tuple[Any, int]] = {}  # value, values it holds
         self.stack: list[_Frame] = []
@@ -194,8 +199,7 @@ class _Builder:
                 if documents > 1:
                     raise self.fail("expected a single document, found another", _line(event))
                 continue
-            if isinstance(event, yaml.StreamStartEvent | yaml.StreamEndEvent |
-                          yaml.DocumentEndEvent):
+            if isinstance(event, self.ignored):
                 continue
             line = _line(event)
             value, finished = self.event(event, line)
@@ -221,7 +225,7 @@ class _Builder:
 
     def event(self, event: Any, line: int) -> tuple[Any, bool]:
         """Handle one node event; returns (the top value, True) when the document is built."""
-        if isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+        if isinstance(event, self.ends):
             frame = self.stack.pop()
             value: Any = frame.value
             if isinstance(value, dict):
@@ -242,7 +246,7 @@ class _Builder:
             and not self.stack[-1].key_line
         if not pending_key:
             self.located.lines.setdefault(path, line)
-        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+        if isinstance(event, self.starts):
             if pending_key:
                 raise self.fail("a mapping key must be a scalar", line)
             if len(self.stack) >= MAX_DEPTH:
@@ -256,7 +260,8 @@ class _Builder:
             tag = self.loader.resolve(yaml.ScalarNode, event.value, event.implicit)
         if tag == _MERGE_TAG:
             return self.attach(None, line, merge=True)
-        value = self.scalar(event, tag, line)
+        # most values are strings, and a string's constructor returns the text as it is
+        value = event.value if tag == _STR_TAG else self.scalar(event, tag, line)
         if event.anchor is not None:
             self.anchors[event.anchor] = (value, 1)
         return self.attach(value, line)
