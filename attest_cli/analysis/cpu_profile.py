@@ -7,8 +7,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 STEP_THREAD_PREFIX = "attest-step-"  # how the scheduler names each step's worker thread
-# Leaves where a step's worker thread only waits: for the step's process, or for a lock.
-WAITING = {"wait4", "waitpid", "lock.acquire", "sleep", "select", "poll"}
+# Leaves where a step's worker thread only waits: for the step's process, or for a lock
+# ("poll.poll": a select.poll object's poll, as pyinstrument names the method).
+WAITING = {"wait4", "waitpid", "lock.acquire", "sleep", "select", "poll", "poll.poll"}
 IDENTIFIER_SEP = "\x00"  # pyinstrument's frame_info: function NUL file NUL line [SOH attrs]
 ATTRIBUTES_SEP = "\x01"
 

@@ -113,7 +113,7 @@ class StepLauncher:
             remote.close()
 
     def spawn(self, command: str, cwd: Path, env: Mapping[str, str], *,
-              wait: bool = True, limit: int = 0, group: str = ""
+              wait: bool = True, limit: int = 0, group: str = "", fail_fast: bool = False
               ) -> tuple[LaunchedStep, int]:
         """Start ``/bin/sh -c command``; return the step and the read end of its output.
 
@@ -121,11 +121,13 @@ class StepLauncher:
         socket (:meth:`LaunchedStep.pump`), and an event loop need not block ~0.5 ms a step
         (the launcher's exec of the step) before it can serve the others. ``limit`` > 0
         queues the step in the launcher until fewer than ``limit`` of its steps run (see
-        ``launcher_server``); the pid then comes when it is spawned. Once a step of
-        ``group`` (if not "") fails, the group's queued steps are not spawned."""
+        ``launcher_server``); the pid then comes when it is spawned. Once ``group`` is
+        held (:meth:`hold`; with ``fail_fast``, also once a step of it exits other than
+        0), its queued steps are not spawned."""
         if not self.usable:
             raise LauncherGone("the step launcher is not running")
-        payload = marshal.dumps((command, os.path.abspath(cwd), dict(env), limit, group))
+        payload = marshal.dumps((command, os.path.abspath(cwd), dict(env), limit, group,
+                                 fail_fast))
         if len(payload) > MAX_REQUEST:  # one datagram; a huge environment is spawned by attest
             raise LauncherGone("the step's command and environment exceed one request")
         read_fd, write_fd = os.pipe()
@@ -150,6 +152,14 @@ class StepLauncher:
             raise LauncherGone(str(exc)) from exc
         return step, read_fd
 
+    def hold(self, group: str) -> None:
+        """Spawn none of ``group``'s queued steps from now on (its run is stopping); the
+        scheduler drops them. Never raises: a launcher that is gone holds nothing."""
+        if not self.usable or not group:
+            return
+        with self._lock, contextlib.suppress(OSError):
+            self._control.sendmsg([marshal.dumps(("hold", group))])
+
     def close(self) -> None:
         """Stop the launcher (it exits when its control socket closes)."""
         self.usable = False
@@ -163,7 +173,9 @@ class StepLauncher:
             pidfd = -1
         if pidfd >= 0:
             try:
-                select.select([pidfd], [], [], 2.0)
+                poller = select.poll()  # not select: the descriptor may be above 1024
+                poller.register(pidfd, select.POLLIN)
+                poller.poll(2000)
             finally:
                 os.close(pidfd)
         with contextlib.suppress(subprocess.TimeoutExpired):

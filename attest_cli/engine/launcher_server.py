@@ -9,25 +9,28 @@ report at least attest's own peak; spawned from this process, a step starts at a
 7 MiB. See ``engine/launcher.py`` for attest's side and docs/profiling.md for the limits.
 
 Protocol, per step: attest sends on the control socket (fd ``FD``, SOCK_SEQPACKET) one
-message: the ``marshal`` of ``(command, cwd, env, limit, group)`` and two descriptors, the write
-end of the step's output pipe and the launcher's end of a stream socket for the step. The
-launcher answers on that stream socket with fixed-size records (see :data:`RECORD`): ``P``
-the pid, the peak RSS the step inherits at exec (its floor) and when it was spawned, then
-``X`` the wait status, rusage and when it was reaped (``time.monotonic``: one clock for
-every process of the machine). A request it cannot serve gets no ``P``: the socket closes
-and attest spawns the step itself.
+message: the ``marshal`` of ``(command, cwd, env, limit, group, fail_fast)`` and two
+descriptors, the write end of the step's output pipe and the launcher's end of a stream
+socket for the step. The launcher answers on that stream socket with fixed-size records
+(see :data:`RECORD`): ``P`` the pid, the peak RSS the step inherits at exec (its floor) and
+when it was spawned, then ``X`` the wait status, rusage and when it was reaped
+(``time.monotonic``: one clock for every process of the machine). A request it cannot
+serve gets no ``P``: the socket closes and attest spawns the step itself.
 
 ``limit`` 0 spawns the step at once. A positive ``limit`` queues it: requests are spawned
 in the order they came, each once fewer than ``limit`` of the launcher's steps are running.
-``group`` (a run's id, or "") keeps a run's fail-fast: once a step of that group exits
-other than 0 (or dies by a signal), none of the group's queued steps is spawned - attest
-learns of the failure from the exit record and drops them.
 attest's event loop looks the next steps up while ``-j`` commands run and sends them
 ahead, so that when a step exits the launcher reaps it and starts the next at once: before,
 every exit went to attest and back (two wake-ups of processes on the other core, and
 attest's bookkeeping in between) while the slot stood empty - about a tenth of a 1,000-step
-cold build. A queued step whose socket attest has closed (it gave up on the step: an
-interrupt) is dropped unspawned.
+cold build. A queued step whose socket attest shuts (it takes the step back) is dropped
+unspawned.
+
+``group`` is the run's id. Once a group is *held*, none of its queued steps is spawned
+(attest takes them back): attest holds its run, with a message of two fields, ``("hold",
+group)`` and no descriptors, before it stops a step (a timeout, an interrupt) and when
+the run stops; with ``fail_fast`` the launcher also holds the group itself as soon as one
+of its steps exits other than 0, before attest has even read the exit record.
 
 A simple command (plain words, no shell syntax: :func:`direct_argv`) is spawned as the
 shell would run it, without the shell: dash forks for it and waits, so ``/bin/sh -c`` cost
@@ -172,16 +175,22 @@ def _spawn(out_fd: int, command: str, cwd: str, env: dict[str, str]) -> tuple[in
 class _Request:
     """A step attest asked for, until it is spawned (or dropped)."""
 
-    __slots__ = ("chan", "command", "cwd", "env", "group", "limit", "out_fd")
+    __slots__ = ("chan", "command", "cwd", "env", "fail_fast", "group", "limit", "out_fd")
 
     def __init__(self, chan: _socket.socket, out_fd: int, command: str, cwd: str,
-                 env: dict[str, str], limit: int, group: str) -> None:
+                 env: dict[str, str], limit: int, group: str, fail_fast: bool) -> None:
         self.chan, self.out_fd = chan, out_fd
         self.command, self.cwd, self.env, self.limit = command, cwd, env, limit
-        self.group = group
+        self.group, self.fail_fast = group, fail_fast
 
-    def fileno(self) -> int:
-        return self.chan.fileno()
+    def given_up(self) -> bool:
+        """Whether attest shut its end of the socket (it never writes there)."""
+        try:
+            return self.chan.recv(1, _socket.MSG_PEEK | _socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
 
     def drop(self) -> None:
         """Close both ends: attest sees the socket close without a pid."""
@@ -197,24 +206,27 @@ def main(control_fd: int) -> None:
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     steps: dict[int, _Request] = {}
-    queued: list[_Request] = []  # a few at most: attest sends about -j ahead
-    held: set[str] = set()  # groups with a failed step: their queued steps wait for a drop
+    queued: dict[int, _Request] = {}  # by socket descriptor, in the order they came
+    held: set[str] = set()  # runs that stop: their queued steps wait for attest's drop
     fd_size = 4
     # one buffer for every request: recvmsg would map (and unmap) 192 KiB per step
     buf = bytearray(MAX_REQUEST)
+    # poll, not select: a queued step's descriptor may be above select's 1024
+    poller = select.poll()
+    poller.register(control_fd, select.POLLIN)
+    poller.register(wake_r, select.POLLIN)
     while True:
         try:
-            # a queued step's socket turns readable when attest gives up on it (it never
-            # writes there): dropped at once, so that attest's wait for the answer is short
-            watched: list[int | _Request] = [control_fd, wake_r, *queued]
-            ready, _, _ = select.select(watched, [], [])
+            ready = {fd for fd, _ in poller.poll()}
         except InterruptedError:  # pragma: no cover - PEP 475 retries
             continue
         if wake_r in ready:
             os.read(wake_r, 4096)
-        for request in [r for r in queued if r in ready]:
-            queued.remove(request)
-            request.drop()
+        # a queued step's socket turns readable when attest gives up on it: dropped at
+        # once, so that attest's wait for the answer is short
+        for fd in [fd for fd in ready if fd in queued]:
+            poller.unregister(fd)
+            queued.pop(fd).drop()
         if control_fd in ready:
             size, anc, _, _ = control.recvmsg_into([buf], _socket.CMSG_LEN(2 * fd_size),
                                                    _socket.MSG_CMSG_CLOEXEC)
@@ -222,29 +234,50 @@ def main(control_fd: int) -> None:
                 break  # attest is gone
             fds = [int.from_bytes(data[i:i + fd_size], "little")
                    for _, _, data in anc for i in range(0, len(data), fd_size)]
-            # family, type and protocol given: the socket object asks the kernel for none
-            out_fd, chan = fds[0], _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0,
-                                                  fds[1])
-            try:
-                command, cwd, env, limit, group = marshal.loads(memoryview(buf)[:size])
-                request = _Request(chan, out_fd, command, cwd, env, int(limit), str(group))
-            except (EOFError, OSError, ValueError, TypeError):
-                chan.close()  # attest sees no pid and spawns the step itself
-                os.close(out_fd)
-                continue
-            if request.limit > 0:
-                queued.append(request)
-            else:
+            request = _request(memoryview(buf)[:size], fds, held)
+            if request is not None and request.limit > 0:
+                fd = request.chan.fileno()
+                queued[fd] = request
+                poller.register(fd, select.POLLIN)
+            elif request is not None:
                 _start(request, steps)
         _reap(steps, held)
         while (first := _next(queued, held)) is not None and len(steps) < first.limit:
-            queued.remove(first)
-            _start(first, steps)
+            fd = first.chan.fileno()
+            poller.unregister(fd)
+            del queued[fd]
+            if first.given_up():  # between the poll and now
+                first.drop()
+            else:
+                _start(first, steps)
 
 
-def _next(queued: list[_Request], held: set[str]) -> _Request | None:
-    """The first queued request whose run has not failed."""
-    for request in queued:
+def _request(payload: memoryview, fds: list[int], held: set[str]) -> _Request | None:
+    """The request in one message; None for a hold (or one that cannot be read: its
+    socket closes, and attest spawns the step itself)."""
+    if not fds:
+        try:
+            kind, group = marshal.loads(payload)
+            if kind == "hold":
+                held.add(str(group))
+        except (EOFError, ValueError, TypeError):
+            pass
+        return None
+    # family, type and protocol given: the socket object asks the kernel for none
+    out_fd, chan = fds[0], _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0, fds[1])
+    try:
+        command, cwd, env, limit, group, fail_fast = marshal.loads(payload)
+        return _Request(chan, out_fd, command, cwd, env, int(limit), str(group),
+                        bool(fail_fast))
+    except (EOFError, ValueError, TypeError):
+        chan.close()
+        os.close(out_fd)
+        return None
+
+
+def _next(queued: dict[int, _Request], held: set[str]) -> _Request | None:
+    """The first queued request whose run is not held."""
+    for request in queued.values():
         if request.group not in held:
             return request
     return None
@@ -280,7 +313,7 @@ def _reap(steps: dict[int, _Request], held: set[str]) -> None:
             break
         done = steps.pop(pid, None)
         if done is not None:
-            if status and done.group:
+            if status and done.fail_fast:
                 held.add(done.group)
             _send(done.chan, b"X", status, usage.ru_maxrss, usage.ru_utime, usage.ru_stime,
                   monotonic())

@@ -61,6 +61,9 @@ class ProcessOutcome:
     # The backend whose cache answered instead of running the command (a REAPI server's
     # Action Cache hit on Execute): the step is recorded as cached from that backend.
     cached_by: str | None = None
+    # When a step that waited in the launcher's queue was spawned (time.monotonic): its
+    # start, for the timeline (it was looked up earlier, when it was queued).
+    spawned_at: float | None = None
     # Why the step failed when no exit code says it (a remote result refused, a server gone
     # under execution.required); such an outcome has exit_code -1, recorded as null.
     reason: str | None = None
@@ -102,6 +105,19 @@ class ProcessRegistry:
             kill_group(pid, signal.SIGKILL)
 
 
+def readable(sources: Sequence[Any], timeout: float) -> list[Any]:
+    """Those of ``sources`` (descriptors, or objects with ``fileno()``) ready to read within
+    ``timeout`` seconds. ``poll``, not ``select``: a run with hundreds of steps in flight
+    has descriptors above select's 1024."""
+    poller = select.poll()
+    by_fd = {}
+    for source in sources:
+        fd = source if isinstance(source, int) else source.fileno()
+        by_fd[fd] = source
+        poller.register(fd, select.POLLIN)
+    return [by_fd[fd] for fd, _ in poller.poll(max(0.0, timeout) * 1000)]
+
+
 def kill_group(pgid: int, sig: int) -> None:
     if pgid <= 0:  # not started yet: killpg(0) would signal attest's own group
         return
@@ -127,7 +143,7 @@ def run_command(command: str, *, cwd: Path, env: Mapping[str, str], log_path: Pa
                              registry=registry, on_line=on_line, mask=mask, launcher=launcher)
     try:
         while (wait := running.tick(time.monotonic())) is not None:
-            ready, _, _ = select.select(running.sources, [], [], wait)
+            ready = readable(running.sources, wait)
             running.ready(ready)
     except BaseException:  # a log write that failed, say: the step is stopped, not leaked
         running.abort()
@@ -166,9 +182,10 @@ class RunningCommand:
                  on_line: Callable[[str], None] | None = None,
                  mask: Callable[[str], str] | None = None,
                  launcher: StepLauncher | None = None, wait_for_pid: bool = True,
-                 limit: int = 0, group: str = "") -> None:
+                 limit: int = 0, group: str = "", fail_fast: bool = False) -> None:
         self.started = time.monotonic()
         self._timeout = timeout
+        self._launcher, self._group, self._fail_fast = launcher, group, fail_fast
         self._command, self._cwd, self._env = command, cwd, env
         self._registry = registry
         self._on_line, self._mask = on_line, mask
@@ -181,7 +198,7 @@ class RunningCommand:
             with contextlib.suppress(LauncherGone):
                 self._launched, self._fd = launcher.spawn(command, cwd, env,
                                                           wait=wait_for_pid, limit=limit,
-                                                          group=group)
+                                                          group=group, fail_fast=fail_fast)
         # queued in the launcher: no clock runs until it is spawned (see _started)
         self.queued = self._launched is not None and limit > 0
         self._watch = _Watch(self, self.started, None if self.queued or not timeout
@@ -236,6 +253,41 @@ class RunningCommand:
             self._watch.start(self.started,
                               self.started + self._timeout if self._timeout else None)
         self._spawn_here()
+
+    def cancel(self) -> bool:
+        """Take back a step still queued in the launcher; True if it never started (then
+        it is closed, and over). False if it had started after all (its pid came): it
+        runs on, to be driven and finished like any other. Waits at most
+        :data:`ABORT_PID_WAIT` seconds for the launcher's answer, then aborts it."""
+        launched = self._launched
+        if not self.queued or launched is None or self.pid or launched.closed:
+            return False
+        with contextlib.suppress(OSError):
+            launched.chan.shutdown(_socket.SHUT_WR)  # the launcher drops it, or had spawned it
+        deadline = time.monotonic() + ABORT_PID_WAIT
+        while not launched.pid and not launched.closed:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.abort()  # no answer: stopped, as before (the launcher kills it too)
+                return True
+            with contextlib.suppress(OSError, ValueError):
+                if readable([launched], left):
+                    launched.pump()
+        if launched.pid:
+            self._started(launched.pid)
+            return False
+        self._pending = b""
+        with contextlib.suppress(OSError):
+            self.close()
+        launched.chan.close()
+        return True
+
+    def _stopping(self) -> None:
+        """The step is being stopped (its timeout): with fail-fast, its run stops too, so
+        the launcher starts no more of the run's queued steps, even if this one then exits
+        0 (a shell that traps SIGTERM)."""
+        if self._fail_fast and self._launcher is not None and self._launched is not None:
+            self._launcher.hold(self._group)
 
     def _exited(self) -> bool:
         if self._launched is not None:
@@ -328,7 +380,7 @@ class RunningCommand:
                 if left <= 0:
                     break
                 with contextlib.suppress(OSError, ValueError):
-                    if select.select([launched], [], [], left)[0]:
+                    if readable([launched], left):
                         launched.pump()
             self._started(launched.pid)
         kill_group(self.pid, signal.SIGKILL)
@@ -387,6 +439,7 @@ class RunningCommand:
             timed_out=watch.timed_out,
             signal=sig,
             logged=self._log.opened,
+            spawned_at=launched.spawned_at if launched is not None and self.queued else None,
         )
 
 
@@ -448,6 +501,7 @@ class _Watch:
             if self.exited_at is None:
                 if due_deadline:
                     self.timed_out = True
+                    self._command._stopping()
                     kill_group(self._command.pid, signal.SIGTERM)
                     self.kill_at = now + KILL_GRACE_SECONDS
                 if self.kill_at is not None and now >= self.kill_at:

@@ -207,8 +207,16 @@ class Scheduler:
         note_signal()
         if self.interrupted is None:
             self.interrupted = signum
-        threading.Thread(target=self.runner.terminate_all, name="attest-terminate",
+        threading.Thread(target=self._terminate, name="attest-terminate",
                          daemon=True).start()
+
+    def _terminate(self) -> None:
+        """Off the signal handler: the launcher first starts none of the run's queued
+        commands (a step that exits 0 on SIGTERM must not let the next one start), then
+        every running command is stopped."""
+        if self._queue_limit:
+            cast(ProcessStepRunner, self.runner).hold(self.report.run_id)
+        self.runner.terminate_all()
 
     # -- main loop -----------------------------------------------------------------------
     def run(self) -> RunReport:
@@ -261,6 +269,7 @@ class Scheduler:
                         todo.append(dep)
 
         interrupted_at: float | None = None
+        held = False
         while len(results) < len(self.order):
             if self.interrupted is not None and stop_reason is None:
                 stop_reason = "the run was interrupted"
@@ -275,7 +284,10 @@ class Scheduler:
                     settle(name)
             if stop_reason:
                 if self._loop is not None:
-                    for name in self._loop.drop_unstarted():  # still queued in the launcher
+                    if not held:  # the launcher starts none of this run's queued commands
+                        held = True
+                        cast(ProcessStepRunner, self.runner).hold(self.report.run_id)
+                    for name in self._loop.cancel_unstarted():  # taken back from the launcher
                         step = self.pipeline.steps[name]
                         self._finished(step, self._skip(step, f"not started: {stop_reason}",
                                                         publish=False))
@@ -374,10 +386,15 @@ class Scheduler:
 
     def _in_flight_limit(self) -> int:
         """How many steps may be in flight: the lanes, or ``parallel`` where the launcher
-        cannot hold the commands back (it is not running, or no longer)."""
-        if self._queue_limit and cast(ProcessStepRunner, self.runner).queues_commands():
+        cannot hold the commands back (it is not running, or no longer, or a command in
+        flight was spawned by attest itself: the launcher's count does not include it)."""
+        if not self._queue_limit:
             return self.lanes
-        return self.options.parallel if self._queue_limit else self.lanes
+        assert self._loop is not None
+        if cast(ProcessStepRunner, self.runner).queues_commands() and \
+                not self._loop.has_own_commands():
+            return self.lanes
+        return self.options.parallel
 
     def _skip(self, step: Step, reason: str, *, publish: bool = True) -> StepResult:
         """``publish=False``: the result goes through ``_done``, which publishes it."""
@@ -495,6 +512,9 @@ class Scheduler:
         step, result, decision = launch.step, launch.result, launch.decision
         timeout = launch.request.timeout
         result.finished_at = self.clock.time()
+        if outcome.spawned_at is not None:  # it waited in the launcher: it started then
+            result.started_at = result.finished_at - (self.clock.monotonic() -
+                                                      outcome.spawned_at)
         result.exit_code = outcome.exit_code if outcome.exit_code >= 0 else None
         result.wall_seconds = outcome.wall_seconds
         result.cpu_user_seconds = outcome.cpu_user_seconds
@@ -554,9 +574,9 @@ class Scheduler:
         runner = cast(ProcessStepRunner, self.runner)
         try:
             # fail-fast: once a step fails, the launcher starts no more of this run's
-            group = "" if self.options.keep_going else self.report.run_id
             self._loop.add(launch.step.name, launch, runner.start(
-                launch.request, limit=self._queue_limit, group=group))
+                launch.request, limit=self._queue_limit, group=self.report.run_id,
+                fail_fast=not self.options.keep_going))
         except Exception as exc:
             self._finished(launch.step, self._failed(launch.step, launch.slot, exc))
 
@@ -791,13 +811,19 @@ class _Loop:
         for name in list(self._running):
             self.drop(name)
 
-    def drop_unstarted(self) -> list[str]:
-        """Drop the commands the launcher still holds (no pid yet): never started."""
-        names = [name for name, (_, command) in self._running.items()
-                 if command.queued and not command.pid]
-        for name in names:
-            self.drop(name)
+    def cancel_unstarted(self) -> list[str]:
+        """Take back the commands still queued in the launcher; the names of those that
+        never started (a command whose pid comes meanwhile runs on, and ends as usual)."""
+        names = []
+        for name, (_, command) in list(self._running.items()):
+            if command.queued and not command.pid and command.cancel():
+                del self._running[name]
+                names.append(name)
         return names
+
+    def has_own_commands(self) -> bool:
+        """Whether a command in flight was spawned by attest itself (not the launcher's)."""
+        return any(not command.queued for _, command in self._running.values())
 
     def drop(self, name: str) -> None:
         """A step no longer waited for (after an interrupt): stopped, its pipe and log

@@ -32,22 +32,30 @@ class ProcessStepRunner:
                            registry=self.registry, mask=request.mask, on_line=request.on_line,
                            launcher=shared_launcher())
 
-    def start(self, request: StepRequest, *, limit: int = 0, group: str = ""
-              ) -> RunningCommand:
+    def start(self, request: StepRequest, *, limit: int = 0, group: str = "",
+              fail_fast: bool = False) -> RunningCommand:
         """The step's command, started and not waited for (the scheduler's event loop
         drives it: :class:`~attest_cli.engine.process.RunningCommand`); ``limit`` > 0 has
-        the launcher hold it until fewer than ``limit`` of its commands run and, once a
-        step of ``group`` failed, for good (the scheduler then drops it)."""
+        the launcher hold it until fewer than ``limit`` of its commands run and, once
+        ``group`` is held (:meth:`hold`, or with ``fail_fast`` a step of it failed), for
+        good (the scheduler then takes it back: ``RunningCommand.cancel``)."""
         return RunningCommand(request.command, cwd=request.cwd, env=request.env,
                               log_path=request.log_path, timeout=request.timeout,
                               registry=self.registry, mask=request.mask,
                               on_line=request.on_line, launcher=shared_launcher(),
-                              wait_for_pid=False, limit=limit, group=group)
+                              wait_for_pid=False, limit=limit, group=group,
+                              fail_fast=fail_fast)
 
     def queues_commands(self) -> bool:
         """Whether :meth:`start` with a ``limit`` holds commands back (the launcher is
         running); without it they start at once."""
         return shared_launcher() is not None
+
+    def hold(self, group: str) -> None:
+        """Start none of ``group``'s queued commands from now on (its run stops)."""
+        launcher = shared_launcher()
+        if launcher is not None:
+            launcher.hold(group)
 
     def terminate_all(self) -> None:
         self.registry.terminate_all()

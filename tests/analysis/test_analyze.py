@@ -390,7 +390,7 @@ def test_the_network_probe_sees_a_page_that_fetches(recorder, tmp_path: Path) ->
 @pytest.mark.parametrize("name,expected", [
     ("cpu.prof", "Hottest functions inside attest"),
     ("memory.prof", "Peak memory and its top allocators"),
-    ("run.json", "Timeline (one lane per parallel slot)"),
+    ("run.json", "Timeline (one lane per step in flight)"),
 ])
 def test_html_report_renders_offline_in_chromium(made: Path, recorder, tmp_path: Path,
                                                  name: str, expected: str) -> None:

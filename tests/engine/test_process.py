@@ -127,7 +127,8 @@ class _Refusing:
     usable = True
 
     def spawn(self, command: str, cwd: Path, env: object, *, wait: bool = True,
-              limit: int = 0, group: str = "") -> tuple[object, int]:
+              limit: int = 0, group: str = "", fail_fast: bool = False
+              ) -> tuple[object, int]:
         import _socket
 
         from attest_cli.engine.launcher import LaunchedStep

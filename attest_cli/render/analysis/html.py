@@ -171,7 +171,7 @@ def _timeline(s: StepsSummary) -> str:
             f'{width / 100:.5f})">{escape(r.name)}</div>')
     body = "".join(f'<div class="lane"><label>slot {slot}</label>{"".join(spans)}</div>'
                    for slot, spans in sorted(lanes.items()))
-    return ("<section><h2>Timeline (one lane per parallel slot)</h2>"
+    return ("<section><h2>Timeline (one lane per step in flight)</h2>"
             f'<div class="timeline">{body or "<p>No step ran.</p>"}</div></section>')
 
 
