@@ -262,17 +262,9 @@ class RunningCommand:
         launched = self._launched
         if not self.queued or launched is None or self.pid or launched.closed:
             return False
-        with contextlib.suppress(OSError):
-            launched.chan.shutdown(_socket.SHUT_WR)  # the launcher drops it, or had spawned it
-        deadline = time.monotonic() + ABORT_PID_WAIT
-        while not launched.pid and not launched.closed:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                self.abort()  # no answer: stopped, as before (the launcher kills it too)
-                return True
-            with contextlib.suppress(OSError, ValueError):
-                if readable([launched], left):
-                    launched.pump()
+        if not self._take_back(launched):
+            self.abort()  # no answer: stopped, as before (the launcher kills it too)
+            return True
         if launched.pid:
             self._started(launched.pid)
             return False
@@ -280,6 +272,23 @@ class RunningCommand:
         with contextlib.suppress(OSError):
             self.close()
         launched.chan.close()
+        return True
+
+    def _take_back(self, launched: LaunchedStep) -> bool:
+        """Wait at most :data:`ABORT_PID_WAIT` seconds for the launcher's pid or for it to
+        close the step's socket; a queued step's socket is shut first, so that the launcher
+        drops it at once. False if neither came in time."""
+        if self.queued:
+            with contextlib.suppress(OSError):
+                launched.chan.shutdown(_socket.SHUT_WR)
+        deadline = time.monotonic() + ABORT_PID_WAIT
+        while not launched.pid and not launched.closed:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            with contextlib.suppress(OSError, ValueError):
+                if readable([launched], left):
+                    launched.pump()
         return True
 
     def _stopping(self) -> None:
@@ -371,17 +380,7 @@ class RunningCommand:
         no longer send."""
         launched = self._launched
         if launched is not None and not self.pid and not launched.closed:
-            if self.queued:  # the launcher drops a queued step whose socket ends
-                with contextlib.suppress(OSError):
-                    launched.chan.shutdown(_socket.SHUT_WR)
-            deadline = time.monotonic() + ABORT_PID_WAIT
-            while not launched.pid and not launched.closed:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                with contextlib.suppress(OSError, ValueError):
-                    if readable([launched], left):
-                        launched.pump()
+            self._take_back(launched)
             self._started(launched.pid)
         kill_group(self.pid, signal.SIGKILL)
         self._registry.discard(self.pid)
