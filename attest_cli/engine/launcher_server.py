@@ -28,9 +28,10 @@ unspawned.
 
 ``group`` is the run's id. Once a group is *held*, none of its queued steps is spawned
 (attest takes them back): attest holds its run, with a message of two fields, ``("hold",
-group)`` and no descriptors, before it stops a step (a timeout, an interrupt) and when
-the run stops; with ``fail_fast`` the launcher also holds the group itself as soon as one
-of its steps exits other than 0, before attest has even read the exit record.
+group)`` and no descriptors, when the run stops, on an interrupt before it stops the
+steps, and with fail-fast before it stops a step that timed out; with ``fail_fast`` the
+launcher also holds the group itself as soon as one of its steps exits other than 0,
+before attest has even read the exit record.
 
 A simple command (plain words, no shell syntax: :func:`direct_argv`) is spawned as the
 shell would run it, without the shell: dash forks for it and waits, so ``/bin/sh -c`` cost
@@ -183,15 +184,6 @@ class _Request:
         self.command, self.cwd, self.env, self.limit = command, cwd, env, limit
         self.group, self.fail_fast = group, fail_fast
 
-    def given_up(self) -> bool:
-        """Whether attest shut its end of the socket (it never writes there)."""
-        try:
-            return self.chan.recv(1, _socket.MSG_PEEK | _socket.MSG_DONTWAIT) == b""
-        except BlockingIOError:
-            return False
-        except OSError:
-            return True
-
     def drop(self) -> None:
         """Close both ends: attest sees the socket close without a pid."""
         self.chan.close()
@@ -246,10 +238,7 @@ def main(control_fd: int) -> None:
             fd = first.chan.fileno()
             poller.unregister(fd)
             del queued[fd]
-            if first.given_up():  # between the poll and now
-                first.drop()
-            else:
-                _start(first, steps)
+            _start(first, steps)  # taken back since the poll: attest reads the pid, it runs
 
 
 def _request(payload: memoryview, fds: list[int], held: set[str]) -> _Request | None:

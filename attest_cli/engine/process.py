@@ -157,7 +157,7 @@ class RunningCommand:
     Its merged stdout/stderr go to ``log_path``, created on the first line of output only: a
     step that prints nothing leaves no file, and readers take a missing log as an empty one.
 
-    The driver selects on :attr:`sources` for at most what :meth:`tick` says (None: the step
+    The driver polls :attr:`sources` for at most what :meth:`tick` says (None: the step
     is over), hands what became ready to :meth:`ready`, then takes :meth:`finish`.
     :func:`run_command` drives one on its own thread; the scheduler's event loop drives all
     of a run's steps on one thread (no thread per step nor hand-offs between threads). The
@@ -213,7 +213,7 @@ class RunningCommand:
 
     @property
     def sources(self) -> list[Any]:
-        """What to select on: the output pipe, and the launcher's socket while it is open;
+        """What to poll: the output pipe, and the launcher's socket while it is open;
         nothing once the output ended (see :meth:`tick`)."""
         if self._eof:
             return []
@@ -258,14 +258,13 @@ class RunningCommand:
         """Take back a step still queued in the launcher; True if it never started (then
         it is closed, and over). False if it had started after all (its pid came): it
         runs on, to be driven and finished like any other. Waits at most
-        :data:`ABORT_PID_WAIT` seconds for the launcher's answer, then aborts it."""
+        :data:`ABORT_PID_WAIT` seconds for the launcher's answer; without one, the step's
+        socket is closed, and the launcher kills it if it spawns it later (its pid can no
+        longer be sent)."""
         launched = self._launched
         if not self.queued or launched is None or self.pid or launched.closed:
             return False
-        if not self._take_back(launched):
-            self.abort()  # no answer: stopped, as before (the launcher kills it too)
-            return True
-        if launched.pid:
+        if self._take_back(launched) and launched.pid:
             self._started(launched.pid)
             return False
         self._pending = b""
@@ -319,7 +318,7 @@ class RunningCommand:
         return min(wait, _REAP_POLL)
 
     def ready(self, ready: Sequence[Any]) -> None:
-        """Read what select found ready (blocks on nothing else)."""
+        """Read what the poll found ready (blocks on nothing else)."""
         assert self._watch is not None
         launched = self._launched
         if launched is not None and launched in ready:
@@ -468,7 +467,7 @@ class _LazyLog:
 class _Watch:
     """The clock side of :class:`RunningCommand`: timeout, kill escalation, the drain bound.
 
-    Kept apart from the read loop so that the loop stays a plain select/read: ``tick``
+    Kept apart from the read loop so that the loop stays a plain poll/read: ``tick``
     says how long the loop may block, or None when it must stop reading.
     """
 

@@ -24,7 +24,9 @@ At ``-j`` 2 and up the event loop also looks steps up ahead: up to ``LOOKAHEAD``
 launcher at once, which holds it until fewer than ``parallel`` of its commands run
 (``engine/launcher_server.py``). When a command exits, the launcher starts the next one
 itself, without a round trip to this thread; the commands stay bounded by ``parallel``.
-At ``-j1`` steps stay strictly one after the other, events and log lines included.
+At ``-j1`` steps stay strictly one after the other, events and log lines included. Where
+the launcher cannot hold a command back (it is gone, or attest spawned a command itself),
+only ``parallel`` steps are in flight.
 """
 
 from __future__ import annotations
@@ -288,9 +290,7 @@ class Scheduler:
                         held = True
                         cast(ProcessStepRunner, self.runner).hold(self.report.run_id)
                     for name in self._loop.cancel_unstarted():  # taken back from the launcher
-                        step = self.pipeline.steps[name]
-                        self._finished(step, self._skip(step, f"not started: {stop_reason}",
-                                                        publish=False))
+                        heapq.heappush(free_slots, running.pop(name))  # skipped just below
                 for name in self.order:
                     if name not in results and name not in running:
                         results[name] = self._skip(self.pipeline.steps[name],
@@ -396,12 +396,10 @@ class Scheduler:
             return self.lanes
         return self.options.parallel
 
-    def _skip(self, step: Step, reason: str, *, publish: bool = True) -> StepResult:
-        """``publish=False``: the result goes through ``_done``, which publishes it."""
+    def _skip(self, step: Step, reason: str) -> StepResult:
         result = StepResult(name=step.name, command=self.masker(step.run), status="skipped",
                             reason=reason, needs=list(step.needs))
-        if publish:
-            self.bus.publish(StepFinished(run_id=self.report.run_id, result=result))
+        self.bus.publish(StepFinished(run_id=self.report.run_id, result=result))
         return result
 
     def _abandon(self, step: Step) -> StepResult:
@@ -513,8 +511,8 @@ class Scheduler:
         timeout = launch.request.timeout
         result.finished_at = self.clock.time()
         if outcome.spawned_at is not None:  # it waited in the launcher: it started then
-            result.started_at = result.finished_at - (self.clock.monotonic() -
-                                                      outcome.spawned_at)
+            # (the launcher's time.monotonic, not self.clock: a fake clock runs no process)
+            result.started_at = result.finished_at - (time.monotonic() - outcome.spawned_at)
         result.exit_code = outcome.exit_code if outcome.exit_code >= 0 else None
         result.wall_seconds = outcome.wall_seconds
         result.cpu_user_seconds = outcome.cpu_user_seconds
@@ -816,7 +814,7 @@ class _Loop:
         never started (a command whose pid comes meanwhile runs on, and ends as usual)."""
         names = []
         for name, (_, command) in list(self._running.items()):
-            if command.queued and not command.pid and command.cancel():
+            if command.cancel():
                 del self._running[name]
                 names.append(name)
         return names

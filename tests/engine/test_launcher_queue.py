@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import pytest
 
 from attest_cli.engine.launcher import LaunchedStep, StepLauncher, start_launcher
 from attest_cli.engine.process import readable
-from tests.support import attest, write_pipeline
+from tests.support import attest, wait_for, write_pipeline
 
 # blocks until the file ``go`` exists (at most 30 s, so that a failing test cannot hang)
 GATED = 'touch started.{i}; n=0; while [ ! -e go ] && [ $n -lt 3000 ]; do sleep 0.01; ' \
@@ -32,15 +31,6 @@ def launcher() -> StepLauncher:
         pytest.skip("the step launcher runs on Linux only")
     yield started
     started.close()
-
-
-def wait_for(check: Callable[[], bool], seconds: float = 20) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.01)
-    return check()
 
 
 class Sent:
