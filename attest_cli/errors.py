@@ -1,6 +1,6 @@
 """The error tree of attest.
 
-Every error carries the exit code it maps to, so that ``cli/app.py`` is the only place
+Every error carries the exit code it maps to, so that ``cli/entry.py`` is the only place
 that turns an exception into a message and an exit status (one error boundary).
 """
 

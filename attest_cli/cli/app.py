@@ -1,15 +1,13 @@
-"""The root command and the one error boundary of attest.
+"""attest's Typer app: the root options and the command tree, built lazily.
 
-Every exception becomes one ``attest: error: ...`` line and the exit code its type
-carries; a traceback only with ``-v`` or ``ATTEST_DEBUG=1``.
+The console entry point and its error boundary are cli/entry.py; a plain ``attest run``
+command line does not come here (cli/run_argv.py).
 """
 
 from __future__ import annotations
 
 import functools
-import gc
 import importlib
-import os
 import sys
 from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
@@ -19,8 +17,9 @@ import typer
 
 from attest_cli import __version__
 from attest_cli.cli import examples
-from attest_cli.cli.common import settle_collector
-from attest_cli.errors import AttestError, ExitCode, disk_full
+from attest_cli.cli.common import root_context, settle_collector
+from attest_cli.cli.entry import one_line
+from attest_cli.errors import ExitCode
 
 app = typer.Typer(
     name="attest",
@@ -54,12 +53,9 @@ def root(
 ) -> None:
     from attest_cli.context import AppContext
 
-    workdir = (working_dir or Path.cwd()).resolve()
-    if working_dir is not None and not workdir.is_dir():
-        raise AttestError(f"-C {working_dir}: not a directory")
-    given = ctx.obj if isinstance(ctx.obj, AppContext) else AppContext()  # a caller's streams
-    ctx.obj = AppContext(workdir=workdir, config_file=config_file, verbose=verbose, quiet=quiet,
-                         stdout=given.stdout, stderr=given.stderr)
+    given = ctx.obj if isinstance(ctx.obj, AppContext) else None  # a caller's streams
+    ctx.obj = root_context(working_dir=working_dir, config_file=config_file, verbose=verbose,
+                           quiet=quiet, given=given)
     settle_collector()
 
 
@@ -129,26 +125,6 @@ class _LazyCommands(MutableMapping[str, Any]):
         return len(self._builders)
 
 
-def _debug(argv: list[str]) -> bool:
-    if os.environ.get("ATTEST_DEBUG") == "1":
-        return True
-    for arg in argv:
-        if arg == "--":
-            break
-        if arg == "--verbose" or (arg.startswith("-") and not arg.startswith("--")
-                                  and "v" in arg[1:] and arg[1:].isalpha()):
-            return True
-    return False
-
-
-def _one_line(exc: BaseException) -> str:
-    """An error as printed: one line (names in it escaped), no credential inside a URL."""
-    from attest_cli.escaping import escape_control
-    from attest_cli.redaction import redact_text
-
-    return escape_control(redact_text(str(exc)))
-
-
 def _click_error_line(exc: Exception) -> str:
     """click's usage errors in attest's own style: ``attest: error: ...`` on one line.
 
@@ -166,84 +142,26 @@ def _click_error_line(exc: Exception) -> str:
     message = " ".join(message.split()).rstrip(".")
     if message[:1].isupper() and message[1:2].islower():
         message = message[0].lower() + message[1:]
-    line = f"attest: error: {_one_line(Exception(message))}"
+    line = f"attest: error: {one_line(Exception(message))}"
     ctx = getattr(exc, "ctx", None)
     if isinstance(exc, click_exc.UsageError) and ctx is not None:
         line += f" (see '{ctx.command_path} --help')"
     return line
 
 
-def _annotate(exc: AttestError) -> None:
-    """Under GitHub Actions, the error as an ``::error file=F,line=N::`` annotation too, on
-    stdout where the runner reads workflow commands."""
-    from attest_cli.ui.github import error_annotation
-
-    line = error_annotation(exc, _one_line(exc), os.environ)
-    if line is not None:
-        sys.stdout.write(line + "\n")
-
-
-_THRESHOLDS = gc.get_threshold()  # the interpreter's, restored when main returns
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Console entry point: run the app and map every outcome to an exit code."""
+def invoke(args: list[str]) -> int:
+    """Run ``args`` through Typer; click's own errors become attest's one line and exit 2
+    (everything else is the entry point's to map: cli/entry.py)."""
     from typer._click import exceptions as click_exc
 
-    args = list(sys.argv[1:] if argv is None else argv)
-    # Start-up allocates much and frees little: full collections walking every imported
-    # object were several ms of each start. Collection resumes once the command is known
-    # (root, below), with what was loaded so far frozen out of its way.
-    gc.disable()
-    command = click_command()
-    code: int
     try:
-        rv = command.main(args=args, prog_name="attest", standalone_mode=False)
-        code = rv if isinstance(rv, int) else 0
-    except AttestError as exc:
-        if _debug(args):
-            import traceback
-
-            traceback.print_exc()
-        sys.stderr.write(f"attest: error: {_one_line(exc)}\n")
-        _annotate(exc)
-        code = int(exc.exit_code)
+        rv = click_command().main(args=args, prog_name="attest", standalone_mode=False)
     except click_exc.ClickException as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: its help is the answer
             exc.show()
         else:
             sys.stderr.write(_click_error_line(exc) + "\n")
-        code = ExitCode.USAGE if exc.exit_code in (1, 2) else exc.exit_code
+        return ExitCode.USAGE if exc.exit_code in (1, 2) else exc.exit_code
     except (click_exc.TyperException, typer.Abort):
-        code = ExitCode.FAILURE
-    except KeyboardInterrupt:
-        sys.stderr.write("attest: interrupted\n")
-        code = ExitCode.INTERRUPTED
-    except BrokenPipeError:
-        code = ExitCode.FAILURE
-    except Exception as exc:  # the last line of defence: still one line, unless -v
-        if _debug(args):
-            import traceback
-
-            traceback.print_exc()
-        full = disk_full(exc)  # ENOSPC from any write of any command: an error, not a bug
-        if full is not None:
-            sys.stderr.write(f"attest: error: {_one_line(full)}\n")
-            code = int(full.exit_code)
-        else:
-            sys.stderr.write(f"attest: internal error: {type(exc).__name__}: {_one_line(exc)} "
-                             "(run with -v for the traceback)\n")
-            code = ExitCode.FAILURE
-    if argv is None:
-        # The process ends here (the console script, python -m attest_cli). Finalisation
-        # runs a full collection over every object still alive, which was 15 ms of each
-        # run and 40 ms after a 5,000-step one; frozen, they are freed by reference count
-        # as the modules are torn down, without being walked. (atexit handlers - logging,
-        # exporters - still run first; every file attest writes is closed where written.)
-        gc.freeze()
-    else:  # called in-process (tests, embedding): leave the collector as it was
-        gc.unfreeze()
-        gc.set_threshold(*_THRESHOLDS)
-        gc.enable()
-    sys.stdout.flush()
-    sys.exit(code)
+        return ExitCode.FAILURE
+    return rv if isinstance(rv, int) else 0

@@ -6,11 +6,11 @@ import gc
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import typer
-
-from attest_cli.errors import NotAvailableError, UsageError
+from attest_cli.errors import AttestError, NotAvailableError, UsageError
 
 if TYPE_CHECKING:  # imported lazily: `attest --help` must not pay for YAML and config
+    import typer  # nor `attest run` for Typer (cli/run_argv.py)
+
     from attest_cli.config.layers import Settings
     from attest_cli.context import AppContext
 
@@ -23,6 +23,21 @@ def app_context(ctx: typer.Context) -> AppContext:
     if isinstance(obj, AppContext):
         return obj
     return AppContext()
+
+
+def root_context(*, working_dir: Path | None, config_file: Path | None, verbose: int,
+                 quiet: bool, given: AppContext | None = None) -> AppContext:
+    """The :class:`AppContext` of attest's root options (``-C``, ``--config``, ``-v``,
+    ``-q``), on ``given``'s streams (a caller's, in-process)."""
+    from attest_cli.context import AppContext
+
+    workdir = (working_dir or Path.cwd()).resolve()
+    if working_dir is not None and not workdir.is_dir():
+        raise AttestError(f"-C {working_dir}: not a directory")
+    app = AppContext(workdir=workdir, config_file=config_file, verbose=verbose, quiet=quiet)
+    if given is not None:
+        app.stdout, app.stderr = given.stdout, given.stderr
+    return app
 
 
 def configure_logging(app: AppContext, settings: Settings | None = None, *,

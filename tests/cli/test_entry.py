@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from attest_cli.cli.app import main
+from attest_cli.cli.entry import main
 
 
 def test_in_process_main_leaves_the_collector_as_it_was(
@@ -25,7 +25,7 @@ def test_in_process_main_leaves_the_collector_as_it_was(
 
 def test_the_console_entry_freezes_what_is_alive_so_the_exit_does_not_walk_it(
         tmp_path: Path) -> None:
-    code = ("import gc, sys\nfrom attest_cli.cli.app import main\n"
+    code = ("import gc, sys\nfrom attest_cli.cli.entry import main\n"
             "sys.argv = ['attest', '--version']\n"
             "try:\n    main()\nexcept SystemExit as exc:\n"
             "    print(exc.code, gc.get_freeze_count() > 1000)\n")

@@ -116,7 +116,7 @@ def test_a_command_imports_only_itself_and_help_lists_every_command(project: Pat
     """Importing every command's module and building each from its signature cost ~10 ms
     of each `attest run`; help still lists them all, in order, each with its example."""
     code = ("import sys\n"
-            "from attest_cli.cli.app import main\n"
+            "from attest_cli.cli.entry import main\n"
             "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
             "print(sorted(m for m in sys.modules if m.startswith('attest_cli.cli.')))\n")
     out = subprocess.run([sys.executable, "-c", code, "cache", "stats", "--help"],
@@ -124,7 +124,7 @@ def test_a_command_imports_only_itself_and_help_lists_every_command(project: Pat
     assert "attest cache stats -f json" in out.stdout  # its example epilog
     assert out.stdout.strip().splitlines()[-1] == str(
         ["attest_cli.cli.app", "attest_cli.cli.cache", "attest_cli.cli.common",
-         "attest_cli.cli.examples"]), out.stderr
+         "attest_cli.cli.entry", "attest_cli.cli.examples"]), out.stderr
     listed = attest("--help", cwd=project).stdout
     order = ["run", "init", "verify", "history", "serve", "health", "analyze", "completion",
              "pipeline", "config", "cache", "keys", "receipt", "monitoring", "benchmark"]

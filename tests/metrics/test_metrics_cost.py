@@ -12,7 +12,7 @@ from tests.support import free_port, write_pipeline
 
 PROBE = """
 import sys, threading
-from attest_cli.cli.app import main
+from attest_cli.cli.entry import main
 main_thread_imports = []
 import builtins
 real_import = builtins.__import__

@@ -90,7 +90,7 @@ def test_a_local_run_imports_no_grpc_nor_the_reapi_client(tmp_path: Path) -> Non
     import sys
 
     write_pipeline(tmp_path, "steps:\n  a: {run: 'true'}\n")
-    code = ("import sys\nfrom attest_cli.cli.app import main\nsys.argv = ['attest', 'run']\n"
+    code = ("import sys\nfrom attest_cli.cli.entry import main\nsys.argv = ['attest', 'run']\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
             "print('LOADED', sorted(m for m in sys.modules if m.split('.')[0] in "
             "('grpc', 'buildgrid') or m.startswith('attest_cli.reapi.')))\n")

@@ -139,7 +139,7 @@ def test_a_cached_rerun_loads_no_module_it_does_not_use(project: Path) -> None:
     """What the second run of an unchanged pipeline imports (start-up is most of its time)."""
     write_pipeline(project, PIPELINE)
     code = ("import sys\n"
-            "from attest_cli.cli.app import main\n"
+            "from attest_cli.cli.entry import main\n"
             "try:\n    main(['-q', 'run'])\nexcept SystemExit as exc:\n"
             "    assert exc.code == 0, exc.code\n"
             f"print(sorted(set({sorted(UNUSED_ON_A_CACHED_RUN)!r}) & set(sys.modules)))\n")
@@ -181,7 +181,7 @@ def test_help_reads_no_feature_entry_points(project: Path) -> None:
             "calls = []\n"
             "real = md.entry_points\n"
             "md.entry_points = lambda **kw: calls.append(kw) or real(**kw)\n"
-            "from attest_cli.cli.app import main\n"
+            "from attest_cli.cli.entry import main\n"
             "sys.argv = ['attest', '--help']\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
             "assert not [c for c in calls if c.get('group') == 'attest.run_features'], calls\n"

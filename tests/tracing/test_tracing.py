@@ -370,7 +370,7 @@ def test_otel_sdk_disabled_turns_off_configured_tracing_but_not_the_flag(project
 
 def test_tracing_off_imports_no_opentelemetry(project: Path) -> None:
     write_pipeline(project, "steps:\n  a: {run: 'true'}\n")
-    code = ("import sys\nfrom attest_cli.cli.app import main\nsys.argv = ['attest', 'run']\n"
+    code = ("import sys\nfrom attest_cli.cli.entry import main\nsys.argv = ['attest', 'run']\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
             "print('OTEL', sorted(m for m in sys.modules if m.startswith('opentelemetry')))\n")
     import subprocess

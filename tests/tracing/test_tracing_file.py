@@ -140,7 +140,7 @@ def test_file_exporter_runs_never_load_the_opentelemetry_sdk(project: Path) -> N
     import sys
 
     traced_pipeline(project, "a: {run: 'true'}\nb: {run: 'exit 1', needs: [a]}")
-    code = ("import sys\nfrom attest_cli.cli.app import main\n"
+    code = ("import sys\nfrom attest_cli.cli.entry import main\n"
             "sys.argv = ['attest', 'run', '--trace']\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
             "print('SDK', sorted(m for m in sys.modules if m.startswith('opentelemetry.sdk.')"
