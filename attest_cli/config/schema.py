@@ -7,7 +7,6 @@ mirroring the nested YAML sections of the seed (``monitoring.prometheus.enabled`
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from collections.abc import Callable
@@ -305,6 +304,8 @@ def lookup(key: str) -> Key:
 
 def suggest(word: str, candidates: Any) -> str:
     """A ``(did you mean 'x'?)`` suffix, or an empty string when nothing is close."""
+    import difflib  # only for a mistake: not part of every run's start-up
+
     close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
