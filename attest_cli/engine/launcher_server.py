@@ -323,8 +323,25 @@ def daemon_half(control_fd: int) -> None:
         os._exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) & 0xFF)
 
 
+def close_inherited(keep: int) -> None:
+    """Close every descriptor above stderr but ``keep``: one attest inherited without
+    close-on-exec (a CI runner's, make's jobserver) must not reach the steps."""
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:  # no /proc: nothing to walk (attest's own are close-on-exec)
+        return
+    for name in names:
+        fd = int(name)
+        if fd > 2 and fd != keep:
+            try:  # noqa: SIM105 - built-in modules only here (no contextlib)
+                os.close(fd)
+            except OSError:  # the listing's own descriptor, closed already
+                pass
+
+
 if __name__ == "__main__":
     control_fd = int(sys.argv[1])
+    close_inherited(control_fd)
     daemon_half(control_fd)
     main(control_fd)
     os._exit(0)  # nothing to flush or free: attest waits for this exit (launcher.close)

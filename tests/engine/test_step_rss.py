@@ -128,7 +128,29 @@ def test_the_launcher_exits_with_its_runner(tmp_path: Path) -> None:
     launcher = start_launcher()
     assert launcher is not None
     launcher.close()
-    assert launcher._proc.returncode == 0
+    assert launcher.returncode == 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/fd")
+def test_a_descriptor_attest_inherited_does_not_reach_the_steps(tmp_path: Path) -> None:
+    """attest starts the launcher with posix_spawn, which passes on every inheritable
+    descriptor: the launcher closes them, so the steps get only their own three."""
+    read_end, write_end = os.pipe()
+    os.set_inheritable(write_end, True)  # as a CI runner's or make's jobserver would be
+    launcher = start_launcher()
+    try:
+        assert launcher is not None
+        outcome = run_command("ls /proc/self/fd", cwd=tmp_path, env={"PATH": os.defpath},
+                              log_path=tmp_path / "l.log", timeout=None,
+                              registry=ProcessRegistry(), launcher=launcher)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+        if launcher is not None:
+            launcher.close()
+    assert outcome.exit_code == 0
+    # 0, 1, 2 and ls's own listing of the directory
+    assert len((tmp_path / "l.log").read_text().split()) == 4, (tmp_path / "l.log").read_text()
 
 
 BURN = ('python3 -c "import time\nt = time.process_time()\n'
