@@ -20,6 +20,8 @@ DEFAULT_PIPELINE = "attest.yaml"
 
 @dataclass
 class AppContext:
+    """Where attest runs, its environment and streams: what a command may touch."""
+
     workdir: Path = field(default_factory=Path.cwd)
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     config_file: Path | None = None

@@ -23,6 +23,8 @@ log = logging.getLogger("attest.engine")
 
 @dataclass(frozen=True)
 class Event:
+    """What every event carries: when it happened (``time.time()``)."""
+
     at: float = field(default_factory=time.time, kw_only=True)
 
 
@@ -30,6 +32,8 @@ class Event:
 # assigning to it raises, and the run's later changes never reach an observer.
 @dataclass(frozen=True)
 class RunStarted(Event):
+    """A run begins: its pipeline, the steps selected and a snapshot of its report."""
+
     run_id: str
     pipeline: Pipeline
     selected: tuple[str, ...]
@@ -39,6 +43,8 @@ class RunStarted(Event):
 
 @dataclass(frozen=True)
 class StepStarted(Event):
+    """A step leaves the queue: its cache lookup or its command begins, in ``slot``."""
+
     run_id: str
     step: str
     command: str  # secrets masked
@@ -50,12 +56,16 @@ class StepStarted(Event):
 
 @dataclass(frozen=True)
 class StepOutput(Event):
+    """One line a step wrote (or, on a hit, one line of its replayed log)."""
+
     step: str
     line: str  # one line, without the newline, secrets masked
 
 
 @dataclass(frozen=True)
 class CacheChecked(Event):
+    """The step cache was asked: a hit or a miss, and on a miss what differs."""
+
     step: str
     backend: str
     hit: bool
@@ -68,6 +78,8 @@ class CacheChecked(Event):
 
 @dataclass(frozen=True)
 class CacheStored(Event):
+    """A step's outputs went (or did not go) into a cache tier."""
+
     step: str
     backend: str
     key: str
@@ -79,12 +91,16 @@ class CacheStored(Event):
 
 @dataclass(frozen=True)
 class StepFinished(Event):
+    """A step has its result: run, cached, failed or skipped."""
+
     run_id: str
     result: StepResult
 
 
 @dataclass(frozen=True)
 class RunFinished(Event):
+    """A run ended; observers write what they keep (reports, metrics, traces)."""
+
     report: RunReport
 
 
@@ -100,6 +116,8 @@ class VerificationFinished(Event):
 
 @dataclass(frozen=True)
 class ReceiptSigned(Event):
+    """The run's receipt was signed and written to ``path``."""
+
     path: str
     duration: float
 

@@ -62,6 +62,8 @@ class CacheDecision:
 
 @dataclass
 class StoreOutcome:
+    """Whether a step's outputs were stored, how many bytes, and why not."""
+
     stored: bool
     bytes: int = 0
     output_digest: str | None = None

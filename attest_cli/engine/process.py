@@ -43,6 +43,8 @@ TIMEOUT_EXIT_CODE = 124  # a step stopped by its timeout, as coreutils' timeout(
 
 @dataclass
 class ProcessOutcome:
+    """How one step's command ended: its exit, times, peak memory and when it began."""
+
     exit_code: int
     wall_seconds: float
     cpu_user_seconds: float

@@ -99,6 +99,8 @@ _GLOB_CHARS = frozenset("*?[")  # what makes a declaration a glob (attest_cli.pa
 
 @dataclass
 class SchedulerOptions:
+    """How the scheduler runs a pipeline: its parallelism, limits and where logs go."""
+
     parallel: int
     logs_dir: Path
     keep_going: bool = False

@@ -78,6 +78,8 @@ _SCHEMA_MARK = zlib.crc32(repr((_SCHEMA, _ADDED_COLUMNS, _INDEXES)).encode()) & 
 
 @dataclass
 class Verification:
+    """One verification of a receipt, as the run history records it."""
+
     kind: str
     ok: bool
     reason: str | None

@@ -222,6 +222,8 @@ def _close_failed(report: RunReport, run: RunContext, path: Path, exc: BaseExcep
 
 @dataclass
 class PlannedStep:
+    """One step of a dry run's plan: predicted cached or run, and why."""
+
     name: str
     command: str
     needs: list[str]
