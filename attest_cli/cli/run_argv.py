@@ -14,6 +14,7 @@ option tables below against the Typer declarations in cli/app.py and cli/run.py)
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -28,6 +29,9 @@ MANY = "many"  # repeatable: each value appended
 
 
 def _path(value: str) -> Path:
+    """As Typer's ``Path`` (``readable=True``): a path that exists must be readable."""
+    if os.path.exists(value) and not os.access(value, os.R_OK):
+        raise ValueError(value)
     return Path(value)
 
 
@@ -123,7 +127,7 @@ def _parse(args: list[str], environ: Mapping[str, str]) -> QuickRun:
     if not rest or rest.pop(0) != "run":
         raise _Unsure
     if root["config_file"] is None and environ.get(ROOT_ENVVARS["config_file"]):
-        root["config_file"] = Path(environ[ROOT_ENVVARS["config_file"]])
+        root["config_file"] = _path(environ[ROOT_ENVVARS["config_file"]])
     values: dict[str, Any] = {}
     steps: list[str] = []
     while rest:
@@ -143,6 +147,8 @@ def _parse(args: list[str], environ: Mapping[str, str]) -> QuickRun:
 def _option(token: str, rest: list[str], table: dict[str, Spec], into: dict[str, Any]) -> None:
     """Apply one option token (``--name``, ``--name=value``, ``-x``, ``-xVALUE``, ``-qv``),
     taking its value from ``rest`` when it is the next word."""
+    if token == "-":  # an argument where the command's name belongs: Typer says so
+        raise _Unsure
     if token.startswith("--"):
         name, eq, attached = token.partition("=")
         _apply(name, attached if eq else None, rest, table, into)

@@ -35,6 +35,7 @@ from struct import Struct
 SERVER = Path(__file__).with_name("launcher_server.py")
 RECORD = Struct("<c7xqqddd")  # the same layout as launcher_server.RECORD
 MAX_REQUEST = 192 * 1024  # launcher_server.MAX_REQUEST: one datagram per step
+SERVER_FD = 3  # the launcher's end of the control socket, in the launcher
 
 
 class LauncherGone(OSError):
@@ -103,6 +104,7 @@ class StepLauncher:
         self.usable = True
         self._control, remote = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
         self.returncode: int | None = None  # the launcher's exit code, once reaped
+        self._closed = False
         try:
             self.pid = _start_server(remote.fileno())
         except OSError:
@@ -160,8 +162,12 @@ class StepLauncher:
             self._control.sendmsg([marshal.dumps(("hold", group))])
 
     def close(self) -> None:
-        """Stop the launcher (it exits when its control socket closes)."""
+        """Stop the launcher (it exits when its control socket closes). Once: its pid may
+        be another process's after it is reaped."""
         self.usable = False
+        if self._closed:
+            return
+        self._closed = True
         self._control.close()
         # A pidfd wakes when the launcher exits (polling waitpid with growing sleeps, as
         # Popen.wait does, cost ms of every run's end). Where there is none (Linux < 5.3, a
@@ -202,14 +208,20 @@ class StepLauncher:
 def _start_server(fd: int) -> int:
     """Spawn launcher_server.py serving on ``fd``, its standard streams on /dev/null.
 
-    ``posix_spawn``, not ``subprocess`` (~2 ms of every run's start-up to import): the
-    server closes any other descriptor it inherits, as ``Popen``'s ``close_fds`` would."""
-    os.set_inheritable(fd, True)
-    actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-               (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
-               (os.POSIX_SPAWN_DUP2, 1, 2)]
-    return os.posix_spawn(sys.executable, [sys.executable, "-S", "-I", str(SERVER), str(fd)],
-                          os.environ, file_actions=actions,
+    ``posix_spawn``, not ``subprocess`` (~2 ms of every run's start-up to import). ``fd``
+    stays close-on-exec here (no other thread's spawn can inherit it): the child gets a
+    copy at :data:`SERVER_FD`, and the server closes any other descriptor it inherits, as
+    ``Popen``'s ``close_fds`` would."""
+    # first, as with stdin closed the socket itself may be descriptor 0, 1 or 2; dup2 onto
+    # itself (fd 3 already) clears close-on-exec too (POSIX, Austin Group issue 411; glibc
+    # and musl do)
+    actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = [
+        (os.POSIX_SPAWN_DUP2, fd, SERVER_FD),
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+        (os.POSIX_SPAWN_DUP2, 1, 2)]
+    argv = [sys.executable, "-S", "-I", str(SERVER), str(SERVER_FD)]
+    return os.posix_spawn(sys.executable, argv, os.environ, file_actions=actions,
                           setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
 
 

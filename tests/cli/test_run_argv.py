@@ -32,7 +32,10 @@ def _kind_of(param: Any) -> object:
     if kind == "FloatRange":
         assert (param.type.min, param.type.max, param.type.min_open) == (0.001, None, False)
         return run_argv._seconds
-    if kind == "TyperPath":
+    if kind == "TyperPath":  # what _path copies: only "an existing path must be readable"
+        t = param.type
+        assert (t.exists, t.readable, t.writable, t.allow_dash, t.resolve_path, t.file_okay,
+                t.dir_okay) == (False, True, False, False, False, True, True), param.name
         return run_argv._path
     if kind == "TyperChoice":
         return tuple(param.type.choices)
@@ -56,6 +59,7 @@ def test_the_tables_say_what_the_typer_declarations_say(which: str) -> None:
         if param.param_type_name != "option" or param.name in ("help", "version"):
             continue  # help and --version: the quick parser leaves them to Typer
         assert not param.secondary_opts, param.name  # no --x/--no-x pairs to mirror
+        assert param.callback is None, param.name  # a check that only Typer would run
         for opt in param.opts:
             expected[opt] = (param.name, _kind_of(param))
         if param.envvar is not None:
@@ -77,6 +81,7 @@ def _typer_parse(args: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[dict
         return AppContext()
 
     monkeypatch.setattr(cli_app, "root_context", root_context)
+    monkeypatch.setattr(cli_app, "settle_collector", lambda: None)  # leave gc as it was
     monkeypatch.setattr(cli_run, "perform", lambda app, run: seen.__setitem__("run", run))
     assert cli_app.invoke(args) == 0
     return seen["root"], seen["run"]
@@ -120,10 +125,23 @@ def test_a_plain_line_parses_as_typer_parses_it(
     ["run", "--timeout", "inf"], ["run", "--profile", "CPU"], ["run", "--quiet=1"],
     ["run", "--bogus"], ["run", "-x"], ["run", "-p", ""], ["run", "--report="],
     ["run", "-p", "--no-cache"], ["run", "--config", "c.yaml"], ["-q", "--", "run"],
-    ["--nope", "run"], ["run", "--no-cach"],
+    ["--nope", "run"], ["run", "--no-cach"], ["-", "run"], ["-q", "-", "run"],
 ], ids=lambda a: " ".join(a) or "(nothing)")
 def test_anything_unsure_is_left_to_typer(args: list[str]) -> None:
     assert run_argv.parse_run(args, {}) is None
+
+
+def test_an_existing_path_that_cannot_be_read_is_left_to_typer(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Typer's paths are ``readable=True``: one that exists but cannot be read is its usage
+    error (os.access, as click asks it; root reads everything, so it is stubbed here)."""
+    there = tmp_path / "report.json"
+    there.write_text("{}")
+    assert run_argv.parse_run(["run", "--report", str(there)], {}) is not None
+    monkeypatch.setattr(run_argv.os, "access", lambda path, mode: False)
+    assert run_argv.parse_run(["run", "--report", str(there)], {}) is None
+    assert run_argv.parse_run(["run", "--report", str(tmp_path / "new.json")], {}) is not None
+    assert run_argv.parse_run(["run"], {"ATTEST_CONFIG": str(there)}) is None
 
 
 def test_shell_completion_is_left_to_typer() -> None:

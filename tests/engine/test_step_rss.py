@@ -153,6 +153,29 @@ def test_a_descriptor_attest_inherited_does_not_reach_the_steps(tmp_path: Path) 
     assert len((tmp_path / "l.log").read_text().split()) == 4, (tmp_path / "l.log").read_text()
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the launcher is Linux's")
+@pytest.mark.parametrize("closed", [(0,), (0, 1)], ids=["stdin", "stdin+stdout"])
+def test_the_launcher_starts_when_attests_standard_streams_are_closed(
+        tmp_path: Path, closed: tuple[int, ...]) -> None:
+    """With descriptors 0 (and 1) closed, the launcher's socket is one of them, or the
+    descriptor it is handed at: the launcher still starts, and serves the step."""
+    code = ("import os, sys\n"
+            f"for fd in {closed!r}:\n    os.close(fd)\n"
+            "from pathlib import Path\n"
+            "from attest_cli.engine.launcher import start_launcher\n"
+            "from attest_cli.engine.process import ProcessRegistry, run_command\n"
+            "launcher = start_launcher()\n"
+            "log = Path(sys.argv[1]) / 'l.log'\n"
+            "out = run_command('echo $PPID', cwd=Path(sys.argv[1]), env={'PATH': os.defpath},"
+            " log_path=log, timeout=None, registry=ProcessRegistry(), launcher=launcher)\n"
+            "parent = int(log.read_text())\n"
+            "launcher.close()\n"
+            "sys.stderr.write(f'{out.exit_code} {parent != os.getpid()} {launcher.returncode}')\n")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.stderr.splitlines()[-1] == "0 True 0", done.stderr
+
+
 BURN = ('python3 -c "import time\nt = time.process_time()\n'
         'while time.process_time() - t < 0.3: pass"')
 
