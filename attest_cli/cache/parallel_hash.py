@@ -30,11 +30,14 @@ import contextlib
 import fcntl
 import os
 import struct
-import subprocess
 import sys
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import subprocess
 
 WORKER = Path(__file__).with_name("hash_worker.py")
 FS_ENCODING = (sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())  # os.fsencode
@@ -55,6 +58,7 @@ UNKNOWN_BYTES = 16_384  # assumed of a file not lstat-ed yet
 MIN_SAMPLE = 16  # files added before the extrapolation is trusted
 
 
+
 def usable_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -66,6 +70,8 @@ class _Helper:
     """The helper process and the two non-blocking pipe ends this side pumps."""
 
     def __init__(self, big: int) -> None:
+        import subprocess  # only with a helper: not part of every run's start-up
+
         import blake3
 
         site = str(Path(blake3.__file__).resolve().parent.parent)

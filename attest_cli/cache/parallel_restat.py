@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import fcntl
 import os
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from attest_cli.cache.parallel_hash import FS_ENCODING, PIPE_BYTES, stop_helper, usable_cores
 from attest_cli.cache.statindex import FileState, restat
+
+if TYPE_CHECKING:
+    import subprocess
 
 WORKER = Path(__file__).with_name("stat_worker.py")
 SHARE_FROM = 4096  # inputs: below, the helper's start-up is more than its share
@@ -50,6 +53,8 @@ class RestatCheck:
         payload = "".join([f"{d} {i} {z} {m} {c}\t{prefix}{s.path}\0"
                            for s in head for d, i, z, m, c in (s.signature,)]
                           ).encode(*FS_ENCODING)
+        import subprocess  # only with a helper: not part of every run's start-up
+
         try:
             proc = subprocess.Popen([sys.executable, "-I", "-S", str(WORKER)],
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,

@@ -21,7 +21,6 @@ import contextlib
 import os
 import select
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -566,6 +565,8 @@ def _popen(command: str, cwd: str, env: dict[str, str], out_fd: int) -> int:
 
 def _popen_argv(argv: list[str], cwd: str, env: dict[str, str], out_fd: int,
                 executable: str | None) -> int:
+    import subprocess  # this fallback only: not part of every run's start-up
+
     proc = subprocess.Popen(argv, executable=executable, cwd=cwd, env=env,
                             stdin=subprocess.DEVNULL, stdout=out_fd, stderr=out_fd,
                             start_new_session=True)

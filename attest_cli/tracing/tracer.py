@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import subprocess
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -159,6 +158,8 @@ def vcs_attributes(root: Path) -> dict[str, str]:
     if not os.environ.get("GIT_DIR") and not any(
             (d / ".git").exists() for d in (root.resolve(), *root.resolve().parents)):
         return {}
+    import subprocess  # a checkout only: not part of every traced run's start-up
+
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD", "--abbrev-ref", "HEAD"], cwd=root,
                              capture_output=True, text=True, timeout=5)
