@@ -58,7 +58,6 @@ UNKNOWN_BYTES = 16_384  # assumed of a file not lstat-ed yet
 MIN_SAMPLE = 16  # files added before the extrapolation is trusted
 
 
-
 def usable_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))

@@ -4,9 +4,9 @@ Every exception becomes one ``attest: error: ...`` line and the exit code its ty
 carries; a traceback only with ``-v`` or ``ATTEST_DEBUG=1``.
 
 A plain ``attest run`` command line (:mod:`attest_cli.cli.run_argv`) goes straight to the
-run without importing Typer: Typer, click and what they import (``inspect``,
-``subprocess``, ``platform``, ``difflib``...) were ~20 ms of a ~100 ms run, a fifth of what
-a small pipeline's run costs. Everything else - help, completion, every other command, and
+run without importing Typer: importing Typer (its click, and what they import that attest
+does not: ``subprocess``, ``platform``, ``difflib``...) and building the command were
+~10 ms of a ~100 ms one-step run. Everything else - help, completion, every other command, and
 any run command line the quick parser is not sure of - goes to Typer (cli/app.py).
 """
 

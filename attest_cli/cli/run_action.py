@@ -1,7 +1,7 @@
 """What ``attest run`` does with its arguments, once parsed (by Typer, or by cli/run_argv).
 
 Nothing here imports Typer: a plain ``attest run`` command line is parsed without it
-(:mod:`attest_cli.cli.run_argv`, ~20 ms of each run's start-up), and both parsers hand
+(:mod:`attest_cli.cli.run_argv`, ~10 ms of each run's start-up), and both parsers hand
 the same :class:`RunArgs` to :func:`perform`.
 """
 

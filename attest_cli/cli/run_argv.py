@@ -1,14 +1,15 @@
 """A plain ``attest run`` command line, parsed without Typer.
 
-Importing Typer (and click, ``inspect``, ``subprocess``, ``platform``...) and building the
-command cost ~20 ms of every ``attest run``: a fifth of a small pipeline's whole run. Most
-runs are a few flags, so :func:`parse_run` reads ``attest [ROOT OPTIONS] run [OPTIONS]
-[STEP]...`` itself, exactly as click would, and gives up - returns None, and Typer parses
-the line - on anything it is not sure of: help, ``--version``, shell completion, an
-unknown option, a value that does not convert or is out of range (click words that
-error), an empty value, or a value that looks like an option. Whatever it accepts, Typer
-would have passed the same values (tests compare the two on many command lines, and the
-option tables below against the Typer declarations in cli/app.py and cli/run.py).
+Importing Typer (and click, ``subprocess``, ``platform``...) and building the command cost
+~10 ms of every ``attest run``, a tenth of a small pipeline's whole run. Most runs are a
+few flags, so :func:`parse_run` reads ``attest [ROOT OPTIONS] run [OPTIONS] [STEP]...``
+itself, exactly as click would, and gives up - returns None, and Typer parses the line -
+on anything it is not sure of: help, ``--version``, shell completion, an unknown option, a
+value that does not convert or is out of range (click words that error), an existing path
+that cannot be read, an empty value, or a value that looks like an option. Whatever it
+accepts, Typer would have passed the same values (tests compare the two on many command
+lines, and the option tables below against the Typer declarations in cli/app.py and
+cli/run.py).
 """
 
 from __future__ import annotations

@@ -208,7 +208,7 @@ class StepLauncher:
 def _start_server(fd: int) -> int:
     """Spawn launcher_server.py serving on ``fd``, its standard streams on /dev/null.
 
-    ``posix_spawn``, not ``subprocess`` (~2 ms of every run's start-up to import). ``fd``
+    ``posix_spawn``, not ``subprocess`` (~1 ms of every run's start-up to import). ``fd``
     stays close-on-exec here (no other thread's spawn can inherit it): the child gets a
     copy at :data:`SERVER_FD`, and the server closes any other descriptor it inherits, as
     ``Popen``'s ``close_fds`` would."""
