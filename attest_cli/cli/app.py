@@ -164,4 +164,6 @@ def invoke(args: list[str]) -> int:
         return ExitCode.USAGE if exc.exit_code in (1, 2) else exc.exit_code
     except (click_exc.TyperException, typer.Abort):
         return ExitCode.FAILURE
+    if rv == ExitCode.INTERRUPTED:  # Typer's Exit(130) for a Ctrl-C: said as entry.py says it
+        sys.stderr.write("attest: interrupted\n")
     return rv if isinstance(rv, int) else 0

@@ -32,3 +32,25 @@ def test_the_console_entry_freezes_what_is_alive_so_the_exit_does_not_walk_it(
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                           text=True, timeout=60)
     assert proc.stdout.splitlines()[-1] == "0 True", proc.stderr
+
+
+@pytest.mark.parametrize("args", [["run", "-q"], ["-q", "--", "run"]],
+                         ids=["quick parser", "typer"])
+def test_a_ctrl_c_while_a_run_loads_is_one_line_and_exit_130(
+        args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A second Ctrl-C (or one before the run's handler is installed) raises
+    KeyboardInterrupt: both parsers' paths say so the same way."""
+    from attest_cli.cli import run as cli_run
+    from attest_cli.cli import run_action
+
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(run_action, "perform", interrupted)
+    monkeypatch.setattr(cli_run, "perform", interrupted)
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    assert exited.value.code == 130
+    assert capsys.readouterr().err == "attest: interrupted\n"
