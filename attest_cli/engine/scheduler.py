@@ -298,8 +298,8 @@ class Scheduler:
                         results[name] = self._skip(self.pipeline.steps[name],
                                                    f"not started: {stop_reason}")
                 ready.clear()
-            while ready and len(running) < self._in_flight_limit() and \
-                    self.interrupted is None:
+            limit = self._in_flight_limit()  # again only after a command starts
+            while ready and len(running) < limit and self.interrupted is None:
                 name = self.order[heapq.heappop(ready)]
                 if name in results:
                     continue
@@ -320,6 +320,7 @@ class Scheduler:
                     self._start_in_loop(work)
                 else:
                     self._dispatch(work, len(running))
+                limit = self._in_flight_limit()  # one attest spawned itself lowers it
             if not running:
                 if len(results) < len(self.order) and not ready:  # pragma: no cover - defensive
                     raise RuntimeError("scheduler stalled: no step is ready or running")
