@@ -52,6 +52,8 @@ HEARTBEAT_S = 1.0
 #: The deadline of one UpdateBotSession long poll (the server answers after at most 80 % of
 #: its keepalive timeout when there is no work).
 POLL_DEADLINE_S = 10.0
+#: Answers after which the bot asks again rather than giving up.
+_RETRY = (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE)
 
 
 def _now() -> datetime:
@@ -198,8 +200,22 @@ class Bot:
             bots_pb2.CreateBotSessionRequest(parent=self.instance, bot_session=session),
             timeout=POLL_DEADLINE_S)
 
+    def _open_session(self) -> bots_pb2.BotSession:
+        """A new session, asked for until the server answers (a loaded machine can starve
+        the bot past a deadline: it must not die of it, or a run waits for it forever)."""
+        while True:
+            try:
+                session = self._new_session()
+                print(f"bot: session {session.name}", flush=True)
+                return session
+            except grpc.RpcError as exc:
+                if exc.code() not in _RETRY or self.stop.is_set():
+                    raise
+                print(f"bot: creating a session: {exc.code().name}; again", flush=True)
+                time.sleep(0.2)
+
     def serve(self) -> None:
-        session = self._new_session()
+        session = self._open_session()
         while not self.stop.is_set():
             self._take_new_leases(session)
             self._report_finished(session)
@@ -209,11 +225,18 @@ class Bot:
                     bots_pb2.UpdateBotSessionRequest(name=session.name, bot_session=session),
                     timeout=POLL_DEADLINE_S)
             except grpc.RpcError as exc:
-                if exc.code() in (grpc.StatusCode.DEADLINE_EXCEEDED,
-                                  grpc.StatusCode.UNAVAILABLE):
+                if exc.code() in _RETRY:
                     time.sleep(0.2)
                     continue
-                raise
+                # The server dropped the session (silent past its keepalive: a starved
+                # bot): its leases went back to the queue. Start over, as a real bot does.
+                print(f"bot: session {session.name} lost ({exc.code().name}: {exc.details()});"
+                      " a new one", flush=True)
+                for run in self.running.values():
+                    run.cancel()
+                self.running.clear()
+                session = self._open_session()
+                continue
             self._drop_cancelled(session)
             if busy:
                 self._wait_for_any(HEARTBEAT_S)

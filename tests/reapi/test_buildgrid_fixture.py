@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from tests.reapi.buildgrid_server import BuildGrid, _bgd, grid, postgres, start_bot
+from tests.reapi.buildgrid_server import KEEPALIVE_S, BuildGrid, _bgd, grid, postgres, start_bot
 from tests.support import wait_for
 
 __all__ = ["grid", "postgres"]  # fixtures
@@ -52,3 +52,28 @@ def test_killed_bot_lease_is_requeued_to_the_other_bot(grid: BuildGrid,
     finally:
         proc.kill()
     assert (tmp_path / "got" / "out.txt").read_text() == "bot-other\n"
+
+
+def test_a_starved_bot_opens_a_new_session_and_serves_again(grid: BuildGrid,
+                                                            tmp_path: Path) -> None:
+    """A bot silent past BuildGrid's keepalive (a loaded CI machine starves it) loses its
+    session; it must open a new one, not die: a run would then wait for it forever (this
+    hung a CI run of test_do_not_cache_runs_again_on_a_worker for 120 s)."""
+    import os
+    import signal
+    import time
+
+    bot = start_bot(grid, "bot-s")
+    log = grid.root / "bot-s.log"
+    assert wait_for(lambda: log.exists() and "bot: session" in log.read_text(), timeout=30)
+    os.killpg(bot.proc.pid, signal.SIGSTOP)
+    time.sleep(2 * KEEPALIVE_S + 2)  # well past the keepalive: the server drops the session
+    os.killpg(bot.proc.pid, signal.SIGCONT)
+    root = tmp_path / "in"
+    root.mkdir()
+    (root / "src.txt").write_text("hello\n")
+    done = bgd_execute(grid, root, 'cat src.txt > out.txt; echo "$WORKER_ID" >> out.txt',
+                       tmp_path / "got")
+    assert done.returncode == 0, done.stderr + log.read_text()
+    assert (tmp_path / "got" / "out.txt").read_text() == "hello\nbot-s\n"
+    assert bot.proc.poll() is None and "lost" in log.read_text(), log.read_text()
