@@ -12,30 +12,22 @@ Run: ``.venv/bin/python benchmarks/startup.py [RUNS]``.
 
 from __future__ import annotations
 
-import statistics
-import subprocess
+import os
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scale import Variant, interleaved, med  # this script's own directory
 
 BIN = Path(sys.executable).parent
 
 
 def interleaved_medians(cmds: dict[str, list[str]], runs: int, cwd: Path) -> dict[str, float]:
-    """Median wall time of each command, run in turn (the order reversed every other round)
-    so that the machine's drift falls on all of them alike."""
-    samples: dict[str, list[float]] = {name: [] for name in cmds}
-    order = list(cmds)
-    for name in order:  # warm-up
-        subprocess.run(cmds[name], cwd=cwd, check=True, capture_output=True)
-    for i in range(runs):
-        for name in order if i % 2 == 0 else order[::-1]:
-            t0 = time.perf_counter()
-            subprocess.run(cmds[name], cwd=cwd, check=True, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-            samples[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(s) for name, s in samples.items()}
+    """Median wall time of each command: ``scale.py``'s interleaved rounds (the order
+    reversed every other round, so the machine's drift falls on all of them alike)."""
+    variants = {name: Variant(cmd, cwd, dict(os.environ)) for name, cmd in cmds.items()}
+    return {name: med(s) for name, s in interleaved(variants, runs, warmup=1).items()}
 
 
 def one_step_run(runs: int) -> None:
