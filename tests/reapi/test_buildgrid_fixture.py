@@ -4,7 +4,10 @@ If these fail, the attest remote-execution tests cannot be trusted either way.""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 from tests.reapi.buildgrid_server import KEEPALIVE_S, BuildGrid, _bgd, grid, postgres, start_bot
@@ -22,15 +25,22 @@ def bgd_execute(grid: BuildGrid, root: Path, script: str, out: Path,
         capture_output=True, text=True, timeout=60)
 
 
-def test_bot_runs_a_lease_with_its_own_worker_id(grid: BuildGrid, tmp_path: Path) -> None:
-    bot = start_bot(grid, "bot-a")
+def execute_hello(grid: BuildGrid, tmp_path: Path) -> tuple[
+        subprocess.CompletedProcess[str], Path]:
+    """Run a command copying an input and naming its worker; the output file it brings."""
     root = tmp_path / "in"
     root.mkdir()
     (root / "src.txt").write_text("hello\n")
     done = bgd_execute(grid, root, 'cat src.txt > out.txt; echo "$WORKER_ID" >> out.txt',
                        tmp_path / "got")
+    return done, tmp_path / "got" / "out.txt"
+
+
+def test_bot_runs_a_lease_with_its_own_worker_id(grid: BuildGrid, tmp_path: Path) -> None:
+    bot = start_bot(grid, "bot-a")
+    done, out = execute_hello(grid, tmp_path)
     assert done.returncode == 0, done.stderr + grid.log()
-    assert (tmp_path / "got" / "out.txt").read_text() == "hello\nbot-a\n"
+    assert out.read_text() == "hello\nbot-a\n"
     assert [row[2] for row in bot.leases()] == ["bot-a"]
 
 
@@ -59,21 +69,13 @@ def test_a_starved_bot_opens_a_new_session_and_serves_again(grid: BuildGrid,
     """A bot silent past BuildGrid's keepalive (a loaded CI machine starves it) loses its
     session; it must open a new one, not die: a run would then wait for it forever (this
     hung a CI run of test_do_not_cache_runs_again_on_a_worker for 120 s)."""
-    import os
-    import signal
-    import time
-
     bot = start_bot(grid, "bot-s")
     log = grid.root / "bot-s.log"
     assert wait_for(lambda: log.exists() and "bot: session" in log.read_text(), timeout=30)
     os.killpg(bot.proc.pid, signal.SIGSTOP)
     time.sleep(2 * KEEPALIVE_S + 2)  # well past the keepalive: the server drops the session
     os.killpg(bot.proc.pid, signal.SIGCONT)
-    root = tmp_path / "in"
-    root.mkdir()
-    (root / "src.txt").write_text("hello\n")
-    done = bgd_execute(grid, root, 'cat src.txt > out.txt; echo "$WORKER_ID" >> out.txt',
-                       tmp_path / "got")
+    done, out = execute_hello(grid, tmp_path)
     assert done.returncode == 0, done.stderr + log.read_text()
-    assert (tmp_path / "got" / "out.txt").read_text() == "hello\nbot-s\n"
+    assert out.read_text() == "hello\nbot-s\n"
     assert bot.proc.poll() is None and "lost" in log.read_text(), log.read_text()
