@@ -20,6 +20,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any
 
@@ -200,20 +201,35 @@ class HistoryDB:
                 return
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 conn.execute("PRAGMA journal_mode = WAL")
-            conn.executescript(_SCHEMA)
-            for table, column, kind in _ADDED_COLUMNS:
-                have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-                if column not in have:
-                    try:
-                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-                    except sqlite3.OperationalError as exc:  # another process won the race
-                        if "duplicate column" not in str(exc):
-                            raise
-            conn.executescript(_INDEXES)
-            conn.execute(f"PRAGMA user_version = {_SCHEMA_MARK}")
+            # one transaction, not one per statement with an fsync each (executescript
+            # commits every statement): a fresh workspace's first run paid ~20 fsyncs here
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # a concurrent process may have brought it up to date while this one waited
+                if conn.execute("PRAGMA user_version").fetchone()[0] != _SCHEMA_MARK:
+                    self._migrate(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
         finally:
             conn.close()
         self._ready = True
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        """The schema, the columns added since, the indexes and the mark, in the caller's
+        transaction."""
+        for statement in _statements(_SCHEMA):
+            conn.execute(statement)
+        for table, column, kind in _ADDED_COLUMNS:
+            have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        for statement in _statements(_INDEXES):
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {_SCHEMA_MARK}")
 
     # -- writes ---------------------------------------------------------------------------
     def record_started(self, report: RunReport) -> None:
@@ -307,12 +323,12 @@ class HistoryDB:
         conn.executemany(
             "INSERT INTO series (kind, name, pipeline, labels, value) VALUES ('c', ?, ?, ?, ?) "
             "ON CONFLICT (name, pipeline, labels) DO UPDATE SET value = value + excluded.value",
-            [(n, p, json.dumps(list(lab)), v) for (n, p, lab), v in snap.counters.items()])
+            [(n, p, labels_text(lab), v) for (n, p, lab), v in snap.counters.items()])
         conn.executemany(
             "INSERT INTO series (kind, name, pipeline, labels, value) VALUES ('g', ?, ?, ?, ?) "
             "ON CONFLICT (name, pipeline, labels) DO UPDATE SET value = max(value, "
             "excluded.value)",
-            [(n, p, json.dumps(list(lab)), v) for (n, p, lab), v in snap.gauges.items()])
+            [(n, p, labels_text(lab), v) for (n, p, lab), v in snap.gauges.items()])
 
     def _prune(self, conn: sqlite3.Connection) -> None:
         """Delete runs older than ``history.retention_days`` (0 keeps everything), and the
@@ -485,6 +501,21 @@ class HistoryRecorder:
             log.warning("run history: could not %s in %s: %s", what, self.db.path, exc,
                         extra=fields(path=str(self.db.path)))
             return False
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of one of this module's own scripts (no ``;`` inside a literal)."""
+    return [part.strip() for part in script.split(";") if part.strip()]
+
+
+def labels_text(labels: tuple[str, ...]) -> str:
+    """The stored form of a series' labels, ``json.dumps(list(labels))`` exactly (the
+    totals are keyed by it, so it must never change), built from the encoder's C string
+    quoting: a 1,000-step run writes 3,000 series at its end, and ``json.dumps`` was 5.5 ms
+    of the 13 ms that took."""
+    if all(type(label) is str for label in labels):
+        return "[" + ", ".join(map(encode_basestring_ascii, labels)) + "]"
+    return json.dumps(list(labels))
 
 
 def open_history(ctx: AppContext, settings: Settings) -> HistoryDB:

@@ -8,12 +8,14 @@ once, at its end, not after each of its writes (four fsyncs each).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from attest_cli.metrics.history import HistoryDB
+from attest_cli.metrics.history import HistoryDB, labels_text
 from tests.support import attest, write_pipeline
 
 
@@ -68,3 +70,39 @@ def test_a_run_checkpoints_the_history_once_at_its_end(project: Path) -> None:
         assert not (project / ".attest" / "history.db-wal").exists()
     runs = HistoryDB(project / ".attest" / "history.db").runs()
     assert [r.status for r in runs] == ["success", "success"]
+
+
+@pytest.mark.unit
+def test_a_new_history_is_created_in_one_transaction(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each statement of the schema committed on its own was an fsync each (~20 for a new
+    file, a fresh checkout's first run): the whole migration is one write transaction."""
+    statements: list[str] = []
+    connect = sqlite3.connect
+
+    def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn = connect(*args, **kwargs)
+        conn.set_trace_callback(statements.append)
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", traced)
+    path = tmp_path / "history.db"
+    HistoryDB(path).ensure()
+    monkeypatch.undo()
+    begin = statements.index("BEGIN IMMEDIATE")
+    creates = [i for i, s in enumerate(statements) if s.startswith("CREATE")]
+    assert len(creates) == 10
+    assert statements.count("COMMIT") == 1
+    assert begin < min(creates) and max(creates) < statements.index("COMMIT")
+    assert "runs_by_status" in _indexes(path)
+    assert HistoryDB(path).runs() == []
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("labels", [(), ("a",), ("s1", "success"), ('q"u\\o\nte', "é—☃"),
+                                    ("\x00\x1f", "𝄞")])
+def test_stored_labels_are_exactly_what_json_dumps_wrote(labels: tuple[str, ...]) -> None:
+    """The totals are keyed by the labels' text: rows written by earlier versions, with
+    ``json.dumps``, must keep matching."""
+    assert labels_text(labels) == json.dumps(list(labels))
+    assert tuple(json.loads(labels_text(labels))) == labels
