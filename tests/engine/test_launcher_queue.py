@@ -94,6 +94,20 @@ def test_queued_steps_start_in_order_as_slots_free_never_more_than_the_limit(
         assert len(others) <= 1
 
 
+def test_the_next_step_is_spawned_before_the_exit_of_the_last_is_reported(
+        launcher: StepLauncher, tmp_path: Path) -> None:
+    """An exit record wakes attest, whose bookkeeping would compete with the spawn for a
+    core: the launcher spawns the next queued step first, so its pid is already there
+    when the exit record of the step before it arrives."""
+    for _ in range(5):  # each round: the order holds every time, not by luck
+        first = Sent(launcher, "true", tmp_path, limit=1)
+        second = Sent(launcher, "sleep 0.05", tmp_path, limit=1)
+        assert first.finish().status == 0
+        second.pump(0)  # what is in its socket already, without waiting
+        assert second.step.pid
+        assert second.finish().status == 0
+
+
 def test_a_failed_fail_fast_step_holds_its_runs_queued_steps_and_no_other_run(
         launcher: StepLauncher, tmp_path: Path) -> None:
     failing = Sent(launcher, "exit 3", tmp_path, limit=1, group="run-1", fail_fast=True)
