@@ -68,6 +68,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from _timing import compile_attest  # this script's own directory
+
 REPO = Path(__file__).resolve().parent.parent
 WORKLOADS = ("noop", "cold", "chain", "fanout", "hashing", "tracing", "prometheus")
 PEERS = ("make", "ninja", "doit")
@@ -248,7 +250,7 @@ def find_tools(attest: str | None) -> Tools:
 def clean_env(root: Path) -> dict[str, str]:
     """The caller's environment without anything that configures attest or the peers."""
     drop = ("ATTEST_", "OTEL_", "TRACEPARENT", "TRACESTATE", "MAKEFLAGS", "MFLAGS", "MAKELEVEL",
-            "GNUMAKEFLAGS", "NINJA_STATUS", "DOIT_")
+            "GNUMAKEFLAGS", "NINJA_STATUS", "DOIT_", "PYTHON")  # PYTHON*: attest's, doit's
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
     (root / ".xdg").mkdir(parents=True, exist_ok=True)
     env["XDG_CONFIG_HOME"] = str(root / ".xdg")
@@ -782,6 +784,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     tools = find_tools(args.attest)
+    compile_attest()
     base = Path(tempfile.mkdtemp(prefix="attest-scale-", dir=args.workdir))
     bench = Bench(tools, base, args.repeat, args.warmup, args)
     load0 = os.getloadavg()

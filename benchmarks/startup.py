@@ -18,7 +18,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from scale import Variant, interleaved, med  # this script's own directory
+from _timing import compile_attest  # this script's own directory
+from scale import Variant, interleaved, med
 
 BIN = Path(sys.executable).parent
 
@@ -54,6 +55,7 @@ def one_step_run(runs: int) -> None:
 
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 21
+    compile_attest()
     attest = str(BIN / "attest")
     with tempfile.TemporaryDirectory() as tmp:
         found = interleaved_medians(
