@@ -280,6 +280,12 @@ class _Builder:
             raise self.fail(f"bad value: {exc.problem}", line) from None
         except yaml.YAMLError as exc:
             raise self.fail(f"bad value: {exc}", line) from None
+        except (ValueError, KeyError, TypeError, OverflowError, AttributeError, IndexError):
+            # PyYAML's constructors trust the resolver's patterns: an explicit tag on text
+            # that does not match (``!!int x``, ``!!bool maybe``, ``!!timestamp no``) fails in
+            # int(), a dict lookup, a regex match's groupdict()
+            raise self.fail(f"bad value: {event.value!r} is not a valid {tag.rsplit(':', 1)[-1]}",
+                            line) from None
 
     def attach(self, value: Any, line: int, *, merge: bool = False) -> tuple[Any, bool]:
         """Put a finished value into the open container (or finish the document)."""

@@ -37,6 +37,8 @@ CASES = [
      "attest.yaml:2: cache.backnd", "did you mean 'cache.backend'?"),
     ("bad_config_value", "cache:\n  backend: floppy\nsteps:\n  a: {run: 'true'}\n",
      "attest.yaml:2: cache.backend", "expected one of local, redis, s3"),
+    ("mistyped_tag", "steps:\n  a:\n    run: 'true'\n    timeout: !!int soon\n",
+     "attest.yaml:4", "bad value: 'soon' is not a valid int"),
     ("alias_bomb", "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
      "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
      "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
