@@ -60,8 +60,7 @@ def test_values_are_what_pyyaml_safe_load_builds(text: str) -> None:
 
 @pytest.mark.unit
 def test_the_line_of_every_key_list_item_and_merge() -> None:
-    lines = load_yaml("x.yaml", text=DOC).lines
-    assert lines == {
+    expected: dict[tuple[str, ...], int] = {
         (): 1, ("version",): 1, ("env",): 2,
         **{("env", k): 2 for k in "ABCDEF"},
         ("base",): 3, ("base", "run"): 4, ("base", "inputs"): 5,
@@ -77,6 +76,7 @@ def test_the_line_of_every_key_list_item_and_merge() -> None:
         ("steps", "mixed", "1", "1"): 18, ("steps", "mixed", "1", "1", "0"): 18,
         **{("steps", "mixed", str(i)): 17 + i for i in range(2, 7)},
     }
+    assert load_yaml("x.yaml", text=DOC).lines == expected
 
 
 @pytest.mark.unit
