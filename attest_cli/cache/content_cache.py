@@ -453,7 +453,8 @@ class ContentCache:
             changed += sorted(p for p in set(now) ^ set(before) if not is_special(root, p))
         if changed:
             return self._not_stored(step, f"input {changed[0]} changed while the step ran")
-        files, missing = describe(root, step.outputs, self.index)
+        # each file is read once, below: its digest is of the bytes kept
+        files, missing = describe(root, step.outputs, self.index, contents=False)
         if missing:
             return self._not_stored(step, f"declared output {missing[0]} was not produced")
         for f in files:

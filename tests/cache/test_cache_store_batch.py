@@ -3,6 +3,7 @@ the run ends with one file-system sync. A crash never leaves an entry that resto
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -141,3 +142,45 @@ def test_restoring_nothing_opens_nothing(tmp_path: Path) -> None:
     from attest_cli.cache.restore import restore_files
 
     restore_files(tmp_path / "not-there", [], lambda f: b"")  # no workspace is opened
+
+
+def test_storing_reads_each_output_once_and_stores_its_digest(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store keeps the bytes it read and digests them: hashing the outputs beforehand
+    too (the stat index cannot keep a file that new) was a second read of every output."""
+    cache, pipeline = _setup(tmp_path, 3)
+    opened: list[str] = []
+    real_open = os.open
+
+    def counting_open(path: str, *args: object, **kwargs: object) -> int:
+        opened.append(str(path))
+        return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", counting_open)
+    _store_all(cache, pipeline, tmp_path)
+    for i in range(3):
+        assert opened.count(str(pipeline.root / f"out{i}.txt")) == 1
+    cache.close()
+    from attest_cli.digest import bytes_digest
+    restored = cache.lookup(StepContext(run_id="r2", pipeline=pipeline, step=pipeline.steps["s1"],
+                                        env={}, workdir=pipeline.root, upstream={}))
+    assert restored.hit
+    assert restored.outputs == [{"path": "out1.txt", "hash": bytes_digest(b"1\n")}]
+
+
+@pytest.mark.unit
+def test_outputs_described_without_contents_differ_only_in_file_digests(tmp_path: Path) -> None:
+    from attest_cli.cache.outputs import describe
+
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    (tmp_path / "d" / "a.txt").write_text("a")
+    (tmp_path / "d" / "sub" / "b.txt").write_text("b")
+    (tmp_path / "f.txt").write_text("f")
+    (tmp_path / "link").symlink_to("f.txt")
+    patterns = ["d", "f.txt", "link", "d/**/*.txt", "missing.txt"]
+    full, missing = describe(tmp_path, patterns, StatIndex(None))
+    bare, missing_bare = describe(tmp_path, patterns, StatIndex(None), contents=False)
+    assert missing == missing_bare == ["missing.txt"]
+    assert [dataclasses.replace(f, digest="") if f.kind == "file" else f for f in full] == bare
+    assert all(f.digest == "" for f in bare if f.kind == "file")
+    assert {f.kind for f in bare} == {"dir", "file", "symlink"}
