@@ -231,19 +231,9 @@ class _Builder:
         """:meth:`event` for a scalar: the same steps, without the checks a scalar never
         needs (and the key path built only for a value, never for a key)."""
         line = event.start_mark.line + 1
-        self.count += 1
-        if self.count > MAX_NODES:
-            self._tick(line, 0)
-        stack = self.stack
-        if stack:
-            top = stack[-1]
-            container = top.value
-            if type(container) is list:
-                self._lines.setdefault((*top.path, str(len(container))), line)
-            elif top.key_line:  # a value (else a key: its line is the path's, in attach)
-                self._lines.setdefault((*top.path, _key_text(top.key)), line)
-        else:
-            self._lines.setdefault((), line)
+        path = self._value_path(line)
+        if path is not None:  # a value (a key's line is its path's: attach records it)
+            self._lines.setdefault(path, line)
         tag = event.tag
         if tag is None or tag == "!":
             known = (event.value, event.implicit)
@@ -259,6 +249,22 @@ class _Builder:
         if event.anchor is not None:
             self.anchors[event.anchor] = (value, 1)
         return self.attach(value, line)
+
+    def _value_path(self, line: int) -> tuple[str, ...] | None:
+        """Count one more value and give its key path; None if it is a mapping's key."""
+        self.count += 1
+        if self.count > MAX_NODES:
+            self._tick(line, 0)
+        stack = self.stack
+        if not stack:
+            return ()
+        top = stack[-1]
+        container = top.value
+        if type(container) is list:
+            return (*top.path, str(len(container)))
+        if top.key_line:
+            return (*top.path, _key_text(top.key))
+        return None
 
     def _tick(self, line: int, amount: int = 1) -> None:
         self.count += amount
@@ -287,26 +293,14 @@ class _Builder:
 
     def on_start(self, event: Any, line: int) -> None:
         """A mapping or sequence starts: a frame to build it in."""
-        self.count += 1
-        if self.count > MAX_NODES:
-            self._tick(line, 0)
-        stack = self.stack
-        if stack:
-            top = stack[-1]
-            container = top.value
-            if type(container) is list:
-                path = (*top.path, str(len(container)))
-            elif top.key_line:
-                path = (*top.path, _key_text(top.key))
-            else:
-                raise self.fail("a mapping key must be a scalar", line)
-            if len(stack) >= MAX_DEPTH:
-                raise self.fail(f"nested more than {MAX_DEPTH} levels deep", line, path)
-        else:
-            path = ()
+        path = self._value_path(line)
+        if path is None:
+            raise self.fail("a mapping key must be a scalar", line)
+        if len(self.stack) >= MAX_DEPTH:
+            raise self.fail(f"nested more than {MAX_DEPTH} levels deep", line, path)
         self._lines.setdefault(path, line)
-        stack.append(_Frame({} if type(event) is yaml.MappingStartEvent else [], path,
-                            event.anchor, self.count))
+        self.stack.append(_Frame({} if type(event) is yaml.MappingStartEvent else [], path,
+                                 event.anchor, self.count))
 
     def event(self, event: Any, line: int) -> tuple[Any, bool]:
         """Handle one node event; returns (the top value, True) when the document is built.
