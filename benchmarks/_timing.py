@@ -34,7 +34,9 @@ def compile_attest() -> None:
 
     With ``PYTHONDONTWRITEBYTECODE`` set (this project's own environment sets it), a module
     edited since its ``.pyc`` was written is compiled again by every run: the scheduler's
-    ~6 ms, in every figure. ``compileall`` writes the files whatever that variable says."""
+    ~6 ms, in every figure. ``compileall`` writes the files whatever that variable says;
+    the scripts also run attest without the variable, so that a warm-up writes the
+    bytecode of another attest named by ``--attest`` or ``PYTHONPATH``."""
     compileall.compile_dir(REPO / "attest_cli", quiet=1)
 
 

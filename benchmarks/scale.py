@@ -250,8 +250,11 @@ def find_tools(attest: str | None) -> Tools:
 def clean_env(root: Path) -> dict[str, str]:
     """The caller's environment without anything that configures attest or the peers."""
     drop = ("ATTEST_", "OTEL_", "TRACEPARENT", "TRACESTATE", "MAKEFLAGS", "MFLAGS", "MAKELEVEL",
-            "GNUMAKEFLAGS", "NINJA_STATUS", "DOIT_", "PYTHON")  # PYTHON*: attest's, doit's
-    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+            "GNUMAKEFLAGS", "NINJA_STATUS", "DOIT_")
+    # the warm-up rounds write the bytecode of whatever attest the command imports (a
+    # checkout named by PYTHONPATH too, which stays), as an installed package has it
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(drop) and k != "PYTHONDONTWRITEBYTECODE"}
     (root / ".xdg").mkdir(parents=True, exist_ok=True)
     env["XDG_CONFIG_HOME"] = str(root / ".xdg")
     return env

@@ -27,7 +27,8 @@ BIN = Path(sys.executable).parent
 def interleaved_medians(cmds: dict[str, list[str]], runs: int, cwd: Path) -> dict[str, float]:
     """Median wall time of each command: ``scale.py``'s interleaved rounds (the order
     reversed every other round, so the machine's drift falls on all of them alike)."""
-    variants = {name: Variant(cmd, cwd, dict(os.environ)) for name, cmd in cmds.items()}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    variants = {name: Variant(cmd, cwd, env) for name, cmd in cmds.items()}
     return {name: med(s) for name, s in interleaved(variants, runs, warmup=1).items()}
 
 
