@@ -13,6 +13,8 @@ Duplicate mapping keys are an error too: YAML says keys are unique, and a receip
 from __future__ import annotations
 
 import copy
+import sys
+import types
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -323,22 +325,34 @@ class _Builder:
         node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
         constructors = self.constructor.yaml_constructors
         build = constructors.get(tag, constructors.get(None))
+        kind = tag.rsplit(":", 1)[-1]
         try:
             if build is None:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"could not determine a constructor for the tag {tag!r}",
+                    None, None, f"could not determine a constructor for the tag {_shown(tag)}",
                     event.start_mark)
-            return build(self.constructor, node)
+            value = build(self.constructor, node)
         except yaml.MarkedYAMLError as exc:
-            raise self.fail(f"bad value: {exc.problem}", line) from None
+            raise self.fail(f"bad value: {_bounded(str(exc.problem))}", line) from None
         except yaml.YAMLError as exc:
-            raise self.fail(f"bad value: {exc}", line) from None
-        except (ValueError, KeyError, TypeError, OverflowError, AttributeError, IndexError):
+            raise self.fail(f"bad value: {_bounded(str(exc))}", line) from None
+        except (ValueError, KeyError, TypeError, OverflowError, AttributeError,
+                IndexError) as exc:
             # PyYAML's constructors trust the resolver's patterns: an explicit tag on text
             # that does not match (``!!int x``, ``!!bool maybe``, ``!!timestamp no``) fails in
-            # int(), a dict lookup, a regex match's groupdict()
-            raise self.fail(f"bad value: {event.value!r} is not a valid {tag.rsplit(':', 1)[-1]}",
+            # int(), a dict lookup, a regex match's groupdict(); a valid int may be longer
+            # than Python converts (sys.get_int_max_str_digits)
+            why = (f" (more than {sys.get_int_max_str_digits()} digits)"
+                   if kind == "int" and "limit" in str(exc) else "")
+            raise self.fail(f"bad value: {_shown(event.value)} cannot be read as {kind}{why}",
                             line) from None
+        if isinstance(value, types.GeneratorType):
+            # a collection's tag on a scalar (``!!map x``): its constructor is a generator,
+            # which fails only when run, so it would have become the value itself
+            value.close()
+            raise self.fail(f"bad value: {_shown(event.value)} is a scalar, and !!{kind} tags a "
+                            "collection", line)
+        return value
 
     def attach(self, value: Any, line: int, *, merge: bool = False) -> tuple[Any, bool]:
         """Put a finished value into the open container (or finish the document)."""
@@ -372,6 +386,19 @@ class _Builder:
         top.key = None
         top.key_line = 0
         return None, False
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """``text`` quoted for an error line, cut at ``limit`` characters (a file may hold a
+    50 MB scalar)."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
+
+
+def _bounded(message: str, limit: int = 200) -> str:
+    """A message from PyYAML, which may quote the value, cut at ``limit`` characters."""
+    return message if len(message) <= limit else message[:limit] + "..."
 
 
 def _line(event: Any) -> int:

@@ -38,7 +38,9 @@ CASES = [
     ("bad_config_value", "cache:\n  backend: floppy\nsteps:\n  a: {run: 'true'}\n",
      "attest.yaml:2: cache.backend", "expected one of local, redis, s3"),
     ("mistyped_tag", "steps:\n  a:\n    run: 'true'\n    timeout: !!int soon\n",
-     "attest.yaml:4", "bad value: 'soon' is not a valid int"),
+     "attest.yaml:4", "bad value: 'soon' cannot be read as int"),
+    ("collection_tag_on_scalar", "env:\n  A: !!map x\nsteps:\n  a: {run: 'true'}\n",
+     "attest.yaml:2", "bad value: 'x' is a scalar, and !!map tags a collection"),
     ("alias_bomb", "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
      "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
      "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"

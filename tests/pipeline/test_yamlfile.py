@@ -6,6 +6,7 @@ builds exactly what ``yaml.safe_load`` does and records the lines the error mess
 
 from __future__ import annotations
 
+import sys
 import textwrap
 
 import pytest
@@ -91,12 +92,20 @@ def test_an_alias_is_located_where_it_is_used() -> None:
     ("a: 1\n? {b: 1}\n: x\n", "x.yaml:2: a mapping key must be a scalar"),
     ("a: 1\nb: *nope\n", "x.yaml:2: unknown alias '*nope'"),
     ("a: 1\n---\nb: 2\n", "x.yaml:2: expected a single document, found another"),
-    ("a:\n  b: !!int ten\n", "x.yaml:2: bad value: 'ten' is not a valid int"),
-    ("a: !!float x\n", "x.yaml:1: bad value: 'x' is not a valid float"),
-    ("a: !!bool maybe\n", "x.yaml:1: bad value: 'maybe' is not a valid bool"),
-    ("a: !!timestamp no\n", "x.yaml:1: bad value: 'no' is not a valid timestamp"),
-    ("a: !!timestamp 2020-99-99\n", "x.yaml:1: bad value: '2020-99-99' is not a valid "
+    ("a:\n  b: !!int ten\n", "x.yaml:2: bad value: 'ten' cannot be read as int"),
+    ("a: !!float x\n", "x.yaml:1: bad value: 'x' cannot be read as float"),
+    ("a: !!bool maybe\n", "x.yaml:1: bad value: 'maybe' cannot be read as bool"),
+    ("a: !!timestamp no\n", "x.yaml:1: bad value: 'no' cannot be read as timestamp"),
+    ("a: !!timestamp 2020-99-99\n", "x.yaml:1: bad value: '2020-99-99' cannot be read as "
                                     "timestamp"),
+    ("a: !!int " + "7" * 5000 + "\n", "x.yaml:1: bad value: " + repr("7" * 40) + "... (5000 "
+     f"characters) cannot be read as int (more than {sys.get_int_max_str_digits()} digits)"),
+    ("a: !!float '" + "x" * 100_000 + "'\n", "x.yaml:1: bad value: " + repr("x" * 40)
+     + "... (100000 characters) cannot be read as float"),
+    ("env:\n  A: !!map x\n", "x.yaml:2: bad value: 'x' is a scalar, and !!map tags a "
+                              "collection"),
+    ("a: [!!seq x]\n", "x.yaml:1: bad value: 'x' is a scalar, and !!seq tags a collection"),
+    ("a: !!set x\n", "x.yaml:1: bad value: 'x' is a scalar, and !!set tags a collection"),
     ("a:\n  - x\n  - " + "[" * 120 + "]" * 120 + "\n",
      "x.yaml:3: " + ".".join(["a", "1"] + ["0"] * 98) + ": nested more than 100 levels deep"),
 ])
