@@ -32,6 +32,11 @@ from attest_cli.engine.launcher import LaunchedStep, LauncherGone, StepLauncher
 from attest_cli.engine.launcher_server import direct_argv, shell_env, spawn_command
 
 KILL_GRACE_SECONDS = 3.0  # SIGTERM -> SIGKILL, on timeout and on interrupt
+# A launched step's exit record may reach attest a little after the launcher reaped it: the
+# launcher spawns the next queued steps first. A step is judged timed out only once its
+# deadline is this far past with no record, so that one which ended just in time is not
+# stopped (and, with fail-fast, its run held) for a record still on its way.
+LATE_EXIT_RECORD = 0.02
 # After a step's shell exits, attest reads what is left in its output pipe for at most this
 # long and this much, then stops: a process the step detached (``setsid cmd &``) may keep
 # the pipe open forever, and must not hold the run.
@@ -203,7 +208,8 @@ class RunningCommand:
         # queued in the launcher: no clock runs until it is spawned (see _started)
         self.queued = self._launched is not None and limit > 0
         self._watch = _Watch(self, self.started, None if self.queued or not timeout
-                             else self.started + timeout, self._exited)
+                             else self.started + timeout, self._exited,
+                             grace=LATE_EXIT_RECORD if self._launched is not None else 0.0)
         if self._launched is None:
             self._spawn_here()
         else:
@@ -299,9 +305,13 @@ class RunningCommand:
             self._launcher.hold(self._group)
 
     def _exited(self) -> bool:
-        if self._launched is not None:
-            return self._launched.exited
-        return _has_exited(self.pid)
+        launched = self._launched
+        if launched is None:
+            return _has_exited(self.pid)
+        if launched.status is None and not launched.closed and readable([launched], 0):
+            launched.pump()  # an exit record already sent, not read yet by the loop
+            self._started(launched.pid)
+        return launched.exited
 
     def tick(self, now: float) -> float | None:
         """How long the driver may wait for :attr:`sources`; None once the step is over.
@@ -473,10 +483,12 @@ class _Watch:
     """
 
     def __init__(self, command: RunningCommand, started: float, deadline: float | None,
-                 exited: Callable[[], bool]) -> None:
+                 exited: Callable[[], bool], *, grace: float = 0.0) -> None:
         self._command = command  # its pid: 0 until the launcher has sent it
         self._exited = exited
         self.deadline = deadline
+        # how long after the deadline an exit may still be reported (LATE_EXIT_RECORD)
+        self._grace = grace
         self.timed_out = False
         self.kill_at: float | None = None  # when to SIGKILL after a SIGTERM
         self.exited_at: float | None = None
@@ -492,7 +504,7 @@ class _Watch:
 
     def tick(self, now: float) -> float | None:
         due_deadline = (self.deadline is not None and not self.timed_out
-                        and self.exited_at is None and now >= self.deadline)
+                        and self.exited_at is None and now >= self.deadline + self._grace)
         if now >= self._next_check or due_deadline:
             self._next_check = now + _IDLE
             if self.exited_at is None and self._exited():
@@ -519,7 +531,7 @@ class _Watch:
                     kill_group(self._command.pid, signal.SIGTERM)
         wait = max(0.0, self._next_check - now)
         if self.deadline is not None and not self.timed_out and self.exited_at is None:
-            wait = max(0.0, min(wait, self.deadline - now))
+            wait = max(0.0, min(wait, self.deadline + self._grace - now))
         return wait
 
     def read(self, n: int) -> None:

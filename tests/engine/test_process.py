@@ -176,3 +176,46 @@ def test_a_step_given_up_before_its_pid_came_is_stopped(tmp_path: Path) -> None:
         assert not marker.exists()
     finally:
         launcher.close()
+
+
+class _Stopped:
+    """The side of a command a watch calls when it times a step out."""
+
+    pid = 0  # never signalled (kill_group ignores it)
+
+    def __init__(self) -> None:
+        self.stopping = 0
+
+    def _stopping(self) -> None:
+        self.stopping += 1
+
+
+def test_an_exit_reported_just_after_the_deadline_is_not_a_timeout() -> None:
+    """The launcher reaps a step, spawns the next queued ones, then sends the exit record:
+    a step that ended just before its deadline must not be stopped (nor, with fail-fast,
+    hold its run) for a record still on its way."""
+    from attest_cli.engine.process import LATE_EXIT_RECORD, _Watch
+
+    arrives = 10.0 + LATE_EXIT_RECORD / 2  # the record reaches attest after the deadline
+    now = [0.0]
+    command = _Stopped()
+    watch = _Watch(command, 0.0, 10.0, lambda: now[0] >= arrives,  # type: ignore[arg-type]
+                   grace=LATE_EXIT_RECORD)
+    now[0] = 10.0
+    wait = watch.tick(now[0])
+    assert not watch.timed_out and wait is not None and 0 < wait <= LATE_EXIT_RECORD
+    now[0] = 10.0 + LATE_EXIT_RECORD  # the deadline is past its grace: looked at again
+    watch.tick(now[0])
+    assert (watch.timed_out, watch.exited_at, command.stopping) == (False, now[0], 0)
+
+
+def test_a_step_still_running_past_the_grace_is_timed_out() -> None:
+    from attest_cli.engine.process import LATE_EXIT_RECORD, _Watch
+
+    command = _Stopped()
+    watch = _Watch(command, 0.0, 10.0, lambda: False,  # type: ignore[arg-type]
+                   grace=LATE_EXIT_RECORD)
+    watch.tick(10.0)
+    assert not watch.timed_out
+    watch.tick(10.0 + LATE_EXIT_RECORD)
+    assert watch.timed_out and command.stopping == 1
