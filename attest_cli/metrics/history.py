@@ -155,7 +155,7 @@ class HistoryDB:
                 conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                _roll_back(conn)
                 raise
         finally:
             conn.close()
@@ -199,8 +199,7 @@ class HistoryDB:
             if conn.execute("PRAGMA user_version").fetchone()[0] == _SCHEMA_MARK:
                 self._ready = True  # up to date: every run opens the history, ~1 ms saved
                 return
-            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                conn.execute("PRAGMA journal_mode = WAL")
+            _use_wal(conn)
             # one transaction, not one per statement with an fsync each (executescript
             # commits every statement): a fresh workspace's first run paid ~20 fsyncs here
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -211,7 +210,7 @@ class HistoryDB:
                     self._migrate(conn)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                _roll_back(conn)
                 raise
         finally:
             conn.close()
@@ -501,6 +500,30 @@ class HistoryRecorder:
             log.warning("run history: could not %s in %s: %s", what, self.db.path, exc,
                         extra=fields(path=str(self.db.path)))
             return False
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch the file to WAL (once per file). The switch needs the file to itself, and
+    SQLite answers "database is locked" at once instead of waiting (its busy handler does
+    not cover it): processes racing to create one history failed here. Retried, with the
+    busy timeout's bound; a process that finds WAL already on has nothing to do."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.002
+    while conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+
+def _roll_back(conn: sqlite3.Connection) -> None:
+    """Roll back an open transaction; SQLite may have ended it itself (a full disk, an I/O
+    error), and a ROLLBACK then would raise over the error that matters."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 def _statements(script: str) -> list[str]:

@@ -106,3 +106,26 @@ def test_stored_labels_are_exactly_what_json_dumps_wrote(labels: tuple[str, ...]
     ``json.dumps``, must keep matching."""
     assert labels_text(labels) == json.dumps(list(labels))
     assert tuple(json.loads(labels_text(labels))) == labels
+
+
+def test_processes_racing_to_create_one_history_all_succeed(tmp_path: Path) -> None:
+    """Switching a new file to WAL needs it to itself, and SQLite answers "database is
+    locked" at once there (no busy wait): racing creators failed in most trials."""
+    import subprocess
+    import sys
+    import time
+
+    # each process imports first, then waits for the same instant: they race for real
+    code = ("import sys, time; from pathlib import Path; from attest_cli.metrics.history "
+            "import HistoryDB; time.sleep(max(0.0, float(sys.argv[2]) - time.time())); "
+            "HistoryDB(Path(sys.argv[1])).ensure()")
+    for trial in range(3):
+        path = tmp_path / f"h{trial}" / "history.db"
+        at = str(time.time() + 1.0)
+        procs = [subprocess.Popen([sys.executable, "-c", code, str(path), at],
+                                  stderr=subprocess.PIPE, text=True) for _ in range(6)]
+        errors = [p.communicate(timeout=60)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0] * 6, errors
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert HistoryDB(path).runs() == []
