@@ -90,7 +90,8 @@ def may_reach(pattern: str, target: str) -> bool:
 
 
 def expand(root: Path, patterns: Iterable[str], *, follow_links: bool = False,
-           stats: dict[str, os.stat_result] | None = None) -> list[str]:
+           stats: dict[str, os.stat_result] | None = None,
+           dirs: dict[str, os.stat_result] | None = None) -> list[str]:
     """Every regular file (or symlink) the patterns cover, relative to ``root``, sorted.
 
     A directory covers everything below it; ``**`` matches any depth; a pattern that
@@ -105,6 +106,10 @@ def expand(root: Path, patterns: Iterable[str], *, follow_links: bool = False,
     answers existence; with ``stats``, that ``lstat`` is handed back (relative path ->
     result) so the stat index need not repeat it. That is the usual input of a step, and
     the five stat calls it took before were a third of a no-op re-run.
+
+    With ``follow_links``, ``dirs`` receives each directory of the trees walked (relative
+    path -> its ``stat``, taken just before it was listed): if a directory's signature is
+    the same later, and was not racy, its listing is too (see ``fresh.walked_vouchers``).
     """
     root = _resolved(root)
     base = str(root)
@@ -152,7 +157,7 @@ def expand(root: Path, patterns: Iterable[str], *, follow_links: bool = False,
                 if os.path.islink(full):
                     found.add(_rel_str(base, full))
                 if os.path.isdir(full):
-                    _walk_following(base, _rel_str(base, full), found, visited)
+                    _walk_following(base, _rel_str(base, full), found, visited, dirs)
                 elif not os.path.islink(full):
                     found.add(_rel_str(base, full))
             elif os.path.isdir(full) and not os.path.islink(full):
@@ -179,8 +184,8 @@ def _resolved(root: Path) -> Path:
     return _resolved_absolute(root) if root.is_absolute() else root.resolve()
 
 
-def _walk_following(base: str, top: str, found: set[str], visited: set[tuple[int, int]]
-                    ) -> None:
+def _walk_following(base: str, top: str, found: set[str], visited: set[tuple[int, int]],
+                    dirs: dict[str, os.stat_result] | None = None) -> None:
     """Add everything below the relative directory ``top``, through directory symlinks.
 
     A directory already walked (by its device and inode) is not walked again: a link loop
@@ -195,6 +200,8 @@ def _walk_following(base: str, top: str, found: set[str], visited: set[tuple[int
             if (st.st_dev, st.st_ino) in visited:
                 continue
             visited.add((st.st_dev, st.st_ino))
+            if dirs is not None:
+                dirs[rel] = st
             with os.scandir(full) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError:

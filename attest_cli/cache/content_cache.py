@@ -23,6 +23,7 @@ import os
 import stat as stat_mod
 import threading
 import time
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,13 @@ from attest_cli.cache.backends.base import BackendUnavailable, CacheBackend
 from attest_cli.cache.backends.guard import GuardedBackend
 from attest_cli.cache.backends.local import LocalBackend, sync_filesystem
 from attest_cli.cache.fresh import FreshIndex, Vouchers
-from attest_cli.cache.inputs import input_paths, input_states, is_special, key_inputs
+from attest_cli.cache.inputs import (
+    InputWalk,
+    input_paths,
+    input_states,
+    is_special,
+    key_inputs,
+)
 from attest_cli.cache.keys import (
     KeyParts,
     build_parts,
@@ -67,6 +74,7 @@ from attest_cli.pipeline.model import Pipeline, Step
 
 if TYPE_CHECKING:
     from attest_cli.cache.backends.reapi import ReapiBackend
+    from attest_cli.cache.parallel_restat import RestatCheck
     from attest_cli.engine.run_report import StepResult
 
 log = logging.getLogger("attest.cache")
@@ -76,6 +84,14 @@ log = logging.getLogger("attest.cache")
 class _MissState:
     parts: KeyParts
     inputs: list[FileState]
+    walk: InputWalk | None = None  # what the key's expansion listed
+    check: RestatCheck | None = None  # started at the miss, waiting for the step to end
+
+
+# Helpers of :class:`RestatCheck` started before their steps run and waiting, at most: each
+# is an idle interpreter (~8 MiB), and a step that fails or is never stored keeps its own
+# until its decision is dropped.
+EARLY_CHECKS = 2
 
 
 @dataclass
@@ -125,19 +141,25 @@ class ContentCache:
         self._entries_listed = False
         self._records: dict[str, StepRecords] = {}  # per pipeline, opened at first use
         self._legacy: frozenset[str] | None = None  # per-step record files (_legacy_records)
+        # the early checks' helpers, each with what stops it once its decision is dropped
+        self._early: list[tuple[RestatCheck, weakref.finalize]] = []
 
     # -- keys ----------------------------------------------------------------------------
     def key_for(self, pipeline: Pipeline, step: Step, environ: Mapping[str, str]
                 ) -> tuple[KeyParts, list[FileState]]:
+        states = input_states(pipeline.root, step.inputs, self.index)
+        return self._parts(pipeline, step, environ, states), states
+
+    def _parts(self, pipeline: Pipeline, step: Step, environ: Mapping[str, str],
+               states: list[FileState]) -> KeyParts:
         root = pipeline.root
         env = key_env(pipeline.env, step.env, step.cache_env, step.cache_exclude_env,
                       pipeline.secret_names, environ)  # holds step.secrets too
-        states = input_states(root, step.inputs, self.index)
         inputs = key_inputs(step.name, states)
         upstream = {name: output_digest(root, pipeline.steps[name].outputs, self.index)
                     for name in step.needs if name in pipeline.steps}
         return build_parts(command=step.run, env=env, inputs=inputs, upstream=upstream,
-                           outputs=step.outputs), states
+                           outputs=step.outputs)
 
     def explain(self, pipeline: Pipeline, step: Step, environ: Mapping[str, str]) -> KeyReport:
         parts, _ = self.key_for(pipeline, step, environ)
@@ -272,9 +294,27 @@ class ContentCache:
     def lookup(self, ctx: StepContext) -> CacheDecision:
         step, pipeline = ctx.step, ctx.pipeline
         self._warn_undeclared(pipeline, step, ctx.env)
-        parts, states = self.key_for(pipeline, step, ctx.env)
+        walk = InputWalk()
+        states = input_states(pipeline.root, step.inputs, self.index, walk)
+        # The store's check of the inputs starts now, so that its helper's start-up overlaps
+        # the key's encoding and the step; it waits for the step to end (a hit stops it).
+        check = self._early_check(pipeline.root, states)
+        try:
+            state = _MissState(self._parts(pipeline, step, ctx.env, states), states, walk)
+            decision = self._look_up(ctx, state)
+            if not decision.hit and check is not None:
+                self._adopt(check, state)
+                check = None
+            return decision
+        finally:
+            if check is not None:
+                check.close()
+
+    def _look_up(self, ctx: StepContext, state: _MissState) -> CacheDecision:
+        """The entry of ``state``'s key in each tier, restored; a miss otherwise."""
+        step, pipeline = ctx.step, ctx.pipeline
+        parts, states = state.parts, state.inputs
         key = parts.key
-        state = _MissState(parts, states)
         inputs = [{"path": s.path, "hash": s.digest} for s in states if s.kind != "dir"]
         problems: list[str] = []
         tiers: list[CacheBackend] = [self.local] + ([self.remote] if self.remote else [])
@@ -333,6 +373,27 @@ class ContentCache:
         return CacheDecision(hit=False, backend=self.backend_name, key=key,
                              reason=self._miss_reason(pipeline, step, parts, problems),
                              inputs=inputs, components=parts.lazy_summary(), state=state)
+
+    def _early_check(self, root: Path, states: list[FileState]) -> RestatCheck | None:
+        """The store's check of many inputs (see :mod:`.parallel_restat`), its helper
+        started now and waiting; None for few inputs, or while EARLY_CHECKS wait."""
+        from attest_cli.cache.parallel_restat import SHARE_FROM, RestatCheck
+
+        if len(states) < SHARE_FROM:
+            return None
+        with self._lock:  # those a store used, or a dropped decision stopped, are done
+            self._early = [(c, f) for c, f in self._early if c.proc is not None and f.alive]
+            if len(self._early) >= EARLY_CHECKS:
+                return None
+        check = RestatCheck(root, states, begin=False)  # not under the lock: ~4 ms
+        return check if check.proc is not None else None
+
+    def _adopt(self, check: RestatCheck, state: _MissState) -> None:
+        """``state``'s store will use ``check``; if the decision is dropped unstored (the
+        step failed), its helper stops then, and at :meth:`close` at the latest."""
+        state.check = check
+        with self._lock:
+            self._early.append((check, weakref.finalize(state, check.close)))
 
     @staticmethod
     def _restore_is_long(ctx: StepContext, manifest: Manifest) -> bool:
@@ -436,12 +497,14 @@ class ContentCache:
         from attest_cli.cache.parallel_restat import RestatCheck  # stores only
 
         step, root = ctx.step, ctx.pipeline.root
-        check = RestatCheck(root, state.inputs)  # many inputs: a helper checks a part
+        # many inputs: a helper checks a part (started at the miss, if it could be)
+        check = state.check or RestatCheck(root, state.inputs)
+        check.begin()
         try:
             fresh = self._fresh_index(ctx.pipeline)
             # plain trees: their vouchers, taken now, prove the same files are there (and
             # go into the up-to-date record); otherwise the declarations are expanded again
-            ins = fresh.input_vouchers(root, step, state.inputs)
+            ins = fresh.input_vouchers(root, step, state.inputs, state.walk)
             changed = check.finish()
         finally:
             check.close()
@@ -572,6 +635,9 @@ class ContentCache:
         if attest dies, only the steps not yet finished are lost; if the machine loses
         power before this sync, entries stored since the last sync may be missing or torn,
         and a torn one is a miss (deleted), never a wrong restore."""
+        for _check, stop in self._early:  # the checks of steps that were never stored
+            stop()
+        self._early.clear()
         self._save_indexes()
         if self._dirty:  # written since :meth:`flush`, or a run that never reached it
             self._dirty = False

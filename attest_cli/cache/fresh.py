@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from attest_cli import __version__, compactjson
 from attest_cli.atomic import write_atomic
@@ -44,6 +44,9 @@ from attest_cli.digest import bytes_digest
 from attest_cli.pathspec import is_glob
 from attest_cli.pipeline.model import Pipeline, Step
 from attest_cli.regularfile import read_regular
+
+if TYPE_CHECKING:
+    from attest_cli.cache.inputs import InputWalk
 
 log = logging.getLogger("attest.cache")
 
@@ -138,6 +141,50 @@ def vouchers(base: str, patterns: Sequence[str], found: Sequence[str],
     return out if seen == set(found) else None
 
 
+def walked_vouchers(base: str, patterns: Sequence[str], inputs: Sequence[FileState],
+                    walk: InputWalk) -> Vouchers | None:
+    """:func:`vouchers` of the inputs without listing their trees again, or None.
+
+    Each directory the key's expansion listed was ``stat``-ed just before its listing. An
+    entry added, removed or renamed since then moved the directory's mtime and ctime,
+    unless the directory had already changed in the same clock tick: so a signature that
+    is the same now, and is older than the expansion by :data:`RACY_SECONDS`, vouches
+    that its listing is still the one the key saw. The files vouch with the signatures
+    the key was computed from (the store's check compares them with the files now).
+
+    None, and :func:`vouchers` walks, unless every declaration is a literal file or a
+    directory tree the expansion listed, and every path found has a state. The trees of
+    10,000 inputs in 100 directories took 11 ms to walk again after each step, and the
+    store's check that the inputs did not change waits for it."""
+    if not walk.complete:
+        return None  # a FIFO, socket or device: vouchers() says no
+    files = {s.path: s.signature for s in inputs if s.kind == "file"}
+    for pattern in patterns:
+        literal = pattern.rstrip("/")
+        if literal.endswith("/**"):
+            literal = literal[:-3]
+        if is_glob(literal):
+            return None
+        rel = os.path.normpath(literal)
+        if rel not in walk.dirs and not (rel in files and literal == pattern):
+            return None  # absent (nothing vouches for an absence), or not listed here
+    settled = walk.began_ns - int(RACY_SECONDS * 1e9)
+    out: Vouchers = []
+    try:
+        for rel, st in walk.dirs.items():
+            sig = signature_of(st)
+            if sig[3] >= settled or sig[4] >= settled:
+                return None  # changed just before it was listed: the listing may be stale
+            now = os.lstat(os.path.join(base, rel))
+            if not stat.S_ISDIR(now.st_mode) or signature_of(now) != sig:
+                return None
+            out.append((rel, sig, True))
+    except OSError:
+        return None
+    out.extend((path, sig, False) for path, sig in files.items())
+    return out
+
+
 class FreshIndex:
     """One pipeline's records: read once at the first check, written once at the end."""
 
@@ -194,14 +241,22 @@ class FreshIndex:
 
     # -- recording (worker threads) ------------------------------------------------------
     @staticmethod
-    def input_vouchers(root: Path, step: Step, inputs: Sequence[FileState]
-                       ) -> Vouchers | None:
+    def input_vouchers(root: Path, step: Step, inputs: Sequence[FileState],
+                       walk: InputWalk | None = None) -> Vouchers | None:
         """The vouchers of ``step``'s inputs, taken now (after the step ran) with the
         files' signatures from ``inputs`` (the key's states); None where there are none
         (globs, links). Found, they also prove that the declarations still expand to the
-        files of ``inputs``: the store need not walk the trees again to know it."""
+        files of ``inputs``: the store need not walk the trees again to know it.
+
+        With ``walk`` (what the key's expansion saw), the directories it listed are only
+        ``lstat``-ed again (:func:`walked_vouchers`); the trees are walked again only where
+        that cannot vouch."""
         if not all(s.kind in ("file", "dir") and s.target is None for s in inputs):
             return None
+        if walk is not None:
+            found = walked_vouchers(str(root), step.inputs, inputs, walk)
+            if found is not None:
+                return found
         at_key = {s.path: s.signature for s in inputs if s.kind == "file"}
         return vouchers(str(root), step.inputs, [s.path for s in inputs], at_key,
                         empty_dirs=True)

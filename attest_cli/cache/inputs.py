@@ -11,6 +11,7 @@ import logging
 import os
 import stat
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,11 +29,32 @@ def input_paths(root: Path, patterns: Sequence[str]) -> list[str]:
     return expand(root, patterns, follow_links=True)
 
 
-def input_states(root: Path, patterns: Sequence[str], index: StatIndex) -> list[FileState]:
+class InputWalk:
+    """What :func:`input_states` saw besides the states, for the check after the step:
+    when it began, the directories of the trees it listed (each with its ``stat`` from
+    just before the listing), and whether every path found has a state (a FIFO, socket or
+    device has none)."""
+
+    __slots__ = ("began_ns", "complete", "dirs")
+
+    def __init__(self) -> None:
+        self.began_ns = 0
+        self.dirs: dict[str, os.stat_result] = {}
+        self.complete = False
+
+
+def input_states(root: Path, patterns: Sequence[str], index: StatIndex,
+                 walk: InputWalk | None = None) -> list[FileState]:
     """The inputs' states; the ``lstat`` that found a literal input serves the index too."""
     stats: dict[str, os.stat_result] = {}
-    rels = expand(root, patterns, follow_links=True, stats=stats)
-    return index.scan(root, rels, follow=True, stats=stats)
+    if walk is None:
+        rels = expand(root, patterns, follow_links=True, stats=stats)
+        return index.scan(root, rels, follow=True, stats=stats)
+    walk.began_ns = time.time_ns()
+    rels = expand(root, patterns, follow_links=True, stats=stats, dirs=walk.dirs)
+    states = index.scan(root, rels, follow=True, stats=stats)
+    walk.complete = len(states) == len(rels)
+    return states
 
 
 def is_special(root: Path, rel: str) -> bool:

@@ -202,3 +202,43 @@ def test_a_fifo_among_the_inputs_does_not_stop_the_step_being_stored(
     (root / "src" / "b.txt").write_text("b\n")
     outcome = cache.store(ctx, again, StepResult(name="build", command=step.run), log)
     assert outcome.reason == "input src/b.txt changed while the step ran"
+
+
+def test_a_miss_over_many_inputs_starts_the_store_check_early_and_never_leaks_it(
+        cache: ContentCache, root: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The helper that checks the inputs after the step starts at the miss (its start-up
+    overlaps the step); one whose step is never stored stops when the decision is dropped,
+    and at most EARLY_CHECKS wait at once."""
+    from attest_cli.cache import content_cache, parallel_restat
+
+    monkeypatch.setattr(parallel_restat, "SHARE_FROM", 10)
+    monkeypatch.setattr(parallel_restat, "usable_cores", lambda: 2)
+    (root / "src").mkdir()
+    for i in range(40):
+        (root / "src" / f"f{i:02d}.txt").write_text(f"{i}\n")
+    step = Step(name="build", run="cp src.txt out/x.txt", inputs=("src/",),
+                outputs=("out/x.txt",))
+    ctx, log = context(root, step), tmp_path / "build.log"
+
+    decision = cache.lookup(ctx)
+    check = decision.state.check  # type: ignore[attr-defined]
+    assert check is not None and check.proc.poll() is None
+    build(root, log)
+    (root / "src" / "f03.txt").write_text("changed while the step ran\n")
+    outcome = cache.store(ctx, decision, StepResult(name="build", command=step.run), log)
+    assert outcome.reason == "input src/f03.txt changed while the step ran"
+    assert check.proc is None  # used and reaped by the store
+
+    # a step that fails is never stored: its helper stops with its decision
+    failed = cache.lookup(ctx)
+    proc = failed.state.check.proc  # type: ignore[attr-defined]
+    del failed
+    assert proc.returncode is not None
+
+    kept = [cache.lookup(ctx) for _ in range(content_cache.EARLY_CHECKS + 1)]
+    checks = [d.state.check for d in kept]  # type: ignore[attr-defined]
+    assert checks[-1] is None and all(c is not None for c in checks[:-1])
+    procs = [c.proc for c in checks[:-1]]
+    cache.close()  # the end of the run stops those still waiting
+    assert all(p.returncode is not None for p in procs)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,30 @@ def test_few_inputs_or_one_core_start_no_helper(tmp_path: Path, states: list[Fil
 def test_close_stops_a_helper_whose_answer_was_never_read(tmp_path: Path,
                                                           states: list[FileState]) -> None:
     check = RestatCheck(tmp_path, states)
+    proc = check.proc
+    assert proc is not None
+    check.close()
+    assert proc.returncode is not None and check.proc is None
+
+
+def test_a_helper_started_early_checks_only_once_the_step_has_ended(
+        tmp_path: Path, states: list[FileState]) -> None:
+    """Started before the step (begin=False), the helper has its list but looks at no file
+    until begin(): a change made while the step runs is in its part and still found."""
+    check = RestatCheck(tmp_path, states, begin=False)
+    proc = check.proc
+    assert proc is not None and len(check.head) == 25  # an even share: it is up already
+    time.sleep(0.3)  # long enough for the helper to have checked, had it not waited
+    assert proc.poll() is None
+    touch(tmp_path, states[2])  # "while the step ran", in the helper's part
+    check.begin()
+    assert check.finish() == [states[2].path]
+    assert proc.returncode is not None
+
+
+def test_close_stops_an_early_helper_that_never_began(tmp_path: Path,
+                                                       states: list[FileState]) -> None:
+    check = RestatCheck(tmp_path, states, begin=False)
     proc = check.proc
     assert proc is not None
     check.close()
