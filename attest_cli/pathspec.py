@@ -91,7 +91,7 @@ def may_reach(pattern: str, target: str) -> bool:
 
 def expand(root: Path, patterns: Iterable[str], *, follow_links: bool = False,
            stats: dict[str, os.stat_result] | None = None,
-           dirs: dict[str, os.stat_result] | None = None) -> list[str]:
+           dirs: dict[str, os.stat_result | None] | None = None) -> list[str]:
     """Every regular file (or symlink) the patterns cover, relative to ``root``, sorted.
 
     A directory covers everything below it; ``**`` matches any depth; a pattern that
@@ -110,6 +110,8 @@ def expand(root: Path, patterns: Iterable[str], *, follow_links: bool = False,
     With ``follow_links``, ``dirs`` receives each directory of the trees walked (relative
     path -> its ``stat``, taken just before it was listed): if a directory's signature is
     the same later, and was not racy, its listing is too (see ``fresh.walked_vouchers``).
+    A directory that could not be listed, or an entry whose type could not be read, maps
+    to None: nothing vouches for what the walk may have missed there.
     """
     root = _resolved(root)
     base = str(root)
@@ -185,7 +187,7 @@ def _resolved(root: Path) -> Path:
 
 
 def _walk_following(base: str, top: str, found: set[str], visited: set[tuple[int, int]],
-                    dirs: dict[str, os.stat_result] | None = None) -> None:
+                    dirs: dict[str, os.stat_result | None] | None = None) -> None:
     """Add everything below the relative directory ``top``, through directory symlinks.
 
     A directory already walked (by its device and inode) is not walked again: a link loop
@@ -204,8 +206,10 @@ def _walk_following(base: str, top: str, found: set[str], visited: set[tuple[int
                 dirs[rel] = st
             with os.scandir(full) as it:
                 entries = sorted(it, key=lambda e: e.name)
-        except OSError:
-            continue  # vanished or unreadable: nothing to list
+        except OSError:  # vanished or unreadable: nothing to list
+            if dirs is not None:
+                dirs[rel] = None
+            continue
         if not entries and rel != ".":
             found.add(rel)
         prefix = "" if rel == "." else rel + "/"
@@ -223,6 +227,8 @@ def _walk_following(base: str, top: str, found: set[str], visited: set[tuple[int
                     found.add(child)
             except OSError:
                 found.add(child)
+                if dirs is not None:
+                    dirs[child] = None
         _check_count(found, top)
         stack.extend(reversed(subdirs))  # depth first, in sorted order
 

@@ -141,8 +141,8 @@ class ContentCache:
         self._entries_listed = False
         self._records: dict[str, StepRecords] = {}  # per pipeline, opened at first use
         self._legacy: frozenset[str] | None = None  # per-step record files (_legacy_records)
-        # the early checks' helpers, each with what stops it once its decision is dropped
-        self._early: list[tuple[RestatCheck, weakref.finalize]] = []
+        self._early: list[RestatCheck] = []  # started at a miss, for their stores
+        self._early_starting = 0  # being started (outside the lock)
 
     # -- keys ----------------------------------------------------------------------------
     def key_for(self, pipeline: Pipeline, step: Step, environ: Mapping[str, str]
@@ -381,19 +381,28 @@ class ContentCache:
 
         if len(states) < SHARE_FROM:
             return None
-        with self._lock:  # those a store used, or a dropped decision stopped, are done
-            self._early = [(c, f) for c, f in self._early if c.proc is not None and f.alive]
-            if len(self._early) >= EARLY_CHECKS:
+        with self._lock:  # those a store used, or a hit or dropped decision stopped, are done
+            self._early = [c for c in self._early if c.proc is not None]
+            if len(self._early) + self._early_starting >= EARLY_CHECKS:
                 return None
-        check = RestatCheck(root, states, begin=False)  # not under the lock: ~4 ms
-        return check if check.proc is not None else None
+            self._early_starting += 1
+        try:
+            check = RestatCheck(root, states, begin=False)  # not under the lock: ~4 ms
+        finally:
+            with self._lock:
+                self._early_starting -= 1
+        if check.proc is None:
+            return None
+        with self._lock:
+            self._early.append(check)
+        return check
 
-    def _adopt(self, check: RestatCheck, state: _MissState) -> None:
+    @staticmethod
+    def _adopt(check: RestatCheck, state: _MissState) -> None:
         """``state``'s store will use ``check``; if the decision is dropped unstored (the
         step failed), its helper stops then, and at :meth:`close` at the latest."""
         state.check = check
-        with self._lock:
-            self._early.append((check, weakref.finalize(state, check.close)))
+        weakref.finalize(state, check.close)
 
     @staticmethod
     def _restore_is_long(ctx: StepContext, manifest: Manifest) -> bool:
@@ -635,8 +644,8 @@ class ContentCache:
         if attest dies, only the steps not yet finished are lost; if the machine loses
         power before this sync, entries stored since the last sync may be missing or torn,
         and a torn one is a miss (deleted), never a wrong restore."""
-        for _check, stop in self._early:  # the checks of steps that were never stored
-            stop()
+        for check in self._early:  # the checks of steps that were never stored
+            check.close()
         self._early.clear()
         self._save_indexes()
         if self._dirty:  # written since :meth:`flush`, or a run that never reached it

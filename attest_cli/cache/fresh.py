@@ -153,7 +153,8 @@ def walked_vouchers(base: str, patterns: Sequence[str], inputs: Sequence[FileSta
     the key was computed from (the store's check compares them with the files now).
 
     None, and :func:`vouchers` walks, unless every declaration is a literal file or a
-    directory tree the expansion listed, and every path found has a state. The trees of
+    directory tree the expansion listed, all of it (no directory it could not read), and
+    every path found has a state. The trees of
     10,000 inputs in 100 directories took 11 ms to walk again after each step, and the
     store's check that the inputs did not change waits for it."""
     if not walk.complete:
@@ -172,6 +173,8 @@ def walked_vouchers(base: str, patterns: Sequence[str], inputs: Sequence[FileSta
     out: Vouchers = []
     try:
         for rel, st in walk.dirs.items():
+            if st is None:
+                return None  # not listed (an error): what it holds is unknown
             sig = signature_of(st)
             if sig[3] >= settled or sig[4] >= settled:
                 return None  # changed just before it was listed: the listing may be stale

@@ -32,14 +32,14 @@ def input_paths(root: Path, patterns: Sequence[str]) -> list[str]:
 class InputWalk:
     """What :func:`input_states` saw besides the states, for the check after the step:
     when it began, the directories of the trees it listed (each with its ``stat`` from
-    just before the listing), and whether every path found has a state (a FIFO, socket or
-    device has none)."""
+    just before the listing; None for one it could not list), and whether every path
+    found has a state (a FIFO, socket or device has none)."""
 
     __slots__ = ("began_ns", "complete", "dirs")
 
     def __init__(self) -> None:
         self.began_ns = 0
-        self.dirs: dict[str, os.stat_result] = {}
+        self.dirs: dict[str, os.stat_result | None] = {}
         self.complete = False
 
 

@@ -242,3 +242,34 @@ def test_a_miss_over_many_inputs_starts_the_store_check_early_and_never_leaks_it
     procs = [c.proc for c in checks[:-1]]
     cache.close()  # the end of the run stops those still waiting
     assert all(p.returncode is not None for p in procs)
+
+
+def test_concurrent_misses_start_no_more_early_checks_than_the_cap(
+        cache: ContentCache, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from attest_cli.cache import content_cache, parallel_restat
+
+    monkeypatch.setattr(parallel_restat, "SHARE_FROM", 10)
+    monkeypatch.setattr(parallel_restat, "usable_cores", lambda: 2)
+    (root / "src").mkdir()
+    for i in range(40):
+        (root / "src" / f"f{i:02d}.txt").write_text(f"{i}\n")
+    step = Step(name="build", run="true", inputs=("src/",), outputs=("out/x.txt",))
+    ctx = context(root, step)
+    start = threading.Barrier(6)
+    decisions: list[Any] = []
+
+    def miss() -> None:
+        start.wait()
+        decisions.append(cache.lookup(ctx))
+
+    threads = [threading.Thread(target=miss) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    started = [d.state.check for d in decisions if d.state.check is not None]
+    assert 1 <= len(started) <= content_cache.EARLY_CHECKS
+    cache.close()
+    assert all(c.proc is None for c in started)

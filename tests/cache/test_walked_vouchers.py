@@ -94,3 +94,27 @@ def test_a_directory_changed_just_before_the_walk_is_not_trusted(tree: Path) -> 
     assert walked_vouchers(str(tree), ("data/**",), states, walk) is None
     walk.began_ns += int(fresh.RACY_SECONDS * 1e9) + 10**9  # as if the walk were later
     assert walked_vouchers(str(tree), ("data/**",), states, walk) is not None
+
+
+@pytest.mark.usefixtures("settled")
+def test_a_directory_the_walk_could_not_list_vouches_for_nothing(
+        tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A transient error listing data/sub (EMFILE, EIO) leaves its files out of the key; its
+    unchanged signature must not then vouch that the listing was complete."""
+    from attest_cli import pathspec
+
+    real = os.scandir
+
+    def failing(path: str) -> object:
+        if str(path).endswith("/data/sub"):
+            raise OSError(24, "Too many open files")
+        return real(path)
+
+    monkeypatch.setattr(pathspec.os, "scandir", failing)
+    walk, states = walked(tree, ("data",))
+    monkeypatch.setattr(pathspec.os, "scandir", real)
+    assert "data/sub/b.txt" not in [s.path for s in states]
+    assert walk.dirs["data/sub"] is None
+    assert walked_vouchers(str(tree), ("data",), states, walk) is None
+    step = Step(name="s", run="true", inputs=("data",))
+    assert FreshIndex.input_vouchers(tree, step, states, walk) is None  # listed now: differs
