@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import marshal
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from attest_cli.cache.parallel_hash import FS_ENCODING, PIPE_BYTES, stop_helper, usable_cores
+from attest_cli.cache.parallel_hash import PIPE_BYTES, stop_helper, usable_cores
 from attest_cli.cache.statindex import FileState, restat
 
 if TYPE_CHECKING:
@@ -68,9 +69,13 @@ class RestatCheck:
         cut = int(len(self.states) * share)
         head = [s for s in self.states[:cut] if s.target_signature is None]
         prefix = str(self.root).rstrip("/") + "/"
-        payload = "".join([f"{d} {i} {z} {m} {c}\t{prefix}{s.path}\0"
-                           for s in head for d, i, z, m, c in (s.signature,)]
-                          ).encode(*FS_ENCODING)
+        # marshal, version 2 (no references to track): ~3x faster to build than text, and
+        # the helper compares tuples instead of formatting each signature (its part of the
+        # check is the longer one)
+        try:
+            payload = marshal.dumps([(prefix + s.path, s.signature) for s in head], 2)
+        except ValueError:  # not a plain path or signature: this side checks everything
+            return
         import subprocess  # only with a helper: not part of every run's start-up
 
         try:

@@ -101,3 +101,21 @@ def test_close_stops_an_early_helper_that_never_began(tmp_path: Path,
     assert proc is not None
     check.close()
     assert proc.returncode is not None and check.proc is None
+
+
+def test_a_name_that_is_not_utf8_reaches_the_helper_intact(tmp_path: Path,
+                                                          states: list[FileState]) -> None:
+    raw = os.fsencode(str(tmp_path)) + b"/d0/odd-\xff-name"
+    with open(raw, "wb") as f:
+        f.write(b"x")
+    rel = os.fsdecode(raw)[len(str(tmp_path)) + 1:]  # a surrogate escape in the str
+    odd = FileState(path=rel, kind="file", mode=0o644, size=1, digest="",
+                    signature=signature_of(os.lstat(raw)))
+    mixed = [odd, *states]
+    check = RestatCheck(tmp_path, mixed)
+    assert check.proc is not None and odd in check.head
+    assert check.finish() == []
+    with open(raw, "ab") as f:
+        f.write(b"longer")
+    check = RestatCheck(tmp_path, mixed)
+    assert check.finish() == [rel]
