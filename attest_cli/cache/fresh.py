@@ -105,12 +105,10 @@ def vouchers(base: str, patterns: Sequence[str], found: Sequence[str],
 
     try:
         for pattern in patterns:
-            literal = pattern.rstrip("/")
-            if literal.endswith("/**"):
-                literal = literal[:-3]
-            if is_glob(literal):
+            named = _named(pattern)
+            if named is None:
                 return None
-            rel = os.path.normpath(literal)
+            literal, rel = named
             st = os.lstat(os.path.join(base, rel))
             if stat.S_ISREG(st.st_mode) and literal == pattern:
                 out.append((rel, signature_of(st), False))
@@ -141,6 +139,15 @@ def vouchers(base: str, patterns: Sequence[str], found: Sequence[str],
     return out if seen == set(found) else None
 
 
+def _named(pattern: str) -> tuple[str, str] | None:
+    """What a declaration names (``dir``, ``dir/``, ``dir/**`` name ``dir``), as written
+    and normalised; None for a glob, which names no one path."""
+    literal = pattern.rstrip("/")
+    if literal.endswith("/**"):
+        literal = literal[:-3]
+    return None if is_glob(literal) else (literal, os.path.normpath(literal))
+
+
 def walked_vouchers(base: str, patterns: Sequence[str], inputs: Sequence[FileState],
                     walk: InputWalk) -> Vouchers | None:
     """:func:`vouchers` of the inputs without listing their trees again, or None.
@@ -161,12 +168,10 @@ def walked_vouchers(base: str, patterns: Sequence[str], inputs: Sequence[FileSta
         return None  # a FIFO, socket or device: vouchers() says no
     files = {s.path: s.signature for s in inputs if s.kind == "file"}
     for pattern in patterns:
-        literal = pattern.rstrip("/")
-        if literal.endswith("/**"):
-            literal = literal[:-3]
-        if is_glob(literal):
+        named = _named(pattern)
+        if named is None:
             return None
-        rel = os.path.normpath(literal)
+        literal, rel = named
         if rel not in walk.dirs and not (rel in files and literal == pattern):
             return None  # absent (nothing vouches for an absence), or not listed here
     settled = walk.began_ns - int(RACY_SECONDS * 1e9)
