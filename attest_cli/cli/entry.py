@@ -88,9 +88,26 @@ def _guarded(args: list[str]) -> int:
         if full is not None:
             sys.stderr.write(f"attest: error: {one_line(full)}\n")
             return int(full.exit_code)
+        missing = _missing_dependency(exc)
+        if missing is not None:
+            sys.stderr.write(f"attest: error: {missing}\n")
+            return ExitCode.FAILURE
         sys.stderr.write(f"attest: internal error: {type(exc).__name__}: {one_line(exc)} "
                          "(run with -v for the traceback)\n")
         return ExitCode.FAILURE
+
+
+def _missing_dependency(exc: Exception) -> str | None:
+    """A package attest needs that this interpreter lacks (``python -m attest_cli`` from a
+    checkout that was never installed): what to do, instead of calling it attest's bug.
+    A module of attest's own that is missing stays an internal error."""
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return None
+    top = exc.name.split(".")[0]
+    if top == "attest_cli":
+        return None
+    return (f"the Python package '{top}' is not installed for {sys.executable}: install "
+            "attest with its dependencies (pip install attest; in a checkout, make)")
 
 
 def _debug(argv: list[str]) -> bool:

@@ -54,3 +54,20 @@ def test_a_ctrl_c_while_a_run_loads_is_one_line_and_exit_130(
         main(args)
     assert exited.value.code == 130
     assert capsys.readouterr().err == "attest: interrupted\n"
+
+
+@pytest.mark.parametrize(("blocked", "expected"), [
+    ("typer", "attest: error: the Python package 'typer' is not installed for "),
+    ("attest_cli.cli.app", "attest: internal error: ModuleNotFoundError: "),
+])
+def test_a_missing_dependency_says_what_to_install_and_a_missing_own_module_is_a_bug(
+        blocked: str, expected: str, tmp_path: Path) -> None:
+    """``python -m attest_cli`` from a checkout never installed: typer is absent there.
+    (``None`` in sys.modules makes an import fail as a missing module does.)"""
+    code = (f"import sys\nsys.modules[{blocked!r}] = None\n"
+            "from attest_cli.cli.entry import main\nsys.argv = ['attest', '--help']\nmain()\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(expected), proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and "Traceback" not in proc.stderr
