@@ -148,7 +148,7 @@ def _named(pattern: str) -> tuple[str, str] | None:
     return None if is_glob(literal) else (literal, os.path.normpath(literal))
 
 
-def walked_vouchers(base: str, patterns: Sequence[str], inputs: Sequence[FileState],
+def walked_vouchers(base: str, patterns: Sequence[str], files: Mapping[str, Signature],
                     walk: InputWalk) -> Vouchers | None:
     """:func:`vouchers` of the inputs without listing their trees again, or None.
 
@@ -157,7 +157,8 @@ def walked_vouchers(base: str, patterns: Sequence[str], inputs: Sequence[FileSta
     unless the directory had already changed in the same clock tick: so a signature that
     is the same now, and is older than the expansion by :data:`RACY_SECONDS`, vouches
     that its listing is still the one the key saw. The files vouch with the signatures
-    the key was computed from (the store's check compares them with the files now).
+    the key was computed from, ``files`` (the store's check compares them with the files
+    now).
 
     None, and :func:`vouchers` walks, unless every declaration is a literal file or a
     directory tree the expansion listed, all of it (no directory it could not read), and
@@ -166,7 +167,6 @@ def walked_vouchers(base: str, patterns: Sequence[str], inputs: Sequence[FileSta
     waited for it."""
     if not walk.complete:
         return None  # a FIFO, socket or device: vouchers() says no
-    files = {s.path: s.signature for s in inputs if s.kind == "file"}
     for pattern in patterns:
         named = _named(pattern)
         if named is None:
@@ -261,11 +261,11 @@ class FreshIndex:
         that cannot vouch."""
         if not all(s.kind in ("file", "dir") and s.target is None for s in inputs):
             return None
+        at_key = {s.path: s.signature for s in inputs if s.kind == "file"}
         if walk is not None:
-            found = walked_vouchers(str(root), step.inputs, inputs, walk)
+            found = walked_vouchers(str(root), step.inputs, at_key, walk)
             if found is not None:
                 return found
-        at_key = {s.path: s.signature for s in inputs if s.kind == "file"}
         return vouchers(str(root), step.inputs, [s.path for s in inputs], at_key,
                         empty_dirs=True)
 

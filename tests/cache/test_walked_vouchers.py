@@ -13,7 +13,7 @@ import pytest
 from attest_cli.cache import fresh
 from attest_cli.cache.fresh import FreshIndex, vouchers, walked_vouchers
 from attest_cli.cache.inputs import InputWalk, input_states
-from attest_cli.cache.statindex import FileState, StatIndex
+from attest_cli.cache.statindex import FileState, Signature, StatIndex
 from attest_cli.pipeline.model import Step
 
 pytestmark = pytest.mark.unit
@@ -40,9 +40,12 @@ def walked(root: Path, patterns: tuple[str, ...]) -> tuple[InputWalk, list[FileS
     return walk, input_states(root, patterns, StatIndex(None), walk)
 
 
+def files(states: list[FileState]) -> dict[str, Signature]:
+    return {s.path: s.signature for s in states if s.kind == "file"}
+
+
 def full(root: Path, patterns: tuple[str, ...], states: list[FileState]) -> fresh.Vouchers:
-    found = vouchers(str(root), patterns, [s.path for s in states],
-                     {s.path: s.signature for s in states if s.kind == "file"},
+    found = vouchers(str(root), patterns, [s.path for s in states], files(states),
                      empty_dirs=True)
     assert found is not None
     return found
@@ -54,7 +57,7 @@ def test_the_same_vouchers_as_walking_the_trees_again(tree: Path) -> None:
     walk, states = walked(tree, patterns)
     assert walk.complete and set(walk.dirs) == {"data", "data/empty", "data/sub",
                                                 "data/sub/deep"}
-    mine = walked_vouchers(str(tree), patterns, states, walk)
+    mine = walked_vouchers(str(tree), patterns, files(states), walk)
     assert mine is not None
     assert sorted(mine) == sorted(full(tree, patterns, states))
 
@@ -64,7 +67,7 @@ def test_an_entry_added_since_the_walk_is_not_vouched_for(tree: Path) -> None:
     patterns = ("data/",)
     walk, states = walked(tree, patterns)
     (tree / "data" / "sub" / "deep" / "new.txt").write_text("new")  # "while the step ran"
-    assert walked_vouchers(str(tree), patterns, states, walk) is None
+    assert walked_vouchers(str(tree), patterns, files(states), walk) is None
     # nor by the full walk the store falls back to: the trees no longer expand the same
     step = Step(name="s", run="true", inputs=patterns)
     assert FreshIndex.input_vouchers(tree, step, states, walk) is None
@@ -76,7 +79,7 @@ def test_an_entry_added_since_the_walk_is_not_vouched_for(tree: Path) -> None:
 def test_what_the_walk_cannot_vouch_for_is_left_to_the_full_walk(
         tree: Path, patterns: tuple[str, ...]) -> None:
     walk, states = walked(tree, patterns)
-    assert walked_vouchers(str(tree), patterns, states, walk) is None
+    assert walked_vouchers(str(tree), patterns, files(states), walk) is None
 
 
 @pytest.mark.usefixtures("settled")
@@ -84,16 +87,16 @@ def test_a_fifo_in_the_tree_leaves_nothing_vouched(tree: Path) -> None:
     os.mkfifo(tree / "data" / "pipe")
     walk, states = walked(tree, ("data/**",))
     assert not walk.complete
-    assert walked_vouchers(str(tree), ("data/**",), states, walk) is None
+    assert walked_vouchers(str(tree), ("data/**",), files(states), walk) is None
 
 
 def test_a_directory_changed_just_before_the_walk_is_not_trusted(tree: Path) -> None:
     """Its listing could miss an entry added in the same clock tick as the change before
     it: only the full walk, made now, can vouch for it."""
     walk, states = walked(tree, ("data/**",))
-    assert walked_vouchers(str(tree), ("data/**",), states, walk) is None
+    assert walked_vouchers(str(tree), ("data/**",), files(states), walk) is None
     walk.began_ns += int(fresh.RACY_SECONDS * 1e9) + 10**9  # as if the walk were later
-    assert walked_vouchers(str(tree), ("data/**",), states, walk) is not None
+    assert walked_vouchers(str(tree), ("data/**",), files(states), walk) is not None
 
 
 @pytest.mark.usefixtures("settled")
@@ -115,6 +118,6 @@ def test_a_directory_the_walk_could_not_list_vouches_for_nothing(
     monkeypatch.setattr(pathspec.os, "scandir", real)
     assert "data/sub/b.txt" not in [s.path for s in states]
     assert walk.dirs["data/sub"] is None
-    assert walked_vouchers(str(tree), ("data",), states, walk) is None
+    assert walked_vouchers(str(tree), ("data",), files(states), walk) is None
     step = Step(name="s", run="true", inputs=("data",))
     assert FreshIndex.input_vouchers(tree, step, states, walk) is None  # listed now: differs
