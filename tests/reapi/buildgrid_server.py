@@ -265,12 +265,29 @@ class Bot:
     worker_id: str
     proc: subprocess.Popen[bytes]
     lease_log: Path
+    output: Path
 
     def leases(self) -> list[list[str]]:
         """The leases this bot started, one ``[lease id, action hash, worker]`` each."""
         if not self.lease_log.exists():
             return []
         return [line.split("\t") for line in self.lease_log.read_text().splitlines()]
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Return once the bot holds a session, so work queued now reaches it.
+
+        A bot that imports grpc and BuildGrid can take seconds to start on a loaded CI
+        machine; a step with a short queue timeout would expire before it got there.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.output.read_text(errors="replace") if self.output.exists() else ""
+            if "bot: session " in text:
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError(f"bot {self.worker_id} exited: {text[-2000:]}")
+            time.sleep(0.05)
+        raise AssertionError(f"bot {self.worker_id} opened no session in {timeout:.0f}s")
 
     def kill(self) -> None:
         """SIGKILL the bot and the command it is running (its own process group)."""
@@ -280,7 +297,9 @@ class Bot:
 
 
 def start_bot(grid: BuildGrid, worker_id: str, *, properties: dict[str, str] | None = None,
-              lease_log: Path | None = None, extra_outputs: tuple[str, ...] = ()) -> Bot:
+              lease_log: Path | None = None, extra_outputs: tuple[str, ...] = (),
+              ready: bool = True) -> Bot:
+    """A bot process; with ``ready`` (the default), one that already holds a session."""
     log = lease_log or grid.root / f"{worker_id}.leases"
     work = grid.root / f"{worker_id}-work"
     argv = [sys.executable, str(BOT), "--endpoint", grid.target, "--instance", grid.instance,
@@ -290,11 +309,14 @@ def start_bot(grid: BuildGrid, worker_id: str, *, properties: dict[str, str] | N
     for key, value in (properties or {"OSFamily": "linux"}).items():
         argv += ["--property", f"{key}={value}"]
     env = {k: v for k, v in os.environ.items() if k != "WORKER_ID"}
-    with open(grid.root / f"{worker_id}.log", "ab") as out:
+    output = grid.root / f"{worker_id}.log"
+    with open(output, "ab") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True)
-    bot = Bot(worker_id, proc, log)
+    bot = Bot(worker_id, proc, log, output)
     grid.bots.append(bot)
+    if ready:
+        bot.wait_ready()
     return bot
 
 

@@ -150,7 +150,9 @@ def test_a_killed_worker_with_no_other_fails_the_step_within_its_bound(
                             cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env={**os.environ, "WORKER_ID": ""})
     try:
-        assert wait_for(lambda: bool(doomed.leases()), 30), grid.log()[-2000:]
+        assert wait_for(lambda: bool(doomed.leases()) or proc.poll() is not None, 30)
+        assert doomed.leases(), (proc.communicate()[1] if proc.poll() is not None
+                                 else grid.log()[-2000:])
         t0 = time.monotonic()
         doomed.kill()
         _, err = proc.communicate(timeout=30)
