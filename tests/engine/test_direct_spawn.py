@@ -92,6 +92,17 @@ def test_plain_words_are_looked_up_in_the_steps_path(tmp_path: Path) -> None:
     assert direct_argv("true", {"PATH": path}) is not None
 
 
+def test_path_entries_relative_empty_and_with_a_trailing_slash(tmp_path: Path) -> None:
+    """As dash looks up: a relative entry (and an empty one, the directory itself) from
+    the step's directory, an absolute one as written."""
+    d = bin_dir(tmp_path, tool="#!/bin/sh\n")
+    assert direct_argv("tool", {"PATH": f"/nowhere:{d}/"}) == (f"{d}/tool", ["tool"])
+    assert direct_argv("tool", {"PATH": "bin"}, str(tmp_path)) == \
+        (f"{tmp_path}/bin/tool", ["tool"])
+    assert direct_argv("tool", {"PATH": "/nowhere:"}, str(d)) == (f"{d}/tool", ["tool"])
+    assert direct_argv("tool", {"PATH": "/nowhere:elsewhere"}, str(tmp_path)) is None
+
+
 def test_a_step_run_by_the_runner_is_spawned_directly(tmp_path: Path) -> None:
     from attest_cli.engine.step_runner import ProcessStepRunner
 
