@@ -621,6 +621,7 @@ class ContentCache:
         """Every step has ended: write the stat index and the records now, and start the
         one sync of the local tier's file system in the background, so that it overlaps
         the end of the run (history, report, receipt). :meth:`close` waits for it."""
+        self.local.flush()  # the entry rows still waiting in memory: before the sync
         self._save_indexes()
         if self._dirty and self._sync is None:
             self._dirty = False
@@ -639,7 +640,8 @@ class ContentCache:
 
         Entries and records are written without an fsync each (three per stored step used
         to dominate a cold build). Every file is written to a temp name and renamed, a
-        manifest is a row committed to the entry table's log, and every read is verified
+        manifest is a row written to the entry table's log (in a batch, see
+        ``backends/entry_table.py``; written before the sync), and every read is verified
         (digests, the manifest's own key, bounded sizes), so:
         if attest dies, only the steps not yet finished are lost; if the machine loses
         power before this sync, entries stored since the last sync may be missing or torn,
@@ -647,6 +649,7 @@ class ContentCache:
         for check in self._early:  # the checks of steps that were never stored
             check.close()
         self._early.clear()
+        self.local.flush()
         self._save_indexes()
         if self._dirty:  # written since :meth:`flush`, or a run that never reached it
             self._dirty = False

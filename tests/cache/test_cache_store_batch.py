@@ -54,16 +54,23 @@ def test_storing_steps_syncs_nothing_per_step_and_once_per_run(
     monkeypatch.setattr(os, "replace", lambda a, b, **kw: (renames.append(str(b)),
                                                            real_replace(a, b, **kw))[1])
     syncs: list[Path] = []
-    monkeypatch.setattr(content_cache, "sync_filesystem", syncs.append)
+    rows_at_sync: list[int] = []  # the rows in the table file when it is synced
+
+    def sync(path: Path) -> None:
+        syncs.append(path)
+        rows_at_sync.append(len(cache_entries(path)))
+
+    monkeypatch.setattr(content_cache, "sync_filesystem", sync)
     _store_all(cache, pipeline, tmp_path)
     assert fsyncs == []
     manifests = [r for r in renames if "/entries/" in r]
     records = [r for r in renames if "/steps/" in r]
-    assert manifests == [] and records == []  # no file, no rename per stored step:
-    assert len(cache_entries(cache.local.root)) == 6  # a row of the entry table each
+    assert manifests == [] and records == []  # no file, no rename per stored step
     assert syncs == []
     cache.close()
+    assert len(cache_entries(cache.local.root)) == 6  # a row of the entry table each
     assert syncs == [cache.local.root]  # one sync when the run's cache closes
+    assert rows_at_sync == [6]  # the rows waiting in memory were written before it
     records = [r for r in renames if "/steps/" in r]
     assert len(records) == 1  # the pipeline's record map, once per run
 
@@ -88,6 +95,7 @@ def test_flush_writes_the_indexes_and_syncs_in_the_background_which_close_awaits
     cache.flush()  # returns while the sync is still running
     assert syncs == [(cache.local.root, "attest-sync")]
     assert list(records.iterdir())  # the records were written before the sync began
+    assert len(cache_entries(cache.local.root)) == 3  # and the entry rows
     closer = threading.Thread(target=cache.close)
     closer.start()
     closer.join(0.2)
@@ -121,6 +129,7 @@ def test_a_read_marks_an_object_used_at_most_once_an_hour(tmp_path: Path) -> Non
     local.put("entries/fresh", b"{}")
     local.put("entries/stale", b"{}")
     local.put("blobs/ab/blob", b"x")
+    local.flush()  # the rows written (they wait in memory up to 20 ms)
     blob = local.root / "blobs" / "ab" / "blob"
     recent = time.time() - 60
     old = time.time() - TOUCH_INTERVAL_SECONDS - 60

@@ -166,6 +166,7 @@ def test_a_big_pipeline_lists_the_entries_once_and_still_sees_an_eviction(
     assert first.store(ctx, decision, StepResult(name="build", command=STEP.run, exit_code=0),
                        log).stored
     first.save_fresh({"build": True})
+    first.close()  # its rows committed, as a run's are when it ends
 
     asked: list[str] = []
     real = LocalBackend.contains

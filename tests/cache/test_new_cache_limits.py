@@ -60,6 +60,7 @@ def test_an_existing_cache_is_pruned_for_age_once_a_day(tmp_path: Path) -> None:
     local = LocalBackend(tmp_path / "cache")
     assert not local.created_here
     store(local, 1, 100)
+    local.flush()  # the row written (it waits in memory up to 20 ms)
     old = time.time() - 400 * 86400
     for p in (tmp_path / "cache" / "blobs").rglob("*"):
         if p.is_file():

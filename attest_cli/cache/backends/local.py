@@ -56,7 +56,8 @@ class LocalBackend:
         self._lock = threading.Lock()
         self._root = str(root)  # str paths: several per stored or looked-up step
         self.table = EntryTable(self._root, max_entry_size=max_entry_size,
-                                touch_interval=TOUCH_INTERVAL_SECONDS)
+                                touch_interval=TOUCH_INTERVAL_SECONDS,
+                                unwritten=self._unwritten)
         self._entry_files: bool | None = None  # see _may_have_entry_files
 
     def _path(self, key: str) -> str:
@@ -122,6 +123,14 @@ class LocalBackend:
                 return stored
         if self.contains(key):
             return False
+        written = self._write_file(key, data)
+        with self._lock:
+            self.written += written
+        return True
+
+    def _write_file(self, key: str, data: bytes) -> int:
+        """``key`` as a file; the bytes written."""
+        path = self._path(key)
         if key.startswith(_TABLED):
             self._entry_files = True  # read back from here on
         # No fsync per object: blobs are digest-checked and manifests parsed strictly on
@@ -132,9 +141,20 @@ class LocalBackend:
             write_object(path + _ZSTD_SUFFIX, data)
         else:
             write_object(path, data)
-        with self._lock:
-            self.written += len(data)
-        return True
+        return len(data)
+
+    def _unwritten(self, rows: dict[str, bytes]) -> None:
+        """Entries already reported stored that the table could not write (its lock held
+        past its wait, a full disk): files, which every read also looks at."""
+        for key, data in rows.items():
+            try:
+                self._write_file(key, data)
+            except OSError as exc:
+                log.warning("cache: entry %s not stored: %s", key, exc)
+
+    def flush(self) -> None:
+        """Write the entry rows waiting in memory (see ``entry_table.py``) now."""
+        self.table.flush()
 
     def contains(self, key: str) -> bool:
         path = self._path(key)  # os.path: asked once per up-to-date step
