@@ -515,3 +515,93 @@ def test_rows_a_batch_cannot_write_are_stored_as_files(
     assert local.get("entries/first") == b"1" and local.get("entries/second") == b"2"
     local.close()
     assert LocalBackend(cache).get("entries/second") == b"2"  # another process too
+
+
+def test_a_row_near_the_length_limit_is_a_file_and_its_batch_stays_rows(
+        tmp_path: Path) -> None:
+    """SQLite's ceiling is on the whole row (key, value, time): a value just under it would
+    fail its batch's insert, and send every row of the batch to files."""
+    from attest_cli.cache.backends.entry_table import EntryTable
+
+    cache = tmp_path / "cache"
+    local = LocalBackend(cache, max_entry_size=10_000)
+    limit = local.table._max_length
+    assert local.put("entries/good", b"g")
+    assert local.put("entries/big", b"b" * (limit - 10))  # under the limit, with its key over
+    local.close()
+    assert sorted(cache_entries(cache)) == ["good"]
+    assert (cache / "entries" / "big").stat().st_size == limit - 10
+    assert isinstance(local.table, EntryTable)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_an_exception_while_a_batch_is_written_still_stores_its_rows(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever stops a batch's write (here MemoryError, on the writer thread), its rows
+    become files, the write lock is not kept, and later batches are still written (by a
+    new writer thread: the one that died no longer counts)."""
+    from attest_cli.cache.backends.entry_table import EntryTable
+    from tests.support import wait_for
+
+    cache = tmp_path / "cache"
+    local = LocalBackend(cache)
+    assert local.put("entries/first", b"1")
+    local.flush()
+    real = EntryTable._connect
+    fail = [True]
+
+    class Failing:
+        def __init__(self, conn: sqlite3.Connection) -> None:
+            self.conn = conn
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.conn, name)
+
+        def executemany(self, *args: object) -> None:
+            fail[0] = False
+            raise MemoryError
+
+    def connect(self: EntryTable, create: bool) -> object:
+        conn = real(self, create)
+        return Failing(conn) if conn is not None and fail[0] else conn
+
+    monkeypatch.setattr(EntryTable, "_connect", connect)
+    assert local.put("entries/second", b"2")
+    assert wait_for(lambda: (cache / "entries" / "second").exists(), timeout=10)
+    other = sqlite3.connect(cache / TABLE_FILE, isolation_level=None, timeout=1)
+    other.execute("BEGIN IMMEDIATE")  # the lock was not kept
+    other.execute("ROLLBACK")
+    other.close()
+    assert local.put("entries/third", b"3")
+    assert wait_for(lambda: "third" in cache_entries(cache), timeout=10)
+    assert local.get("entries/second") == b"2"
+    local.close()
+
+
+def test_a_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
+    """A child forked while the table is in use never touches the parent's connection
+    (SQLite forbids it) nor writes the parent's batch; its own rows are written."""
+    import sys
+
+    cache = tmp_path / "cache"
+    local = LocalBackend(cache)
+    assert local.put("entries/parent", b"p")
+    local.flush()
+    assert local.put("entries/waiting", b"w")  # the parent's batch, not yet written
+    parent_conn = local.table._conn
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's exit code is the assertion
+        code = 1
+        try:
+            ok = local.table._conn is None and local.get("entries/parent") == b"p"
+            ok = ok and local.put("entries/child", b"c") is True
+            local.close()
+            code = 0 if ok else 3
+        finally:
+            sys.stdout.flush()
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert local.table._conn is parent_conn
+    local.close()
+    assert sorted(cache_entries(cache)) == ["child", "parent", "waiting"]

@@ -83,6 +83,7 @@ LINGER_SECONDS = 2.0  # the writer thread, without rows to write, then ends
 MAX_WAL_BYTES = 256 * 2**20  # a log this large was not left by a run (4 MiB checkpoints)
 PAGE_CACHE_KIB = 2048  # per connection, whatever the file's header asks for
 SQLITE_MAX_LENGTH = 1_000_000_000  # SQLite's own ceiling on a value
+_ROW_OVERHEAD = 64  # a row's bytes besides its key and value (header, the time), at most
 # Keys the table may hold: ``entries/`` and a name without dots or slashes (a cache key
 # is 64 hex digits). A planted row with any other key is never handed to the backend.
 _KEY = re.compile(r"entries/[A-Za-z0-9_-]{1,128}")
@@ -349,7 +350,8 @@ class EntryTable:
         """True if stored (it joins the batch; a key that was already in the table is
         ignored when the batch is written), False if already waiting in it, None where
         there is no table (the caller stores a file)."""
-        if self.read_only or len(data) > self._max_length:  # over SQLite's own ceiling
+        # over SQLite's ceiling on a row (its key, value and time): a file holds it
+        if self.read_only or len(data) + len(key) + _ROW_OVERHEAD > self._max_length:
             return None
         with self._lock:
             if self._connect(True) is None:
@@ -390,19 +392,25 @@ class EntryTable:
         """The writer thread: writes each batch no store wrote when it was due; it ends
         after LINGER_SECONDS without one (the next batch starts another)."""
         with self._batch_waiting:
-            while True:
-                if not self._batch:
-                    # a wait that timed out may still have been notified (a batch began
-                    # while it took the lock back): it ends only if none is waiting now
-                    if not self._batch_waiting.wait(LINGER_SECONDS) and not self._batch:
-                        self._writer = None  # under the lock: the next batch sees it
-                        return
-                    continue
-                left = self._due - time.monotonic()
-                if left > 0:
-                    self._batch_waiting.wait(left)
-                else:
-                    self._write_batch()
+            try:
+                self._serve_batches()
+            finally:  # however it ends: the next batch starts another writer
+                self._writer = None
+
+    def _serve_batches(self) -> None:
+        """(Under the lock, on the writer thread.)"""
+        while True:
+            if not self._batch:
+                # a wait that timed out may still have been notified (a batch began while
+                # it took the lock back): it ends only if none is waiting now
+                if not self._batch_waiting.wait(LINGER_SECONDS) and not self._batch:
+                    return
+                continue
+            left = self._due - time.monotonic()
+            if left > 0:
+                self._batch_waiting.wait(left)
+            else:
+                self._write_batch()
 
     def _write_batch(self) -> None:
         """(Under the lock.) The waiting rows in one transaction. Rows it cannot write go to
@@ -421,14 +429,25 @@ class EntryTable:
             return
         except (sqlite3.DatabaseError, TableUnavailable) as exc:
             problem: Exception = exc
-            if conn is not None and conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.DatabaseError) and \
-                    exc.sqlite_errorcode in _BROKEN_CODES:
+            self._roll_back()
+            if getattr(exc, "sqlite_errorcode", None) in _BROKEN_CODES:
                 self.broken = True  # files for the rest of this process
                 self._close_connection()
                 self._move_aside(exc)
+        except BaseException:  # an interrupt, no memory: the rows still become files
+            self._roll_back()
+            self._hand_back(rows, "interrupted")
+            raise
+        self._hand_back(rows, problem)
+
+    def _roll_back(self) -> None:
+        conn = self._conn
+        if conn is not None and conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+
+    def _hand_back(self, rows: dict[str, tuple[bytes, float]], problem: object) -> None:
+        """Rows a batch could not write, to ``unwritten`` (files)."""
         if self._unwritten is None:
             log.warning("cache: %d entries not stored in %s: %s", len(rows), self.path,
                         problem)
@@ -448,14 +467,15 @@ class EntryTable:
     def names(self, prefix: str, limit: int) -> set[str] | None:
         """The keys under ``prefix`` without it; None past ``limit`` (or when the table
         cannot say: then every name is asked for)."""
+        with self._lock:  # first: a row leaves the batch only for the table (or a file)
+            waiting = [key[len(prefix):] for key in self._batch if key.startswith(prefix)]
         try:
             found = self._rows("SELECT key FROM objects WHERE key >= ? AND key < ? LIMIT ?",
                                (prefix, _after(prefix), limit + 1))
         except (TableUnavailable, sqlite3.DataError):
             return None
         out = {str(key)[len(prefix):] for (key,) in found or () if _valid(key)}
-        with self._lock:
-            out.update(key[len(prefix):] for key in self._batch if key.startswith(prefix))
+        out.update(waiting)
         return None if len(out) > limit else out
 
     def delete(self, key: str) -> None:
@@ -524,11 +544,20 @@ class EntryTable:
 _TABLES: weakref.WeakSet[EntryTable] = weakref.WeakSet()
 
 
+_INHERITED: list[sqlite3.Connection] = []  # a forked child's: never used, never closed
+
+
 def _after_fork() -> None:
     """In a forked child: each table's lock may have been held by a thread that is not
-    there, and its batch is the parent's to write (the parent writes it)."""
+    there, its batch is the parent's to write, and its connection (which SQLite forbids
+    using across a fork; closing it could fold the parent's log in) and its lock file's
+    descriptor (shared with the parent) are the parent's: the child opens its own."""
     for table in list(_TABLES):
         table._reset()
+        if table._conn is not None:
+            _INHERITED.append(table._conn)
+        table._conn = None
+        table._flock_fd = None
 
 
 os.register_at_fork(after_in_child=_after_fork)
