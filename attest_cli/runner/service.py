@@ -129,12 +129,25 @@ def execute(ctx: AppContext, options: RunOptions, *, view: Callable[[Event], Non
                 _close_failed(report, run, path, exc, bus if stage.started else None)
             raise
         finally:
-            for close in reversed(run.closers):
-                try:
-                    close()
-                except Exception as exc:
-                    log.warning("shutting down a run feature failed: %s", exc)
+            _close_all(run.closers)
     return report
+
+
+def _close_all(closers: Sequence[Callable[[], None]]) -> None:
+    """Every closer, in reverse order of registration. One that raises is a warning; an
+    interrupt inside one (a second Ctrl-C: signals are no longer routed here) stops that
+    closer, not the others - the cache's close writes the entries still waiting and syncs
+    them - and is raised once they have all run."""
+    interrupt: BaseException | None = None
+    for close in reversed(closers):
+        try:
+            close()
+        except Exception as exc:
+            log.warning("shutting down a run feature failed: %s", exc)
+        except BaseException as exc:  # KeyboardInterrupt, SystemExit
+            interrupt = interrupt or exc
+    if interrupt is not None:
+        raise interrupt
 
 
 class _Stage:

@@ -434,3 +434,36 @@ def test_a_large_hit_that_turns_out_corrupt_runs_its_command_after_all(project: 
     assert steps["blob"]["status"] == "success"  # ran again, not restored
     assert (project / "runs.log").read_text() == "ran\nran\n"
     assert (project / "big.bin").read_bytes() == b"\0" * 3_000_000
+
+
+def test_an_interrupt_in_one_closer_still_runs_the_others(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second Ctrl-C while a run shuts down (signals are no longer routed then) stops
+    the closer it lands in, not the ones after it: the cache still writes and syncs its
+    entries; the interrupt is raised once every closer has run."""
+    from attest_cli.context import AppContext
+    from attest_cli.runner import service
+    from attest_cli.runner.features import Feature, RunContext, RunOptions
+    from attest_cli.runner.plugins import LoadedFeature
+    from tests.support import cache_entries
+
+    closed: list[str] = []
+
+    def interrupted_closer(run: RunContext) -> None:
+        def close() -> None:
+            closed.append("interrupted")
+            raise KeyboardInterrupt
+
+        run.on_close(lambda: closed.append("first registered"))
+        run.on_close(close)  # runs first: closers run in reverse order
+
+    real = service.load_features
+    extra = [LoadedFeature("late", 1000, Feature("late", 1000, interrupted_closer),
+                           builtin=False)]
+    monkeypatch.setattr(service, "load_features", lambda **kw: [*real(**kw), *extra])
+    write_pipeline(project, PIPELINE)
+    ctx = AppContext(workdir=project, environ={"PATH": os.environ["PATH"]})
+    with pytest.raises(KeyboardInterrupt):
+        service.execute(ctx, RunOptions())
+    assert closed == ["interrupted", "first registered"]
+    assert len(cache_entries(project / ".attest" / "cache")) == 1  # build's entry, written
