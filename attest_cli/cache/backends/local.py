@@ -28,7 +28,7 @@ from typing import BinaryIO
 from attest_cli.atomic import write_object
 from attest_cli.cache.backends.base import MalformedObject, StoredObject
 from attest_cli.cache.backends.bounded import DEFAULT_MAX_ENTRY_SIZE, check_size, read_limited
-from attest_cli.cache.backends.entry_table import EntryTable, TableUnavailable
+from attest_cli.cache.backends.entry_table import EntryTable
 
 log = logging.getLogger("attest.cache")
 
@@ -111,11 +111,9 @@ class LocalBackend:
         if key.startswith(_TABLED) and not self.table.broken:
             if self._may_have_entry_files() and os.path.exists(path):  # an earlier version's
                 return False
-            try:
-                stored = self.table.put(key, data)  # a row already there: not stored again
-            except TableUnavailable as exc:  # another process's write outlasted the wait
-                log.debug("cache: %s stored as a file: %s", key, exc)
-                stored = None
+            # None: no table here (a file instead); a batch the table cannot write later
+            # comes back as files through _unwritten
+            stored = self.table.put(key, data)
             if stored is not None:
                 if stored:
                     with self._lock:
