@@ -23,7 +23,9 @@ Workloads (``--only`` takes a comma-separated list of these names):
   make phony targets, ninja edges whose outputs never exist); per-step overhead
   = (t(200) − t(1)) / 199, which removes each tool's start-up.
 - ``fanout``: 200 independent steps (``--fanout-cmd``, default ``true``) at ``-j2`` and ``-j1``,
-  attest ``--no-cache`` and make: the speed-up ratio t(-j2) ÷ t(-j1) of each tool.
+  attest ``--no-cache``, make (phony targets), ninja (edges whose outputs never exist) and
+  doit (``uptodate: [False]``, ``-n``): the speed-up ratio t(-j2) ÷ t(-j1) of each tool. A
+  note splits attest's time, from its run reports, into the steps' window and the rest.
   For ``cold`` and ``fanout`` a note gives each side's CPU per step (user + system of the
   whole process tree, from ``wait4``) and the cores it kept busy (CPU ÷ wall).
 - ``hashing``: 10,000 files × 25 KB. Cold: ``attest run`` of a step with ``inputs:
@@ -156,6 +158,32 @@ def cpu_note(label: str, samples: dict[str, list[Sample]], names: Sequence[str],
             parts.append(f"{name} {cpu * 1000 / per:.2f} ms/step on "
                          f"{cpu / med(samples[name]):.2f} cores")
     return f"{label} CPU: " + ", ".join(parts)
+
+
+def steps_window(root: Path, samples: dict[str, list[Sample]], jobs: int) -> str | None:
+    """Split attest's fan-out time in two, from its run reports: the window from the first
+    step's start to the last step's end, and the rest of the whole-process time (start-up,
+    loading, the run's records, exit), which does not shrink with ``-j``. A diagnostic
+    beside the whole-process row, not a figure of its own: the window is attest's reading."""
+    windows: dict[int, list[float]] = {1: [], jobs: []}
+    for path in (root / ".attest" / "runs").glob("*.json"):
+        try:
+            rep = json.loads(path.read_text())
+            steps = rep["steps"]
+            first = min(x["started_at"] for x in steps)
+            last = max(x["started_at"] + x["wall_seconds"] for x in steps)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if rep.get("parallel") in windows:
+            windows[rep["parallel"]].append(last - first)
+    if not windows[1] or not windows[jobs] or "attest-j1" not in samples:
+        return None
+    w1, wj = statistics.median(windows[1]), statistics.median(windows[jobs])
+    fixed1 = med(samples["attest-j1"]) - w1
+    fixedj = med(samples[f"attest-j{jobs}"]) - wj
+    return (f"fan-out, attest's steps window (its run reports): -j1 {fmt_s(w1)}, -j{jobs} "
+            f"{fmt_s(wj)} ({wj / w1:.2f}×); outside it (start-up, records, exit) "
+            f"{fmt_s(fixed1)} and {fmt_s(fixedj)}")
 
 
 def progress(text: str) -> None:
@@ -315,6 +343,15 @@ def write_true_project(root: Path, n: int, tool: str, *, chain: bool, cmd: str =
         nj += [f"build s{i}: run{f' | s{i - 1}' if chain and i else ''}" for i in range(n)]
         nj.append("default " + " ".join(f"s{i}" for i in range(n)))
         (root / "build.ninja").write_text("\n".join(nj) + "\n")
+    elif tool == "doit":
+        # never up to date: every task runs on every invocation, as the phony targets do
+        dep = "[f's:s{i - 1}'] if i else []" if chain else "[]"
+        (root / "dodo.py").write_text(
+            "DOIT_CONFIG = {'verbosity': 0}\n"
+            "def task_s():\n"
+            f"    for i in range({n}):\n"
+            f"        yield {{'name': f's{{i}}', 'actions': [{cmd!r}], 'uptodate': [False],\n"
+            f"               'task_dep': {dep}}}\n")
 
 
 def newest_report(root: Path) -> dict[str, object]:
@@ -535,8 +572,9 @@ class Bench:
         progress(f"fanout {n} steps ")
         root = self.workspace("fanout")
         env = clean_env(root)
+        tools = ("attest", *PEERS)
         variants: dict[str, Variant] = {}
-        for tool in ("attest", "make"):
+        for tool in tools:
             write_true_project(root / tool, n, tool, chain=False, cmd=cmd)
             for j in (1, jobs):
                 c = self.attest_cmd("-j", str(j), "--no-cache") if tool == "attest" \
@@ -544,16 +582,18 @@ class Bench:
                 if c is not None:
                     variants[f"{tool}-j{j}"] = Variant(c, root / tool, env)
         s = interleaved(variants, self.repeat, self.warmup)
-        self.notes.append(cpu_note("fan-out", s, [f"{t}-j{j}" for t in ("attest", "make")
+        self.notes.append(cpu_note("fan-out", s, [f"{t}-j{j}" for t in tools
                                                   for j in (1, jobs)], n))
+        window = steps_window(root / "attest", s, jobs)
+        if window:
+            self.notes.append(window)
         speed = {tool: div(med(s[f"{tool}-j{jobs}"]), med(s[f"{tool}-j1"]))
-                 if f"{tool}-j1" in s else None for tool in ("attest", "make")}
+                 if f"{tool}-j1" in s else None for tool in tools}
         sa = speed["attest"]
         assert sa is not None
         self.rows.append(Row(
             "fanout", f"{n} independent `{cmd}` steps, -j{jobs} ÷ -j1", f"{sa:.2f}×",
-            {"make": "n/a" if speed["make"] is None else f"{speed['make']:.2f}×", "ninja": "-",
-             "doit": "-"},
+            {p: "n/a" if speed[p] is None else f"{speed[p]:.2f}×" for p in PEERS},
             f"attest -j1 {fmt_s(med(s['attest-j1']))}",
             f"{sa:.2f}× ({abs(1 - sa) * 100:.0f}% {'faster' if sa <= 1 else 'slower'})",
             "≤ 0.65×", sa <= 0.65,
