@@ -9,11 +9,13 @@ wrote them before orjson. :func:`loads` reads both forms.
 
 from __future__ import annotations
 
-import dataclasses
 import json
+import sys
 from typing import Any
 
 import orjson
+
+from attest_cli.record import Record, as_dict
 
 
 def dumps(obj: Any, *, sort_keys: bool = False, newline: bool = False) -> bytes:
@@ -21,16 +23,19 @@ def dumps(obj: Any, *, sort_keys: bool = False, newline: bool = False) -> bytes:
     option = (orjson.OPT_SORT_KEYS if sort_keys else 0) | \
         (orjson.OPT_APPEND_NEWLINE if newline else 0)
     try:
-        return orjson.dumps(obj, option=option)
+        return orjson.dumps(obj, default=_fields, option=option)
     except orjson.JSONEncodeError:
-        text = json.dumps(obj, separators=(",", ":"), sort_keys=sort_keys,
-                          default=_dataclass_fields)
+        text = json.dumps(obj, separators=(",", ":"), sort_keys=sort_keys, default=_fields)
         return (text + "\n" if newline else text).encode("ascii")
 
 
-def _dataclass_fields(obj: Any) -> dict[str, Any]:
-    """What orjson writes for a dataclass instance: its fields, in order."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+def _fields(obj: Any) -> dict[str, Any]:
+    """A record's (or, for the standard library, a dataclass instance's) fields, in order:
+    what orjson writes for a dataclass."""
+    if isinstance(obj, Record):
+        return as_dict(obj)
+    dataclasses = sys.modules.get("dataclasses")  # an instance of one means it is loaded
+    if dataclasses is not None and dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
     raise TypeError(f"{type(obj).__name__} is not JSON serializable")
 
