@@ -15,7 +15,6 @@ one asked). The metrics read the same attribution from ``CacheChecked.backend``.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import logging
@@ -333,10 +332,12 @@ class ContentCache:
                         continue
                     manifest = loaded
                     if self._restore_is_long(ctx, manifest):
+                        # the same context without the limit: the pending lookup restores
+                        unlimited = StepContext(ctx.run_id, ctx.pipeline, ctx.step, ctx.env,
+                                                ctx.workdir, ctx.upstream,
+                                                restore_inline_limit=None)
                         return CacheDecision(hit=True, backend=backend.name, key=key,
-                                             pending=functools.partial(
-                                                 self.lookup, dataclasses.replace(
-                                                     ctx, restore_inline_limit=None)))
+                                             pending=functools.partial(self.lookup, unlimited))
                     log_bytes = self._restore(pipeline.root, step, manifest, backend)
             except BackendUnavailable as exc:
                 problems.append(f"{backend.name} unavailable ({exc})")

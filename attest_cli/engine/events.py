@@ -11,8 +11,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
+
+from attest_cli.record import FrozenRecord
 
 if TYPE_CHECKING:
     from attest_cli.engine.run_report import RunReport, StepResult
@@ -22,17 +23,24 @@ log = logging.getLogger("attest.engine")
 
 
 # eq=False: an event is a message, compared by identity. Value equality cost two more
-# generated methods (__eq__, __hash__) per class, ~0.9 ms of every run's start-up.
-@dataclass(frozen=True, eq=False)
-class Event:
+# generated methods (__eq__, __hash__) per class, ~0.9 ms of every run's start-up; a
+# FrozenRecord would compare and hash by value, so Event takes object's back.
+# Each class writes its own __init__, one ``__dict__.update`` (no super() call): events are
+# created per step, several per step, on the run's hot path.
+class Event(FrozenRecord):
     """What every event carries: when it happened (``time.time()``)."""
 
-    at: float = field(default_factory=time.time, kw_only=True)
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
+    at: float
+
+    def __init__(self, *, at: float | None = None) -> None:
+        self.__dict__.update(at=time.time() if at is None else at)
 
 
 # RunStarted and RunFinished carry a frozen snapshot of the report (RunReport.snapshot()):
 # assigning to it raises, and the run's later changes never reach an observer.
-@dataclass(frozen=True, eq=False)
 class RunStarted(Event):
     """A run begins: its pipeline, the steps selected and a snapshot of its report."""
 
@@ -42,8 +50,13 @@ class RunStarted(Event):
     parallel: int
     report: RunReport
 
+    def __init__(self, run_id: str, pipeline: Pipeline, selected: tuple[str, ...],
+                 parallel: int, report: RunReport, *, at: float | None = None) -> None:
+        self.__dict__.update(at=time.time() if at is None else at, run_id=run_id,
+                             pipeline=pipeline, selected=selected, parallel=parallel,
+                             report=report)
 
-@dataclass(frozen=True, eq=False)
+
 class StepStarted(Event):
     """A step leaves the queue: its cache lookup or its command begins, in ``slot``."""
 
@@ -53,18 +66,24 @@ class StepStarted(Event):
     slot: int
     # the step cache is consulted before the command runs: a CacheChecked follows (unless
     # the lookup itself fails), and on a hit the step's StepOutput lines are its replayed log
-    lookup: bool = False
+    lookup: bool
+
+    def __init__(self, run_id: str, step: str, command: str, slot: int, lookup: bool = False,
+                 *, at: float | None = None) -> None:
+        self.__dict__.update(at=time.time() if at is None else at, run_id=run_id, step=step,
+                             command=command, slot=slot, lookup=lookup)
 
 
-@dataclass(frozen=True, eq=False)
 class StepOutput(Event):
     """One line a step wrote (or, on a hit, one line of its replayed log)."""
 
     step: str
     line: str  # one line, without the newline, secrets masked
 
+    def __init__(self, step: str, line: str, *, at: float | None = None) -> None:
+        self.__dict__.update(at=time.time() if at is None else at, step=step, line=line)
 
-@dataclass(frozen=True, eq=False)
+
 class CacheChecked(Event):
     """The step cache was asked: a hit or a miss, and on a miss what differs."""
 
@@ -74,11 +93,18 @@ class CacheChecked(Event):
     key: str | None
     reason: str | None  # on a miss: what differs from the last stored entry
     duration: float
-    components: Mapping[str, str] | None = None
-    up_to_date: bool = False  # decided by the up-to-date check, without a lookup
+    components: Mapping[str, str] | None
+    up_to_date: bool  # decided by the up-to-date check, without a lookup
+
+    def __init__(self, step: str, backend: str, hit: bool, key: str | None,
+                 reason: str | None, duration: float,
+                 components: Mapping[str, str] | None = None, up_to_date: bool = False,
+                 *, at: float | None = None) -> None:
+        self.__dict__.update(at=time.time() if at is None else at, step=step, backend=backend,
+                             hit=hit, key=key, reason=reason, duration=duration,
+                             components=components, up_to_date=up_to_date)
 
 
-@dataclass(frozen=True, eq=False)
 class CacheStored(Event):
     """A step's outputs went (or did not go) into a cache tier."""
 
@@ -87,26 +113,37 @@ class CacheStored(Event):
     key: str
     bytes: int
     duration: float
-    stored: bool = True
-    reason: str | None = None  # why not stored, when stored is False
+    stored: bool
+    reason: str | None  # why not stored, when stored is False
+
+    def __init__(self, step: str, backend: str, key: str, bytes: int,
+                 duration: float, stored: bool = True, reason: str | None = None,
+                 *, at: float | None = None) -> None:
+        self.__dict__.update(at=time.time() if at is None else at, step=step, backend=backend,
+                             key=key, bytes=bytes, duration=duration, stored=stored,
+                             reason=reason)
 
 
-@dataclass(frozen=True, eq=False)
 class StepFinished(Event):
     """A step has its result: run, cached, failed or skipped."""
 
     run_id: str
     result: StepResult
 
+    def __init__(self, run_id: str, result: StepResult, *, at: float | None = None) -> None:
+        self.__dict__.update(at=time.time() if at is None else at, run_id=run_id,
+                             result=result)
 
-@dataclass(frozen=True, eq=False)
+
 class RunFinished(Event):
     """A run ended; observers write what they keep (reports, metrics, traces)."""
 
     report: RunReport
 
+    def __init__(self, report: RunReport, *, at: float | None = None) -> None:
+        self.__dict__.update(at=time.time() if at is None else at, report=report)
 
-@dataclass(frozen=True, eq=False)
+
 class VerificationFinished(Event):
     """One verification: ``kind`` is signature, receipt or policy."""
 
@@ -115,13 +152,21 @@ class VerificationFinished(Event):
     reason: str | None
     duration: float
 
+    def __init__(self, kind: str, ok: bool, reason: str | None, duration: float,
+                 *, at: float | None = None) -> None:
+        self.__dict__.update(at=time.time() if at is None else at, kind=kind, ok=ok,
+                             reason=reason, duration=duration)
 
-@dataclass(frozen=True, eq=False)
+
 class ReceiptSigned(Event):
     """The run's receipt was signed and written to ``path``."""
 
     path: str
     duration: float
+
+    def __init__(self, path: str, duration: float, *, at: float | None = None) -> None:
+        self.__dict__.update(at=time.time() if at is None else at, path=path,
+                             duration=duration)
 
 
 Observer = Callable[[Event], None]

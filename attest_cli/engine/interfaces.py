@@ -10,9 +10,10 @@ a :class:`Clock`; implementations live in ``attest_cli.cache``,
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
+
+from attest_cli.record import FrozenRecord, Record
 
 if TYPE_CHECKING:
     from attest_cli.engine.process import ProcessOutcome
@@ -20,8 +21,7 @@ if TYPE_CHECKING:
     from attest_cli.pipeline.model import Pipeline, Step
 
 
-@dataclass
-class StepContext:
+class StepContext(Record):
     """What a collaborator may know about a step about to run."""
 
     run_id: str
@@ -33,11 +33,21 @@ class StepContext:
     # A hit whose restore would write more than this many bytes is not restored by
     # ``lookup``: it answers with ``pending`` instead, for the caller to run elsewhere
     # (the scheduler's event loop runs no long restore itself). None: always restore.
-    restore_inline_limit: int | None = None
+    restore_inline_limit: int | None
+
+    def __init__(self, run_id: str, pipeline: Pipeline, step: Step, env: Mapping[str, str],
+                 workdir: Path, upstream: Mapping[str, StepResult],
+                 restore_inline_limit: int | None = None) -> None:
+        self.run_id = run_id
+        self.pipeline = pipeline
+        self.step = step
+        self.env = env
+        self.workdir = workdir
+        self.upstream = upstream
+        self.restore_inline_limit = restore_inline_limit
 
 
-@dataclass
-class CacheDecision:
+class CacheDecision(Record):
     """The answer of a cache lookup.
 
     On a hit the cache has already restored the outputs; ``log_text`` is the captured output
@@ -47,28 +57,56 @@ class CacheDecision:
 
     hit: bool
     backend: str
-    key: str | None = None
-    reason: str | None = None
-    log_text: str = ""
-    output_digest: str | None = None
-    outputs: list[dict[str, str]] = field(default_factory=list)
-    inputs: list[dict[str, str]] = field(default_factory=list)
-    components: Mapping[str, str] | None = None
-    state: object = None
+    key: str | None
+    reason: str | None
+    log_text: str
+    output_digest: str | None
+    outputs: list[dict[str, str]]
+    inputs: list[dict[str, str]]
+    components: Mapping[str, str] | None
+    state: object
     # Set instead of restoring (see StepContext.restore_inline_limit): the full lookup,
     # restore included, whose decision is the real one (a hit, or a miss after all).
-    pending: Callable[[], CacheDecision] | None = None
+    pending: Callable[[], CacheDecision] | None
+
+    # outputs and inputs default to a new list each (a step's result takes them over)
+    def __init__(self, hit: bool, backend: str, key: str | None = None,
+                 reason: str | None = None, log_text: str = "",
+                 output_digest: str | None = None, outputs: list[dict[str, str]] | None = None,
+                 inputs: list[dict[str, str]] | None = None,
+                 components: Mapping[str, str] | None = None, state: object = None,
+                 pending: Callable[[], CacheDecision] | None = None) -> None:
+        self.hit = hit
+        self.backend = backend
+        self.key = key
+        self.reason = reason
+        self.log_text = log_text
+        self.output_digest = output_digest
+        self.outputs = [] if outputs is None else outputs
+        self.inputs = [] if inputs is None else inputs
+        self.components = components
+        self.state = state
+        self.pending = pending
 
 
-@dataclass
-class StoreOutcome:
+class StoreOutcome(Record):
     """Whether a step's outputs were stored, how many bytes, and why not."""
 
     stored: bool
-    bytes: int = 0
-    output_digest: str | None = None
-    outputs: list[dict[str, str]] = field(default_factory=list)
-    reason: str | None = None
+    bytes: int
+    output_digest: str | None
+    outputs: list[dict[str, str]]
+    reason: str | None
+
+    # outputs defaults to a new list (a step's result takes it over)
+    def __init__(self, stored: bool, bytes: int = 0,
+                 output_digest: str | None = None, outputs: list[dict[str, str]] | None = None,
+                 reason: str | None = None) -> None:
+        self.stored = stored
+        self.bytes = bytes
+        self.output_digest = output_digest
+        self.outputs = [] if outputs is None else outputs
+        self.reason = reason
 
 
 class StepCache(Protocol):
@@ -96,8 +134,7 @@ EnvProvider = Callable[[str], Mapping[str, str]]
 """Called with a step name just before it starts; returns extra variables (TRACEPARENT)."""
 
 
-@dataclass(frozen=True)
-class StepRequest:
+class StepRequest(FrozenRecord):
     """One step's command as the scheduler hands it to a :class:`StepRunner`."""
 
     step: str
@@ -110,7 +147,13 @@ class StepRequest:
     mask: Callable[[str], str]
     # the step's cache key, when the cache computed one (a remote executor salts its Action
     # with it, so the server's Action Cache entry is never looser than attest's key)
-    cache_key: str | None = None
+    cache_key: str | None
+
+    def __init__(self, step: str, command: str, cwd: Path, env: Mapping[str, str],
+                 log_path: Path, timeout: float | None, on_line: Callable[[str], None],
+                 mask: Callable[[str], str], cache_key: str | None = None) -> None:
+        self.__dict__.update(step=step, command=command, cwd=cwd, env=env, log_path=log_path,
+                             timeout=timeout, on_line=on_line, mask=mask, cache_key=cache_key)
 
 
 class StepRunner(Protocol):

@@ -24,12 +24,12 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from attest_cli.engine.launcher import LaunchedStep, LauncherGone, StepLauncher
 from attest_cli.engine.launcher_server import direct_argv, shell_env, spawn_command
+from attest_cli.record import Record
 
 KILL_GRACE_SECONDS = 3.0  # SIGTERM -> SIGKILL, on timeout and on interrupt
 # A launched step's exit record may reach attest a little after the launcher reaped it: the
@@ -45,8 +45,7 @@ DRAIN_BYTES = 1 << 20
 TIMEOUT_EXIT_CODE = 124  # a step stopped by its timeout, as coreutils' timeout(1) reports
 
 
-@dataclass
-class ProcessOutcome:
+class ProcessOutcome(Record):
     """How one step's command ended: its exit, times, peak memory and when it began."""
 
     exit_code: int
@@ -57,22 +56,42 @@ class ProcessOutcome:
     # The peak RSS the step's shell inherited at exec (Linux starts ru_maxrss at the peak of
     # the address space exec replaced): the launcher's ~5 MiB, or attest's own peak when
     # attest spawned the step. A reported peak at or below this is an upper bound only.
-    max_rss_floor_bytes: int | None = None
-    timed_out: bool = False
-    signal: int | None = None
-    logged: bool = False  # the step printed something: its log file exists
+    max_rss_floor_bytes: int | None
+    timed_out: bool
+    signal: int | None
+    logged: bool  # the step printed something: its log file exists
     # Set by a remote executor (docs/remote.md): where and how the step ran (worker, Action
     # and result digests, the worker's timestamps), recorded as the step's ``remote``.
-    remote: dict[str, Any] | None = None
+    remote: dict[str, Any] | None
     # The backend whose cache answered instead of running the command (a REAPI server's
     # Action Cache hit on Execute): the step is recorded as cached from that backend.
-    cached_by: str | None = None
+    cached_by: str | None
     # When a step that waited in the launcher's queue was spawned (time.monotonic): its
     # start, for the timeline (it was looked up earlier, when it was queued).
-    spawned_at: float | None = None
+    spawned_at: float | None
     # Why the step failed when no exit code says it (a remote result refused, a server gone
     # under execution.required); such an outcome has exit_code -1, recorded as null.
-    reason: str | None = None
+    reason: str | None
+
+    def __init__(self, exit_code: int, wall_seconds: float, cpu_user_seconds: float,
+                 cpu_system_seconds: float, max_rss_bytes: int,
+                 max_rss_floor_bytes: int | None = None, timed_out: bool = False,
+                 signal: int | None = None, logged: bool = False,
+                 remote: dict[str, Any] | None = None, cached_by: str | None = None,
+                 spawned_at: float | None = None, reason: str | None = None) -> None:
+        self.exit_code = exit_code
+        self.wall_seconds = wall_seconds
+        self.cpu_user_seconds = cpu_user_seconds
+        self.cpu_system_seconds = cpu_system_seconds
+        self.max_rss_bytes = max_rss_bytes
+        self.max_rss_floor_bytes = max_rss_floor_bytes
+        self.timed_out = timed_out
+        self.signal = signal
+        self.logged = logged
+        self.remote = remote
+        self.cached_by = cached_by
+        self.spawned_at = spawned_at
+        self.reason = reason
 
 
 class ProcessRegistry:

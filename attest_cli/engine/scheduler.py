@@ -42,7 +42,6 @@ import threading
 import time
 from collections import ChainMap
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -76,6 +75,7 @@ from attest_cli.engine.step_runner import ProcessStepRunner, SystemClock
 from attest_cli.engine.stepscope import working_for
 from attest_cli.errors import disk_full
 from attest_cli.pipeline.model import Pipeline, Step
+from attest_cli.record import FrozenRecord, Record
 
 log = logging.getLogger("attest.pipeline")
 
@@ -97,32 +97,43 @@ STORE_IN_LOOP_BYTES = 1 << 20
 _GLOB_CHARS = frozenset("*?[")  # what makes a declaration a glob (attest_cli.pathspec)
 
 
-@dataclass
-class SchedulerOptions:
+class SchedulerOptions(Record):
     """How the scheduler runs a pipeline: its parallelism, limits and where logs go."""
 
     parallel: int
     logs_dir: Path
-    keep_going: bool = False
-    default_timeout: float | None = None  # --timeout: for steps without their own
-    use_cache: bool = True
-    base_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    keep_going: bool
+    default_timeout: float | None  # --timeout: for steps without their own
+    use_cache: bool
+    base_env: Mapping[str, str]  # default: a copy of os.environ, taken when created
     # Steps on worker threads even where one event loop could run them: a CPU profile of
     # attest (--profile cpu) attributes a worker's samples to its step by the thread's name.
-    threads: bool = False
+    threads: bool
+
+    def __init__(self, parallel: int, logs_dir: Path, keep_going: bool = False,
+                 default_timeout: float | None = None, use_cache: bool = True,
+                 base_env: Mapping[str, str] | None = None, threads: bool = False) -> None:
+        self.parallel = parallel
+        self.logs_dir = logs_dir
+        self.keep_going = keep_going
+        self.default_timeout = default_timeout
+        self.use_cache = use_cache
+        self.base_env = dict(os.environ) if base_env is None else base_env
+        self.threads = threads
 
 
-@dataclass(frozen=True)
-class _Work:
+class _Work(FrozenRecord):
     """A started step on its way to a worker."""
 
     step: Step
     slot: int
     upstream: dict[str, StepResult]
 
+    def __init__(self, step: Step, slot: int, upstream: dict[str, StepResult]) -> None:
+        self.__dict__.update(step=step, slot=slot, upstream=upstream)
 
-@dataclass
-class _PendingRestore:
+
+class _PendingRestore(Record):
     """A step whose cache hit is too large to restore on the event loop (see _begin)."""
 
     step: Step
@@ -132,9 +143,17 @@ class _PendingRestore:
     decision: CacheDecision
     started: float  # when the lookup began (its CacheChecked duration)
 
+    def __init__(self, step: Step, result: StepResult, ctx: StepContext, log_path: Path,
+                 decision: CacheDecision, started: float) -> None:
+        self.step = step
+        self.result = result
+        self.ctx = ctx
+        self.log_path = log_path
+        self.decision = decision
+        self.started = started
 
-@dataclass
-class _Launch:
+
+class _Launch(Record):
     """A step past its lookup, its command about to run: what finishing it needs."""
 
     step: Step
@@ -143,6 +162,15 @@ class _Launch:
     result: StepResult
     log_path: Path
     request: StepRequest
+
+    def __init__(self, step: Step, ctx: StepContext, decision: CacheDecision | None,
+                 result: StepResult, log_path: Path, request: StepRequest) -> None:
+        self.step = step
+        self.ctx = ctx
+        self.decision = decision
+        self.result = result
+        self.log_path = log_path
+        self.request = request
 
     @property
     def slot(self) -> int:

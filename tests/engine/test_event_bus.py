@@ -77,3 +77,22 @@ def test_a_broken_observer_is_skipped_and_the_others_still_see_everything() -> N
     for e in events():
         bus.publish(e)
     assert len(after.seen) == 3
+
+
+def test_an_event_is_a_read_only_message_compared_by_identity() -> None:
+    """What the events kept of their frozen, eq=False dataclasses (they are records now)."""
+    import pickle
+
+    from attest_cli.record import FrozenError, fields_of
+
+    line = StepOutput(step="a", line="hi", at=1.0)
+    twin = StepOutput("a", "hi", at=1.0)
+    assert line != twin and line == line and hash(line) != hash(twin)
+    assert repr(line) == "StepOutput(at=1.0, step='a', line='hi')"
+    assert fields_of(StepStarted) == ("at", "run_id", "step", "command", "slot", "lookup")
+    with pytest.raises(FrozenError):
+        line.line = "changed"
+    with pytest.raises(TypeError):
+        StepOutput("a", "hi", 1.0)  # type: ignore[call-arg]  # `at` is keyword-only
+    assert StepOutput(step="a", line="hi").at > 0  # "now" unless given
+    assert pickle.loads(pickle.dumps(line)).line == "hi"
