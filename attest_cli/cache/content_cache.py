@@ -24,7 +24,6 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -70,6 +69,7 @@ from attest_cli.digest import bytes_digest
 from attest_cli.engine.interfaces import CacheDecision, StepContext, StoreOutcome
 from attest_cli.pathspec import covers
 from attest_cli.pipeline.model import Pipeline, Step
+from attest_cli.record import Record
 
 if TYPE_CHECKING:
     from attest_cli.cache.backends.reapi import ReapiBackend
@@ -79,12 +79,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("attest.cache")
 
 
-@dataclass
-class _MissState:
+class _MissState(Record):
     parts: KeyParts
     inputs: list[FileState]
-    walk: InputWalk | None = None  # what the key's expansion listed
-    check: RestatCheck | None = None  # started at the miss, waiting for the step to end
+    walk: InputWalk | None  # what the key's expansion listed
+    check: RestatCheck | None  # started at the miss, waiting for the step to end
+
+    def __init__(self, parts: KeyParts, inputs: list[FileState], walk: InputWalk | None = None,
+                 check: RestatCheck | None = None) -> None:
+        self.parts = parts
+        self.inputs = inputs
+        self.walk = walk
+        self.check = check
 
 
 # Helpers of :class:`RestatCheck` started before their steps run and waiting, at most: each
@@ -93,14 +99,20 @@ class _MissState:
 EARLY_CHECKS = 2
 
 
-@dataclass
-class KeyReport:
+class KeyReport(Record):
     """A step's key as it would be computed now, and how it relates to the last entry."""
 
     key: str
     parts: KeyParts
     previous: dict[str, object] | None
     changes: list[dict[str, str | None]]
+
+    def __init__(self, key: str, parts: KeyParts, previous: dict[str, object] | None,
+                 changes: list[dict[str, str | None]]) -> None:
+        self.key = key
+        self.parts = parts
+        self.previous = previous
+        self.changes = changes
 
 
 LIST_ENTRIES_FROM = 512  # steps in a pipeline from which up-to-date checks list the entries

@@ -19,11 +19,11 @@ import functools
 import platform
 import re
 from collections.abc import Container, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple
 
 from attest_cli.digest import bytes_digest
+from attest_cli.record import FrozenRecord
 
 FORMAT_VERSION = "3"  # 2: owner bits, link targets, empty dirs, outputs; 3: inline files
 
@@ -124,11 +124,13 @@ class InputState(NamedTuple):
         return f"{self._bits()}:{self.digest}"
 
 
-@dataclass(frozen=True)
-class KeyParts:
+class KeyParts(FrozenRecord):
     """Every component of one step's key, by name; the key is a digest of all of them."""
 
     items: dict[str, str]
+
+    def __init__(self, items: dict[str, str]) -> None:
+        self.__dict__.update(items=items)
 
     @cached_property
     def key(self) -> str:

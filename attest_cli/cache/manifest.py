@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import binascii
 import re
-from dataclasses import dataclass, field, fields
 from typing import Any
 
 from attest_cli import compactjson
 from attest_cli.cache.keys import encode
 from attest_cli.digest import bytes_digest
+from attest_cli.record import FrozenRecord, Record, fields_of
 
 MANIFEST_VERSION = 2  # 2: small files inline; no blob for an empty log
 # A file of at most this many bytes is held in the manifest, while the manifest's inline
@@ -37,15 +37,21 @@ INLINE_ENTRY_BYTES = 64 * 1024
 _DIGEST = re.compile(r"^blake3:[0-9a-f]{64}$")
 
 
-@dataclass(frozen=True)
-class ManifestLimits:
+class ManifestLimits(FrozenRecord):
     """What a manifest may hold (documented in docs/cache.md)."""
 
-    max_bytes: int = 64 * 1024 * 1024  # the raw JSON, checked before parsing
-    max_files: int = 200_000
-    max_path_length: int = 4096  # characters of a path or a symlink target
-    max_depth: int = 128  # components of a path
-    max_components: int = 1_000_000  # key components recorded with the entry
+    max_bytes: int  # the raw JSON, checked before parsing
+    max_files: int
+    max_path_length: int  # characters of a path or a symlink target
+    max_depth: int  # components of a path
+    max_components: int  # key components recorded with the entry
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024, max_files: int = 200_000,
+                 max_path_length: int = 4096, max_depth: int = 128,
+                 max_components: int = 1_000_000) -> None:
+        self.__dict__.update(max_bytes=max_bytes, max_files=max_files,
+                             max_path_length=max_path_length, max_depth=max_depth,
+                             max_components=max_components)
 
 
 LIMITS = ManifestLimits()
@@ -55,29 +61,47 @@ class CorruptEntry(Exception):
     """A manifest or blob that cannot be trusted; the entry is deleted and treated as a miss."""
 
 
-@dataclass(frozen=True)
-class OutputFile:
+class OutputFile(FrozenRecord):
     path: str
     kind: str  # file | symlink | dir
-    mode: int = 0o644
-    digest: str = ""  # files: blake3 of content; symlinks: blake3 of the link text
-    size: int = 0
-    target: str | None = None  # symlinks only
-    data: bytes | None = None  # files held in the manifest (inline), checked when parsed
+    mode: int
+    digest: str  # files: blake3 of content; symlinks: blake3 of the link text
+    size: int
+    target: str | None  # symlinks only
+    data: bytes | None  # files held in the manifest (inline), checked when parsed
+
+    def __init__(self, path: str, kind: str, mode: int = 0o644, digest: str = "",
+                 size: int = 0, target: str | None = None, data: bytes | None = None) -> None:
+        self.__dict__.update(path=path, kind=kind, mode=mode, digest=digest, size=size,
+                             target=target, data=data)
 
 
-@dataclass
-class Manifest:
+class Manifest(Record):
     key: str
     step: str
     files: list[OutputFile]
     log_digest: str
     log_size: int
-    exit_code: int = 0
-    wall_seconds: float = 0.0
-    created_at: float = 0.0
-    components: dict[str, str] = field(default_factory=dict)
-    version: int = MANIFEST_VERSION
+    exit_code: int
+    wall_seconds: float
+    created_at: float
+    components: dict[str, str]
+    version: int
+
+    def __init__(self, key: str, step: str, files: list[OutputFile], log_digest: str,
+                 log_size: int, exit_code: int = 0, wall_seconds: float = 0.0,
+                 created_at: float = 0.0, components: dict[str, str] | None = None,
+                 version: int = MANIFEST_VERSION) -> None:
+        self.key = key
+        self.step = step
+        self.files = files
+        self.log_digest = log_digest
+        self.log_size = log_size
+        self.exit_code = exit_code
+        self.wall_seconds = wall_seconds
+        self.created_at = created_at
+        self.components = {} if components is None else components
+        self.version = version
 
     @property
     def output_digest(self) -> str:
@@ -106,8 +130,8 @@ class Manifest:
         return dumps(data, sort_keys=True)
 
 
-_MANIFEST_FIELDS = tuple(f.name for f in fields(Manifest))
-_FILE_FIELDS = tuple(f.name for f in fields(OutputFile) if f.name != "data")
+_MANIFEST_FIELDS = fields_of(Manifest)
+_FILE_FIELDS = tuple(name for name in fields_of(OutputFile) if name != "data")
 EMPTY_DIGEST = bytes_digest(b"")
 
 

@@ -19,7 +19,6 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from attest_cli.engine.run_report import RunReport
 from attest_cli.errors import ConfigError
 from attest_cli.logging.structured import fields
 from attest_cli.metrics.tally import Tally, account, run_outcome
+from attest_cli.record import Record
 
 log = logging.getLogger("attest.history")
 
@@ -77,8 +77,7 @@ _INDEXES = "CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status);"
 _SCHEMA_MARK = zlib.crc32(repr((_SCHEMA, _ADDED_COLUMNS, _INDEXES)).encode()) & 0x7FFFFFFF
 
 
-@dataclass
-class Verification:
+class Verification(Record):
     """One verification of a receipt, as the run history records it."""
 
     kind: str
@@ -87,9 +86,16 @@ class Verification:
     duration: float
     at: float
 
+    def __init__(self, kind: str, ok: bool, reason: str | None, duration: float,
+                 at: float) -> None:
+        self.kind = kind
+        self.ok = ok
+        self.reason = reason
+        self.duration = duration
+        self.at = at
 
-@dataclass
-class RunRecord:
+
+class RunRecord(Record):
     """What ``attest history`` shows for one run."""
 
     run_id: str
@@ -102,9 +108,29 @@ class RunRecord:
     hostname: str
     steps_total: int
     steps_success: int
-    steps: list[dict[str, Any]] = field(default_factory=list)
-    cache: dict[str, dict[str, int]] = field(default_factory=dict)
-    verifications: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[dict[str, Any]]
+    cache: dict[str, dict[str, int]]
+    verifications: list[dict[str, Any]]
+
+    def __init__(self, run_id: str, pipeline: str, status: str, exit_code: int | None,
+                 started_at: float, finished_at: float | None,
+                 duration_seconds: float | None, hostname: str, steps_total: int,
+                 steps_success: int, steps: list[dict[str, Any]] | None = None,
+                 cache: dict[str, dict[str, int]] | None = None,
+                 verifications: list[dict[str, Any]] | None = None) -> None:
+        self.run_id = run_id
+        self.pipeline = pipeline
+        self.status = status
+        self.exit_code = exit_code
+        self.started_at = started_at
+        self.finished_at = finished_at
+        self.duration_seconds = duration_seconds
+        self.hostname = hostname
+        self.steps_total = steps_total
+        self.steps_success = steps_success
+        self.steps = [] if steps is None else steps
+        self.cache = {} if cache is None else cache
+        self.verifications = [] if verifications is None else verifications
 
     @property
     def cache_hits(self) -> int:

@@ -14,8 +14,7 @@ import functools
 import re
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from attest_cli.engine.events import (
     CacheChecked,
@@ -24,6 +23,7 @@ from attest_cli.engine.events import (
     StepFinished,
     VerificationFinished,
 )
+from attest_cli.record import Record
 
 # CI durations: ten milliseconds (a cached step) to an hour (a slow build).
 BUCKETS: tuple[float, ...] = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -107,14 +107,24 @@ def bucket_label(value: float) -> str:
     return "+Inf"
 
 
-@dataclass
-class Tally:
+class Tally(Record):
     """Counter increments and gauge values, keyed by :data:`SeriesKey` (thread-safe)."""
 
-    counters: dict[SeriesKey, float] = field(default_factory=dict)
-    gauges: dict[SeriesKey, float] = field(default_factory=dict)
-    version: int = 0  # bumped by every change: a rendered exposition is reused until then
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _uncompared: ClassVar[frozenset[str]] = frozenset({"_lock"})
+    _unshown: ClassVar[frozenset[str]] = frozenset({"_lock"})
+
+    counters: dict[SeriesKey, float]
+    gauges: dict[SeriesKey, float]
+    version: int  # bumped by every change: a rendered exposition is reused until then
+    _lock: threading.Lock
+
+    def __init__(self, counters: dict[SeriesKey, float] | None = None,
+                 gauges: dict[SeriesKey, float] | None = None, version: int = 0,
+                 _lock: threading.Lock | None = None) -> None:
+        self.counters = {} if counters is None else counters
+        self.gauges = {} if gauges is None else gauges
+        self.version = version
+        self._lock = threading.Lock() if _lock is None else _lock
 
     def inc(self, name: str, pipeline: str, labels: tuple[str, ...], amount: float = 1.0) -> None:
         key = (name, pipeline, labels)

@@ -7,7 +7,6 @@ key (did you mean 'needs'?)``) because users fix files in an editor, line by lin
 from __future__ import annotations
 
 import re
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from attest_cli.errors import InputError
 from attest_cli.pipeline.confine import check_declarations
 from attest_cli.pipeline.graph import find_cycle
 from attest_cli.pipeline.model import Pipeline, Step
+from attest_cli.record import fields_of
 from attest_cli.yamlfile import LocatedYAML, load_yaml
 
 TOP_KEYS = {"version", "name", "env", "steps"} | PIPELINE_SECTIONS
@@ -208,7 +208,7 @@ def _platform(doc: LocatedYAML, value: Any, where: tuple[str, ...]) -> dict[str,
 
 
 _PREPARED = 1  # the layout of prepared_form's tuples (a new one is a miss)
-_STEP_FIELDS = tuple(f.name for f in fields(Step))
+_STEP_FIELDS = fields_of(Step)
 
 
 def prepared_form(pipeline: Pipeline, doc: LocatedYAML) -> tuple[Any, ...]:
@@ -221,9 +221,10 @@ def prepared_form(pipeline: Pipeline, doc: LocatedYAML) -> tuple[Any, ...]:
 
 
 def _kept_step(row: tuple[Any, ...]) -> Step:
-    """``Step(*row)`` without the frozen dataclass's ``__init__`` (an ``object.__setattr__``
-    per field: half of rebuilding 5,000 kept steps). The row was made by
-    :func:`prepared_form` from a validated step, so only its length is checked here."""
+    """``Step(*row)`` without ``Step.__init__``: its ``__dict__`` filled from the row at
+    once (the frozen dataclass's ``__init__``, an ``object.__setattr__`` per field, was half
+    of rebuilding 5,000 kept steps). The row was made by :func:`prepared_form` from a
+    validated step, so only its length is checked here."""
     step = object.__new__(Step)
     step.__dict__.update(zip(_STEP_FIELDS, row, strict=True))
     return step

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from attest_cli.escaping import escape_control
+from attest_cli.record import as_dict
 from attest_cli.render.figures import duration
 
 if TYPE_CHECKING:
@@ -44,7 +44,8 @@ def as_table(records: list[RunRecord]) -> str:
 def as_json(records: list[RunRecord]) -> list[dict[str, Any]]:
     out = []
     for r in records:
-        item = asdict(r)
+        # shallow (asdict copied the steps, lookups and verifications): only dumped
+        item = as_dict(r)
         item["cache_hits"] = r.cache_hits
         item["cache_lookups"] = r.cache_lookups
         out.append(item)

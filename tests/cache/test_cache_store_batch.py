@@ -3,7 +3,6 @@ the run ends with one file-system sync. A crash never leaves an entry that resto
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 
@@ -179,6 +178,7 @@ def test_storing_reads_each_output_once_and_stores_its_digest(
 
 @pytest.mark.unit
 def test_outputs_described_without_contents_differ_only_in_file_digests(tmp_path: Path) -> None:
+    from attest_cli.cache.manifest import OutputFile
     from attest_cli.cache.outputs import describe
 
     (tmp_path / "d" / "sub").mkdir(parents=True)
@@ -190,6 +190,8 @@ def test_outputs_described_without_contents_differ_only_in_file_digests(tmp_path
     full, missing = describe(tmp_path, patterns, StatIndex(None))
     bare, missing_bare = describe(tmp_path, patterns, StatIndex(None), contents=False)
     assert missing == missing_bare == ["missing.txt"]
-    assert [dataclasses.replace(f, digest="") if f.kind == "file" else f for f in full] == bare
+    assert [OutputFile(path=f.path, kind=f.kind, mode=f.mode, digest="", size=f.size,
+                       target=f.target, data=f.data) if f.kind == "file" else f
+            for f in full] == bare
     assert all(f.digest == "" for f in bare if f.kind == "file")
     assert {f.kind for f in bare} == {"dir", "file", "symlink"}

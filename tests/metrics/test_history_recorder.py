@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -32,8 +31,9 @@ def run_events(tmp_path: Path, run_id: str, status: str, *, hit: bool) -> list[o
     build = StepResult(name="build", command="make", status="cached" if hit else status,
                        exit_code=0 if status == "success" else 2, wall_seconds=1.5,
                        cache_hit=hit, cache_backend="local")
-    finished = replace(report, steps=[build], status=status, finished_at=T0 + 2,
-                       exit_code=0 if status == "success" else 1)
+    finished = RunReport(run_id=run_id, pipeline="p", pipeline_file="attest.yaml",
+                         started_at=T0, hostname="h", steps=[build], status=status,
+                         finished_at=T0 + 2, exit_code=0 if status == "success" else 1)
     return [
         RunStarted(run_id=run_id, pipeline=pipeline, selected=("build",), parallel=1,
                    report=report, at=T0),

@@ -15,12 +15,12 @@ import stat
 import subprocess
 import sys
 import threading
-from dataclasses import FrozenInstanceError
 from pathlib import Path
 
 import pytest
 import yaml
 
+from attest_cli.record import FrozenError
 from tests.support import REPO, attest, write_pipeline
 
 PIPELINE = """
@@ -231,9 +231,9 @@ def test_observers_get_frozen_reports_and_step_results_never_change_after_public
     started = next(e for e in seen if isinstance(e, RunStarted))
     finished = next(e for e in seen if isinstance(e, RunFinished))
     for snap in (started.report, finished.report):
-        with pytest.raises(FrozenInstanceError):
+        with pytest.raises(FrozenError):
             snap.status = "failure"
-    with pytest.raises(FrozenInstanceError):
+    with pytest.raises(FrozenError):
         finished.report.steps[0].status = "failure"
     assert started.report.status == "running" and started.report.steps == ()
     assert finished.report.status == "success"

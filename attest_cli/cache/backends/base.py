@@ -9,8 +9,9 @@ caller (the circuit breaker) can degrade instead of failing the run.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Protocol
+
+from attest_cli.record import FrozenRecord
 
 
 class BackendUnavailable(Exception):
@@ -21,11 +22,13 @@ class MalformedObject(Exception):
     """A stored object breaks a bound or its format (:mod:`.bounded`): a corrupt entry."""
 
 
-@dataclass(frozen=True)
-class StoredObject:
+class StoredObject(FrozenRecord):
     key: str
     size: int
     last_used: float  # seconds since the epoch (last read or write, as well as known)
+
+    def __init__(self, key: str, size: int, last_used: float) -> None:
+        self.__dict__.update(key=key, size=size, last_used=last_used)
 
 
 class CacheBackend(Protocol):
