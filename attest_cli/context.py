@@ -8,27 +8,38 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from attest_cli.config.layers import ConfigSources, Settings, load_settings
+from attest_cli.record import Record
 from attest_cli.yamlfile import LocatedYAML, load_yaml
 
 DEFAULT_PIPELINE = "attest.yaml"
 
 
-@dataclass
-class AppContext:
+class AppContext(Record):
     """Where attest runs, its environment and streams: what a command may touch."""
 
-    workdir: Path = field(default_factory=Path.cwd)
-    environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
-    config_file: Path | None = None
-    verbose: int = 0
-    quiet: bool = False
-    stdout: TextIO = field(default_factory=lambda: sys.stdout)
-    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    workdir: Path
+    environ: dict[str, str]
+    config_file: Path | None
+    verbose: int
+    quiet: bool
+    stdout: TextIO
+    stderr: TextIO
+
+    def __init__(self, workdir: Path | None = None, environ: dict[str, str] | None = None,
+                 config_file: Path | None = None, verbose: int = 0, quiet: bool = False,
+                 stdout: TextIO | None = None, stderr: TextIO | None = None) -> None:
+        # the defaults are read when the context is made (tests swap the streams)
+        self.workdir = Path.cwd() if workdir is None else workdir
+        self.environ = dict(os.environ) if environ is None else environ
+        self.config_file = config_file
+        self.verbose = verbose
+        self.quiet = quiet
+        self.stdout = sys.stdout if stdout is None else stdout
+        self.stderr = sys.stderr if stderr is None else stderr
 
     @property
     def state_dir(self) -> Path:

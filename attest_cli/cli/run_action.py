@@ -8,13 +8,13 @@ the same :class:`RunArgs` to :func:`perform`.
 from __future__ import annotations
 
 import gc
-from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from attest_cli.cli.common import check_run_flags, configure_logging, settle_collector
 from attest_cli.errors import UsageError
+from attest_cli.record import Record
 
 if TYPE_CHECKING:
     from attest_cli.context import AppContext
@@ -49,40 +49,80 @@ class LogLevel(str, Enum):
     error = "error"
 
 
-@dataclass
-class RunArgs:
+class RunArgs(Record):
     """``attest run``'s parameters as parsed, one field per option (the names and defaults
     of :func:`attest_cli.cli.run.run`'s parameters; a test holds the two together)."""
 
-    step_names: list[str] | None = None
-    pipeline: Path | None = None
-    parallel: int | None = None
-    step: list[str] = field(default_factory=list)
-    dry_run: bool = False
-    plan_format: PlanFormat = PlanFormat.text
-    no_cache: bool = False
-    keep_going: bool = False
-    timeout: float | None = None
-    sign: bool = False
-    verify: bool = False
-    policy: Path | None = None
-    output: Path | None = None
-    expires_in: str | None = None
-    report: Path | None = None
-    junit: Path | None = None
-    trace: bool = False
-    remote_exec: bool = False
-    profile: Profile | None = None
-    profile_output: Path | None = None
-    native: bool = False
-    profile_steps: bool = False
-    log_level: LogLevel | None = None
-    log_format: LogFormat | None = None
-    metrics_file: Path | None = None
-    verbose: int = 0
-    quiet: bool = False
-    raw_output: bool = False
+    step_names: list[str] | None
+    pipeline: Path | None
+    parallel: int | None
+    step: list[str]
+    dry_run: bool
+    plan_format: PlanFormat
+    no_cache: bool
+    keep_going: bool
+    timeout: float | None
+    sign: bool
+    verify: bool
+    policy: Path | None
+    output: Path | None
+    expires_in: str | None
+    report: Path | None
+    junit: Path | None
+    trace: bool
+    remote_exec: bool
+    profile: Profile | None
+    profile_output: Path | None
+    native: bool
+    profile_steps: bool
+    log_level: LogLevel | None
+    log_format: LogFormat | None
+    metrics_file: Path | None
+    verbose: int
+    quiet: bool
+    raw_output: bool
 
+    def __init__(self, step_names: list[str] | None = None, pipeline: Path | None = None,
+                 parallel: int | None = None, step: list[str] | None = None,
+                 dry_run: bool = False, plan_format: PlanFormat = PlanFormat.text,
+                 no_cache: bool = False, keep_going: bool = False,
+                 timeout: float | None = None, sign: bool = False, verify: bool = False,
+                 policy: Path | None = None, output: Path | None = None,
+                 expires_in: str | None = None, report: Path | None = None,
+                 junit: Path | None = None, trace: bool = False, remote_exec: bool = False,
+                 profile: Profile | None = None, profile_output: Path | None = None,
+                 native: bool = False, profile_steps: bool = False,
+                 log_level: LogLevel | None = None, log_format: LogFormat | None = None,
+                 metrics_file: Path | None = None, verbose: int = 0, quiet: bool = False,
+                 raw_output: bool = False) -> None:
+        self.step_names = step_names
+        self.pipeline = pipeline
+        self.parallel = parallel
+        self.step = [] if step is None else step
+        self.dry_run = dry_run
+        self.plan_format = plan_format
+        self.no_cache = no_cache
+        self.keep_going = keep_going
+        self.timeout = timeout
+        self.sign = sign
+        self.verify = verify
+        self.policy = policy
+        self.output = output
+        self.expires_in = expires_in
+        self.report = report
+        self.junit = junit
+        self.trace = trace
+        self.remote_exec = remote_exec
+        self.profile = profile
+        self.profile_output = profile_output
+        self.native = native
+        self.profile_steps = profile_steps
+        self.log_level = log_level
+        self.log_format = log_format
+        self.metrics_file = metrics_file
+        self.verbose = verbose
+        self.quiet = quiet
+        self.raw_output = raw_output
 
 def perform(app: AppContext, args: RunArgs) -> None:
     """Run the pipeline as ``args`` say; raises what the run's outcome maps to (exit codes

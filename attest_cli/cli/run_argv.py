@@ -17,12 +17,12 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from attest_cli.cli.run_action import LogFormat, LogLevel, PlanFormat, Profile, RunArgs
+from attest_cli.record import Record
 
 FLAG = "flag"  # True when present
 COUNT = "count"  # +1 each time (-vv)
@@ -100,13 +100,16 @@ class _Unsure(Exception):
     """The line is one for Typer to parse (and, if it is wrong, to explain)."""
 
 
-@dataclass
-class QuickRun:
+class QuickRun(Record):
     """A parsed ``attest run`` line: the root options (:func:`~attest_cli.cli.common.
     root_context`'s arguments) and the run's."""
 
-    root: dict[str, Any] = field(default_factory=dict)
-    run: RunArgs = field(default_factory=RunArgs)
+    root: dict[str, Any]
+    run: RunArgs
+
+    def __init__(self, root: dict[str, Any] | None = None, run: RunArgs | None = None) -> None:
+        self.root = {} if root is None else root
+        self.run = RunArgs() if run is None else run
 
 
 def parse_run(args: list[str], environ: Mapping[str, str]) -> QuickRun | None:

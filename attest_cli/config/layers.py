@@ -9,13 +9,13 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from attest_cli.atomic import write_atomic
 from attest_cli.config.schema import ENV_ALIASES, KEYS, env_name, lookup, suggest
 from attest_cli.errors import ConfigError, InputError
+from attest_cli.record import Record
 from attest_cli.yamlfile import LocatedYAML, load_yaml
 
 PROJECT_FILE = Path(".attest") / "config.yaml"
@@ -38,17 +38,23 @@ class Assignment(NamedTuple):  # not a frozen dataclass: ~0.8 ms less start-up
     line: int | None = None
 
 
-@dataclass
-class Settings:
+class Settings(Record):
     """The merged configuration: a typed value and an origin for every key.
 
     ``trail`` keeps every layer's assignment of a key, lowest first, so a value that a
     higher layer overrode can still be reported (:mod:`attest_cli.config.shadowing`).
     """
 
-    values: dict[str, Any] = field(default_factory=dict)
-    origins: dict[str, str] = field(default_factory=dict)
-    trail: dict[str, list[Assignment]] = field(default_factory=dict)
+    values: dict[str, Any]
+    origins: dict[str, str]
+    trail: dict[str, list[Assignment]]
+
+    def __init__(self, values: dict[str, Any] | None = None,
+                 origins: dict[str, str] | None = None,
+                 trail: dict[str, list[Assignment]] | None = None) -> None:
+        self.values = {} if values is None else values
+        self.origins = {} if origins is None else origins
+        self.trail = {} if trail is None else trail
 
     def __getitem__(self, key: str) -> Any:
         lookup(key)
@@ -142,17 +148,27 @@ def apply_env(settings: Settings, environ: Mapping[str, str]) -> None:
             settings.assign(key, value, f"env {var}", source=var)
 
 
-@dataclass
-class ConfigSources:
+class ConfigSources(Record):
     """Where each layer lives for one invocation (built once by the CLI, passed down)."""
 
     workdir: Path
-    explicit: Path | None = None  # --config or ATTEST_CONFIG
-    pipeline_doc: LocatedYAML | None = None
-    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    flags: dict[str, Any] = field(default_factory=dict)
+    explicit: Path | None  # --config or ATTEST_CONFIG
+    pipeline_doc: LocatedYAML | None
+    environ: Mapping[str, str]
+    flags: dict[str, Any]
     # where ``attest run`` keeps parses of unchanged files (attest_cli.yamlcache); None: parse
-    kept_parses: Path | None = None
+    kept_parses: Path | None
+
+    def __init__(self, workdir: Path, explicit: Path | None = None,
+                 pipeline_doc: LocatedYAML | None = None,
+                 environ: Mapping[str, str] | None = None, flags: dict[str, Any] | None = None,
+                 kept_parses: Path | None = None) -> None:
+        self.workdir = workdir
+        self.explicit = explicit
+        self.pipeline_doc = pipeline_doc
+        self.environ = dict(os.environ) if environ is None else environ
+        self.flags = {} if flags is None else flags
+        self.kept_parses = kept_parses
 
     def load(self, path: Path) -> LocatedYAML:
         if self.kept_parses is None:

@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from attest_cli.record import Record, as_dict
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -24,7 +26,18 @@ class Plan:
 def render_json(plan: Plan) -> str:
     return json.dumps({"pipeline": plan.pipeline, "dry_run": True,
                        "would_run": len(plan.steps) - plan.cached, "cached": plan.cached,
-                       "steps": [dataclasses.asdict(s) for s in plan.steps]}, indent=2) + "\n"
+                       "steps": [_plain(s) for s in plan.steps]},
+                      indent=2, default=_plain) + "\n"
+
+
+def _plain(value: Any) -> dict[str, Any]:
+    """A step, or its prediction, as its fields (``json.dumps`` asks again for those nested):
+    a record's (``PlannedStep``) or a dataclass's, as ``dataclasses.asdict`` gave them."""
+    if isinstance(value, Record):
+        return as_dict(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def render_text(plan: Plan) -> str:

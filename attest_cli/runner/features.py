@@ -14,8 +14,9 @@ call :meth:`RunContext.fail`); the service decides it once.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
+
+from attest_cli.record import Record
 
 if TYPE_CHECKING:
     from attest_cli.config.layers import Settings
@@ -32,31 +33,59 @@ THIRD_PARTY_ORDER = 1000  # a feature that declares no ``order`` attaches after 
 FEATURE_FIELDS = frozenset({"cache", "receipt", "trace_id"})
 
 
-@dataclass
-class RunOptions:
+class RunOptions(Record):
     """Every option of ``attest run`` (SPEC §2); features read the ones they own."""
 
-    pipeline: str | None = None
-    parallel: int | None = None
-    steps: list[str] = field(default_factory=list)
-    dry_run: bool = False
-    no_cache: bool = False
-    keep_going: bool = False
-    timeout: float | None = None
-    sign: bool = False
-    verify: bool = False
-    policy: str | None = None
-    output: str | None = None
-    report: str | None = None
-    trace: bool = False
-    profile: str | None = None
-    profile_output: str | None = None
-    profile_steps: bool = False  # --profile memory --profile-steps: memray in Python steps
-    metrics_file: str | None = None
-    expires_in: str | None = None
-    junit: str | None = None
-    remote_exec: bool = False  # --remote-exec: execution.backend reapi for this run
+    pipeline: str | None
+    parallel: int | None
+    steps: list[str]
+    dry_run: bool
+    no_cache: bool
+    keep_going: bool
+    timeout: float | None
+    sign: bool
+    verify: bool
+    policy: str | None
+    output: str | None
+    report: str | None
+    trace: bool
+    profile: str | None
+    profile_output: str | None
+    profile_steps: bool  # --profile memory --profile-steps: memray in Python steps
+    metrics_file: str | None
+    expires_in: str | None
+    junit: str | None
+    remote_exec: bool  # --remote-exec: execution.backend reapi for this run
 
+    def __init__(self, pipeline: str | None = None, parallel: int | None = None,
+                 steps: list[str] | None = None, dry_run: bool = False,
+                 no_cache: bool = False, keep_going: bool = False,
+                 timeout: float | None = None, sign: bool = False, verify: bool = False,
+                 policy: str | None = None, output: str | None = None,
+                 report: str | None = None, trace: bool = False, profile: str | None = None,
+                 profile_output: str | None = None, profile_steps: bool = False,
+                 metrics_file: str | None = None, expires_in: str | None = None,
+                 junit: str | None = None, remote_exec: bool = False) -> None:
+        self.pipeline = pipeline
+        self.parallel = parallel
+        self.steps = [] if steps is None else steps
+        self.dry_run = dry_run
+        self.no_cache = no_cache
+        self.keep_going = keep_going
+        self.timeout = timeout
+        self.sign = sign
+        self.verify = verify
+        self.policy = policy
+        self.output = output
+        self.report = report
+        self.trace = trace
+        self.profile = profile
+        self.profile_output = profile_output
+        self.profile_steps = profile_steps
+        self.metrics_file = metrics_file
+        self.expires_in = expires_in
+        self.junit = junit
+        self.remote_exec = remote_exec
 
 @runtime_checkable
 class RunFeature(Protocol):

@@ -15,7 +15,6 @@ import os
 import signal
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +31,7 @@ from attest_cli.errors import AttestError
 from attest_cli.logging.observer import RunLogObserver
 from attest_cli.logging.structured import RunLogScope
 from attest_cli.pipeline.model import Pipeline
+from attest_cli.record import Record
 from attest_cli.retention import apply_retention
 from attest_cli.runner.features import RunContext, RunOptions
 from attest_cli.runner.loading import Loaded, load, run_secrets
@@ -233,8 +233,7 @@ def _close_failed(report: RunReport, run: RunContext, path: Path, exc: BaseExcep
         log.warning("could not record the end of the run in %s: %s", path, err)
 
 
-@dataclass
-class PlannedStep:
+class PlannedStep(Record):
     """One step of a dry run's plan: predicted cached or run, and why."""
 
     name: str
@@ -243,7 +242,17 @@ class PlannedStep:
     level: int
     cache: bool
     timeout: float | None
-    prediction: Prediction | None = None  # restored or run, and why (the cache's probe)
+    prediction: Prediction | None  # restored or run, and why (the cache's probe)
+
+    def __init__(self, name: str, command: str, needs: list[str], level: int, cache: bool,
+                 timeout: float | None, prediction: Prediction | None = None) -> None:
+        self.name = name
+        self.command = command
+        self.needs = needs
+        self.level = level
+        self.cache = cache
+        self.timeout = timeout
+        self.prediction = prediction
 
 
 def plan(ctx: AppContext, options: RunOptions) -> tuple[Pipeline, list[PlannedStep]]:

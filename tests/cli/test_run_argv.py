@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 from enum import Enum
@@ -15,6 +16,7 @@ from attest_cli.cli import run as cli_run
 from attest_cli.cli import run_argv
 from attest_cli.cli.run_action import RunArgs
 from attest_cli.context import AppContext
+from attest_cli.record import fields_of
 
 
 def _kind_of(param: Any) -> object:
@@ -67,7 +69,8 @@ def test_the_tables_say_what_the_typer_declarations_say(which: str) -> None:
     assert {opt: (dest, _table_kind(kind)) for opt, (dest, kind) in table.items()} == expected
     if which == "run":  # RunArgs: one field per parameter of `run`, in the same order
         params = [p.name for p in command.params if p.name != "help"]
-        assert params == list(RunArgs.__dataclass_fields__)
+        assert params == list(fields_of(RunArgs))
+        assert list(inspect.signature(RunArgs).parameters) == params  # and its __init__'s
 
 
 def _typer_parse(args: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, Any],

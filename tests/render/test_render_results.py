@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from attest_cli.attestation.verify import Check, VerificationResult
@@ -22,6 +21,7 @@ from attest_cli.render.registry import (
     STORED_RESULTS,
     VERIFICATION,
 )
+from attest_cli.runner.service import PlannedStep
 
 
 def test_durations_read_the_same_in_progress_views_and_history() -> None:
@@ -82,27 +82,20 @@ def test_cache_stats_table_in_decimal_units_and_says_why_a_backend_is_missing() 
     assert json.loads(CACHE_STATS.render("json", rows)) == {"backends": rows}
 
 
-@dataclass
-class _Step:  # the shape of run.PlannedStep
-    name: str
-    command: str
-    needs: list[str]
-    level: int
-    cache: bool
-    timeout: float | None
-    prediction: Prediction | None = None
-
-
 def test_the_dry_run_plan_counts_predictions() -> None:
-    plan = Plan("demo", [_Step("build", "make", [], 0, True, None,
-                               Prediction("build", "cached", backend="local")),
-                         _Step("test", "pytest", ["build"], 1, False, 30.0)])
+    plan = Plan("demo", [PlannedStep("build", "make", [], 0, True, None,
+                                     Prediction("build", "cached", backend="local")),
+                         PlannedStep("test", "pytest", ["build"], 1, False, 30.0)])
     assert RUN_PLAN.render("text", plan) == (
         "demo: 2 step(s) planned, 1 would run, 1 cached (dry run, nothing executed)\n"
         "  [1] build: make  -> cached (local)\n"
         "  [2] test: pytest  needs: build  (cache off, timeout 30s)\n")
     doc = json.loads(RUN_PLAN.render("json", plan))
     assert (doc["would_run"], doc["cached"], doc["steps"][1]["needs"]) == (1, 1, ["build"])
+    assert doc["steps"][0] == {  # the prediction nested as its fields, as asdict gave it
+        "name": "build", "command": "make", "needs": [], "level": 0, "cache": True,
+        "timeout": None, "prediction": {"step": "build", "status": "cached",
+                                        "backend": "local", "reason": None, "key": None}}
 
 
 def _benchmark() -> BenchmarkResult:
