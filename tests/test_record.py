@@ -77,3 +77,44 @@ def test_compact_json_writes_a_record_as_its_fields() -> None:
     # the standard library's path (a lone surrogate orjson refuses) writes the same
     assert compactjson.loads(compactjson.dumps([Key("\udcff", ("b",))])) == \
         [{"name": "\udcff", "parts": ["b"]}]
+
+
+def _records() -> list[type[Record]]:
+    import importlib
+    import pkgutil
+
+    import attest_cli
+
+    for info in pkgutil.walk_packages(attest_cli.__path__, "attest_cli."):
+        if info.name.endswith(("__main__", "launcher_server")):
+            continue
+        try:
+            importlib.import_module(info.name)
+        except ImportError:  # an optional dependency this interpreter lacks
+            continue
+    found: list[type[Record]] = []
+    todo = list(Record.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if cls.__module__.startswith("attest_cli.") and cls.__module__ != "attest_cli.record":
+            found.append(cls)
+    return found
+
+
+def test_every_records_init_takes_its_fields_in_order() -> None:
+    # a record's fields are its annotations, read from the class (postponed: strings), and
+    # its __init__ is written by hand: the two must name the same fields in the same order,
+    # or repr, == and as_dict would silently skip or invent one
+    import inspect
+
+    records = _records()
+    assert len(records) >= 40
+    for cls in records:
+        assert cls._fields, cls
+        if "__init__" not in vars(cls):  # a snapshot subclass, built by copying
+            continue
+        params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+        assert sorted(p.name for p in params) == sorted(cls._fields), cls
+        positional = [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
+        assert positional == [f for f in cls._fields if f in positional], cls

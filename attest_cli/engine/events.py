@@ -38,6 +38,20 @@ class Event(FrozenRecord):
     def __init__(self, *, at: float | None = None) -> None:
         self.__dict__.update(at=time.time() if at is None else at)
 
+    if not TYPE_CHECKING:  # to mypy, an event has the attributes its class declares
+
+        def __getattr__(self, name: str) -> float:
+            """``at`` of an event whose class does not set it: a run feature's own event written
+            as a frozen dataclass (as attest's were) gets a generated ``__init__`` that knows
+            only its own fields. Its time is then when it is first read: by the observers the bus
+            delivers it to, as it is published. Costs attest's events nothing: Python asks only
+            for an attribute the instance lacks."""
+            if name != "at":
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            value = time.time()
+            self.__dict__["at"] = value
+            return value
+
 
 # RunStarted and RunFinished carry a frozen snapshot of the report (RunReport.snapshot()):
 # assigning to it raises, and the run's later changes never reach an observer.

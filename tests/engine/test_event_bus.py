@@ -96,3 +96,30 @@ def test_an_event_is_a_read_only_message_compared_by_identity() -> None:
         StepOutput("a", "hi", 1.0)  # type: ignore[call-arg]  # `at` is keyword-only
     assert StepOutput(step="a", line="hi").at > 0  # "now" unless given
     assert pickle.loads(pickle.dumps(line)).line == "hi"
+
+
+def test_a_features_own_event_written_as_a_frozen_dataclass_still_works() -> None:
+    # attest's events were dataclasses, and a run feature may publish one of its own
+    # written the same way (docs/architecture.md): its generated __init__ knows only its
+    # own fields, and `at` is then the time it was first read, by an observer
+    import dataclasses
+    import time
+
+    @dataclasses.dataclass(frozen=True, eq=False)
+    class Uploaded(Event):
+        url: str
+
+    seen: list[tuple[str, float]] = []
+    bus = EventBus()
+    bus.subscribe(lambda e: seen.append((e.url, e.at)) if isinstance(e, Uploaded) else None)
+    before = time.time()
+    event = Uploaded(url="https://example.invalid/x")
+    bus.publish(event)
+    assert seen and seen[0][0] == "https://example.invalid/x"
+    assert before <= seen[0][1] <= time.time()
+    assert event.at == seen[0][1]  # read once, then kept
+    with pytest.raises(AttributeError):
+        event.url = "y"  # type: ignore[misc]
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        event.nope  # type: ignore[attr-defined]  # noqa: B018
+    assert event != Uploaded(url="https://example.invalid/x")  # a message: by identity
