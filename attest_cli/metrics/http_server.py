@@ -23,12 +23,12 @@ import socket
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from attest_cli.config.layers import Settings
 from attest_cli.errors import ConfigError
+from attest_cli.record import FrozenRecord
 
 if TYPE_CHECKING:  # asyncio is imported on the server's own thread (~20 ms off the run's path)
     import asyncio
@@ -43,16 +43,22 @@ LOOPBACK = "127.0.0.1"
 TRACE = 5  # the level of per-connection chatter (a refused or timed-out client)
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(FrozenRecord):
     """Every bound of the server (figures documented in docs/metrics.md)."""
 
-    max_connections: int = 256  # open at once; at the cap the oldest idle one is closed
-    workers: int = 4  # threads answering complete requests
-    idle_timeout: float = 10.0  # seconds to receive a whole request head (and keep-alive idle)
-    write_timeout: float = 10.0  # seconds to send a response to a client that does not read
-    max_head_bytes: int = 16_384  # request line + headers
-    backlog: int = 128  # 50 scrapers connecting at once must not be refused
+    max_connections: int  # open at once; at the cap the oldest idle one is closed
+    workers: int  # threads answering complete requests
+    idle_timeout: float  # seconds to receive a whole request head (and keep-alive idle)
+    write_timeout: float  # seconds to send a response to a client that does not read
+    max_head_bytes: int  # request line + headers
+    backlog: int  # 50 scrapers connecting at once must not be refused
+
+    def __init__(self, max_connections: int = 256, workers: int = 4,
+                 idle_timeout: float = 10.0, write_timeout: float = 10.0,
+                 max_head_bytes: int = 16_384, backlog: int = 128) -> None:
+        self.__dict__.update(max_connections=max_connections, workers=workers,
+                             idle_timeout=idle_timeout, write_timeout=write_timeout,
+                             max_head_bytes=max_head_bytes, backlog=backlog)
 
 
 def parse_endpoint(value: str, where: str) -> tuple[str, int]:

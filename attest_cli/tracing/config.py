@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from attest_cli.config.layers import Settings
 from attest_cli.config.schema import parse_duration
+from attest_cli.record import Record
 
 DEFAULT_ENDPOINTS = {
     ("otlp", "http/protobuf"): "http://localhost:4318/v1/traces",
@@ -30,22 +30,42 @@ DEFAULT_ENDPOINTS = {
 OTLP_HTTP_PORT, OTLP_GRPC_PORT = 4318, 4317
 
 
-@dataclass
-class TracingConfig:
+class TracingConfig(Record):
     enabled: bool
-    service_name: str = "attest"
-    exporter: str = "otlp"
-    endpoint: str = ""
-    protocol: str = "http/protobuf"
-    headers: dict[str, str] = field(default_factory=dict)
-    timeout: float = 5.0
-    rate: float = 1.0
-    always_sample_errors: bool = True
-    max_buffered_spans: int = 10000
-    resource_attributes: dict[str, str] = field(default_factory=dict)
-    disabled_by: str | None = None  # why tracing is off although configured on
+    service_name: str
+    exporter: str
+    endpoint: str
+    protocol: str
+    headers: dict[str, str]
+    timeout: float
+    rate: float
+    always_sample_errors: bool
+    max_buffered_spans: int
+    resource_attributes: dict[str, str]
+    disabled_by: str | None  # why tracing is off although configured on
     # True when nothing named an exporter or endpoint, so spans go to the file exporter
-    defaulted_to_file: bool = False
+    defaulted_to_file: bool
+
+    def __init__(self, enabled: bool, service_name: str = "attest", exporter: str = "otlp",
+                 endpoint: str = "", protocol: str = "http/protobuf",
+                 headers: dict[str, str] | None = None, timeout: float = 5.0,
+                 rate: float = 1.0, always_sample_errors: bool = True,
+                 max_buffered_spans: int = 10000,
+                 resource_attributes: dict[str, str] | None = None,
+                 disabled_by: str | None = None, defaulted_to_file: bool = False) -> None:
+        self.enabled = enabled
+        self.service_name = service_name
+        self.exporter = exporter
+        self.endpoint = endpoint
+        self.protocol = protocol
+        self.headers = {} if headers is None else headers
+        self.timeout = timeout
+        self.rate = rate
+        self.always_sample_errors = always_sample_errors
+        self.max_buffered_spans = max_buffered_spans
+        self.resource_attributes = {} if resource_attributes is None else resource_attributes
+        self.disabled_by = disabled_by
+        self.defaulted_to_file = defaulted_to_file
 
     @property
     def wire(self) -> str:

@@ -9,7 +9,8 @@ by its first four fields and may carry more after a dash.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from attest_cli.record import FrozenRecord
 
 _HEX = "0123456789abcdef"
 _PARENT_00 = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
@@ -24,14 +25,16 @@ MAX_TRACESTATE_MEMBERS = 32
 ATTEST_KEY = "attest"
 
 
-@dataclass(frozen=True)
-class TraceParent:
+class TraceParent(FrozenRecord):
     """A parsed ``traceparent``: ids as integers, ``sampled`` from bit 0 of the flags."""
 
     trace_id: int
     span_id: int
     flags: int
-    version: int = 0
+    version: int
+
+    def __init__(self, trace_id: int, span_id: int, flags: int, version: int = 0) -> None:
+        self.__dict__.update(trace_id=trace_id, span_id=span_id, flags=flags, version=version)
 
     @property
     def sampled(self) -> bool:

@@ -19,9 +19,9 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
+from attest_cli.record import Record
 from attest_cli.tracing.context import TraceParent, ratio_keeps
 from attest_cli.tracing.spans import to_readable
 
@@ -159,16 +159,27 @@ class ExportQueue:
         return 0
 
 
-@dataclass
-class _Trace:
+class _Trace(Record):
     head: bool
     root_span_id: int
-    keep: bool | None = None  # None: undecided
-    error: bool = False
-    root_ended: bool = False
-    open: int = 0
-    buffer: deque[SpanLike] = field(default_factory=deque)
-    dropped: int = 0
+    keep: bool | None  # None: undecided
+    error: bool
+    root_ended: bool
+    open: int
+    buffer: deque[SpanLike]
+    dropped: int
+
+    def __init__(self, head: bool, root_span_id: int, keep: bool | None = None,
+                 error: bool = False, root_ended: bool = False, open: int = 0,
+                 buffer: deque[SpanLike] | None = None, dropped: int = 0) -> None:
+        self.head = head
+        self.root_span_id = root_span_id
+        self.keep = keep
+        self.error = error
+        self.root_ended = root_ended
+        self.open = open
+        self.buffer = deque() if buffer is None else buffer
+        self.dropped = dropped
 
 
 class TailSamplingProcessor:
