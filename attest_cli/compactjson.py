@@ -23,13 +23,13 @@ def dumps(obj: Any, *, sort_keys: bool = False, newline: bool = False) -> bytes:
     option = (orjson.OPT_SORT_KEYS if sort_keys else 0) | \
         (orjson.OPT_APPEND_NEWLINE if newline else 0)
     try:
-        return orjson.dumps(obj, default=_fields, option=option)
+        return orjson.dumps(obj, default=fields_dict, option=option)
     except orjson.JSONEncodeError:
-        text = json.dumps(obj, separators=(",", ":"), sort_keys=sort_keys, default=_fields)
+        text = json.dumps(obj, separators=(",", ":"), sort_keys=sort_keys, default=fields_dict)
         return (text + "\n" if newline else text).encode("ascii")
 
 
-def _fields(obj: Any) -> dict[str, Any]:
+def fields_dict(obj: Any) -> dict[str, Any]:
     """A record's (or, for the standard library, a dataclass instance's) fields, in order:
     what orjson writes for a dataclass."""
     if isinstance(obj, Record):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
 
-from attest_cli.record import Record, as_dict
+from attest_cli.compactjson import fields_dict
 
 
 @dataclass(frozen=True)
@@ -26,18 +25,8 @@ class Plan:
 def render_json(plan: Plan) -> str:
     return json.dumps({"pipeline": plan.pipeline, "dry_run": True,
                        "would_run": len(plan.steps) - plan.cached, "cached": plan.cached,
-                       "steps": [_plain(s) for s in plan.steps]},
-                      indent=2, default=_plain) + "\n"
-
-
-def _plain(value: Any) -> dict[str, Any]:
-    """A step, or its prediction, as its fields (``json.dumps`` asks again for those nested):
-    a record's (``PlannedStep``) or a dataclass's, as ``dataclasses.asdict`` gave them."""
-    if isinstance(value, Record):
-        return as_dict(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+                       "steps": [fields_dict(s) for s in plan.steps]},
+                      indent=2, default=fields_dict) + "\n"  # nested: asked again
 
 
 def render_text(plan: Plan) -> str:
